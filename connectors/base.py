@@ -1,0 +1,327 @@
+"""The connector runtime: one loop that turns a `ConnectorSpec` into pages of raw records.
+
+It builds a request, sends it with an injected `httpx.AsyncClient`, retries what is retryable
+(honouring Retry-After), maps the status to the error tree, parses the page and asks the paginator
+for the next request. A page's next request is a plain `PageRequest`, so a checkpoint can store it and
+a resumed run can start from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Self
+from urllib.parse import quote
+
+import httpx
+import orjson
+from pydantic import SecretStr
+
+from connectors.errors import (
+    ConnectorError,
+    FatalError,
+    MalformedPage,
+    PaginationLimit,
+    PaginationLoop,
+    RetryableError,
+    error_for_response,
+    redact,
+)
+from connectors.pagination import PageView
+from connectors.paths import MISSING, lookup
+from connectors.spec import CollectionSpec, ConnectorSpec
+
+__all__ = ["Connector", "Hooks", "Page", "PageGuard", "PageRequest", "to_iso"]
+
+logger = logging.getLogger(__name__)
+
+RetryAfterHook = Callable[[httpx.Response], float | None]
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """The Python an odd API may add to its YAML (`connectors/<app>/hooks.py`)."""
+
+    retry_after: RetryAfterHook | None = None
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """One page's request in a form a checkpoint can store (auth is added when it is sent)."""
+
+    method: str
+    url: str
+    body: bytes | None = None
+
+    def to_json(self) -> str:
+        return orjson.dumps(
+            {"method": self.method, "url": self.url, "body": self.body.decode() if self.body else None}
+        ).decode()
+
+    @classmethod
+    def from_json(cls, text: str) -> PageRequest:
+        data = orjson.loads(text)
+        body = data.get("body")
+        return cls(method=data["method"], url=data["url"], body=body.encode() if body else None)
+
+    @classmethod
+    def from_httpx(cls, request: httpx.Request) -> PageRequest:
+        return cls(method=request.method, url=str(request.url), body=request.content or None)
+
+
+@dataclass(frozen=True)
+class Page:
+    """Raw records of one page and the request for the next one (None at the end)."""
+
+    records: list[dict[str, Any]]
+    next: PageRequest | None
+    url: str
+
+
+class PageGuard:
+    """Stops a listing that loops (the same next page twice) or runs past max_pages."""
+
+    def __init__(self, connector: str, max_pages: int) -> None:
+        self._connector = connector
+        self._max_pages = max_pages
+        self._seen: set[tuple[str, str, bytes | None]] = set()
+
+    def check(self, request: PageRequest) -> None:
+        key = (request.method, request.url, request.body)
+        if key in self._seen:
+            raise PaginationLoop(
+                f"{self._connector}: the API returned the same next page twice ({request.url}); "
+                "stopping instead of looping. Check the connector's paginator.",
+                connector=self._connector,
+            )
+        if len(self._seen) >= self._max_pages:
+            raise PaginationLimit(
+                f"{self._connector}: more than max_pages={self._max_pages} pages; raise max_pages in "
+                "connector.yaml if the collection is really this large.",
+                connector=self._connector,
+            )
+        self._seen.add(key)
+
+
+class Connector:
+    """One connection's view of an app: its spec, parameters, credentials and HTTP client."""
+
+    def __init__(
+        self,
+        spec: ConnectorSpec,
+        *,
+        parameters: Mapping[str, str] | None = None,
+        credentials: Mapping[str, SecretStr] | None = None,
+        hooks: Hooks | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self._hooks = hooks or Hooks()
+        self._parameters = _resolve_parameters(spec, parameters or {})
+        credentials = credentials or {}
+        self._secrets = [value.get_secret_value() for value in credentials.values()]
+        self._client = httpx.AsyncClient(
+            base_url=spec.base_url.format_map(self._parameters),
+            auth=spec.auth.build(credentials, spec.name),
+            headers={"Accept": "application/json", **spec.headers},
+            timeout=spec.timeout_seconds,
+            transport=transport,
+            limits=httpx.Limits(max_connections=10, max_keepalive_connections=10),
+        )
+
+    def __repr__(self) -> str:
+        return f"Connector({self.name!r}, base_url={str(self._client.base_url)!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def collection(self, name: str) -> CollectionSpec:
+        try:
+            return self.spec.collections[name]
+        except KeyError:
+            raise FatalError(
+                f"{self.name} has no collection {name!r}; it has {sorted(self.spec.collections)}",
+                connector=self.name,
+            ) from None
+
+    def first_request(self, collection: str) -> PageRequest:
+        """The request for the first page of a listing."""
+        listing = self.collection(collection).list
+        body = orjson.dumps(listing.json_body) if listing.json_body is not None else None
+        request = self._client.build_request(
+            listing.method,
+            listing.path.format_map(self._parameters),
+            params={k: v.format_map(self._parameters) for k, v in listing.params.items()},
+            content=body,
+            headers={"Content-Type": "application/json"} if body else None,
+        )
+        return PageRequest.from_httpx(listing.paginator.first_request(request))
+
+    async def fetch_page(self, collection: str, request: PageRequest, seen: int = 0) -> Page:
+        """Read one page; `seen` is how many records earlier pages held (for total-count stop rules)."""
+        listing = self.collection(collection).list
+        outgoing = self._client.build_request(request.method, request.url, content=request.body)
+        response = await self._send(outgoing)
+        url = redact(request.url, self._secrets)
+        body, records = self._parse_page(response, listing.records_path, url)
+        view = PageView(body=body, records=records, seen=seen + len(records))
+        nxt = None if listing.paginator.is_last(view) else listing.paginator.next_request(outgoing, response, view)
+        logger.info("%s: %d %s records from %s", self.name, len(records), collection, url)
+        return Page(records=records, next=PageRequest.from_httpx(nxt) if nxt else None, url=url)
+
+    async def pages(self, collection: str, start: PageRequest | None = None) -> AsyncIterator[Page]:
+        """Every page of a listing, guarded against loops and runaway lengths."""
+        guard = PageGuard(self.name, self.spec.max_pages)
+        request: PageRequest | None = start or self.first_request(collection)
+        seen = 0
+        while request is not None:
+            guard.check(request)
+            page = await self.fetch_page(collection, request, seen)
+            seen += len(page.records)
+            yield page
+            request = page.next
+
+    async def get(self, collection: str, record_id: str) -> dict[str, Any] | None:
+        """One record by id, or None when the app says it does not exist."""
+        spec = self.collection(collection).get
+        if spec is None:
+            raise FatalError(f"{self.name}.{collection} declares no `get`", connector=self.name)
+        path = spec.path.format_map({**self._parameters, "id": quote(str(record_id), safe="")})
+        params = {k: v.format_map(self._parameters) for k, v in spec.params.items()}
+        response = await self._send(self._client.build_request("GET", path, params=params), spec.not_found)
+        if response.status_code in spec.not_found:
+            return None
+        record = lookup(self._json(response, redact(str(response.request.url), self._secrets)), spec.record_path)
+        if not isinstance(record, dict):
+            raise MalformedPage(
+                f"{self.name}: {collection} record {record_id} has no object at {spec.record_path!r}",
+                connector=self.name,
+            )
+        return record
+
+    def record_id(self, collection: str, record: Mapping[str, Any]) -> str:
+        value = lookup(record, self.collection(collection).id_path, None)
+        if value in (None, MISSING, ""):
+            raise MalformedPage(
+                f"{self.name}: a {collection} record has no id at {self.collection(collection).id_path!r}",
+                connector=self.name,
+            )
+        return str(value)
+
+    def updated_at(self, collection: str, record: Mapping[str, Any]) -> str | None:
+        path = self.collection(collection).updated_at_path
+        return to_iso(lookup(record, path, None)) if path else None
+
+    async def _send(self, request: httpx.Request, accept: list[int] | tuple[int, ...] = ()) -> httpx.Response:
+        policy = self.spec.retry
+        for attempt in range(1, policy.attempts + 1):
+            error = await self._attempt(request, accept)
+            if isinstance(error, httpx.Response):
+                return error
+            if not isinstance(error, RetryableError) or attempt == policy.attempts:
+                raise error
+            wait = error.retry_after
+            if wait is None:
+                wait = random.uniform(0, min(policy.max_backoff_seconds, policy.backoff_seconds * 2**attempt))
+            if wait > policy.max_wait_seconds:
+                raise error
+            logger.warning("%s (attempt %d of %d, waiting %.2fs)", error, attempt, policy.attempts, wait)
+            await asyncio.sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _attempt(
+        self, request: httpx.Request, accept: list[int] | tuple[int, ...]
+    ) -> httpx.Response | ConnectorError:
+        url = redact(str(request.url), self._secrets)
+        try:
+            response = await self._client.send(request)
+        except httpx.TimeoutException:
+            return RetryableError(
+                f"{self.name}: {request.method} {url} timed out after {self.spec.timeout_seconds}s",
+                connector=self.name,
+                url=url,
+            )
+        except httpx.TransportError as exc:
+            return RetryableError(
+                f"{self.name}: cannot reach {url} ({type(exc).__name__}: {redact(str(exc), self._secrets)}); "
+                "is the app up and the base URL right?",
+                connector=self.name,
+                url=url,
+            )
+        if response.status_code in accept:
+            return response
+        hint = self._hooks.retry_after(response) if self._hooks.retry_after and response.status_code == 429 else None
+        error = error_for_response(response, connector=self.name, secrets=self._secrets, retry_after=hint)
+        return response if error is None else error
+
+    def _parse_page(self, response: httpx.Response, records_path: str, url: str) -> tuple[Any, list[dict[str, Any]]]:
+        body = self._json(response, url)
+        records = lookup(body, records_path)
+        if records is MISSING:
+            keys = sorted(body)[:10] if isinstance(body, dict) else type(body).__name__
+            raise MalformedPage(
+                f"{self.name}: the page {url} has no records at {records_path!r} (found {keys}); "
+                "check records_path in connector.yaml",
+                connector=self.name,
+                url=url,
+            )
+        if not isinstance(records, list) or any(not isinstance(r, dict) for r in records):
+            raise MalformedPage(
+                f"{self.name}: the page {url} holds {type(records).__name__} at {records_path!r}, "
+                "not a list of objects",
+                connector=self.name,
+                url=url,
+            )
+        return body, records
+
+    def _json(self, response: httpx.Response, url: str) -> Any:
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            start = redact(response.content[:80].decode(errors="replace"), self._secrets)
+            raise MalformedPage(
+                f"{self.name}: the page {url} is not JSON "
+                f"(content-type {response.headers.get('content-type')!r}, starts with {start!r})",
+                connector=self.name,
+                url=url,
+            ) from None
+
+
+def to_iso(value: Any) -> str | None:
+    """An ISO-8601 UTC string from an ISO string or epoch seconds/milliseconds."""
+    if value in (None, "", MISSING):
+        return None
+    if isinstance(value, int | float) or (isinstance(value, str) and value.isdigit()):
+        number = float(value)
+        seconds = number / 1000 if number > 1e11 else number
+        return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return str(value)
+
+
+def _resolve_parameters(spec: ConnectorSpec, given: Mapping[str, str]) -> dict[str, str]:
+    unknown = sorted(set(given) - set(spec.parameters))
+    if unknown:
+        raise FatalError(
+            f"{spec.name} has no parameters {unknown}; it takes {sorted(spec.parameters)}",
+            connector=spec.name,
+        )
+    resolved = {name: p.default for name, p in spec.parameters.items() if p.default is not None}
+    resolved.update(given)
+    missing = sorted(set(spec.parameters) - set(resolved))
+    if missing:
+        raise FatalError(
+            f"{spec.name} needs parameters {missing} (inlet connections add ... --param name=value)",
+            connector=spec.name,
+        )
+    return resolved

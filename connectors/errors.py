@@ -1,0 +1,157 @@
+"""The connector error tree, sorted by what the operator should do.
+
+* ConnectorError
+  x RetryableError      429, 5xx, timeouts, connection errors; carries .retry_after
+  x FatalError          stop the run; a person must act
+    + AuthError         401/403: credentials missing, expired or revoked
+    + RequestRejected   another 4xx: the request is wrong for this API
+    + MalformedPage     the response is not the JSON shape the connector declares
+    + PaginationLoop    the API returned the same next page twice
+    + PaginationLimit   more pages than the connector's max_pages guard
+  x SpecError           a connector.yaml that does not validate (also a ValueError)
+
+`error_for_response` is the one place where an HTTP status becomes an exception.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+import time
+from collections.abc import Iterable
+
+import httpx
+
+__all__ = [
+    "AuthError",
+    "ConnectorError",
+    "FatalError",
+    "MalformedPage",
+    "PaginationLimit",
+    "PaginationLoop",
+    "RequestRejected",
+    "RetryableError",
+    "SpecError",
+    "error_for_response",
+    "parse_retry_after",
+    "redact",
+]
+
+_MAX_BODY_IN_MESSAGE = 500
+_SECRET_PATTERNS = [
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
+    re.compile(
+        r"(?i)(\"?(?:access_token|refresh_token|token|password|secret|api_key|apikey)\"?\s*[:=]\s*\"?)[^\"&\s,}]+"
+    ),
+]
+
+
+class ConnectorError(Exception):
+    """Base of every error raised while talking to an external app."""
+
+    def __init__(self, message: str, *, connector: str = "", url: str = "") -> None:
+        super().__init__(message)
+        self.connector = connector
+        self.url = url
+
+
+class RetryableError(ConnectorError):
+    """A transient failure: try again after `retry_after` seconds (None: use backoff)."""
+
+    def __init__(self, message: str, *, connector: str = "", url: str = "", retry_after: float | None = None) -> None:
+        super().__init__(message, connector=connector, url=url)
+        self.retry_after = retry_after
+
+
+class FatalError(ConnectorError):
+    """Retrying will not help; the run stops and a person must act."""
+
+
+class AuthError(FatalError):
+    """The app refused the credentials (401/403)."""
+
+
+class RequestRejected(FatalError):
+    """The app rejected the request with a 4xx other than 401/403/429."""
+
+
+class MalformedPage(FatalError):
+    """A response that is not the JSON shape the connector declares."""
+
+
+class PaginationLoop(FatalError):
+    """The API handed out a next page that was already read."""
+
+
+class PaginationLimit(FatalError):
+    """The listing went past the connector's max_pages guard."""
+
+
+class SpecError(ValueError):
+    """A connector.yaml that does not validate; the message names the file and the bad key."""
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """Remove credential values and token-looking fields from text meant for a message or a log."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(r"\1***", text)
+    return text
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def error_for_response(
+    response: httpx.Response,
+    *,
+    connector: str,
+    secrets: Iterable[str] = (),
+    retry_after: float | None = None,
+) -> ConnectorError | None:
+    """The exception a response stands for, or None for a 2xx/3xx.
+
+    `retry_after` overrides the Retry-After header, for apps that signal the wait elsewhere
+    (HubSpot puts a policy name in the 429 body).
+    """
+    status = response.status_code
+    if status < 400:
+        return None
+    url = redact(str(response.request.url), secrets)
+    body = redact(response.text[:_MAX_BODY_IN_MESSAGE], secrets)
+    where = f"{connector}: {response.request.method} {url}"
+    if status == 429 or status >= 500:
+        wait = retry_after if retry_after is not None else parse_retry_after(response.headers.get("Retry-After"))
+        return RetryableError(
+            f"{where} answered {status}; will retry{f' after {wait:.1f}s' if wait is not None else ''}. Body: {body}",
+            connector=connector,
+            url=url,
+            retry_after=wait,
+        )
+    if status in (401, 403):
+        return AuthError(
+            f"{where} answered {status}: the credentials were refused. Check or renew the connection's "
+            f"credentials (inlet connections add --credential ...). Body: {body}",
+            connector=connector,
+            url=url,
+        )
+    return RequestRejected(
+        f"{where} answered {status}; the request is wrong for this API, retrying will not help. Body: {body}",
+        connector=connector,
+        url=url,
+    )

@@ -1,0 +1,171 @@
+"""`connector.yaml`, validated: what one external app looks like to inlet.
+
+```yaml
+name: hubspot
+title: HubSpot CRM
+base_url: https://api.hubapi.com
+auth: {type: bearer}
+collections:
+  contacts:
+    udm: users
+    list:
+      path: /crm/v3/objects/contacts
+      records_path: results
+      paginator: {type: cursor, cursor_path: paging.next.after, param: after, limit_param: limit, page_size: 100}
+    get: {path: "/crm/v3/objects/contacts/{id}"}
+    udm_fields: {id: "{{ raw.id }}", email: "{{ raw.properties.email }}"}
+```
+
+A bad file raises `SpecError` naming the file, the dotted path of the bad key and what was expected.
+"""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from connectors.auth import AuthSpec, NoAuth
+from connectors.errors import SpecError
+from connectors.pagination import Paginator, SinglePage
+
+__all__ = [
+    "CollectionSpec",
+    "ConnectorSpec",
+    "GetSpec",
+    "ListSpec",
+    "ParameterSpec",
+    "RetryPolicy",
+    "load_spec",
+    "placeholders",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class ParameterSpec(_Strict):
+    """A per-connection setting the URLs may use as `{name}` (a subdomain, a bucket)."""
+
+    description: str = ""
+    default: str | None = None
+
+
+class RetryPolicy(_Strict):
+    """In-process retries of one request: full-jitter exponential backoff, honouring Retry-After."""
+
+    attempts: int = Field(6, ge=1, description="tries per request, the first included")
+    backoff_seconds: float = Field(0.5, ge=0)
+    max_backoff_seconds: float = Field(30.0, ge=0)
+    max_wait_seconds: float = Field(120.0, ge=0, description="a longer Retry-After is not slept through")
+
+
+class ListSpec(_Strict):
+    """How to list a collection, page by page."""
+
+    path: str
+    method: Literal["GET", "POST"] = "GET"
+    params: dict[str, str] = {}
+    json_body: dict[str, Any] | None = None
+    records_path: str = Field("", description="body path of the record list; empty: the body is the list")
+    paginator: Paginator = SinglePage()
+
+
+class GetSpec(_Strict):
+    """How to fetch one record by id; a `not_found` status means the record is gone."""
+
+    path: str
+    params: dict[str, str] = {}
+    record_path: str = ""
+    not_found: list[int] = [404]
+
+    @model_validator(mode="after")
+    def _has_id(self) -> GetSpec:
+        if "id" not in placeholders(self.path):
+            raise ValueError("get.path must contain {id}")
+        return self
+
+
+class CollectionSpec(_Strict):
+    """One object type in the app and how its raw record becomes a universal data model (UDM)."""
+
+    udm: str | None = Field(None, description="the UDM this collection provides, e.g. users")
+    id_path: str = "id"
+    updated_at_path: str | None = None
+    list: ListSpec
+    get: GetSpec | None = None
+    udm_fields: dict[str, str] = Field({}, description="UDM field -> Jinja expression over `raw`")
+
+
+class ConnectorSpec(_Strict):
+    """Everything inlet needs to know to read one external app."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    title: str
+    base_url: str
+    auth: AuthSpec = NoAuth()
+    headers: dict[str, str] = {}
+    parameters: dict[str, ParameterSpec] = {}
+    collections: dict[str, CollectionSpec]
+    max_pages: int = Field(100_000, ge=1)
+    timeout_seconds: float = Field(30.0, gt=0)
+    retry: RetryPolicy = RetryPolicy()
+
+    @model_validator(mode="after")
+    def _placeholders_declared(self) -> ConnectorSpec:
+        known = set(self.parameters) | {"id"}
+        used = placeholders(self.base_url)
+        for name, collection in self.collections.items():
+            used |= placeholders(collection.list.path)
+            if collection.get:
+                used |= placeholders(collection.get.path)
+            if not collection.list.path and not name:
+                raise ValueError("a collection needs a list path")
+        unknown = sorted(used - known)
+        if unknown:
+            raise ValueError(f"placeholders {unknown} are not declared under parameters")
+        return self
+
+    def collection_for(self, udm: str) -> str:
+        """The name of the collection that provides `udm`."""
+        for name, collection in self.collections.items():
+            if collection.udm == udm:
+                return name
+        raise KeyError(f"{self.name} has no collection with udm {udm!r}")
+
+
+def placeholders(template: str) -> set[str]:
+    """The `{name}` fields of a str.format template."""
+    return {field for _, field, _, _ in string.Formatter().parse(template) if field}
+
+
+def load_spec(path: Path) -> ConnectorSpec:
+    """Read and validate a connector.yaml."""
+    try:
+        document = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SpecError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot be read: {exc.strerror}") from None
+    if not isinstance(document, dict):
+        raise SpecError(f"{path}: expected a mapping at the top, found {type(document).__name__}")
+    try:
+        return ConnectorSpec.model_validate(document)
+    except ValidationError as exc:
+        raise SpecError(_describe(path, exc)) from None
+
+
+def _describe(path: Path, exc: ValidationError) -> str:
+    lines = [f"{path}: {exc.error_count()} problem(s):"]
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        got = error.get("input")
+        shown = f" (got {got!r})" if not isinstance(got, dict | list) and got is not None else ""
+        lines.append(f"  {where}: {error['msg']}{shown}")
+    return "\n".join(lines)

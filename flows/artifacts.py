@@ -1,0 +1,55 @@
+"""Run artifacts a person reads in the Prefect UI: a progress bar while the run goes, a summary table after."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+from uuid import UUID
+
+from prefect.artifacts import acreate_progress_artifact, acreate_table_artifact, aupdate_progress_artifact
+
+__all__ = ["Progress", "artifact_key", "publish_summary"]
+
+
+def artifact_key(*parts: str) -> str:
+    """Prefect artifact keys allow lowercase letters, digits and dashes."""
+    return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")
+
+
+class Progress:
+    """A progress artifact, updated at most once a second."""
+
+    def __init__(self, artifact_id: UUID, expected: int | None) -> None:
+        self._id = artifact_id
+        self._expected = expected
+        self._last = 0.0
+
+    @classmethod
+    async def start(cls, *parts: str, expected: int | None) -> Progress:
+        artifact_id = await acreate_progress_artifact(
+            progress=0.0, key=artifact_key(*parts, "progress"), description=f"{'/'.join(parts)}: records read"
+        )
+        return cls(artifact_id, expected)
+
+    async def update(self, seen: int, *, done: bool = False) -> None:
+        now = time.monotonic()
+        if not done and now - self._last < 1.0:
+            return
+        self._last = now
+        if done:
+            value = 100.0
+        elif self._expected:
+            value = min(99.0, 100.0 * seen / self._expected)
+        else:
+            value = 0.0
+        await aupdate_progress_artifact(artifact_id=self._id, progress=value)
+
+
+async def publish_summary(*parts: str, summary: dict[str, Any]) -> None:
+    """A table artifact with one row per figure of the run."""
+    await acreate_table_artifact(
+        key=artifact_key(*parts, "summary"),
+        table=[{"figure": name, "value": value} for name, value in summary.items()],
+        description=f"{'/'.join(parts)}: run summary",
+    )

@@ -1,0 +1,125 @@
+"""What a run works with: its job parameters (a pydantic model, so the UI renders a form) and the
+resources opened for it (store, connector, mapper, destination), kept out of task parameters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+
+import httpx
+from pydantic import BaseModel, Field
+from sqlalchemy import Engine
+
+from connectors.base import Connector, Page, PageRequest
+from connectors.registry import load, open_connector
+from inlet.delivery import Destination
+from inlet.settings import Settings
+from inlet.store import create_store_engine, migrate
+from inlet.tenancy import LoadedConnection, load_connection
+from inlet.vault import Vault
+from mappings import RecordMapper, effective_mapping
+
+__all__ = ["ImportJob", "ImportRuntime", "Prefetcher", "open_runtime", "runtime_for"]
+
+
+class ImportJob(BaseModel):
+    """Which tenant's connection to import, and how."""
+
+    tenant: str = Field(description="tenant id, e.g. acme", pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    connection: str = Field(description="connection id, e.g. acme-hubspot", min_length=1)
+    data_source: str = Field("users", description="the universal data model to import")
+    restart: bool = Field(False, description="ignore an unfinished checkpoint and enumerate from the first page")
+    force_delete: bool = Field(False, description="let the deletion sweep pass its mass-delete guard")
+
+
+class Prefetcher:
+    """Fetches the next page while the current one is mapped and written."""
+
+    def __init__(self, connector: Connector, collection: str) -> None:
+        self._connector = connector
+        self._collection = collection
+        self._pending: dict[PageRequest, asyncio.Task[Page]] = {}
+
+    def start(self, request: PageRequest, seen: int) -> None:
+        if request not in self._pending:
+            self._pending[request] = asyncio.create_task(self._connector.fetch_page(self._collection, request, seen))
+
+    async def take(self, request: PageRequest, seen: int) -> Page:
+        task = self._pending.pop(request, None)
+        if task is None:
+            return await self._connector.fetch_page(self._collection, request, seen)
+        return await task
+
+    async def aclose(self) -> None:
+        for task in self._pending.values():
+            task.cancel()
+        await asyncio.gather(*self._pending.values(), return_exceptions=True)
+        self._pending.clear()
+
+
+@dataclass
+class ImportRuntime:
+    """Resources of one run; tasks find them by run key instead of receiving them as parameters."""
+
+    key: str
+    job: ImportJob
+    settings: Settings
+    engine: Engine
+    loaded: LoadedConnection
+    connector: Connector
+    collection: str
+    mapper: RecordMapper
+    destination: Destination
+    app_client: httpx.AsyncClient
+    prefetcher: Prefetcher
+    page_written: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def aclose(self) -> None:
+        await self.prefetcher.aclose()
+        await self.connector.aclose()
+        await self.app_client.aclose()
+        _RUNTIMES.pop(self.key, None)
+
+
+_RUNTIMES: dict[str, ImportRuntime] = {}
+
+
+def runtime_for(key: str) -> ImportRuntime:
+    return _RUNTIMES[key]
+
+
+def open_runtime(job: ImportJob, settings: Settings, *, engine: Engine | None = None) -> ImportRuntime:
+    """Load the connection, its connector and mapping, and the destination; fails before any page is read."""
+    engine = engine or create_store_engine(settings.store_url)
+    migrate(engine)
+    loaded = load_connection(engine, Vault.from_settings(settings), job.tenant, job.connection)
+    app = loaded.connection.app
+    spec, _ = load(app)
+    collection = loaded.connection.collection or spec.collection_for(job.data_source)
+    mapper = RecordMapper(
+        data_source=job.data_source,
+        udm_fields=spec.collections[collection].udm_fields,
+        app_mapping=effective_mapping(
+            job.data_source, app=app, tenant=job.tenant, overrides_dir=settings.mapping_overrides
+        ),
+        origin=f"connectors/{app}/connector.yaml",
+    )
+    connector = open_connector(app, parameters=loaded.connection.parameters, credentials=loaded.credentials)
+    destination = Destination.from_settings(settings)
+    runtime = ImportRuntime(
+        key=uuid.uuid4().hex,
+        job=job,
+        settings=settings,
+        engine=engine,
+        loaded=loaded,
+        connector=connector,
+        collection=collection,
+        mapper=mapper,
+        destination=destination,
+        app_client=httpx.AsyncClient(timeout=destination.timeout_seconds),
+        prefetcher=Prefetcher(connector, collection),
+    )
+    _RUNTIMES[runtime.key] = runtime
+    return runtime

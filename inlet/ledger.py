@@ -1,0 +1,287 @@
+"""The record ledger: classifies each mapped record and commits a page atomically.
+
+One transaction per page writes the ledger rows, the outbox events and the checkpoint, so a crash
+either keeps the whole page or none of it. After a complete enumeration, `sweep` turns records the
+enumeration never saw into `deleted` events, unless that would delete a suspicious share of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection as DBConnection
+from sqlalchemy import Engine, and_, bindparam, func, insert, select, update
+
+from inlet.store import Checkpoint, LedgerEntry, OutboxEvent, QuarantinedRecord, utcnow
+
+__all__ = [
+    "MappedRecord",
+    "PageCounts",
+    "PageScope",
+    "SweepResult",
+    "idempotency_key",
+    "payload_hash",
+    "sweep",
+    "write_page",
+]
+
+_ledger = LedgerEntry.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ at class creation
+_outbox = OutboxEvent.__table__  # type: ignore[attr-defined]
+_checkpoint = Checkpoint.__table__  # type: ignore[attr-defined]
+_quarantine = QuarantinedRecord.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class PageScope:
+    """Who a page belongs to and which enumeration read it."""
+
+    tenant_id: str
+    connection_id: str
+    data_source: str
+    generation: str
+    run_id: str
+
+
+@dataclass(frozen=True)
+class MappedRecord:
+    external_id: str
+    record: dict[str, Any]
+    source_updated_at: str | None
+
+
+@dataclass
+class PageCounts:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    quarantined: int = 0
+
+    def add(self, other: PageCounts) -> None:
+        for name in ("created", "updated", "unchanged", "deleted", "quarantined"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass
+class SweepResult:
+    live: int = 0
+    stale: int = 0
+    deleted: int = 0
+    refused: bool = False
+    reason: str = ""
+    deleted_ids: list[str] = field(default_factory=list)
+
+
+def payload_hash(record: dict[str, Any]) -> str:
+    return hashlib.blake2b(orjson.dumps(record, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
+
+
+def idempotency_key(scope: PageScope, external_id: str, version: int) -> str:
+    material = f"{scope.tenant_id}\x1f{scope.connection_id}\x1f{scope.data_source}\x1f{external_id}\x1f{version}"
+    return hashlib.sha256(material.encode()).hexdigest()[:40]
+
+
+def write_page(
+    engine: Engine,
+    scope: PageScope,
+    records: Sequence[MappedRecord],
+    *,
+    quarantined: Iterable[tuple[str, str, str]] = (),
+    next_request: str | None,
+) -> PageCounts:
+    """Classify and commit one page with its checkpoint; quarantined is (external_id, raw json, error)."""
+    latest = {r.external_id: r for r in records}  # an id seen twice in a page: the later copy wins
+    counts = PageCounts()
+    with engine.begin() as db:
+        known = _known(db, scope, list(latest))
+        inserts, changes, seen, events = [], [], [], []
+        for external_id, mapped in latest.items():
+            digest = payload_hash(mapped.record)
+            row = known.get(external_id)
+            if row is None:
+                inserts.append(_ledger_row(scope, mapped, digest))
+                events.append(_event(scope, mapped, "created", 1))
+                counts.created += 1
+            elif row.payload_hash != digest or row.deleted_at is not None:
+                kind = "created" if row.deleted_at is not None else "updated"
+                changes.append(
+                    {
+                        **_ledger_key(scope, external_id),
+                        "h": digest,
+                        "v": row.version + 1,
+                        "u": mapped.source_updated_at,
+                        "g": scope.generation,
+                    }
+                )
+                events.append(_event(scope, mapped, kind, row.version + 1))
+                counts.created += kind == "created"
+                counts.updated += kind == "updated"
+            else:
+                seen.append({**_ledger_key(scope, external_id), "g": scope.generation})
+                counts.unchanged += 1
+        _apply(db, inserts, changes, seen, events)
+        counts.quarantined = _quarantine_rows(db, scope, quarantined)
+        _save_checkpoint(db, scope, next_request, len(records))
+    return counts
+
+
+def sweep(engine: Engine, scope: PageScope, *, max_share: float, force: bool = False) -> SweepResult:
+    """Mark records the finished enumeration never saw as deleted, with a guard against mass deletes."""
+    with engine.begin() as db:
+        alive = and_(*_scope_filter(scope), _ledger.c.deleted_at.is_(None))
+        live = db.execute(select(func.count()).select_from(_ledger).where(alive)).scalar_one()
+        stale = db.execute(
+            select(_ledger.c.external_id, _ledger.c.version).where(alive, _ledger.c.last_seen_run != scope.generation)
+        ).all()
+        result = SweepResult(live=live, stale=len(stale))
+        if stale and not force and len(stale) > max_share * live:
+            result.refused = True
+            result.reason = (
+                f"refused to delete {len(stale)} of {live} live records ({len(stale) / live:.0%} > "
+                f"{max_share:.0%}): the enumeration looks short. Check the source, then rerun with force_delete."
+            )
+            return result
+        now = utcnow()
+        for start in range(0, len(stale), 1000):
+            chunk = stale[start : start + 1000]
+            db.execute(
+                update(_ledger)
+                .where(*_scope_filter(scope), _ledger.c.external_id == bindparam("e"))
+                .values(version=bindparam("v"), deleted_at=now),
+                [{"e": external_id, "v": version + 1} for external_id, version in chunk],
+            )
+            db.execute(
+                insert(_outbox),
+                [
+                    _event(scope, MappedRecord(external_id, {}, None), "deleted", version + 1)
+                    for external_id, version in chunk
+                ],
+            )
+        result.deleted = len(stale)
+        result.deleted_ids = [external_id for external_id, _ in stale[:20]]
+    return result
+
+
+def _scope_filter(scope: PageScope) -> list[Any]:
+    return [_ledger.c.connection_id == scope.connection_id, _ledger.c.data_source == scope.data_source]
+
+
+def _known(db: DBConnection, scope: PageScope, ids: list[str]) -> dict[str, Any]:
+    if not ids:
+        return {}
+    rows = db.execute(
+        select(_ledger.c.external_id, _ledger.c.payload_hash, _ledger.c.version, _ledger.c.deleted_at).where(
+            *_scope_filter(scope), _ledger.c.external_id.in_(ids)
+        )
+    )
+    return {row.external_id: row for row in rows}
+
+
+def _ledger_key(scope: PageScope, external_id: str) -> dict[str, str]:
+    return {"c": scope.connection_id, "d": scope.data_source, "e": external_id}
+
+
+def _ledger_row(scope: PageScope, mapped: MappedRecord, digest: str) -> dict[str, Any]:
+    return {
+        "connection_id": scope.connection_id,
+        "data_source": scope.data_source,
+        "external_id": mapped.external_id,
+        "payload_hash": digest,
+        "version": 1,
+        "source_updated_at": mapped.source_updated_at,
+        "first_seen_run": scope.generation,
+        "last_seen_run": scope.generation,
+        "deleted_at": None,
+    }
+
+
+def _event(scope: PageScope, mapped: MappedRecord, kind: str, version: int) -> dict[str, Any]:
+    key = idempotency_key(scope, mapped.external_id, version)
+    return {
+        "event_id": f"evt_{key[:26]}",
+        "tenant_id": scope.tenant_id,
+        "connection_id": scope.connection_id,
+        "data_source": scope.data_source,
+        "external_id": mapped.external_id,
+        "type": kind,
+        "record": None if kind == "deleted" else orjson.dumps(mapped.record).decode(),
+        "source_updated_at": mapped.source_updated_at,
+        "idempotency_key": key,
+        "version": version,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": None,
+        "last_error": None,
+        "created_at": utcnow(),
+    }
+
+
+def _apply(
+    db: DBConnection,
+    inserts: list[dict[str, Any]],
+    changes: list[dict[str, Any]],
+    seen: list[dict[str, Any]],
+    events: list[dict[str, Any]],
+) -> None:
+    key = and_(
+        _ledger.c.connection_id == bindparam("c"),
+        _ledger.c.data_source == bindparam("d"),
+        _ledger.c.external_id == bindparam("e"),
+    )
+    if inserts:
+        db.execute(insert(_ledger), inserts)
+    if changes:
+        db.execute(
+            update(_ledger)
+            .where(key)
+            .values(
+                payload_hash=bindparam("h"),
+                version=bindparam("v"),
+                source_updated_at=bindparam("u"),
+                last_seen_run=bindparam("g"),
+                deleted_at=None,
+            ),
+            changes,
+        )
+    if seen:
+        db.execute(update(_ledger).where(key).values(last_seen_run=bindparam("g")), seen)
+    if events:
+        db.execute(insert(_outbox), events)
+
+
+def _quarantine_rows(db: DBConnection, scope: PageScope, rows: Iterable[tuple[str, str, str]]) -> int:
+    values = [
+        {
+            "connection_id": scope.connection_id,
+            "data_source": scope.data_source,
+            "external_id": external_id,
+            "raw": raw,
+            "error": error,
+            "run_id": scope.run_id,
+            "created_at": utcnow(),
+        }
+        for external_id, raw, error in rows
+    ]
+    if values:
+        db.execute(insert(_quarantine), values)
+    return len(values)
+
+
+def _save_checkpoint(db: DBConnection, scope: PageScope, next_request: str | None, records: int) -> None:
+    now: datetime = utcnow()
+    db.execute(
+        update(_checkpoint)
+        .where(_checkpoint.c.connection_id == scope.connection_id, _checkpoint.c.data_source == scope.data_source)
+        .values(
+            next_request=next_request,
+            pages=_checkpoint.c.pages + 1,
+            records=_checkpoint.c.records + records,
+            complete=next_request is None,
+            updated_at=now,
+        )
+    )

@@ -1,0 +1,104 @@
+"""The outbox: events wait here, in id order per connection, until the team's app answers 2xx."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, delete, func, or_, select, update
+
+from inlet.store import OutboxEvent, utcnow
+
+__all__ = ["OutboxCounts", "PendingEvent", "ack", "counts", "defer", "park", "pending_batch"]
+
+_outbox = OutboxEvent.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ at class creation
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    id: int
+    event_id: str
+    tenant_id: str
+    connection_id: str
+    data_source: str
+    external_id: str
+    type: str
+    record: str | None
+    source_updated_at: str | None
+    idempotency_key: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class OutboxCounts:
+    pending: int
+    dead: int
+    oldest_pending: datetime | None
+
+
+def pending_batch(engine: Engine, connection_id: str, limit: int, *, now: datetime | None = None) -> list[PendingEvent]:
+    """The oldest pending events of one connection (one data source per batch), due now, in id order."""
+    due = or_(_outbox.c.next_attempt_at.is_(None), _outbox.c.next_attempt_at <= (now or utcnow()))
+    with engine.connect() as db:
+        first = db.execute(
+            select(_outbox.c.data_source, _outbox.c.next_attempt_at)
+            .where(_outbox.c.connection_id == connection_id, _outbox.c.status == "pending")
+            .order_by(_outbox.c.id)
+            .limit(1)
+        ).first()
+        if first is None:
+            return []
+        rows = db.execute(
+            select(*(_outbox.c[name] for name in PendingEvent.__dataclass_fields__))
+            .where(
+                _outbox.c.connection_id == connection_id,
+                _outbox.c.status == "pending",
+                _outbox.c.data_source == first.data_source,
+                due,
+            )
+            .order_by(_outbox.c.id)
+            .limit(limit)
+        ).all()
+    # The oldest event is not due yet: nothing may overtake it.
+    if rows and first.next_attempt_at is not None and rows[0].next_attempt_at != first.next_attempt_at:
+        return []
+    return [PendingEvent(**row._mapping) for row in rows]
+
+
+def ack(engine: Engine, ids: list[int]) -> None:
+    """The app took these events: they leave the outbox."""
+    with engine.begin() as db:
+        db.execute(delete(_outbox).where(_outbox.c.id.in_(ids)))
+
+
+def park(engine: Engine, ids: list[int], error: str) -> None:
+    """The app rejected these events (4xx): keep them as dead letters with its answer."""
+    with engine.begin() as db:
+        db.execute(
+            update(_outbox)
+            .where(_outbox.c.id.in_(ids))
+            .values(status="dead", attempts=_outbox.c.attempts + 1, last_error=error[:4000])
+        )
+
+
+def defer(engine: Engine, ids: list[int], error: str, *, next_attempt_at: datetime | None) -> None:
+    """The app could not take these events now: count the attempt and keep them pending."""
+    with engine.begin() as db:
+        db.execute(
+            update(_outbox)
+            .where(_outbox.c.id.in_(ids))
+            .values(attempts=_outbox.c.attempts + 1, last_error=error[:4000], next_attempt_at=next_attempt_at)
+        )
+
+
+def counts(engine: Engine, connection_id: str | None = None) -> OutboxCounts:
+    """Pending and dead events, and the age of the oldest pending one."""
+    scope = [_outbox.c.connection_id == connection_id] if connection_id else []
+    with engine.connect() as db:
+        rows: dict[str, int] = dict(
+            db.execute(select(_outbox.c.status, func.count()).where(*scope).group_by(_outbox.c.status)).tuples().all()
+        )
+        oldest = db.execute(
+            select(func.min(_outbox.c.created_at)).where(*scope, _outbox.c.status == "pending")
+        ).scalar_one()
+    return OutboxCounts(pending=rows.get("pending", 0), dead=rows.get("dead", 0), oldest_pending=oldest)

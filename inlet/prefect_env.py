@@ -1,0 +1,51 @@
+"""The Prefect settings inlet runs with on the embedded default, as environment variables.
+
+They must be in place before Prefect is imported, so the CLI applies them first.
+"""
+
+from __future__ import annotations
+
+import os
+
+import httpx
+
+from inlet.settings import Settings
+
+__all__ = ["apply_prefect_env", "local_api_url", "prefect_env", "server_is_up"]
+
+
+def local_api_url(settings: Settings) -> str:
+    return f"http://127.0.0.1:{settings.prefect_port}/api"
+
+
+def prefect_env(settings: Settings) -> dict[str, str]:
+    """Settings for Prefect: home inside .inlet, 127.0.0.1 only, no telemetry, connector logs in run logs."""
+    return {
+        "PREFECT_HOME": str(settings.prefect_home.resolve()),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_API_HOST": "127.0.0.1",
+        "PREFECT_SERVER_API_PORT": str(settings.prefect_port),
+        "PREFECT_LOGGING_EXTRA_LOGGERS": "connectors,mappings,inlet",
+        "PREFECT_TASKS_DEFAULT_NO_CACHE": "true",
+        "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "false",
+        "PREFECT_RUNNER_POLL_FREQUENCY": "2",
+        "PREFECT_WORKER_QUERY_SECONDS": "2",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+    }
+
+
+def server_is_up(settings: Settings) -> bool:
+    try:
+        return httpx.get(local_api_url(settings) + "/health", timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def apply_prefect_env(settings: Settings, *, use_local_server: bool | None = None) -> None:
+    """Set the Prefect environment unless the user set a value; point at the local server when it runs."""
+    for name, value in prefect_env(settings).items():
+        os.environ.setdefault(name, value)
+    if "PREFECT_API_URL" in os.environ:
+        return
+    if use_local_server if use_local_server is not None else server_is_up(settings):
+        os.environ["PREFECT_API_URL"] = local_api_url(settings)

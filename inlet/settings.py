@@ -1,0 +1,69 @@
+"""inlet's settings, declared once: environment variables `INLET_*` (nested with `__`) or `.inlet/` files.
+
+Per-tenant data (connections, credentials, mappings) lives in the store, not here.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DestinationSettings", "Settings", "get_settings"]
+
+
+class DestinationSettings(BaseModel):
+    """The team's app: where events go and how they are signed and retried."""
+
+    url: str = Field("http://127.0.0.1:8400", description="base URL of the team's app")
+    path: str = "/inlet/events"
+    secret: SecretStr | None = Field(None, description="whsec_... signing secret; default: .inlet/destination.secret")
+    batch_size: int = Field(500, ge=1, le=10_000)
+    timeout_seconds: float = Field(30.0, gt=0)
+    max_attempts: int = Field(8, ge=1, description="tries of one batch within a run before it waits for the next")
+    backoff_seconds: float = Field(0.5, ge=0)
+    max_backoff_seconds: float = Field(60.0, ge=0)
+
+
+class Settings(BaseSettings):
+    """Everything that is the same for all tenants of one inlet installation."""
+
+    model_config = SettingsConfigDict(env_prefix="INLET_", env_nested_delimiter="__", extra="ignore")
+
+    home: Path = Field(Path(".inlet"), description="state folder: SQLite store, Prefect home, keys")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default sqlite:///<home>/inlet.db")
+    secret_key: SecretStr | None = Field(None, description="Fernet key for credentials; default <home>/secret.key")
+    overrides_dir: Path | None = Field(None, description="per-tenant mapping files; default <home>/mappings")
+    destination: DestinationSettings = DestinationSettings()
+    prefect_port: int = 4200
+    demo_app_port: int = 8400
+    simulator_port: int = 8410
+    max_delete_share: float = Field(
+        0.5, ge=0, le=1, description="a sweep refusing to delete more than this share of live records"
+    )
+
+    @property
+    def store_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'inlet.db'}"
+
+    @property
+    def mapping_overrides(self) -> Path:
+        return self.overrides_dir or self.home / "mappings"
+
+    @property
+    def prefect_home(self) -> Path:
+        return self.home / "prefect"
+
+    def destination_secret(self) -> SecretStr | None:
+        """The signing secret from settings, else from <home>/destination.secret."""
+        if self.destination.secret is not None:
+            return self.destination.secret
+        path = self.home / "destination.secret"
+        return SecretStr(path.read_text().strip()) if path.is_file() else None
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,153 @@
+"""The inlet store: tables (SQLModel), the engine and migrations (alembic).
+
+SQLite at `.inlet/inlet.db` by default, PostgreSQL via INLET_DATABASE_URL. Hot paths (a page of ledger
+and outbox rows) use SQLAlchemy Core on these tables; the ORM serves the CLI's small reads and writes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import JSON, Column, Engine, Index, LargeBinary, Text, event
+from sqlalchemy.pool import StaticPool
+from sqlmodel import Field, SQLModel, create_engine
+
+__all__ = [
+    "Checkpoint",
+    "Connection",
+    "LedgerEntry",
+    "OutboxEvent",
+    "QuarantinedRecord",
+    "Tenant",
+    "create_store_engine",
+    "migrate",
+    "utcnow",
+]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Tenant(SQLModel, table=True):
+    """One customer of the team's app."""
+
+    id: str = Field(primary_key=True, regex=r"^[a-z0-9][a-z0-9_-]*$")
+    name: str
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Connection(SQLModel, table=True):
+    """A tenant's account in one external app; credentials are stored encrypted (see inlet.vault)."""
+
+    id: str = Field(primary_key=True)
+    tenant_id: str = Field(foreign_key="tenant.id", index=True)
+    app: str
+    data_source: str = "users"
+    collection: str | None = Field(default=None, description="override of the collection that provides the data source")
+    parameters: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    credentials_encrypted: bytes | None = Field(default=None, sa_column=Column(LargeBinary), repr=False)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Checkpoint(SQLModel, table=True):
+    """Where a full import of one connection stands; written in the same transaction as its page."""
+
+    connection_id: str = Field(primary_key=True)
+    data_source: str = Field(primary_key=True)
+    generation: str = Field(description="one full enumeration, kept across resumed runs")
+    next_request: str | None = Field(default=None, sa_column=Column(Text))
+    pages: int = 0
+    records: int = 0
+    complete: bool = False
+    started_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class LedgerEntry(SQLModel, table=True):
+    """What inlet last sent the app for one external record."""
+
+    __tablename__ = "ledger"
+
+    connection_id: str = Field(primary_key=True)
+    data_source: str = Field(primary_key=True)
+    external_id: str = Field(primary_key=True)
+    payload_hash: str
+    version: int = Field(description="per-record change sequence; part of the idempotency key")
+    source_updated_at: str | None = None
+    first_seen_run: str
+    last_seen_run: str = Field(description="generation of the last enumeration that saw it")
+    deleted_at: datetime | None = None
+
+
+class OutboxEvent(SQLModel, table=True):
+    """One change waiting for the team's app; it leaves only after a 2xx (or becomes a dead letter)."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_drain", "connection_id", "status", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(unique=True)
+    tenant_id: str
+    connection_id: str
+    data_source: str
+    external_id: str
+    type: str
+    record: str | None = Field(default=None, sa_column=Column(Text))
+    source_updated_at: str | None = None
+    idempotency_key: str
+    version: int
+    status: str = Field("pending", description="pending or dead")
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class QuarantinedRecord(SQLModel, table=True):
+    """A record that could not be mapped; kept with its raw payload so nothing is lost."""
+
+    __tablename__ = "quarantine"
+
+    id: int | None = Field(default=None, primary_key=True)
+    connection_id: str = Field(index=True)
+    data_source: str
+    external_id: str
+    raw: str = Field(sa_column=Column(Text, nullable=False))
+    error: str
+    run_id: str
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+def create_store_engine(url: str) -> Engine:
+    """An engine for the store; SQLite gets WAL, a busy timeout and thread sharing."""
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True)
+    if url in ("sqlite://", "sqlite:///:memory:"):
+        engine = create_engine(url, connect_args={"check_same_thread": False}, poolclass=StaticPool)
+    else:
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the store's schema to the newest alembic revision."""
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")

@@ -1,0 +1,114 @@
+"""Tenants and connections: add them, and load one connection with its decrypted credentials.
+
+A connection is always looked up *through* its tenant, so one tenant's name can never reach
+another tenant's credentials.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from pydantic import SecretStr
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from connectors.registry import available, load
+from inlet.errors import ConfigError, NotFound
+from inlet.store import Connection, Tenant
+from inlet.vault import Vault
+
+__all__ = ["LoadedConnection", "add_connection", "add_tenant", "list_connections", "list_tenants", "load_connection"]
+
+
+@dataclass(frozen=True)
+class LoadedConnection:
+    tenant: Tenant
+    connection: Connection
+    credentials: Mapping[str, SecretStr]
+
+    def __repr__(self) -> str:
+        return f"LoadedConnection({self.tenant.id!r}, {self.connection.id!r}, credentials=***)"
+
+
+def add_tenant(engine: Engine, tenant_id: str, name: str | None = None) -> Tenant:
+    with Session(engine) as session:
+        if session.get(Tenant, tenant_id) is not None:
+            raise ConfigError(f"tenant {tenant_id!r} already exists")
+        tenant = Tenant.model_validate({"id": tenant_id, "name": name or tenant_id})
+        session.add(tenant)
+        session.commit()
+        session.refresh(tenant)
+        return tenant
+
+
+def add_connection(
+    engine: Engine,
+    vault: Vault,
+    *,
+    tenant_id: str,
+    connection_id: str,
+    app: str,
+    parameters: Mapping[str, str],
+    credentials: Mapping[str, SecretStr],
+    data_source: str = "users",
+    replace: bool = False,
+) -> Connection:
+    """Store a connection; its parameters are checked against the connector, its credentials encrypted."""
+    if app not in available():
+        raise ConfigError(f"no connector {app!r}; available: {', '.join(available())}")
+    spec, _ = load(app)
+    unknown = sorted(set(parameters) - set(spec.parameters))
+    if unknown:
+        raise ConfigError(f"{app} has no parameters {unknown}; it takes {sorted(spec.parameters)}")
+    missing = sorted(n for n, p in spec.parameters.items() if p.default is None and n not in parameters)
+    if missing:
+        raise ConfigError(f"{app} needs --param for {missing}")
+    spec.collection_for(data_source)
+    with Session(engine) as session:
+        if session.get(Tenant, tenant_id) is None:
+            raise NotFound(f"no tenant {tenant_id!r}; add it first with `inlet tenants add {tenant_id}`")
+        existing = session.get(Connection, connection_id)
+        if existing is not None and (not replace or existing.tenant_id != tenant_id):
+            raise ConfigError(f"connection {connection_id!r} already exists")
+        connection = existing or Connection(id=connection_id, tenant_id=tenant_id, app=app)
+        connection.app = app
+        connection.data_source = data_source
+        connection.parameters = dict(parameters)
+        connection.credentials_encrypted = vault.encrypt(credentials)
+        session.add(connection)
+        session.commit()
+        session.refresh(connection)
+        return connection
+
+
+def load_connection(engine: Engine, vault: Vault, tenant_id: str, connection_id: str) -> LoadedConnection:
+    """One tenant's connection with its credentials; NotFound names what is missing."""
+    with Session(engine) as session:
+        tenant = session.get(Tenant, tenant_id)
+        if tenant is None:
+            raise NotFound(f"no tenant {tenant_id!r}; `inlet tenants list` shows the tenants")
+        connection = session.exec(
+            select(Connection).where(Connection.id == connection_id, Connection.tenant_id == tenant_id)
+        ).first()
+        if connection is None:
+            raise NotFound(
+                f"tenant {tenant_id!r} has no connection {connection_id!r}; "
+                f"`inlet connections list --tenant {tenant_id}` shows its connections"
+            )
+        session.expunge(connection)
+        session.expunge(tenant)
+    return LoadedConnection(tenant, connection, vault.decrypt(connection.credentials_encrypted))
+
+
+def list_tenants(engine: Engine) -> list[Tenant]:
+    with Session(engine) as session:
+        return list(session.exec(select(Tenant).order_by(Tenant.id)))
+
+
+def list_connections(engine: Engine, tenant_id: str | None = None) -> list[Connection]:
+    with Session(engine) as session:
+        query = select(Connection).order_by(Connection.tenant_id, Connection.id)
+        if tenant_id:
+            query = query.where(Connection.tenant_id == tenant_id)
+        return list(session.exec(query))

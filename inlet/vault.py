@@ -1,0 +1,61 @@
+"""Credentials encrypted at rest (Fernet); the key lives outside the database, in settings or a key file."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import orjson
+from cryptography.fernet import Fernet, InvalidToken
+from pydantic import SecretStr
+
+from inlet.errors import ConfigError
+from inlet.settings import Settings
+
+__all__ = ["Vault", "ensure_key_file"]
+
+
+class Vault:
+    """Encrypts and decrypts a connection's credentials."""
+
+    def __init__(self, key: SecretStr) -> None:
+        self._fernet = Fernet(key.get_secret_value().encode())
+
+    def __repr__(self) -> str:
+        return "Vault(***)"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Vault:
+        if settings.secret_key is not None:
+            return cls(settings.secret_key)
+        path = settings.home / "secret.key"
+        if not path.is_file():
+            raise ConfigError(f"no credentials key: set INLET_SECRET_KEY or run `inlet init` to create {path}")
+        return cls(SecretStr(path.read_text().strip()))
+
+    def encrypt(self, credentials: Mapping[str, SecretStr]) -> bytes:
+        plain = {name: value.get_secret_value() for name, value in credentials.items()}
+        return self._fernet.encrypt(orjson.dumps(plain))
+
+    def decrypt(self, token: bytes | None) -> dict[str, SecretStr]:
+        if not token:
+            return {}
+        try:
+            plain = orjson.loads(self._fernet.decrypt(token))
+        except InvalidToken:
+            raise ConfigError(
+                "stored credentials cannot be decrypted with this key; was INLET_SECRET_KEY or secret.key changed?"
+            ) from None
+        return {name: SecretStr(value) for name, value in plain.items()}
+
+
+def ensure_key_file(path: Path) -> bool:
+    """Create a key file readable only by its owner; False if one was already there."""
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(Fernet.generate_key().decode())
+    return True

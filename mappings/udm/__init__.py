@@ -1,0 +1,9 @@
+"""Universal data models, by data source name."""
+
+from pydantic import BaseModel
+
+from mappings.udm.users import User
+
+__all__ = ["UDMS", "User"]
+
+UDMS: dict[str, type[BaseModel]] = {"users": User}
