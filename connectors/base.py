@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Self
@@ -33,7 +33,7 @@ from connectors.errors import (
 )
 from connectors.pagination import PageView
 from connectors.paths import MISSING, lookup
-from connectors.spec import CollectionSpec, ConnectorSpec
+from connectors.spec import CollectionSpec, ConnectorSpec, RetryPolicy
 
 __all__ = ["Connector", "Hooks", "Page", "PageGuard", "PageRequest", "to_iso"]
 
@@ -85,16 +85,18 @@ class Page:
 class PageGuard:
     """Stops a listing that loops (the same next page twice) or runs past max_pages."""
 
-    def __init__(self, connector: str, max_pages: int) -> None:
+    def __init__(self, connector: str, max_pages: int, secrets: Sequence[str] = ()) -> None:
         self._connector = connector
         self._max_pages = max_pages
+        self._secrets = secrets
         self._seen: set[tuple[str, str, bytes | None]] = set()
 
     def check(self, request: PageRequest) -> None:
         key = (request.method, request.url, request.body)
         if key in self._seen:
             raise PaginationLoop(
-                f"{self._connector}: the API returned the same next page twice ({request.url}); "
+                f"{self._connector}: the API returned the same next page twice "
+                f"({redact(request.url, self._secrets)}); "
                 "stopping instead of looping. Check the connector's paginator.",
                 connector=self._connector,
             )
@@ -118,8 +120,10 @@ class Connector:
         credentials: Mapping[str, SecretStr] | None = None,
         hooks: Hooks | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.spec = spec
+        self._retry = retry or spec.retry
         self.name = spec.name
         self._hooks = hooks or Hooks()
         self._parameters = _resolve_parameters(spec, parameters or {})
@@ -171,8 +175,8 @@ class Connector:
     async def fetch_page(self, collection: str, request: PageRequest, seen: int = 0) -> Page:
         """Read one page; `seen` is how many records earlier pages held (for total-count stop rules)."""
         listing = self.collection(collection).list
-        outgoing = self._client.build_request(request.method, request.url, content=request.body)
-        response = await self._send(outgoing)
+        outgoing = self._build(request)  # kept free of auth, which would put a query api key in the next page
+        response = await self._send(self._build(request))
         url = redact(request.url, self._secrets)
         body, records = self._parse_page(response, listing.records_path, url)
         view = PageView(body=body, records=records, seen=seen + len(records))
@@ -182,7 +186,7 @@ class Connector:
 
     async def pages(self, collection: str, start: PageRequest | None = None) -> AsyncIterator[Page]:
         """Every page of a listing, guarded against loops and runaway lengths."""
-        guard = PageGuard(self.name, self.spec.max_pages)
+        guard = PageGuard(self.name, self.spec.max_pages, self._secrets)
         request: PageRequest | None = start or self.first_request(collection)
         seen = 0
         while request is not None:
@@ -223,8 +227,12 @@ class Connector:
         path = self.collection(collection).updated_at_path
         return to_iso(lookup(record, path, None)) if path else None
 
+    def _build(self, request: PageRequest) -> httpx.Request:
+        headers = {"Content-Type": "application/json"} if request.body else None
+        return self._client.build_request(request.method, request.url, content=request.body, headers=headers)
+
     async def _send(self, request: httpx.Request, accept: list[int] | tuple[int, ...] = ()) -> httpx.Response:
-        policy = self.spec.retry
+        policy = self._retry
         for attempt in range(1, policy.attempts + 1):
             error = await self._attempt(request, accept)
             if isinstance(error, httpx.Response):

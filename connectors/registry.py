@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from connectors.base import Connector, Hooks
 from connectors.errors import SpecError
-from connectors.spec import ConnectorSpec, load_spec
+from connectors.spec import ConnectorSpec, RetryPolicy, load_spec
 
 __all__ = ["CONNECTORS_DIR", "available", "load", "open_connector"]
 
@@ -46,7 +46,10 @@ def open_connector(
     parameters: Mapping[str, str] | None = None,
     credentials: Mapping[str, SecretStr] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    retry: RetryPolicy | None = None,
 ) -> Connector:
-    """A ready connector for one connection."""
+    """A ready connector for one connection; `retry` overrides the connector's own retry policy."""
     spec, hooks = load(name)
-    return Connector(spec, parameters=parameters, credentials=credentials, hooks=hooks, transport=transport)
+    return Connector(
+        spec, parameters=parameters, credentials=credentials, hooks=hooks, transport=transport, retry=retry
+    )

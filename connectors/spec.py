@@ -117,12 +117,14 @@ class ConnectorSpec(_Strict):
 
     @model_validator(mode="after")
     def _placeholders_declared(self) -> ConnectorSpec:
-        known = set(self.parameters) | {"id"}
+        known = set(self.parameters)
         used = placeholders(self.base_url)
         for name, collection in self.collections.items():
             used |= placeholders(collection.list.path)
+            used |= {field for value in collection.list.params.values() for field in placeholders(value)}
             if collection.get:
-                used |= placeholders(collection.get.path)
+                used |= placeholders(collection.get.path) - {"id"}  # only get.path has the record id
+                used |= {field for value in collection.get.params.values() for field in placeholders(value)}
             if not collection.list.path and not name:
                 raise ValueError("a collection needs a list path")
         unknown = sorted(used - known)

@@ -41,6 +41,7 @@ class ImportSummary(BaseModel):
     tenant: str
     connection: str
     data_source: str
+    flow_run_id: str = ""
     resumed_at_page: int = 0
     pages: int = 0
     records_seen: int = 0
@@ -77,7 +78,9 @@ async def _import(run: ImportRuntime) -> ImportSummary:
     job, app = run.job, run.loaded.connection.app
     checkpoint = await anyio.to_thread.run_sync(_start_or_resume, run.engine, run, job.restart)
     scope = PageScope(job.tenant, job.connection, job.data_source, checkpoint.generation, str(flow_run.id or "local"))
-    summary = ImportSummary(tenant=job.tenant, connection=job.connection, data_source=job.data_source)
+    summary = ImportSummary(
+        tenant=job.tenant, connection=job.connection, data_source=job.data_source, flow_run_id=str(flow_run.id or "")
+    )
     summary.resumed_at_page = checkpoint.pages
     if checkpoint.pages:
         logger.info("resuming enumeration %s at page %d", checkpoint.generation[:8], checkpoint.pages + 1)

@@ -106,7 +106,9 @@ def open_runtime(job: ImportJob, settings: Settings, *, engine: Engine | None = 
         ),
         origin=f"connectors/{app}/connector.yaml",
     )
-    connector = open_connector(app, parameters=loaded.connection.parameters, credentials=loaded.credentials)
+    connector = open_connector(
+        app, parameters=loaded.connection.parameters, credentials=loaded.credentials, retry=settings.source_retry
+    )
     destination = Destination.from_settings(settings)
     runtime = ImportRuntime(
         key=uuid.uuid4().hex,

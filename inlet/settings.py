@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from connectors.spec import RetryPolicy
+
 __all__ = ["DestinationSettings", "Settings", "get_settings"]
 
 
@@ -40,6 +42,9 @@ class Settings(BaseSettings):
     prefect_port: int = 4200
     demo_app_port: int = 8400
     simulator_port: int = 8410
+    source_retry: RetryPolicy | None = Field(
+        None, description="overrides every connector's retry policy (INLET_SOURCE_RETRY__ATTEMPTS=2 ...)"
+    )
     max_delete_share: float = Field(
         0.5, ge=0, le=1, description="a sweep refusing to delete more than this share of live records"
     )

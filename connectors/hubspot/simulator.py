@@ -277,7 +277,7 @@ class HubSpotSimulator:
         faults = self._faults
         if faults.status_429 > 0:
             faults.status_429 -= 1
-            return _rate_limited("TEN_SECONDLY_ROLLING")
+            return _rate_limited("TEN_SECONDLY_ROLLING", self._rate_headers())
         if faults.status_500 > 0:
             faults.status_500 -= 1
             return _error(500, "internal error", "INTERNAL_ERROR")
@@ -291,11 +291,11 @@ class HubSpotSimulator:
         if today != self._day:
             self._day, self._daily_used = today, 0
         if self._daily_used >= self.daily_limit:
-            return _rate_limited("DAILY")
+            return _rate_limited("DAILY", self._rate_headers())
         while self._window and self._window[0] <= now - self.rate_interval_ms / 1000:
             self._window.popleft()
         if len(self._window) >= self.rate_limit:
-            return _rate_limited("TEN_SECONDLY_ROLLING")
+            return _rate_limited("TEN_SECONDLY_ROLLING", self._rate_headers())
         self._window.append(now)
         self._daily_used += 1
         return None
@@ -411,7 +411,7 @@ def _error(status: int, message: str, category: str, **extra: Any) -> Response:
     return _json({**body, "category": category}, status)
 
 
-def _rate_limited(policy: str) -> Response:
+def _rate_limited(policy: str, headers: dict[str, str]) -> Response:
     window = "daily" if policy == "DAILY" else "ten_secondly_rolling"
     body = {
         "status": "error",
@@ -421,7 +421,7 @@ def _rate_limited(policy: str) -> Response:
         "policyName": policy,
         "requestId": str(uuid.uuid4()),
     }
-    return _json(body, 429)
+    return _json(body, 429, headers)  # HubSpot sends the X-HubSpot-RateLimit-* headers on 429s too
 
 
 async def _invalid_handler(request: Request, exc: Exception) -> Response:

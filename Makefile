@@ -1,0 +1,44 @@
+# inlet: `make demo` runs the main job on the embedded default; `make test` runs the tests.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+JSON_SERVER := .cache/node/node_modules/.bin/json-server
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: demo up test lint bench clean
+
+$(BIN)/inlet: pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; run: make PYTHON=python3 ..."; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+# json-server (npm) is a real app the integration tests import from; skipped with a reason where npm is absent.
+$(JSON_SERVER):
+	@if command -v npm >/dev/null 2>&1; then \
+		npm install --prefix .cache/node json-server@0.17.4 --no-audit --no-fund --loglevel=error; \
+	else echo "npm not found: the json-server tests will be skipped"; fi
+
+demo: $(BIN)/inlet
+	$(BIN)/inlet demo
+
+up: $(BIN)/inlet
+	$(BIN)/inlet up
+
+test: $(BIN)/inlet
+	@$(MAKE) --no-print-directory $(JSON_SERVER)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+	$(BIN)/python -m pytest -q -rs
+
+lint: $(BIN)/inlet
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy .
+
+bench: $(BIN)/inlet
+	@$(MAKE) --no-print-directory $(JSON_SERVER)
+	$(BIN)/python bench/full_import.py
+
+clean:
+	rm -rf $(VENV) .cache .inlet .mypy_cache .ruff_cache .pytest_cache

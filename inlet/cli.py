@@ -1,0 +1,281 @@
+"""The `inlet` command: set up the store, add tenants and connections, run imports, start the stack."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import SecretStr
+
+from connectors.errors import ConnectorError, SpecError
+from inlet.errors import InletError, NotFound
+from inlet.settings import Settings, get_settings
+from mappings.errors import MappingError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+tenants = typer.Typer(no_args_is_help=True, help="Customers of your app.")
+connections = typer.Typer(no_args_is_help=True, help="A tenant's accounts in external apps.")
+imports = typer.Typer(no_args_is_help=True, help="Run imports.")
+app.add_typer(tenants, name="tenants")
+app.add_typer(connections, name="connections")
+app.add_typer(imports, name="import")
+
+Tenant = Annotated[str, typer.Option("--tenant", "-t", help="tenant id")]
+ConnectionId = Annotated[str, typer.Option("--connection", "-c", help="connection id")]
+
+
+def main() -> None:
+    app()
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Known errors become one line on stderr and a non-zero exit code, never a traceback."""
+    try:
+        yield
+    except NotFound as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except (InletError, SpecError, MappingError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except ConnectorError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _engine(settings: Settings) -> Any:
+    from inlet.store import create_store_engine, migrate
+
+    engine = create_store_engine(settings.store_url)
+    migrate(engine)
+    return engine
+
+
+def _pairs(values: list[str], what: str) -> dict[str, str]:
+    pairs = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"{what} {item!r} is not name=value")
+        pairs[name] = value
+    return pairs
+
+
+def _credential(value: str) -> SecretStr:
+    """A credential value as given, or read from `env:NAME` or `@file` so it stays out of shell history."""
+    if value.startswith("env:"):
+        name = value[4:]
+        if name not in os.environ:
+            raise typer.BadParameter(f"environment variable {name} is not set")
+        return SecretStr(os.environ[name])
+    if value.startswith("@"):
+        return SecretStr(Path(value[1:]).read_text().strip())
+    return SecretStr(value)
+
+
+@app.command()
+def init() -> None:
+    """Create the state folder, the credentials key, the signing secret and the store."""
+    with _errors():
+        for line in initialise(get_settings()):
+            typer.echo(line)
+
+
+def initialise(settings: Settings) -> list[str]:
+    from inlet.signing import generate_secret
+    from inlet.vault import ensure_key_file
+
+    settings.home.mkdir(parents=True, exist_ok=True)
+    lines = []
+    if settings.secret_key is None and ensure_key_file(settings.home / "secret.key"):
+        lines.append(f"created the credentials key {settings.home / 'secret.key'}")
+    secret_file = settings.home / "destination.secret"
+    if settings.destination.secret is None and not secret_file.exists():
+        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(generate_secret())
+        lines.append(f"created the delivery signing secret {secret_file}")
+    _engine(settings)
+    lines.append(f"store ready at {settings.store_url}")
+    return lines
+
+
+@tenants.command("add")
+def tenants_add(tenant_id: str, name: Annotated[str | None, typer.Option(help="display name")] = None) -> None:
+    """Add a tenant."""
+    from inlet.tenancy import add_tenant
+
+    with _errors():
+        add_tenant(_engine(get_settings()), tenant_id, name)
+        typer.echo(f"tenant {tenant_id} added")
+
+
+@tenants.command("list")
+def tenants_list() -> None:
+    """List the tenants."""
+    from inlet.tenancy import list_tenants
+
+    with _errors():
+        for tenant in list_tenants(_engine(get_settings())):
+            typer.echo(f"{tenant.id}\t{tenant.name}")
+
+
+@connections.command("add")
+def connections_add(
+    tenant: Tenant,
+    connection_id: Annotated[str, typer.Option("--id", help="connection id, e.g. acme-hubspot")],
+    app_name: Annotated[str, typer.Option("--app", help="connector name, e.g. hubspot")],
+    param: Annotated[list[str], typer.Option("--param", "-p", help="name=value, repeatable")] = [],  # noqa: B006
+    credential: Annotated[
+        list[str], typer.Option("--credential", help="name=value, name=env:VAR or name=@file; repeatable")
+    ] = [],  # noqa: B006
+    replace: Annotated[bool, typer.Option(help="replace an existing connection of this tenant")] = False,
+) -> None:
+    """Connect a tenant's account in an external app; credentials are stored encrypted."""
+    from inlet.tenancy import add_connection
+    from inlet.vault import Vault
+
+    with _errors():
+        settings = get_settings()
+        credentials = {name: _credential(value) for name, value in _pairs(credential, "credential").items()}
+        add_connection(
+            _engine(settings),
+            Vault.from_settings(settings),
+            tenant_id=tenant,
+            connection_id=connection_id,
+            app=app_name,
+            parameters=_pairs(param, "param"),
+            credentials=credentials,
+            replace=replace,
+        )
+        typer.echo(f"connection {connection_id} ({app_name}) added to tenant {tenant}")
+
+
+@connections.command("list")
+def connections_list(tenant: Annotated[str | None, typer.Option("--tenant", "-t")] = None) -> None:
+    """List connections; credentials are never shown."""
+    from inlet.tenancy import list_connections
+
+    with _errors():
+        for c in list_connections(_engine(get_settings()), tenant):
+            typer.echo(f"{c.tenant_id}\t{c.id}\t{c.app}\t{c.data_source}\t{c.parameters}\tcredentials=***")
+
+
+@imports.command("full")
+def import_full(
+    tenant: Tenant,
+    connection: ConnectionId,
+    data_source: Annotated[str, typer.Option(help="the data model to import")] = "users",
+    restart: Annotated[bool, typer.Option(help="ignore an unfinished checkpoint")] = False,
+    force_delete: Annotated[bool, typer.Option(help="let the deletion sweep pass its guard")] = False,
+) -> None:
+    """Run a full import of one connection now (resumes an unfinished one)."""
+    with _errors():
+        summary = run_full_import(
+            get_settings(), tenant, connection, data_source=data_source, restart=restart, force_delete=force_delete
+        )
+        _print_summary(summary)
+
+
+def run_full_import(settings: Settings, tenant: str, connection: str, **options: Any) -> Any:
+    """Check the connection exists, then run the full-import flow in this process."""
+    from inlet.prefect_env import apply_prefect_env
+    from inlet.tenancy import load_connection
+    from inlet.vault import Vault
+
+    load_connection(_engine(settings), Vault.from_settings(settings), tenant, connection)
+    apply_prefect_env(settings)
+    from flows.full_import import full_import
+    from flows.runtime import ImportJob
+
+    try:
+        return asyncio.run(full_import(ImportJob(tenant=tenant, connection=connection, **options)))
+    finally:
+        _flush_prefect()
+
+
+def _flush_prefect() -> None:
+    """Ship buffered run logs and events before this process (or the server it started) goes away."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogHandler
+
+    APILogHandler.flush()
+    EventsWorker.drain_all()
+
+
+@app.command()
+def deliver(tenant: Tenant, connection: ConnectionId) -> None:
+    """Send what waits in a connection's outbox (after the app was down)."""
+    from inlet.prefect_env import apply_prefect_env
+    from inlet.tenancy import load_connection
+    from inlet.vault import Vault
+
+    with _errors():
+        settings = get_settings()
+        load_connection(_engine(settings), Vault.from_settings(settings), tenant, connection)
+        apply_prefect_env(settings)
+        from flows.deliver_outbox import deliver_outbox
+
+        try:
+            result = asyncio.run(deliver_outbox(tenant, connection))
+        finally:
+            _flush_prefect()
+        typer.echo(f"delivered {result.delivered} events in {result.batches} batches; dead letters: {result.dead}")
+
+
+@app.command()
+def status() -> None:
+    """Per connection: last full import, ledger size, outbox depth, quarantined records."""
+    from inlet.status import connection_status
+
+    with _errors():
+        for row in connection_status(_engine(get_settings())):
+            typer.echo("  ".join(f"{k}={v}" for k, v in row.items()))
+
+
+@app.command()
+def demo(
+    records: Annotated[int, typer.Option(help="users in the demo HubSpot")] = 5000,
+    wait: Annotated[bool | None, typer.Option(help="keep the stack up until Ctrl-C (default: on a terminal)")] = None,
+) -> None:
+    """The whole thing on this machine: a demo HubSpot, a full import into a demo app, the run in the UI."""
+    from inlet.demo import run_demo
+
+    with _errors():
+        interactive = sys.stdin.isatty() and not os.environ.get("CI")
+        raise typer.Exit(run_demo(get_settings(), records=records, wait=interactive if wait is None else wait))
+
+
+@app.command()
+def up(records: Annotated[int, typer.Option(help="users in the demo HubSpot")] = 5000) -> None:
+    """Start the Prefect server, the flow server, the demo source and the demo app; stop them on Ctrl-C."""
+    from inlet.demo import run_up
+
+    with _errors():
+        run_up(get_settings(), records=records)
+
+
+@app.command("demo-app")
+def demo_app(port: Annotated[int | None, typer.Option(help="port on 127.0.0.1")] = None) -> None:
+    """Run the demo receiving app in the foreground."""
+    from inlet import demo_app as module
+
+    with _errors():
+        settings = get_settings()
+        secret = settings.destination_secret()
+        if secret is None:
+            raise InletError("no signing secret: run `inlet init` first")
+        os.environ.setdefault("INLET_DEMO_APP_SECRET", secret.get_secret_value())
+        module.main(["--port", str(port or settings.demo_app_port), "--db", str(settings.home / "demo-app.db")])
+
+
+def _print_summary(summary: Any) -> None:
+    for name, value in summary.model_dump().items():
+        typer.echo(f"  {name:>16}: {value}")
