@@ -204,9 +204,9 @@ def run_full_import(settings: Settings, tenant: str, connection: str, **options:
 def _flush_prefect() -> None:
     """Ship buffered run logs and events before this process (or the server it started) goes away."""
     from prefect.events.worker import EventsWorker
-    from prefect.logging.handlers import APILogHandler
+    from prefect.logging.handlers import APILogWorker
 
-    APILogHandler.flush()
+    APILogWorker.drain_all(timeout=5)
     EventsWorker.drain_all()
 
 
