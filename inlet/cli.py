@@ -279,3 +279,7 @@ def demo_app(port: Annotated[int | None, typer.Option(help="port on 127.0.0.1")]
 def _print_summary(summary: Any) -> None:
     for name, value in summary.model_dump().items():
         typer.echo(f"  {name:>16}: {value}")
+
+
+if __name__ == "__main__":
+    main()

@@ -132,6 +132,10 @@ async def drain(
     while True:
         batch = await anyio.to_thread.run_sync(outbox.pending_batch, engine, connection_id, destination.batch_size)
         if not batch:
+            # Events deferred by an earlier failure are not due yet, but they are still left.
+            if (when := await anyio.to_thread.run_sync(outbox.next_attempt, engine, connection_id)) is not None:
+                result.pending_left = True
+                result.last_error = result.last_error or f"deferred events wait for their next attempt at {when} UTC"
             return result
         ids = [e.id for e in batch]
         outcome = await _send(client, destination, batch, sleep)

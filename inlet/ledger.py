@@ -96,9 +96,12 @@ def write_page(
 ) -> PageCounts:
     """Classify and commit one page with its checkpoint; quarantined is (external_id, raw json, error)."""
     latest = {r.external_id: r for r in records}  # an id seen twice in a page: the later copy wins
+    quarantined = list(quarantined)
+    # A known record that now fails mapping still exists in the source: the sweep must not delete it.
+    held = [external_id for external_id, _, _ in quarantined if external_id not in latest]
     counts = PageCounts()
     with engine.begin() as db:
-        known = _known(db, scope, list(latest))
+        known = _known(db, scope, [*latest, *held])
         inserts, changes, seen, events = [], [], [], []
         for external_id, mapped in latest.items():
             digest = payload_hash(mapped.record)
@@ -124,6 +127,9 @@ def write_page(
             else:
                 seen.append({**_ledger_key(scope, external_id), "g": scope.generation})
                 counts.unchanged += 1
+        seen.extend(
+            {**_ledger_key(scope, external_id), "g": scope.generation} for external_id in held if external_id in known
+        )
         _apply(db, inserts, changes, seen, events)
         counts.quarantined = _quarantine_rows(db, scope, quarantined)
         _save_checkpoint(db, scope, next_request, len(records))

@@ -9,7 +9,7 @@ from sqlalchemy import Engine, delete, func, or_, select, update
 
 from inlet.store import OutboxEvent, utcnow
 
-__all__ = ["OutboxCounts", "PendingEvent", "ack", "counts", "defer", "park", "pending_batch"]
+__all__ = ["OutboxCounts", "PendingEvent", "ack", "counts", "defer", "next_attempt", "park", "pending_batch"]
 
 _outbox = OutboxEvent.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ at class creation
 
@@ -41,7 +41,7 @@ def pending_batch(engine: Engine, connection_id: str, limit: int, *, now: dateti
     due = or_(_outbox.c.next_attempt_at.is_(None), _outbox.c.next_attempt_at <= (now or utcnow()))
     with engine.connect() as db:
         first = db.execute(
-            select(_outbox.c.data_source, _outbox.c.next_attempt_at)
+            select(_outbox.c.id, _outbox.c.data_source)
             .where(_outbox.c.connection_id == connection_id, _outbox.c.status == "pending")
             .order_by(_outbox.c.id)
             .limit(1)
@@ -60,9 +60,22 @@ def pending_batch(engine: Engine, connection_id: str, limit: int, *, now: dateti
             .limit(limit)
         ).all()
     # The oldest event is not due yet: nothing may overtake it.
-    if rows and first.next_attempt_at is not None and rows[0].next_attempt_at != first.next_attempt_at:
+    if rows and rows[0].id != first.id:
         return []
     return [PendingEvent(**row._mapping) for row in rows]
+
+
+def next_attempt(engine: Engine, connection_id: str, *, now: datetime | None = None) -> datetime | None:
+    """When the earliest deferred event of a connection is due; None when no pending event waits."""
+    with engine.connect() as db:
+        when: datetime | None = db.execute(
+            select(func.min(_outbox.c.next_attempt_at)).where(
+                _outbox.c.connection_id == connection_id,
+                _outbox.c.status == "pending",
+                _outbox.c.next_attempt_at > (now or utcnow()),
+            )
+        ).scalar_one()
+    return when
 
 
 def ack(engine: Engine, ids: list[int]) -> None:

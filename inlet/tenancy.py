@@ -64,7 +64,10 @@ def add_connection(
     missing = sorted(n for n, p in spec.parameters.items() if p.default is None and n not in parameters)
     if missing:
         raise ConfigError(f"{app} needs --param for {missing}")
-    spec.collection_for(data_source)
+    try:
+        spec.collection_for(data_source)
+    except KeyError:
+        raise ConfigError(f"{app} has no collection for the data source {data_source!r}") from None
     with Session(engine) as session:
         if session.get(Tenant, tenant_id) is None:
             raise NotFound(f"no tenant {tenant_id!r}; add it first with `inlet tenants add {tenant_id}`")

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable, Mapping
 from itertools import chain, islice
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
-from jinja2.exceptions import SecurityError
+from jinja2 import StrictUndefined, TemplateRuntimeError, TemplateSyntaxError, Undefined, UndefinedError, nodes
+from jinja2.compiler import Frame
 from jinja2.nativetypes import NativeCodeGenerator, NativeTemplate
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -23,7 +23,10 @@ __all__ = ["CompiledMapping", "compile_expression", "compile_mapping"]
 
 Renderer = Callable[[Mapping[str, Any]], Any]
 
-_PATH = r"[A-Za-z_]\w*(?:\.\w+)*"
+# Name steps only: `raw.emails.0` is an item lookup in Jinja, so it takes the Jinja path.
+_PATH = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*"
+# Words Jinja reads as constants or operators, never as a variable: `{{ none }}` must not become a lookup.
+_JINJA_WORDS = frozenset({"none", "None", "true", "True", "false", "False", "and", "or", "not", "in", "is", "if"})
 _PLAIN = re.compile(rf"^\{{\{{\s*({_PATH})\s*\}}\}}$")
 _WITH_NONE_DEFAULT = re.compile(rf"^\{{\{{\s*({_PATH})\s*\|\s*default\(\s*(?:none|None)\s*\)\s*\}}\}}$")
 _MISSING = object()
@@ -39,8 +42,29 @@ def _native_concat(values: Iterable[Any]) -> Any:
     return "".join(str(v) for v in chain(head, values))
 
 
+def _defined(value: Any) -> Any:
+    """The value, unless it is (or holds) an undefined one: StrictUndefined raises only when printed."""
+    if isinstance(value, Undefined):
+        str(value)  # raises UndefinedError, or SecurityError for a blocked attribute
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _defined(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _defined(item)
+    return value
+
+
+class _NativeCodeGenerator(NativeCodeGenerator):
+    def _output_child_to_const(self, node: nodes.Expr, frame: Frame, finalize: Any) -> Any:
+        # Jinja folds constant output to text at compile time; `{{ 1 }}` and `{{ none }}` keep their type.
+        if not isinstance(node, nodes.TemplateData):
+            raise nodes.Impossible()
+        return super()._output_child_to_const(node, frame, finalize)
+
+
 class _NativeSandbox(ImmutableSandboxedEnvironment):
-    code_generator_class = NativeCodeGenerator
+    code_generator_class = _NativeCodeGenerator
     concat = staticmethod(_native_concat)
 
 
@@ -54,10 +78,9 @@ _env = _NativeSandbox(undefined=StrictUndefined, autoescape=False)
 
 def compile_expression(template: str, *, origin: str, field: str) -> Renderer:
     """A function that renders one field; a bad expression is a TemplateError naming origin, field and line."""
-    if match := _PLAIN.match(template):
-        return _lookup(match.group(1), strict=True)
-    if match := _WITH_NONE_DEFAULT.match(template):
-        return _lookup(match.group(1), strict=False)
+    match = _PLAIN.match(template) or _WITH_NONE_DEFAULT.match(template)
+    if match and match.group(1).partition(".")[0] not in _JINJA_WORDS:
+        return _lookup(match.group(1), strict=match.re is _PLAIN)
     try:
         compiled = _env.from_string(template)
     except TemplateSyntaxError as exc:
@@ -72,7 +95,7 @@ def compile_expression(template: str, *, origin: str, field: str) -> Renderer:
 
     def render(context: Mapping[str, Any]) -> Any:
         # A shared context skips Jinja's per-render copy of its ChainMap of globals (half the cost).
-        return _native_concat(root(compiled.new_context({**template_globals, **context}, shared=True)))
+        return _defined(_native_concat(root(compiled.new_context({**template_globals, **context}, shared=True))))
 
     return render
 
@@ -110,7 +133,7 @@ class CompiledMapping:
         for target, renderer in self._renderers:
             try:
                 result[target] = renderer(context)
-            except (UndefinedError, SecurityError, TypeError, ValueError, ArithmeticError) as exc:
+            except (TemplateRuntimeError, TypeError, ValueError, ArithmeticError) as exc:
                 raise RecordError(f"field {target!r}: {exc}", field=target) from None
         return result
 

@@ -231,9 +231,7 @@ async def test_mutate_endpoint_creates_updates_and_archives() -> None:
     first, second = sim.ids()[:2]
     before = sim.ids()
     async with client(sim, headers={}) as c:  # control endpoints need no token
-        body = (
-            await c.post("/_sim/mutate", json={"create": 2, "update": [first], "delete": [second]})
-        ).json()
+        body = (await c.post("/_sim/mutate", json={"create": 2, "update": [first], "delete": [second]})).json()
         stats = (await c.get("/_sim/stats")).json()
     assert len(body["created"]) == 2 and min(map(int, body["created"])) > max(map(int, before))
     assert body["updated"] == [first] and body["deleted"] == [second]
@@ -249,10 +247,7 @@ async def test_update_bumps_lastmodifieddate_and_changes_jobtitle() -> None:
         sim.update([contact_id])
         sim.update([contact_id])
         after = (await c.get(url, params=params)).json()
-    assert (
-        after["updatedAt"] > before["updatedAt"]
-        and after["updatedAt"] == after["properties"]["lastmodifieddate"]
-    )
+    assert after["updatedAt"] > before["updatedAt"] and after["updatedAt"] == after["properties"]["lastmodifieddate"]
     assert sim.update(2) != [] and sim.update(["404", contact_id]) == [contact_id]
 
 

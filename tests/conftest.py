@@ -1,0 +1,147 @@
+"""Test-wide set-up: project-local Prefect home and temp dir, a clean INLET_* environment, one Prefect
+test server for the session, and `inlet_env`, a tenant with a connection, a store and a demo app.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_ROOT = Path(__file__).resolve().parent.parent
+_CACHE = _ROOT / ".cache" / "test"
+(_CACHE / "tmp").mkdir(parents=True, exist_ok=True)
+os.environ["TMPDIR"] = str(_CACHE / "tmp")
+os.environ.setdefault("PREFECT_HOME", str(_CACHE / "prefect"))
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ["PREFECT_LOGGING_EXTRA_LOGGERS"] = "connectors,mappings,inlet"
+os.environ.pop("PREFECT_API_URL", None)
+
+import httpx  # noqa: E402
+import pytest  # noqa: E402
+from pydantic import SecretStr  # noqa: E402
+
+from inlet.processes import free_port, start_process, stop_process  # noqa: E402
+from inlet.settings import Settings, get_settings  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _clean_inlet_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No INLET_* setting leaks in from the shell or from another test."""
+    for name in list(os.environ):
+        if name.startswith("INLET_") and name != "INLET_JSON_SERVER_BIN":
+            monkeypatch.delenv(name)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[str]:
+    """One temporary Prefect server (SQLite) for the whole session; its API URL."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield str(PREFECT_API_URL.value())
+
+
+@dataclass
+class InletEnv:
+    """A configured inlet home with a HubSpot simulator, a demo app and tenant `acme` / `acme-hubspot`."""
+
+    settings: Settings
+    env: dict[str, str]
+    simulator: str
+    app: str
+    simulator_command: list[str]
+    processes: dict[str, Any]
+
+    def stop_simulator(self) -> None:
+        stop_process(self.processes.pop("simulator"))
+
+    def start_simulator(self) -> None:
+        self.processes["simulator"] = start_process(self.simulator_command, self.simulator + "/_sim/stats")
+
+    def app_stats(self) -> dict[str, Any]:
+        return dict(httpx.get(self.app + "/stats", timeout=10).json())
+
+    def app_records(self, **params: str) -> list[dict[str, Any]]:
+        return list(httpx.get(self.app + "/records", params=params, timeout=30).json())
+
+    def sim(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        url = f"{self.simulator}/_sim/{path}"
+        response = httpx.post(url, json=body, timeout=10) if body is not None else httpx.get(url, timeout=10)
+        response.raise_for_status()
+        return dict(response.json())
+
+
+InletEnvFactory = Callable[..., InletEnv]
+SIM_TOKEN = "pat-na1-test-token-7f3a9c"
+
+
+@pytest.fixture
+def inlet_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_api: str) -> Iterator[InletEnvFactory]:
+    """`factory(records=300, start_app=True, **sim_options)`: everything a full import needs, on loopback."""
+    started: dict[str, Any] = {}
+
+    def factory(records: int = 300, start_app: bool = True, sim_args: tuple[str, ...] = ()) -> InletEnv:
+        from inlet.cli import initialise
+        from inlet.tenancy import add_connection, add_tenant
+        from inlet.vault import Vault
+
+        sim_port, app_port = free_port(), free_port()
+        env = {
+            "INLET_HOME": str(tmp_path / "home"),
+            "INLET_DESTINATION__URL": f"http://127.0.0.1:{app_port}",
+            "INLET_DESTINATION__MAX_ATTEMPTS": "2",
+            "INLET_DESTINATION__BACKOFF_SECONDS": "0",
+            "INLET_SOURCE_RETRY__ATTEMPTS": "2",
+            "INLET_SOURCE_RETRY__BACKOFF_SECONDS": "0",
+        }
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        settings = get_settings()
+        initialise(settings)
+        secret = settings.destination_secret()
+        assert secret is not None
+        sim = f"http://127.0.0.1:{sim_port}"
+        command = [sys.executable, "-m", "connectors.hubspot.simulator", "--port", str(sim_port)]
+        command += ["--records", str(records), "--token", SIM_TOKEN, *sim_args]
+        started["simulator"] = start_process(command, sim + "/_sim/stats", log_path=tmp_path / "sim.log")
+        app = f"http://127.0.0.1:{app_port}"
+        if start_app:
+            started["app"] = start_app_process(app_port, tmp_path, secret.get_secret_value())
+        from inlet.cli import _engine
+
+        engine = _engine(settings)
+        add_tenant(engine, "acme")
+        add_connection(
+            engine,
+            Vault.from_settings(settings),
+            tenant_id="acme",
+            connection_id="acme-hubspot",
+            app="hubspot",
+            parameters={"base_url": sim},
+            credentials={"token": SecretStr(SIM_TOKEN)},
+        )
+        return InletEnv(settings, {**os.environ, **env, "PREFECT_API_URL": prefect_api}, sim, app, command, started)
+
+    yield factory
+    for proc in started.values():
+        stop_process(proc)
+
+
+def start_app_process(port: int, folder: Path, secret: str) -> Any:
+    """The demo app on 127.0.0.1:port, storing into folder/app.db."""
+    return start_process(
+        [sys.executable, "-m", "inlet.demo_app", "--port", str(port), "--db", str(folder / "app.db")],
+        f"http://127.0.0.1:{port}/health",
+        env={"INLET_DEMO_APP_SECRET": secret},
+        log_path=folder / "app.log",
+    )

@@ -1,0 +1,254 @@
+"""The full-import flow on a real Prefect test server, a HubSpot simulator and the demo app over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+from sqlalchemy import Engine, update
+from sqlmodel import Session
+
+from connectors.errors import AuthError, MalformedPage, RetryableError
+from flows.deliver_outbox import deliver_outbox
+from flows.full_import import ImportSummary, full_import
+from flows.runtime import ImportJob
+from inlet import outbox
+from inlet.errors import DeliveryError
+from inlet.settings import Settings
+from inlet.store import Checkpoint, OutboxEvent, create_store_engine
+from mappings.errors import TemplateError
+from tests.conftest import InletEnvFactory, start_app_process
+
+JOB = ImportJob(tenant="acme", connection="acme-hubspot")
+
+
+def run_import(job: ImportJob = JOB) -> ImportSummary:
+    return asyncio.run(full_import(job))
+
+
+def test_full_import_delivers_every_record_and_a_rerun_sends_nothing(inlet_env: InletEnvFactory) -> None:
+    env = inlet_env(records=250)
+    first = run_import()
+    second = run_import()
+    assert (first.pages, first.created, first.delivered) == (3, 250, 250)
+    assert (second.created, second.updated, second.unchanged, second.delivered) == (0, 0, 250, 0)
+    assert env.app_stats() | {"batches": 0} == {
+        "records": 250,
+        "deleted": 0,
+        "events_applied": 250,
+        "duplicates": 0,
+        "batches": 0,
+        "rejected_signatures": 0,
+    }
+
+
+def test_app_receives_mapped_records(inlet_env: InletEnvFactory) -> None:
+    env = inlet_env(records=5)
+    run_import()
+    record = env.app_records()[0]["record"]
+    assert set(record) == {
+        "email",
+        "fullName",
+        "firstName",
+        "lastName",
+        "phone",
+        "company",
+        "title",
+        "active",
+        "sourceUpdatedAt",
+    }
+    assert record["fullName"] == f"{record['firstName']} {record['lastName']}" and record["active"] is True
+
+
+def test_changed_records_are_sent_as_updates(inlet_env: InletEnvFactory) -> None:
+    env = inlet_env(records=120)
+    run_import()
+    changed = env.sim("mutate", {"update": 7, "create": 3})
+    summary = run_import()
+    assert (summary.created, summary.updated, summary.delivered) == (3, 7, 10)
+    assert len(changed["updated"]) == 7 and env.app_stats()["records"] == 123
+
+
+def test_vanished_records_become_deleted_events(inlet_env: InletEnvFactory) -> None:
+    env = inlet_env(records=100)
+    run_import()
+    gone = env.sim("mutate", {"delete": 4})["deleted"]
+    summary = run_import()
+    deleted = {r["external_id"] for r in env.app_records(include_deleted="1") if r["deleted"]}
+    assert summary.deleted == 4 and deleted == set(gone)
+
+
+def test_mass_delete_guard_refuses_and_says_so(inlet_env: InletEnvFactory) -> None:
+    env = inlet_env(records=50)
+    run_import()
+    env.sim("mutate", {"delete": 40})
+    summary = run_import()
+    assert summary.deleted == 0 and "refused to delete 40 of 50" in summary.delete_guard
+    assert run_import(JOB.model_copy(update={"force_delete": True})).deleted == 40
+
+
+def test_run_has_readable_name_and_publishes_artifacts(inlet_env: InletEnvFactory) -> None:
+    inlet_env(records=30)
+    summary = run_import()
+
+    async def read() -> tuple[str, dict[str, object]]:
+        async with get_client() as client:
+            run = await client.read_flow_run(summary.flow_run_id)  # type: ignore[arg-type]
+            flt = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]))
+            artifacts = await client.read_artifacts(artifact_filter=flt)
+            return run.name, {a.type or "": a.data for a in artifacts}
+
+    name, artifacts = asyncio.run(read())
+    assert name == "full-import/acme/acme-hubspot/users"
+    assert artifacts["progress"] == 100 and "records_seen" in str(artifacts["table"])
+
+
+def test_source_gone_mid_run_fails_clearly_keeps_the_checkpoint_and_resumes(inlet_env: InletEnvFactory) -> None:
+    env = inlet_env(records=2000)
+    env.sim("faults", {"slow_seconds": 0.05})
+    engine = create_store_engine(env.settings.store_url)
+
+    def stop_after_three_pages() -> None:
+        _wait_for_pages(engine, 3)
+        env.stop_simulator()
+
+    stopper = threading.Thread(target=stop_after_three_pages)
+    stopper.start()
+    with pytest.raises(RetryableError, match=r"hubspot: cannot reach http://127\.0\.0\.1:\d+/crm/v3/objects/contacts"):
+        run_import()
+    stopper.join()
+    kept = _checkpoint(engine)
+    assert kept.pages >= 3 and not kept.complete and env.app_stats()["records"] == kept.records
+    env.start_simulator()
+    summary = run_import()
+    assert summary.resumed_at_page == kept.pages and env.app_stats()["records"] == 2000
+
+
+def test_closed_port_is_a_retryable_error_naming_the_url(inlet_env: InletEnvFactory) -> None:
+    env = inlet_env(records=10)
+    _point_connection_at(env.settings, "http://127.0.0.1:9")
+    with pytest.raises(RetryableError, match=r"cannot reach http://127\.0\.0\.1:9/crm/v3/objects/contacts"):
+        run_import()
+
+
+def test_source_401_is_an_auth_error_without_a_retry_storm(inlet_env: InletEnvFactory) -> None:
+    env = inlet_env(records=10)
+    _point_connection_at(env.settings, env.simulator, token="pat-na1-wrong")
+    with pytest.raises(AuthError, match="answered 401") as raised:
+        run_import()
+    assert env.sim("stats")["list_requests"] == 1 and "pat-na1-wrong" not in str(raised.value)
+
+
+def test_malformed_page_names_the_connector_and_the_page(inlet_env: InletEnvFactory) -> None:
+    env = inlet_env(records=250)
+    env.sim("faults", {"malformed": 1})
+    with pytest.raises(
+        MalformedPage, match=r"hubspot: the page http://127\.0\.0\.1:\d+/crm/v3/objects/contacts\?.* is not JSON"
+    ):
+        run_import()
+
+
+def test_app_down_keeps_the_outbox_and_delivers_when_it_returns(inlet_env: InletEnvFactory, tmp_path: Path) -> None:
+    env = inlet_env(records=120, start_app=False)
+    with pytest.raises(DeliveryError, match="wait in the outbox"):
+        run_import()
+    engine = create_store_engine(env.settings.store_url)
+    assert outbox.counts(engine).pending == 120
+    secret = env.settings.destination_secret()
+    assert secret is not None
+    app = start_app_process(int(env.app.rsplit(":", 1)[1]), tmp_path, secret.get_secret_value())
+    try:
+        _clear_retry_delay(engine)
+        result = asyncio.run(deliver_outbox("acme", "acme-hubspot"))
+        assert result.delivered == 120 and outbox.counts(engine).pending == 0 and env.app_stats()["records"] == 120
+    finally:
+        app.terminate()
+        app.wait(10)
+
+
+def test_records_failing_the_mapping_are_quarantined_and_the_run_goes_on(inlet_env: InletEnvFactory) -> None:
+    env = inlet_env(records=60)
+    tenant_dir = env.settings.mapping_overrides / "acme"
+    tenant_dir.mkdir(parents=True)
+    (tenant_dir / "users.yaml").write_text('fields:\n  phoneLength: "{{ raw.properties.phone | length }}"\n')
+    summary = run_import()
+    assert summary.quarantined > 0 and summary.created == 60 - summary.quarantined
+    assert env.app_stats()["records"] == summary.created
+
+
+def test_bad_tenant_mapping_fails_at_load_naming_file_and_field(inlet_env: InletEnvFactory) -> None:
+    env = inlet_env(records=5)
+    tenant_dir = env.settings.mapping_overrides / "acme"
+    tenant_dir.mkdir(parents=True)
+    (tenant_dir / "users.yaml").write_text('fields:\n  fullName: "{{ full_name | upper }"\n')
+    with pytest.raises(TemplateError, match=r"acme/users\.yaml: field 'fullName': .*line 1"):
+        run_import()
+    assert env.sim("stats")["list_requests"] == 0
+
+
+def test_killed_run_resumes_from_its_checkpoint_and_loses_nothing(inlet_env: InletEnvFactory) -> None:
+    env = inlet_env(records=2000)
+    env.sim("faults", {"slow_seconds": 0.1})
+    command = [sys.executable, "-m", "inlet.cli", "import", "full", "-t", "acme", "-c", "acme-hubspot"]
+    proc = subprocess.Popen(command, env=env.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    engine = create_store_engine(env.settings.store_url)
+    try:
+        _wait_for_pages(engine, 5, proc)
+    finally:
+        proc.kill()  # SIGKILL: no clean-up of any kind
+        proc.wait(10)
+    env.sim("reset", {})
+    summary = run_import()
+    assert summary.resumed_at_page >= 5 and summary.pages == 20 - summary.resumed_at_page
+    assert env.app_stats()["records"] == 2000 and outbox.counts(engine).pending == 0
+
+
+def _checkpoint(engine: Engine) -> Checkpoint:
+    with Session(engine) as session:
+        checkpoint = session.get(Checkpoint, ("acme-hubspot", "users"))
+        assert checkpoint is not None
+        return checkpoint
+
+
+def _wait_for_pages(engine: Engine, pages: int, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (proc is None or proc.poll() is None):
+        with Session(engine) as session:
+            checkpoint = session.get(Checkpoint, ("acme-hubspot", "users"))
+            if checkpoint is not None and checkpoint.pages >= pages and checkpoint.next_request:
+                return
+        time.sleep(0.02)
+    raise AssertionError(f"the import did not reach page {pages}")
+
+
+def _point_connection_at(settings: Settings, base_url: str, token: str | None = None) -> None:
+    from pydantic import SecretStr
+
+    from inlet.cli import _engine
+    from inlet.tenancy import add_connection
+    from inlet.vault import Vault
+    from tests.conftest import SIM_TOKEN
+
+    add_connection(
+        _engine(settings),
+        Vault.from_settings(settings),
+        tenant_id="acme",
+        connection_id="acme-hubspot",
+        app="hubspot",
+        parameters={"base_url": base_url},
+        credentials={"token": SecretStr(token or SIM_TOKEN)},
+        replace=True,
+    )
+
+
+def _clear_retry_delay(engine: Engine) -> None:
+    """The run deferred the failed batch by a minute; the operator's `deliver` should not wait for it here."""
+    with engine.begin() as db:
+        db.execute(update(OutboxEvent).values(next_attempt_at=None))

@@ -1,0 +1,125 @@
+"""The outbox: batches in id order per connection and data source, nothing overtakes a deferred event."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine, select
+
+from inlet import outbox
+from inlet.ledger import MappedRecord, PageScope, write_page
+from inlet.store import OutboxEvent, utcnow
+
+USERS = PageScope("acme", "acme-hubspot", "users", generation="gen-1", run_id="run-1")
+CONTACTS = replace(USERS, data_source="contacts")
+OTHER = replace(USERS, connection_id="acme-salesforce")
+LATER = utcnow() + timedelta(hours=1)
+
+
+def put(engine: Engine, scope: PageScope, *ids: str) -> None:
+    records = [MappedRecord(i, {"email": f"{i}@example.org"}, None) for i in ids]
+    write_page(engine, scope, records, next_request=None)
+
+
+def batch_ids(engine: Engine, connection_id: str = "acme-hubspot", limit: int = 100) -> list[str]:
+    return [e.external_id for e in outbox.pending_batch(engine, connection_id, limit)]
+
+
+def ids_of(engine: Engine, *external_ids: str) -> list[int]:
+    table = OutboxEvent.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__
+    with engine.connect() as db:
+        query = select(table.c.id).where(table.c.external_id.in_(external_ids)).order_by(table.c.id)
+        return list(db.execute(query).scalars())
+
+
+def test_pending_batch_is_in_id_order_up_to_the_limit(engine: Engine) -> None:
+    put(engine, USERS, "3", "1", "2")
+    put(engine, USERS, "0")
+    assert batch_ids(engine) == ["3", "1", "2", "0"]
+    assert batch_ids(engine, limit=2) == ["3", "1"]
+    assert [e.id for e in outbox.pending_batch(engine, "acme-hubspot", 100)] == ids_of(engine, "0", "1", "2", "3")
+
+
+def test_batch_holds_one_data_source_starting_with_the_oldest(engine: Engine) -> None:
+    put(engine, USERS, "u1")
+    put(engine, CONTACTS, "c1")
+    put(engine, USERS, "u2")
+    assert batch_ids(engine) == ["u1", "u2"]
+    outbox.ack(engine, ids_of(engine, "u1", "u2"))
+    assert batch_ids(engine) == ["c1"]
+
+
+def test_batch_belongs_to_one_connection(engine: Engine) -> None:
+    put(engine, OTHER, "s1")
+    put(engine, USERS, "h1")
+    assert batch_ids(engine) == ["h1"]
+    assert batch_ids(engine, "acme-salesforce") == ["s1"]
+    assert batch_ids(engine, "nobody") == []
+
+
+def test_deferred_oldest_event_blocks_younger_ones(engine: Engine) -> None:
+    put(engine, USERS, "1", "2")
+    put(engine, USERS, "3")
+    outbox.defer(engine, ids_of(engine, "1", "2"), "503", next_attempt_at=LATER)
+    assert batch_ids(engine) == []
+    after = outbox.pending_batch(engine, "acme-hubspot", 100, now=LATER + timedelta(seconds=1))
+    assert [e.external_id for e in after] == ["1", "2", "3"]
+
+
+def test_deferred_younger_event_waits_but_the_older_ones_go(engine: Engine) -> None:
+    put(engine, USERS, "1", "2", "3")
+    outbox.defer(engine, ids_of(engine, "3"), "503", next_attempt_at=LATER)
+    assert batch_ids(engine) == ["1", "2"]
+
+
+def test_ack_removes_the_events(engine: Engine) -> None:
+    put(engine, USERS, "1", "2")
+    outbox.ack(engine, ids_of(engine, "1"))
+    assert batch_ids(engine) == ["2"]
+    assert outbox.counts(engine).pending == 1
+
+
+def test_park_keeps_a_dead_letter_with_the_answer(engine: Engine) -> None:
+    put(engine, USERS, "1", "2")
+    outbox.park(engine, ids_of(engine, "1"), "422: " + "x" * 5000)
+    assert batch_ids(engine) == ["2"]
+    dead = [e for e in _all(engine) if e.status == "dead"]
+    assert [(e.external_id, e.attempts, len(e.last_error or "")) for e in dead] == [("1", 1, 4000)]
+    assert dead[0].last_error is not None and dead[0].last_error.startswith("422: x")
+
+
+def test_defer_counts_the_attempt_and_keeps_the_error(engine: Engine) -> None:
+    put(engine, USERS, "1")
+    for _ in range(2):
+        outbox.defer(engine, ids_of(engine, "1"), "connection refused", next_attempt_at=None)
+    (event,) = _all(engine)
+    assert (event.status, event.attempts, event.last_error) == ("pending", 2, "connection refused")
+    assert batch_ids(engine) == ["1"]
+
+
+@pytest.mark.parametrize(("connection_id", "expected"), [(None, (2, 1)), ("acme-hubspot", (1, 1)), ("x", (0, 0))])
+def test_counts_pending_and_dead(engine: Engine, connection_id: str | None, expected: tuple[int, int]) -> None:
+    put(engine, USERS, "1", "2")
+    put(engine, OTHER, "3")
+    outbox.park(engine, ids_of(engine, "1"), "400")
+    result = outbox.counts(engine, connection_id)
+    assert (result.pending, result.dead) == expected
+    assert (result.oldest_pending is None) == (expected[0] == 0)
+
+
+def test_next_attempt_is_the_earliest_deferred_time(engine: Engine) -> None:
+    put(engine, USERS, "1", "2")
+    assert outbox.next_attempt(engine, "acme-hubspot") is None
+    outbox.defer(engine, ids_of(engine, "2"), "503", next_attempt_at=LATER + timedelta(minutes=5))
+    outbox.defer(engine, ids_of(engine, "1"), "503", next_attempt_at=LATER)
+    when = outbox.next_attempt(engine, "acme-hubspot")
+    assert when is not None and when.replace(tzinfo=None) == LATER.replace(tzinfo=None)
+    assert outbox.next_attempt(engine, "acme-hubspot", now=LATER + timedelta(hours=1)) is None
+
+
+def _all(engine: Engine) -> list[OutboxEvent]:
+    table = OutboxEvent.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__
+    with engine.connect() as db:
+        return [OutboxEvent.model_validate(row._mapping) for row in db.execute(select(table).order_by(table.c.id))]

@@ -1,0 +1,87 @@
+"""The store: engines for SQLite and PostgreSQL, and alembic migrations on both."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, inspect, text
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from inlet.store import Connection, Tenant, create_store_engine, migrate
+from tests.inlet.conftest import STORE_TABLES, DatabaseFactory
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def fresh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """An engine on an empty database that no migration has touched."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'nested' / 'inlet.db'}"
+    else:
+        factory: DatabaseFactory = request.getfixturevalue("pg_databases")
+        url = factory()
+    engine = create_store_engine(url)
+    yield engine
+    engine.dispose()
+
+
+def _versions(engine: Engine) -> list[str]:
+    with engine.connect() as db:
+        return list(db.execute(text("SELECT version_num FROM alembic_version")).scalars())
+
+
+def test_migrate_creates_every_table_and_the_alembic_version(fresh: Engine) -> None:
+    assert inspect(fresh).get_table_names() == []
+    migrate(fresh)
+    assert set(inspect(fresh).get_table_names()) == {*STORE_TABLES, "alembic_version"}
+    assert _versions(fresh) == ["0001"]
+
+
+def test_migrate_twice_is_a_no_op_that_keeps_data(fresh: Engine) -> None:
+    migrate(fresh)
+    with Session(fresh) as session:
+        session.add(Tenant(id="acme", name="Acme"))
+        session.commit()
+    migrate(fresh)
+    assert _versions(fresh) == ["0001"]
+    with Session(fresh) as session:
+        assert session.get(Tenant, "acme") is not None
+
+
+def test_outbox_has_the_drain_index(fresh: Engine) -> None:
+    migrate(fresh)
+    indexes = {index["name"]: index["column_names"] for index in inspect(fresh).get_indexes("outbox")}
+    assert indexes["ix_outbox_drain"] == ["connection_id", "status", "id"]
+
+
+def test_connection_needs_an_existing_tenant(fresh: Engine) -> None:
+    migrate(fresh)
+    with Session(fresh) as session, pytest.raises(IntegrityError):
+        session.add(Connection(id="c1", tenant_id="nobody", app="hubspot"))
+        session.commit()
+
+
+def test_sqlite_file_engine_uses_wal_and_creates_the_folder(tmp_path: Path) -> None:
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'a' / 'b' / 'inlet.db'}")
+    with engine.connect() as db:
+        assert db.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
+        assert db.execute(text("PRAGMA foreign_keys")).scalar_one() == 1
+    assert (tmp_path / "a" / "b" / "inlet.db").is_file()
+    engine.dispose()
+
+
+def test_in_memory_sqlite_keeps_one_database_across_connections() -> None:
+    engine = create_store_engine("sqlite://")
+    migrate(engine)
+    with engine.connect() as other:
+        assert "ledger" in inspect(other).get_table_names()
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_postgres_databases_are_made_for_this_run(pg_databases: DatabaseFactory) -> None:
+    url = pg_databases()
+    assert "/inlet_test_" in url and url.startswith("postgresql+psycopg://")
+    assert url != pg_databases()
