@@ -36,7 +36,8 @@ def utcnow() -> datetime:
 class Tenant(SQLModel, table=True):
     """One customer of the team's app."""
 
-    id: str = Field(primary_key=True, regex=r"^[a-z0-9][a-z0-9_-]*$")
+    # sqlmodel drops `regex=` under pydantic 2; the pattern has to travel as schema_extra to be enforced.
+    id: str = Field(primary_key=True, schema_extra={"pattern": r"^[a-z0-9][a-z0-9_-]*$"})
     name: str
     created_at: datetime = Field(default_factory=utcnow)
 

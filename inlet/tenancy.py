@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
@@ -35,7 +35,12 @@ def add_tenant(engine: Engine, tenant_id: str, name: str | None = None) -> Tenan
     with Session(engine) as session:
         if session.get(Tenant, tenant_id) is not None:
             raise ConfigError(f"tenant {tenant_id!r} already exists")
-        tenant = Tenant.model_validate({"id": tenant_id, "name": name or tenant_id})
+        try:
+            tenant = Tenant.model_validate({"id": tenant_id, "name": name or tenant_id})
+        except ValidationError:
+            raise ConfigError(
+                f"tenant id {tenant_id!r} must start with a lowercase letter or digit and hold only a-z, 0-9, - and _"
+            ) from None
         session.add(tenant)
         session.commit()
         session.refresh(tenant)

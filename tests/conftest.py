@@ -19,6 +19,7 @@ os.environ.setdefault("PREFECT_HOME", str(_CACHE / "prefect"))
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ["PREFECT_LOGGING_EXTRA_LOGGERS"] = "connectors,mappings,inlet"
+os.environ["PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW"] = "ignore"  # connector warnings outside a run
 os.environ.pop("PREFECT_API_URL", None)
 
 import httpx  # noqa: E402

@@ -23,7 +23,7 @@ from connectors.errors import (
     RequestRejected,
     RetryableError,
 )
-from connectors.spec import ConnectorSpec
+from connectors.spec import ConnectorSpec, RetryPolicy
 
 TOKEN = "tok-SEEKRIT-4242-zz"
 BASE = "https://api.acme.example/v2"
@@ -70,9 +70,12 @@ def acme_spec(listing: dict[str, Any] | None = None, **top: Any) -> ConnectorSpe
     return ConnectorSpec.model_validate({**document, **top})
 
 
-def connect(app: App, spec: ConnectorSpec | None = None, hooks: Hooks | None = None) -> Connector:
+def connect(
+    app: App, spec: ConnectorSpec | None = None, hooks: Hooks | None = None, retry: RetryPolicy | None = None
+) -> Connector:
     credentials = {"token": SecretStr(TOKEN), "api_key": SecretStr(TOKEN)}
-    return Connector(spec or acme_spec(), credentials=credentials, hooks=hooks, transport=httpx.MockTransport(app))
+    transport = httpx.MockTransport(app)
+    return Connector(spec or acme_spec(), credentials=credentials, hooks=hooks, transport=transport, retry=retry)
 
 
 async def read_all(connector: Connector, start: PageRequest | None = None, collection: str = "contacts") -> list[Page]:
@@ -128,16 +131,17 @@ def test_a_page_request_with_a_body_round_trips_through_json() -> None:
 
 
 async def test_a_post_listing_sends_its_json_body_with_the_cursor() -> None:
+    sent: list[httpx.Request] = []
+
     def search(request: httpx.Request) -> httpx.Response:
-        cursor = orjson.loads(request.content).get("cursor")
-        assert request.headers["Content-Type"] == "application/json"
-        return httpx.Response(200, json=PAGES[cursor])
+        sent.append(request)
+        return httpx.Response(200, json=PAGES[orjson.loads(request.content).get("cursor")])
 
     paginator = {"type": "cursor", "cursor_path": "meta.next", "location": "json"}
-    spec = acme_spec({"method": "POST", "json_body": {"q": "x"}, "paginator": paginator})
-    async with connect(search, spec) as acme:
-        pages = await read_all(acme)
-    assert ids(pages) == [1, 2, 3, 4] and pages[0].next == PageRequest("POST", f"{BASE}/contacts", b'{"q":"x","cursor":"b"}')
+    async with connect(search, acme_spec({"method": "POST", "json_body": {"q": "x"}, "paginator": paginator})) as acme:
+        assert ids(await read_all(acme)) == [1, 2, 3, 4]
+    assert [orjson.loads(r.content) for r in sent] == [{"q": "x"}, {"q": "x", "cursor": "b"}, {"q": "x", "cursor": "c"}]
+    assert {r.method for r in sent} == {"POST"} and {r.headers["Content-Type"] for r in sent} == {"application/json"}
 
 
 async def test_a_total_count_stop_rule_counts_records_across_pages() -> None:
@@ -155,13 +159,17 @@ async def test_parameters_fill_the_urls() -> None:
     app = Acme()
     parameters = {"sub": {}, "region": {"default": "eu"}}
     spec = acme_spec({"path": "/{region}/contacts"}, base_url="https://{sub}.acme.example/v2", parameters=parameters)
-    credentials = {"token": SecretStr(TOKEN)}
-    async with Connector(spec, parameters={"sub": "t1"}, credentials=credentials, transport=httpx.MockTransport(app)) as acme:
+    acme = Connector(
+        spec, parameters={"sub": "t1"}, credentials={"token": SecretStr(TOKEN)}, transport=httpx.MockTransport(app)
+    )
+    async with acme:
         await acme.fetch_page("contacts", acme.first_request("contacts"))
     assert str(app.requests[0].url) == "https://t1.acme.example/v2/eu/contacts?limit=2"
 
 
-@pytest.mark.parametrize(("given", "message"), [({}, r"needs parameters \['sub'\]"), ({"sub": "a", "x": "b"}, r"has no parameters \['x'\]")])
+@pytest.mark.parametrize(
+    ("given", "message"), [({}, r"needs parameters \['sub'\]"), ({"sub": "a", "x": "b"}, r"has no parameters \['x'\]")]
+)
 def test_parameters_are_checked_when_connecting(given: dict[str, str], message: str) -> None:
     spec = acme_spec(base_url="https://{sub}.acme.example", parameters={"sub": {}})
     with pytest.raises(FatalError, match=message):
@@ -202,7 +210,9 @@ async def test_a_retry_after_past_max_wait_is_not_slept_through(waits: list[floa
     assert caught.value.retry_after == 3600.0 and waits == [] and len(app.requests) == 1
 
 
-@pytest.mark.parametrize(("status", "kind"), [(401, AuthError), (403, AuthError), (400, RequestRejected), (404, RequestRejected)])
+@pytest.mark.parametrize(
+    ("status", "kind"), [(401, AuthError), (403, AuthError), (400, RequestRejected), (404, RequestRejected)]
+)
 async def test_no_retry_on_4xx(status: int, kind: type[ConnectorError], waits: list[float]) -> None:
     app = Acme(httpx.Response(status, text="no"))
     async with connect(app) as acme:
@@ -217,6 +227,14 @@ async def test_retry_exhaustion_raises_retryable(waits: list[float]) -> None:
         with pytest.raises(RetryableError, match="answered 503"):
             await read_all(acme)
     assert len(app.requests) == 3 and len(waits) == 2
+
+
+async def test_a_retry_policy_given_when_connecting_overrides_the_spec(waits: list[float]) -> None:
+    app = Acme(*[httpx.Response(503) for _ in range(3)])
+    async with connect(app, retry=RetryPolicy(attempts=1)) as acme:
+        with pytest.raises(RetryableError):
+            await read_all(acme)
+    assert len(app.requests) == 1 and waits == []
 
 
 async def test_a_timeout_is_retried(waits: list[float]) -> None:

@@ -125,7 +125,9 @@ async def test_batches_keep_the_outbox_order(sqlite_engine: Engine, app: DemoApp
     assert [row["external_id"] for row in app.records()] == ["5", "4", "3", "2", "1"]
 
 
-async def test_updates_and_deletes_reach_the_app(sqlite_engine: Engine, app: DemoApp, client: httpx.AsyncClient) -> None:
+async def test_updates_and_deletes_reach_the_app(
+    sqlite_engine: Engine, app: DemoApp, client: httpx.AsyncClient
+) -> None:
     write_page(sqlite_engine, SCOPE, users("1", "2"), next_request=None)
     later = replace(SCOPE, generation="gen-2")
     write_page(sqlite_engine, later, users("1", domain="example.com"), next_request=None)

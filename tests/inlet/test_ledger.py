@@ -119,7 +119,9 @@ def test_a_failing_checkpoint_commits_nothing_of_the_page(store: Engine, monkeyp
 
 def test_quarantined_records_are_stored_with_their_raw_payload(store: Engine) -> None:
     raw = orjson.dumps({"id": "7", "properties": {"email": "x"}}).decode()
-    counts = write_page(store, SCOPE, [user("1")], quarantined=[("7", raw, "UDM field 'id': too short")], next_request=None)
+    counts = write_page(
+        store, SCOPE, [user("1")], quarantined=[("7", raw, "UDM field 'id': too short")], next_request=None
+    )
     assert (counts.created, counts.quarantined) == (1, 1)
     (row,) = rows(store, QuarantinedRecord)
     assert (row.external_id, row.raw, row.run_id) == ("7", raw, "run-1")

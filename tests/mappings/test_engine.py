@@ -1,0 +1,156 @@
+"""The expression engine: native types, filters, strict undefined, load-time syntax errors and the sandbox."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mappings import CompiledMapping, RecordError, TemplateError, compile_expression, compile_mapping
+
+RAW = {"id": "1001", "properties": {"email": "Ada@Example.org", "phone": None}, "emails": ["a@x.org", "b@x.org"]}
+
+
+def render(template: str, context: dict[str, Any]) -> Any:
+    return compile_expression(template, origin="test", field="out")(context)
+
+
+@pytest.mark.parametrize(
+    ("template", "context", "expected"),
+    [
+        ("{{ n }}", {"n": 42}, 42),
+        ("{{ s }}", {"s": "0012"}, "0012"),
+        ("{{ f }}", {"f": 1.5}, 1.5),
+        ("{{ flag }}", {"flag": False}, False),
+        ("{{ nothing }}", {"nothing": None}, None),
+        ("{{ tags }}", {"tags": ["a", "b"]}, ["a", "b"]),
+        ("{{ raw.properties.email }}", {"raw": RAW}, "Ada@Example.org"),
+        ("{{ raw.emails.1 }}", {"raw": RAW}, "b@x.org"),
+        ("{{ n + 1 }}", {"n": 42}, 43),
+        ("{{ 7 }}", {}, 7),
+        ("{{ none }}", {}, None),
+        ("{{ true }}", {}, True),
+        ("{{ [1, 2] }}", {}, [1, 2]),
+        ("{{ not raw.archived }}", {"raw": {"archived": False}}, True),
+        ("{{ 'x' if flag else none }}", {"flag": False}, None),
+        ("id-{{ n }}", {"n": 42}, "id-42"),
+        ("{{ s }}{{ s }}", {"s": "0012"}, "00120012"),
+        ("{{ first }} {{ last }}", {"first": "Ada", "last": "Lovelace"}, "Ada Lovelace"),
+        ("plain text", {}, "plain text"),
+        ("{{ raw.properties.email | lower }}", {"raw": RAW}, "ada@example.org"),
+        ("{{ missing | default('n/a') }}", {}, "n/a"),
+        ("{{ missing | default(none) }}", {}, None),
+        ("{{ raw.properties.fax | default(none) }}", {"raw": RAW}, None),
+        ("{{ raw.nested.deeper | default(none) }}", {"raw": RAW}, None),
+        ("{{ raw.emails | join(', ') }}", {"raw": RAW}, "a@x.org, b@x.org"),
+        ("{{ [first, last] | select | join(' ') }}", {"first": "Ada", "last": None}, "Ada"),
+        ("{{ [first, last] | select | join(' ') or none }}", {"first": None, "last": None}, None),
+    ],
+)
+def test_renders(template: str, context: dict[str, Any], expected: Any) -> None:
+    result = render(template, context)
+    assert result == expected and type(result) is type(expected)
+
+
+@pytest.mark.parametrize(
+    ("path", "context"),
+    [
+        ("n", {"n": 42}),
+        ("s", {"s": "0012"}),
+        ("raw.properties.email", {"raw": RAW}),
+        ("raw.properties.phone", {"raw": RAW}),
+        ("raw.emails", {"raw": RAW}),
+    ],
+)
+def test_plain_path_fast_path_equals_the_jinja_result(path: str, context: dict[str, Any]) -> None:
+    # Parentheses keep the same expression off the fast path, so Jinja renders it.
+    assert render(f"{{{{ {path} }}}}", context) == render(f"{{{{ ({path}) }}}}", context)
+    assert render(f"{{{{ {path} | default(none) }}}}", context) == render(
+        f"{{{{ ({path}) | default(none) }}}}", context
+    )
+
+
+@pytest.mark.parametrize(
+    "template", ["{{ email }}", "{{ raw.properties.fax }}", "{{ email | lower }}", "{{ (email) }}", "{{ [email] }}"]
+)
+def test_missing_field_is_a_record_error_naming_the_field(template: str) -> None:
+    mapping = compile_mapping({"contactEmail": template}, origin="users.yaml")
+    with pytest.raises(RecordError, match="field 'contactEmail'") as caught:
+        mapping.render({"raw": RAW})
+    assert caught.value.field == "contactEmail"
+
+
+@pytest.mark.parametrize(
+    "template", ["{{ n + 'x' }}", "{{ 1 / 0 }}", "{{ range(10 ** 9) | list }}", "{{ raw | map('nosuch') | list }}"]
+)
+def test_failing_expression_is_a_record_error(template: str) -> None:
+    with pytest.raises(RecordError, match="field 'out'"):
+        compile_mapping({"out": template}, origin="users.yaml").render({"n": 1, "raw": RAW})
+
+
+@pytest.mark.parametrize(
+    ("template", "line"),
+    [
+        ("{{ email | }}", 1),
+        ("{{ email | nosuchfilter }}", 1),
+        ("{% if email %}\n{{ email }\n{% endif %}", 2),
+        ("{{ email ", 1),
+    ],
+)
+def test_syntax_error_names_origin_field_and_line(template: str, line: int) -> None:
+    with pytest.raises(TemplateError) as caught:
+        compile_mapping({"email": template}, origin="tenants/acme/users.yaml")
+    assert (caught.value.origin, caught.value.field) == ("tenants/acme/users.yaml", "email")
+    assert "tenants/acme/users.yaml" in str(caught.value) and "'email'" in str(caught.value)
+    assert f"line {line}" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ ''.__class__ }}",
+        "{{ raw.__class__.__base__ }}",
+        "{{ cycler.__init__.__globals__ }}",
+        "{{ (cycler).__init__.__globals__ }}",
+        "{{ joiner.__init__.__globals__.os }}",
+        "{{ self._TemplateReference__context }}",
+        "{{ (self)._TemplateReference__context }}",
+        "{{ lipsum.__globals__ }}",
+        "{{ (lipsum).__globals__['os'] }}",
+        "{{ namespace.__init__.__globals__ }}",
+        "{{ [].append(1) }}",
+        "{{ raw.pop('id') }}",
+        "{{ raw.update(id='0') }}",
+        "{{ config }}",
+        "{{ request }}",
+        "{{ config.items() }}",
+        "{{ range.__self__ }}",
+    ],
+)
+def test_sandbox_escapes_are_record_errors(template: str) -> None:
+    context = {"raw": dict(RAW)}
+    with pytest.raises(RecordError):
+        compile_mapping({"out": template}, origin="users.yaml").render(context)
+    assert context["raw"] == RAW
+
+
+def test_sandbox_error_says_the_access_is_unsafe() -> None:
+    with pytest.raises(RecordError, match="unsafe"):
+        compile_mapping({"out": "{{ ''.__class__.__mro__ }}"}, origin="users.yaml").render({})
+
+
+def test_mapping_renders_every_field_and_keeps_origins() -> None:
+    mapping = CompiledMapping(
+        {"email": "{{ raw.properties.email | lower }}", "crmId": "{{ raw.id }}"},
+        {"email": "users.yaml", "crmId": "apps/hubspot/users.yaml"},
+    )
+    assert mapping.render({"raw": RAW}) == {"email": "ada@example.org", "crmId": "1001"}
+    assert mapping.origins == {"email": "users.yaml", "crmId": "apps/hubspot/users.yaml"}
+    assert mapping.templates["crmId"] == "{{ raw.id }}"
+
+
+def test_compiled_mapping_is_reused_across_records() -> None:
+    mapping = compile_mapping({"id": "{{ raw.id }}", "label": "n{{ raw.id }}"}, origin="users.yaml")
+    results = [mapping.render({"raw": {"id": n}}) for n in range(3)]
+    assert results == [{"id": 0, "label": "n0"}, {"id": 1, "label": "n1"}, {"id": 2, "label": "n2"}]
