@@ -165,6 +165,7 @@ def main() -> None:
     print(f"inlet full import, source -> app: {inlet:,.0f} rec/s ({elapsed:.2f} s), delivered {summary.delivered}")
     print(f"ratio inlet / raw: {inlet / raw:.0%}")
     print(f"peak RSS of this process (listing + import): {rss:.0f} MB")
+    print("where the time went:", {k: v for k, v in summary.model_dump().items() if k.startswith("seconds")})
     print(f"app holds {stats['records']} records, duplicates {stats['duplicates']}")
     print(
         f"| {time.strftime('%Y-%m-%d')} | {args.source} | {args.records:,} | {summary.pages} | {raw:,.0f} | "

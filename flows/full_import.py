@@ -12,6 +12,7 @@ destination's signing secret (see inlet.settings).
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from typing import Any
 
@@ -55,6 +56,10 @@ class ImportSummary(BaseModel):
     pending_delivery: bool = False
     delete_guard: str = ""
     complete: bool = False
+    seconds_total: float = 0.0
+    seconds_waiting_for_source: float = 0.0
+    seconds_mapping_and_writing: float = 0.0
+    seconds_posting_to_app: float = 0.0
 
 
 def _run_name() -> str:
@@ -74,6 +79,7 @@ async def full_import(job: ImportJob) -> ImportSummary:
 
 
 async def _import(run: ImportRuntime) -> ImportSummary:
+    started = time.perf_counter()
     logger = get_run_logger()
     job, app = run.job, run.loaded.connection.app
     checkpoint = await anyio.to_thread.run_sync(_start_or_resume, run.engine, run, job.restart)
@@ -98,6 +104,7 @@ async def _import(run: ImportRuntime) -> ImportSummary:
     finally:
         importing_done.set()
         drained = await delivery
+        summary.seconds_total = time.perf_counter() - started
         _fill(summary, counts, drained)
         await publish_summary("full-import", job.tenant, job.connection, job.data_source, summary=summary.model_dump())
     logger.info("full import of %s/%s (%s): %s", job.tenant, job.connection, app, summary.model_dump())
@@ -131,6 +138,8 @@ async def _read_pages(
         seen += outcome.records
         summary.pages += 1
         summary.records_seen += outcome.records
+        summary.seconds_waiting_for_source += outcome.seconds_waiting
+        summary.seconds_mapping_and_writing += outcome.seconds_processing
         counts.add(outcome.counts)
         await progress.update(seen)
         request = outcome.next
@@ -169,6 +178,14 @@ def _fill(summary: ImportSummary, counts: PageCounts, drained: DrainResult) -> N
     summary.quarantined = counts.quarantined
     summary.delivered, summary.dead_letters = drained.delivered, drained.dead
     summary.pending_delivery = drained.pending_left
+    summary.seconds_posting_to_app = drained.seconds_posting
+    for name in (
+        "seconds_total",
+        "seconds_waiting_for_source",
+        "seconds_mapping_and_writing",
+        "seconds_posting_to_app",
+    ):
+        setattr(summary, name, round(getattr(summary, name), 2))
 
 
 def _start_or_resume(engine: Engine, run: ImportRuntime, restart: bool) -> Checkpoint:

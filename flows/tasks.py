@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import anyio
@@ -23,18 +24,22 @@ class PageOutcome:
     records: int
     counts: PageCounts
     next: PageRequest | None
+    seconds_waiting: float  # for the source's answer (not overlapped by the previous page's work)
+    seconds_processing: float  # mapping, ledger, outbox and checkpoint
 
 
 @task(name="list-records", task_run_name="list-records/page-{page_no}", cache_policy=NO_CACHE, persist_result=False)
 async def list_records(run_key: str, scope: PageScope, request: PageRequest, page_no: int, seen: int) -> PageOutcome:
     """Read one page, map it, and commit ledger, outbox and checkpoint together."""
     run = runtime_for(run_key)
+    started = time.perf_counter()
     page = await run.prefetcher.take(request, seen)
+    fetched = time.perf_counter()
     if page.next is not None:
         run.prefetcher.start(page.next, seen + len(page.records))
     counts = await anyio.to_thread.run_sync(_map_and_write, run, scope, page)
     run.page_written.set()
-    return PageOutcome(records=len(page.records), counts=counts, next=page.next)
+    return PageOutcome(len(page.records), counts, page.next, fetched - started, time.perf_counter() - fetched)
 
 
 @task(name="send-to-app", cache_policy=NO_CACHE, persist_result=False)

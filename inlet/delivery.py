@@ -85,8 +85,10 @@ class DrainResult:
     pending_left: bool = False
     last_error: str | None = None
     dead_errors: list[str] = field(default_factory=list)
+    seconds_posting: float = 0.0
 
     def add(self, other: DrainResult) -> None:
+        self.seconds_posting += other.seconds_posting
         self.delivered += other.delivered
         self.dead += other.dead
         self.batches += other.batches
@@ -138,7 +140,9 @@ async def drain(
                 result.last_error = result.last_error or f"deferred events wait for their next attempt at {when} UTC"
             return result
         ids = [e.id for e in batch]
+        started = time.perf_counter()
         outcome = await _send(client, destination, batch, sleep)
+        result.seconds_posting += time.perf_counter() - started
         result.batches += 1
         result.attempts += outcome.attempts
         if outcome.status == "ok":

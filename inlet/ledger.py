@@ -15,9 +15,9 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection as DBConnection
-from sqlalchemy import Engine, and_, bindparam, func, insert, select, update
+from sqlalchemy import Engine, and_, bindparam, func, insert, null, select, update
 
-from inlet.store import Checkpoint, LedgerEntry, OutboxEvent, QuarantinedRecord, utcnow
+from inlet.store import Checkpoint, LedgerEntry, OutboxEvent, QuarantinedRecord, bind_value, execute_many, utcnow
 
 __all__ = [
     "MappedRecord",
@@ -161,8 +161,8 @@ def sweep(engine: Engine, scope: PageScope, *, max_share: float, force: bool = F
                 .values(version=bindparam("v"), deleted_at=now),
                 [{"e": external_id, "v": version + 1} for external_id, version in chunk],
             )
-            db.execute(
-                insert(_outbox),
+            _insert_events(
+                db,
                 [
                     _event(scope, MappedRecord(external_id, {}, None), "deleted", version + 1)
                     for external_id, version in chunk
@@ -223,7 +223,7 @@ def _event(scope: PageScope, mapped: MappedRecord, kind: str, version: int) -> d
         "attempts": 0,
         "next_attempt_at": None,
         "last_error": None,
-        "created_at": utcnow(),
+        "created_at": None,  # set per page, in the driver's form, by _apply
     }
 
 
@@ -239,10 +239,10 @@ def _apply(
         _ledger.c.data_source == bindparam("d"),
         _ledger.c.external_id == bindparam("e"),
     )
-    if inserts:
-        db.execute(insert(_ledger), inserts)
+    execute_many(db, insert(_ledger), inserts)
     if changes:
-        db.execute(
+        execute_many(
+            db,
             update(_ledger)
             .where(key)
             .values(
@@ -250,14 +250,19 @@ def _apply(
                 version=bindparam("v"),
                 source_updated_at=bindparam("u"),
                 last_seen_run=bindparam("g"),
-                deleted_at=None,
+                deleted_at=null(),
             ),
             changes,
         )
-    if seen:
-        db.execute(update(_ledger).where(key).values(last_seen_run=bindparam("g")), seen)
-    if events:
-        db.execute(insert(_outbox), events)
+    execute_many(db, update(_ledger).where(key).values(last_seen_run=bindparam("g")), seen)
+    _insert_events(db, events)
+
+
+def _insert_events(db: DBConnection, events: list[dict[str, Any]]) -> None:
+    created = bind_value(db, _outbox.c.created_at, utcnow())
+    for event in events:
+        event["created_at"] = created
+    execute_many(db, insert(_outbox), events)
 
 
 def _quarantine_rows(db: DBConnection, scope: PageScope, rows: Iterable[tuple[str, str, str]]) -> int:

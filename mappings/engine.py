@@ -1,34 +1,30 @@
 """Field expressions: Jinja2 in an immutable sandbox with StrictUndefined, compiled once.
 
 A field whose expression is a single value keeps its native type (`{{ age }}` stays an int).
-Plain references (`{{ raw.properties.email }}`, optionally `| default(none)`) skip Jinja entirely and
-compile to a direct lookup: the hot path of a mapping is a handful of dict reads per field.
+The common shapes skip Jinja's render machinery: a constant, a dotted path (`{{ raw.properties.email }}`),
+`not` of one, and a chain of plain filters with constant arguments (`{{ raw.name | default(none) | trim }}`)
+compile, from Jinja's own parse tree, to direct lookups and filter calls with the same semantics
+(a missing path is a StrictUndefined). Everything else renders through the sandbox.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping
 from itertools import chain, islice
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateRuntimeError, TemplateSyntaxError, Undefined, UndefinedError, nodes
+from jinja2 import StrictUndefined, TemplateRuntimeError, TemplateSyntaxError, Undefined, nodes
 from jinja2.compiler import Frame
 from jinja2.nativetypes import NativeCodeGenerator, NativeTemplate
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from mappings.errors import RecordError, TemplateError
+from mappings.filters import FILTERS
 
 __all__ = ["CompiledMapping", "compile_expression", "compile_mapping"]
 
 Renderer = Callable[[Mapping[str, Any]], Any]
 
-# Name steps only: `raw.emails.0` is an item lookup in Jinja, so it takes the Jinja path.
-_PATH = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*"
-# Words Jinja reads as constants or operators, never as a variable: `{{ none }}` must not become a lookup.
-_JINJA_WORDS = frozenset({"none", "None", "true", "True", "false", "False", "and", "or", "not", "in", "is", "if"})
-_PLAIN = re.compile(rf"^\{{\{{\s*({_PATH})\s*\}}\}}$")
-_WITH_NONE_DEFAULT = re.compile(rf"^\{{\{{\s*({_PATH})\s*\|\s*default\(\s*(?:none|None)\s*\)\s*\}}\}}$")
 _MISSING = object()
 
 
@@ -74,14 +70,17 @@ class _NativeSandboxTemplate(NativeTemplate):
 
 _NativeSandbox.template_class = _NativeSandboxTemplate
 _env = _NativeSandbox(undefined=StrictUndefined, autoescape=False)
+_env.filters.update(FILTERS)
 
 
 def compile_expression(template: str, *, origin: str, field: str) -> Renderer:
     """A function that renders one field; a bad expression is a TemplateError naming origin, field and line."""
-    match = _PLAIN.match(template) or _WITH_NONE_DEFAULT.match(template)
-    if match and match.group(1).partition(".")[0] not in _JINJA_WORDS:
-        return _lookup(match.group(1), strict=match.re is _PLAIN)
+    if "{" not in template:
+        return lambda _context: template
     try:
+        fast = _compile_direct(_env.parse(template))
+        if fast is not None:
+            return lambda context: _defined(fast(context))
         compiled = _env.from_string(template)
     except TemplateSyntaxError as exc:
         raise TemplateError(
@@ -100,17 +99,62 @@ def compile_expression(template: str, *, origin: str, field: str) -> Renderer:
     return render
 
 
-def _lookup(path: str, *, strict: bool) -> Renderer:
-    steps = path.split(".")
+def _compile_direct(tree: nodes.Template) -> Renderer | None:
+    """A direct renderer for `{{ <simple expression> }}`, or None when Jinja must render it."""
+    body = tree.body
+    if len(body) != 1 or not isinstance(body[0], nodes.Output) or len(body[0].nodes) != 1:
+        return None
+    return _direct(body[0].nodes[0])
+
+
+def _direct(node: nodes.Node) -> Renderer | None:
+    if isinstance(node, nodes.Const):
+        value = node.value
+        return lambda _context: value
+    path = _path(node)
+    if path is not None:
+        return _lookup(path)
+    if isinstance(node, nodes.Not):
+        inner = _direct(node.node)
+        return None if inner is None else lambda context: not inner(context)
+    if isinstance(node, nodes.Filter) and node.node is not None:
+        return _filter_call(node)
+    return None
+
+
+def _filter_call(node: nodes.Filter) -> Renderer | None:
+    function = _env.filters.get(node.name)
+    plain = function is not None and getattr(function, "jinja_pass_arg", None) is None
+    constant = all(isinstance(a, nodes.Const) for a in node.args) and all(
+        isinstance(k.value, nodes.Const) for k in node.kwargs
+    )
+    inner = _direct(node.node) if node.node is not None else None
+    if not plain or not constant or node.dyn_args or node.dyn_kwargs or inner is None or function is None:
+        return None
+    args = [a.value for a in node.args]  # type: ignore[attr-defined]  # checked to be Const above
+    kwargs = {str(k.key): k.value.value for k in node.kwargs}  # type: ignore[attr-defined]
+    return lambda context: function(inner(context), *args, **kwargs)
+
+
+def _path(node: nodes.Node) -> list[str] | None:
+    """`raw.properties.email` as ["raw", "properties", "email"]; None for anything else."""
+    if isinstance(node, nodes.Name) and node.ctx == "load":
+        return [node.name]
+    if isinstance(node, nodes.Getattr):
+        parent = _path(node.node)
+        return None if parent is None else [*parent, node.attr]
+    return None
+
+
+def _lookup(steps: list[str]) -> Renderer:
+    name = ".".join(steps)
 
     def render(context: Mapping[str, Any]) -> Any:
         value: Any = context
         for step in steps:
             value = value.get(step, _MISSING) if isinstance(value, Mapping) else _MISSING
             if value is _MISSING:
-                if strict:
-                    raise UndefinedError(f"{path!r} is undefined")
-                return None
+                return _env.undefined(name=name)
         return value
 
     return render

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mappings.filters import first_name, last_name
 
 __all__ = ["User"]
 
@@ -25,3 +27,12 @@ class User(BaseModel):
     active: bool | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+
+    @model_validator(mode="after")
+    def _derive_names(self) -> User:
+        """Apps give a full name or its parts; the UDM always carries both where it can."""
+        if self.full_name is None and (self.first_name or self.last_name):
+            self.full_name = " ".join(p for p in (self.first_name, self.last_name) if p)
+        elif self.full_name and self.first_name is None and self.last_name is None:
+            self.first_name, self.last_name = first_name(self.full_name), last_name(self.full_name)
+        return self
