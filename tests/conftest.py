@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,9 @@ os.environ["PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW"] = "ignore"  # connector w
 os.environ.pop("PREFECT_API_URL", None)
 
 import httpx  # noqa: E402
+import psycopg  # noqa: E402
 import pytest  # noqa: E402
+from psycopg import sql  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
 from inlet.processes import free_port, start_process, stop_process  # noqa: E402
@@ -82,6 +85,39 @@ class InletEnv:
 
 
 InletEnvFactory = Callable[..., InletEnv]
+DatabaseFactory = Callable[[], str]
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+PG_SKIP_REASON = "PostgreSQL not reachable at 127.0.0.1:5432"
+
+
+def _pg_reachable() -> bool:
+    try:
+        with psycopg.connect(PG_ADMIN, connect_timeout=3):
+            return True
+    except psycopg.OperationalError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def pg_databases() -> Iterator[DatabaseFactory]:
+    """`create()` makes an empty database `inlet_test_<random>` and returns its URL; all are dropped at the end."""
+    if not _pg_reachable():
+        pytest.skip(PG_SKIP_REASON)
+    created: list[str] = []
+
+    def create() -> str:
+        name = f"inlet_test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        created.append(name)
+        return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+
+    yield create
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        for name in created:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
 SIM_TOKEN = "pat-na1-test-token-7f3a9c"
 
 
@@ -90,7 +126,9 @@ def inlet_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_api: str)
     """`factory(records=300, start_app=True, **sim_options)`: everything a full import needs, on loopback."""
     started: dict[str, Any] = {}
 
-    def factory(records: int = 300, start_app: bool = True, sim_args: tuple[str, ...] = ()) -> InletEnv:
+    def factory(
+        records: int = 300, start_app: bool = True, sim_args: tuple[str, ...] = (), database_url: str | None = None
+    ) -> InletEnv:
         from inlet.cli import initialise
         from inlet.tenancy import add_connection, add_tenant
         from inlet.vault import Vault
@@ -104,6 +142,8 @@ def inlet_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_api: str)
             "INLET_SOURCE_RETRY__ATTEMPTS": "2",
             "INLET_SOURCE_RETRY__BACKOFF_SECONDS": "0",
         }
+        if database_url:
+            env["INLET_DATABASE_URL"] = database_url
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         get_settings.cache_clear()

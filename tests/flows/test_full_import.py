@@ -24,7 +24,7 @@ from inlet.errors import DeliveryError
 from inlet.settings import Settings
 from inlet.store import Checkpoint, OutboxEvent, create_store_engine
 from mappings.errors import TemplateError
-from tests.conftest import InletEnvFactory, start_app_process
+from tests.conftest import DatabaseFactory, InletEnvFactory, start_app_process
 
 JOB = ImportJob(tenant="acme", connection="acme-hubspot")
 
@@ -252,3 +252,14 @@ def _clear_retry_delay(engine: Engine) -> None:
     """The run deferred the failed batch by a minute; the operator's `deliver` should not wait for it here."""
     with engine.begin() as db:
         db.execute(update(OutboxEvent).values(next_attempt_at=None))
+
+
+@pytest.mark.postgres
+def test_full_import_on_a_postgresql_store(inlet_env: InletEnvFactory, pg_databases: DatabaseFactory) -> None:
+    env = inlet_env(records=450, database_url=pg_databases())
+    first = run_import()
+    env.sim("mutate", {"update": 5, "delete": 2})
+    second = run_import()
+    assert env.settings.store_url.startswith("postgresql+psycopg://")
+    assert (first.created, second.updated, second.deleted, second.unchanged) == (450, 5, 2, 443)
+    assert env.app_stats()["records"] == 448

@@ -11,7 +11,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from inlet.store import Connection, Tenant, create_store_engine, migrate
-from tests.inlet.conftest import STORE_TABLES, DatabaseFactory
+from tests.conftest import DatabaseFactory
+from tests.inlet.conftest import STORE_TABLES
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
