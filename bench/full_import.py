@@ -18,6 +18,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -43,6 +44,18 @@ def raw_listing(connector_name: str, parameters: dict[str, str], credentials: di
         return count / (time.perf_counter() - started)
 
     return asyncio.run(run())
+
+
+def cpu_seconds(processes: list[Any]) -> list[float]:
+    """User+system CPU of each child process (with its children), then of this process."""
+    import psutil
+
+    def of(proc: psutil.Process) -> float:
+        total = float(sum(proc.cpu_times()[:2]))
+        return total + sum(sum(c.cpu_times()[:2]) for c in proc.children(recursive=True))
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return [of(psutil.Process(p.pid)) for p in processes] + [own.ru_utime + own.ru_stime]
 
 
 def start_source(kind: str, records: int, folder: Path) -> tuple[object, str, dict[str, str], dict[str, SecretStr]]:
@@ -148,9 +161,12 @@ def main() -> None:
         from flows.full_import import full_import
         from flows.runtime import ImportJob
 
+        names = ["source", "demo app", "prefect server"]
+        before = cpu_seconds(processes)
         started = time.perf_counter()
         summary = asyncio.run(full_import(ImportJob(tenant="bench", connection="bench-src")))
         elapsed = time.perf_counter() - started
+        cpu = {n: after - b for n, b, after in zip(names + ["inlet"], before, cpu_seconds(processes), strict=True)}
         raw_after = raw_listing(connector, parameters, credentials)
         stats = httpx.get(f"http://127.0.0.1:{app_port}/stats", timeout=30).json()
     finally:
@@ -165,6 +181,11 @@ def main() -> None:
     print(f"inlet full import, source -> app: {inlet:,.0f} rec/s ({elapsed:.2f} s), delivered {summary.delivered}")
     print(f"ratio inlet / raw: {inlet / raw:.0%}")
     print(f"peak RSS of this process (listing + import): {rss:.0f} MB")
+    print(
+        "CPU seconds during the import:",
+        {name: round(value, 1) for name, value in cpu.items()},
+        f"(wall {elapsed:.1f} s, {os.cpu_count()} cores)",
+    )
     print("where the time went:", {k: v for k, v in summary.model_dump().items() if k.startswith("seconds")})
     print(f"app holds {stats['records']} records, duplicates {stats['duplicates']}")
     print(

@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
-from connectors.base import PageGuard, PageRequest
+from connectors.base import PageRequest
 from flows.artifacts import Progress, publish_summary
 from flows.runtime import ImportJob, ImportRuntime, open_runtime
 from flows.tasks import list_records, send_to_app
@@ -124,7 +124,6 @@ async def _read_pages(
     counts: PageCounts,
     progress: Progress,
 ) -> None:
-    guard = PageGuard(run.connector.name, run.connector.spec.max_pages)
     request: PageRequest | None = (
         PageRequest.from_json(checkpoint.next_request)
         if checkpoint.next_request
@@ -132,11 +131,10 @@ async def _read_pages(
     )
     page_no, seen = checkpoint.pages, checkpoint.records
     while request is not None:
-        guard.check(request)
-        page_no += 1
-        outcome = await list_records(run.key, scope, request, page_no, seen)
+        outcome = await list_records(run.key, scope, request, page_no + 1, seen)
+        page_no += outcome.pages
         seen += outcome.records
-        summary.pages += 1
+        summary.pages += outcome.pages
         summary.records_seen += outcome.records
         summary.seconds_waiting_for_source += outcome.seconds_waiting
         summary.seconds_mapping_and_writing += outcome.seconds_processing
@@ -146,7 +144,7 @@ async def _read_pages(
 
 
 async def _deliver_alongside(run: ImportRuntime, importing_done: asyncio.Event) -> DrainResult:
-    """Drain the outbox whenever a page lands, and once more after the last one."""
+    """Drain the outbox whenever a full batch of events waits, and once more after the last page."""
     total = DrainResult()
     while True:
         if not importing_done.is_set():
@@ -155,6 +153,7 @@ async def _deliver_alongside(run: ImportRuntime, importing_done: asyncio.Event) 
             for waiter in waiters:
                 waiter.cancel()
         run.page_written.clear()
+        run.events_written = 0
         finished = importing_done.is_set()
         result = await send_to_app(run.key)
         total.add(result)

@@ -12,7 +12,7 @@ import httpx
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 
-from connectors.base import Connector, Page, PageRequest
+from connectors.base import Connector, Page, PageGuard, PageRequest
 from connectors.registry import load, open_connector
 from inlet.delivery import Destination
 from inlet.settings import Settings
@@ -74,7 +74,10 @@ class ImportRuntime:
     destination: Destination
     app_client: httpx.AsyncClient
     prefetcher: Prefetcher
+    guard: PageGuard
+    records_per_task: int
     page_written: asyncio.Event = field(default_factory=asyncio.Event)
+    events_written: int = 0  # since the last drain: the deliverer waits for a full batch
 
     async def aclose(self) -> None:
         await self.prefetcher.aclose()
@@ -122,6 +125,8 @@ def open_runtime(job: ImportJob, settings: Settings, *, engine: Engine | None = 
         destination=destination,
         app_client=httpx.AsyncClient(timeout=destination.timeout_seconds),
         prefetcher=Prefetcher(connector, collection),
+        guard=PageGuard(connector.name, connector.spec.max_pages),
+        records_per_task=settings.records_per_task,
     )
     _RUNTIMES[runtime.key] = runtime
     return runtime

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     source_retry: RetryPolicy | None = Field(
         None, description="overrides every connector's retry policy (INLET_SOURCE_RETRY__ATTEMPTS=2 ...)"
     )
+    records_per_task: int = Field(
+        1000, ge=1, description="a list-records task reads pages until it holds this many records (1: a page each)"
+    )
     max_delete_share: float = Field(
         0.5, ge=0, le=1, description="a sweep refusing to delete more than this share of live records"
     )

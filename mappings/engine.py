@@ -38,8 +38,13 @@ def _native_concat(values: Iterable[Any]) -> Any:
     return "".join(str(v) for v in chain(head, values))
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _defined(value: Any) -> Any:
     """The value, unless it is (or holds) an undefined one: StrictUndefined raises only when printed."""
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, Undefined):
         str(value)  # raises UndefinedError, or SecurityError for a blocked attribute
     elif isinstance(value, list | tuple):
@@ -152,7 +157,8 @@ def _lookup(steps: list[str]) -> Renderer:
     def render(context: Mapping[str, Any]) -> Any:
         value: Any = context
         for step in steps:
-            value = value.get(step, _MISSING) if isinstance(value, Mapping) else _MISSING
+            # `type() is dict` first: an isinstance check against the Mapping ABC costs more than the lookup.
+            value = value.get(step, _MISSING) if type(value) is dict or isinstance(value, Mapping) else _MISSING
             if value is _MISSING:
                 return _env.undefined(name=name)
         return value
