@@ -105,9 +105,10 @@ def main() -> None:
             "PREFECT_LOGGING_LEVEL": "WARNING",
         }
     )
-    from inlet.cli import _engine, initialise
+    from inlet.cli import initialise
     from inlet.prefect_env import apply_prefect_env, local_api_url, prefect_env
     from inlet.settings import get_settings
+    from inlet.store import open_store
     from inlet.tenancy import add_connection, add_tenant
     from inlet.vault import Vault
 
@@ -144,7 +145,7 @@ def main() -> None:
                 timeout=180,
             )
         )
-        engine = _engine(settings)
+        engine = open_store(settings.store_url)
         add_tenant(engine, "bench")
         add_connection(
             engine,

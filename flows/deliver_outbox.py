@@ -9,7 +9,7 @@ from prefect.cache_policies import NO_CACHE
 from inlet.delivery import Destination, DrainResult, drain
 from inlet.errors import DeliveryError
 from inlet.settings import get_settings
-from inlet.store import create_store_engine, migrate
+from inlet.store import open_store
 from inlet.tenancy import load_connection
 from inlet.vault import Vault
 
@@ -19,8 +19,7 @@ __all__ = ["deliver_outbox"]
 @task(name="send-to-app", cache_policy=NO_CACHE, persist_result=False)
 async def _send(tenant: str, connection: str) -> DrainResult:
     settings = get_settings()
-    engine = create_store_engine(settings.store_url)
-    migrate(engine)
+    engine = open_store(settings.store_url)
     loaded = load_connection(engine, Vault.from_settings(settings), tenant, connection)
     destination = Destination.from_settings(settings)
     async with httpx.AsyncClient(timeout=destination.timeout_seconds) as client:

@@ -16,7 +16,7 @@ from connectors.base import Connector, Page, PageGuard, PageRequest
 from connectors.registry import load, open_connector
 from inlet.delivery import Destination
 from inlet.settings import Settings
-from inlet.store import create_store_engine, migrate
+from inlet.store import open_store
 from inlet.tenancy import LoadedConnection, load_connection
 from inlet.vault import Vault
 from mappings import RecordMapper, effective_mapping
@@ -95,8 +95,7 @@ def runtime_for(key: str) -> ImportRuntime:
 
 def open_runtime(job: ImportJob, settings: Settings, *, engine: Engine | None = None) -> ImportRuntime:
     """Load the connection, its connector and mapping, and the destination; fails before any page is read."""
-    engine = engine or create_store_engine(settings.store_url)
-    migrate(engine)
+    engine = engine or open_store(settings.store_url)
     loaded = load_connection(engine, Vault.from_settings(settings), job.tenant, job.connection)
     app = loaded.connection.app
     spec, _ = load(app)

@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from connectors.errors import ConnectorError, SpecError
 from inlet.errors import InletError, NotFound
 from inlet.settings import Settings, get_settings
+from inlet.store import open_store
 from mappings.errors import MappingError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -48,14 +49,6 @@ def _errors() -> Iterator[None]:
     except ConnectorError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-
-
-def _engine(settings: Settings) -> Any:
-    from inlet.store import create_store_engine, migrate
-
-    engine = create_store_engine(settings.store_url)
-    migrate(engine)
-    return engine
 
 
 def _pairs(values: list[str], what: str) -> dict[str, str]:
@@ -102,7 +95,7 @@ def initialise(settings: Settings) -> list[str]:
         with os.fdopen(fd, "w") as handle:
             handle.write(generate_secret())
         lines.append(f"created the delivery signing secret {secret_file}")
-    _engine(settings)
+    open_store(settings.store_url)
     lines.append(f"store ready at {settings.store_url}")
     return lines
 
@@ -113,7 +106,7 @@ def tenants_add(tenant_id: str, name: Annotated[str | None, typer.Option(help="d
     from inlet.tenancy import add_tenant
 
     with _errors():
-        add_tenant(_engine(get_settings()), tenant_id, name)
+        add_tenant(open_store(get_settings().store_url), tenant_id, name)
         typer.echo(f"tenant {tenant_id} added")
 
 
@@ -123,7 +116,7 @@ def tenants_list() -> None:
     from inlet.tenancy import list_tenants
 
     with _errors():
-        for tenant in list_tenants(_engine(get_settings())):
+        for tenant in list_tenants(open_store(get_settings().store_url)):
             typer.echo(f"{tenant.id}\t{tenant.name}")
 
 
@@ -146,7 +139,7 @@ def connections_add(
         settings = get_settings()
         credentials = {name: _credential(value) for name, value in _pairs(credential, "credential").items()}
         add_connection(
-            _engine(settings),
+            open_store(settings.store_url),
             Vault.from_settings(settings),
             tenant_id=tenant,
             connection_id=connection_id,
@@ -164,7 +157,7 @@ def connections_list(tenant: Annotated[str | None, typer.Option("--tenant", "-t"
     from inlet.tenancy import list_connections
 
     with _errors():
-        for c in list_connections(_engine(get_settings()), tenant):
+        for c in list_connections(open_store(get_settings().store_url), tenant):
             typer.echo(f"{c.tenant_id}\t{c.id}\t{c.app}\t{c.data_source}\t{c.parameters}\tcredentials=***")
 
 
@@ -190,7 +183,7 @@ def run_full_import(settings: Settings, tenant: str, connection: str, **options:
     from inlet.tenancy import load_connection
     from inlet.vault import Vault
 
-    load_connection(_engine(settings), Vault.from_settings(settings), tenant, connection)
+    load_connection(open_store(settings.store_url), Vault.from_settings(settings), tenant, connection)
     apply_prefect_env(settings)
     from flows.full_import import full_import
     from flows.runtime import ImportJob
@@ -219,7 +212,7 @@ def deliver(tenant: Tenant, connection: ConnectionId) -> None:
 
     with _errors():
         settings = get_settings()
-        load_connection(_engine(settings), Vault.from_settings(settings), tenant, connection)
+        load_connection(open_store(settings.store_url), Vault.from_settings(settings), tenant, connection)
         apply_prefect_env(settings)
         from flows.deliver_outbox import deliver_outbox
 
@@ -236,7 +229,7 @@ def status() -> None:
     from inlet.status import connection_status
 
     with _errors():
-        for row in connection_status(_engine(get_settings())):
+        for row in connection_status(open_store(get_settings().store_url)):
             typer.echo("  ".join(f"{k}={v}" for k, v in row.items()))
 
 

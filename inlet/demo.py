@@ -19,10 +19,10 @@ DEMO_CONNECTION = "acme-hubspot"
 
 def ensure_demo_tenant(settings: Settings, simulator_url: str) -> None:
     """The demo tenant with a HubSpot connection pointing at the local simulator."""
-    from inlet.cli import _engine
+    from inlet.store import open_store
     from inlet.tenancy import add_connection, add_tenant, list_tenants
 
-    engine = _engine(settings)
+    engine = open_store(settings.store_url)
     if DEMO_TENANT not in {t.id for t in list_tenants(engine)}:
         add_tenant(engine, DEMO_TENANT, "Acme Corp (demo)")
     add_connection(

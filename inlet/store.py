@@ -30,6 +30,7 @@ __all__ = [
     "create_store_engine",
     "execute_many",
     "migrate",
+    "open_store",
     "utcnow",
 ]
 
@@ -171,6 +172,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def open_store(url: str) -> Engine:
+    """An engine on a store migrated to the newest schema."""
+    engine = create_store_engine(url)
+    migrate(engine)
+    return engine
 
 
 def migrate(engine: Engine) -> None:

@@ -158,9 +158,9 @@ def inlet_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_api: str)
         app = f"http://127.0.0.1:{app_port}"
         if start_app:
             started["app"] = start_app_process(app_port, tmp_path, secret.get_secret_value())
-        from inlet.cli import _engine
+        from inlet.store import open_store
 
-        engine = _engine(settings)
+        engine = open_store(settings.store_url)
         add_tenant(engine, "acme")
         add_connection(
             engine,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import types
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +10,6 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from connectors import base
 from connectors.base import Connector, Hooks, Page, PageRequest, to_iso
 from connectors.errors import (
     AuthError,
@@ -84,18 +82,6 @@ async def read_all(connector: Connector, start: PageRequest | None = None, colle
 
 def ids(pages: list[Page]) -> list[Any]:
     return [record["id"] for page in pages for record in page.records]
-
-
-@pytest.fixture
-def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The waits the connector chose between retries; the sleeping itself is skipped."""
-    recorded: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        recorded.append(seconds)
-
-    monkeypatch.setattr(base, "asyncio", types.SimpleNamespace(sleep=sleep))
-    return recorded
 
 
 # -- paging ----------------------------------------------------------------------------------------

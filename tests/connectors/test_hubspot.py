@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import types
 from typing import Any
 
 import httpx
@@ -10,7 +9,7 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from connectors import base, registry
+from connectors import registry
 from connectors.base import Connector, Page
 from connectors.errors import AuthError, MalformedPage, RetryableError
 from connectors.hubspot.hooks import retry_after
@@ -35,18 +34,6 @@ def simulator(records: int = 250, **options: Any) -> HubSpotSimulator:
 
 async def read_all(connector: Connector) -> list[Page]:
     return [page async for page in connector.pages("contacts")]
-
-
-@pytest.fixture
-def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The waits the connector chose between retries; the sleeping itself is skipped."""
-    recorded: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        recorded.append(seconds)
-
-    monkeypatch.setattr(base, "asyncio", types.SimpleNamespace(sleep=sleep))
-    return recorded
 
 
 async def test_lists_every_contact_in_pages_of_100() -> None:

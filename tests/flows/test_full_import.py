@@ -231,13 +231,13 @@ def _wait_for_pages(engine: Engine, pages: int, proc: subprocess.Popen[bytes] | 
 def _point_connection_at(settings: Settings, base_url: str, token: str | None = None) -> None:
     from pydantic import SecretStr
 
-    from inlet.cli import _engine
+    from inlet.store import open_store
     from inlet.tenancy import add_connection
     from inlet.vault import Vault
     from tests.conftest import SIM_TOKEN
 
     add_connection(
-        _engine(settings),
+        open_store(settings.store_url),
         Vault.from_settings(settings),
         tenant_id="acme",
         connection_id="acme-hubspot",

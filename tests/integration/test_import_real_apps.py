@@ -9,7 +9,7 @@ from pydantic import SecretStr
 
 from flows.full_import import ImportSummary, full_import
 from flows.runtime import ImportJob
-from inlet.cli import _engine
+from inlet.store import open_store
 from inlet.tenancy import add_connection
 from inlet.vault import Vault
 from tests.conftest import InletEnv, InletEnvFactory
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.real_app
 
 def _connect(env: InletEnv, connection: str, app: str, parameters: dict[str, str], **credentials: str) -> None:
     add_connection(
-        _engine(env.settings),
+        open_store(env.settings.store_url),
         Vault.from_settings(env.settings),
         tenant_id="acme",
         connection_id=connection,
