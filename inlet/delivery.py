@@ -63,7 +63,7 @@ class Destination:
             )
         d = settings.destination
         return cls(
-            url=d.url.rstrip("/"),
+            url=settings.destination_url,
             path=d.path,
             secrets=(secret,),
             batch_size=d.batch_size,

@@ -19,7 +19,7 @@ __all__ = ["DestinationSettings", "Settings", "get_settings"]
 class DestinationSettings(BaseModel):
     """The team's app: where events go and how they are signed and retried."""
 
-    url: str = Field("http://127.0.0.1:8400", description="base URL of the team's app")
+    url: str | None = Field(None, description="base URL of the team's app; default: the demo app on demo_app_port")
     path: str = "/inlet/events"
     secret: SecretStr | None = Field(None, description="whsec_... signing secret; default: .inlet/destination.secret")
     batch_size: int = Field(500, ge=1, le=10_000)
@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     max_delete_share: float = Field(
         0.5, ge=0, le=1, description="a sweep refusing to delete more than this share of live records"
     )
+
+    @property
+    def destination_url(self) -> str:
+        return (self.destination.url or f"http://127.0.0.1:{self.demo_app_port}").rstrip("/")
 
     @property
     def store_url(self) -> str:
