@@ -21,6 +21,9 @@ import httpx
 import orjson
 from pydantic import SecretStr
 
+from connectors.base_types import Page, PageRequest
+from connectors.budget import RequestBudget
+from connectors.changes import ChangePage, ChangeSet
 from connectors.errors import (
     ConnectorError,
     FatalError,
@@ -34,52 +37,39 @@ from connectors.errors import (
 from connectors.pagination import PageView
 from connectors.paths import MISSING, lookup
 from connectors.spec import CollectionSpec, ConnectorSpec, RetryPolicy
+from connectors.webhooks import WebhookEvent, WebhookReply, WebhookRequest
 
 __all__ = ["Connector", "Hooks", "Page", "PageGuard", "PageRequest", "to_iso"]
 
 logger = logging.getLogger(__name__)
 
 RetryAfterHook = Callable[[httpx.Response], float | None]
+ChangesHook = Callable[["Connector", str, str | None], AsyncIterator[ChangePage]]
+VerifyWebhookHook = Callable[[WebhookRequest, str, float], None]
+ParseWebhookHook = Callable[[WebhookRequest], list[WebhookEvent]]
+HandshakeHook = Callable[[WebhookRequest], WebhookReply | None]
+ClassifyHook = Callable[[httpx.Response], ConnectorError | None]
 
 
 @dataclass(frozen=True)
 class Hooks:
-    """The Python an odd API may add to its YAML (`connectors/<app>/hooks.py`)."""
+    """The Python an odd API may add to its YAML (`connectors/<app>/hooks.py`); each is optional.
+
+    retry_after        seconds to wait after a 429 the app explains in its body
+    classify_error     the error an odd status stands for (Salesforce's 403 REQUEST_LIMIT_EXCEEDED is a
+                       rate limit, not an auth error); None: the usual mapping
+    changes            an incremental pull the `changes:` YAML cannot describe
+    verify_webhook     check a webhook's signature on its raw bytes (raise WebhookRejected)
+    parse_webhook      the record changes a verified webhook announces
+    webhook_handshake  answer a subscription handshake (Graph's validationToken) instead of parsing
+    """
 
     retry_after: RetryAfterHook | None = None
-
-
-@dataclass(frozen=True)
-class PageRequest:
-    """One page's request in a form a checkpoint can store (auth is added when it is sent)."""
-
-    method: str
-    url: str
-    body: bytes | None = None
-
-    def to_json(self) -> str:
-        return orjson.dumps(
-            {"method": self.method, "url": self.url, "body": self.body.decode() if self.body else None}
-        ).decode()
-
-    @classmethod
-    def from_json(cls, text: str) -> PageRequest:
-        data = orjson.loads(text)
-        body = data.get("body")
-        return cls(method=data["method"], url=data["url"], body=body.encode() if body else None)
-
-    @classmethod
-    def from_httpx(cls, request: httpx.Request) -> PageRequest:
-        return cls(method=request.method, url=str(request.url), body=request.content or None)
-
-
-@dataclass(frozen=True)
-class Page:
-    """Raw records of one page and the request for the next one (None at the end)."""
-
-    records: list[dict[str, Any]]
-    next: PageRequest | None
-    url: str
+    classify_error: ClassifyHook | None = None
+    changes: ChangesHook | None = None
+    verify_webhook: VerifyWebhookHook | None = None
+    parse_webhook: ParseWebhookHook | None = None
+    webhook_handshake: HandshakeHook | None = None
 
 
 class PageGuard:
@@ -121,11 +111,14 @@ class Connector:
         hooks: Hooks | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy | None = None,
+        budget: RequestBudget | None = None,
     ) -> None:
         self.spec = spec
         self._retry = retry or spec.retry
+        limit = spec.rate_limit
+        self.budget = budget or (RequestBudget(limit.requests, limit.per_seconds) if limit else None)
         self.name = spec.name
-        self._hooks = hooks or Hooks()
+        self.hooks = hooks or Hooks()
         self._parameters = _resolve_parameters(spec, parameters or {})
         credentials = credentials or {}
         self._secrets = [value.get_secret_value() for value in credentials.values()]
@@ -175,10 +168,10 @@ class Connector:
     async def fetch_page(self, collection: str, request: PageRequest, seen: int = 0) -> Page:
         """Read one page; `seen` is how many records earlier pages held (for total-count stop rules)."""
         listing = self.collection(collection).list
-        outgoing = self._build(request)  # kept free of auth, which would put a query api key in the next page
-        response = await self._send(self._build(request))
+        outgoing = self.build(request)  # kept free of auth, which would put a query api key in the next page
+        response = await self.send(self.build(request))
         url = redact(request.url, self._secrets)
-        body, records = self._parse_page(response, listing.records_path, url)
+        body, records = self.parse_page(response, listing.records_path, url)
         view = PageView(body=body, records=records, seen=seen + len(records))
         nxt = None if listing.paginator.is_last(view) else listing.paginator.next_request(outgoing, response, view)
         logger.info("%s: %d %s records from %s", self.name, len(records), collection, url)
@@ -203,10 +196,10 @@ class Connector:
             raise FatalError(f"{self.name}.{collection} declares no `get`", connector=self.name)
         path = spec.path.format_map({**self._parameters, "id": quote(str(record_id), safe="")})
         params = {k: v.format_map(self._parameters) for k, v in spec.params.items()}
-        response = await self._send(self._client.build_request("GET", path, params=params), spec.not_found)
+        response = await self.send(self._client.build_request("GET", path, params=params), spec.not_found)
         if response.status_code in spec.not_found:
             return None
-        record = lookup(self._json(response, redact(str(response.request.url), self._secrets)), spec.record_path)
+        record = lookup(self.read_json(response, redact(str(response.request.url), self._secrets)), spec.record_path)
         if not isinstance(record, dict):
             raise MalformedPage(
                 f"{self.name}: {collection} record {record_id} has no object at {spec.record_path!r}",
@@ -227,11 +220,40 @@ class Connector:
         path = self.collection(collection).updated_at_path
         return to_iso(lookup(record, path, None)) if path else None
 
-    def _build(self, request: PageRequest) -> httpx.Request:
+    def request(
+        self, method: str, path: str, params: Mapping[str, str] | None = None, json: Any = None
+    ) -> httpx.Request:
+        """A request to this app; `{parameter}` placeholders in path and params are filled in."""
+        return self._client.build_request(
+            method,
+            path.format_map(self._parameters),
+            params={k: v.format_map(self._parameters) for k, v in (params or {}).items()},
+            content=orjson.dumps(json) if json is not None else None,
+            headers={"Content-Type": "application/json"} if json is not None else None,
+        )
+
+    def redact(self, text: str) -> str:
+        """Text with this connection's credentials removed, for messages and logs."""
+        return redact(text, self._secrets)
+
+    async def changes(self, collection: str, since: str | None = None) -> AsyncIterator[ChangePage]:
+        """Pages of what changed since `since` (everything, on the first pull); raises SinceExpired."""
+        from connectors.incremental import pull_pages
+
+        async for page in pull_pages(self, collection, since):
+            yield page
+
+    async def pull_changes(self, collection: str, since: str | None = None) -> ChangeSet:
+        """A whole pull, one change per record; an expired `since` falls back to a full resync."""
+        from connectors.incremental import pull_all
+
+        return await pull_all(self, collection, since)
+
+    def build(self, request: PageRequest) -> httpx.Request:
         headers = {"Content-Type": "application/json"} if request.body else None
         return self._client.build_request(request.method, request.url, content=request.body, headers=headers)
 
-    async def _send(self, request: httpx.Request, accept: list[int] | tuple[int, ...] = ()) -> httpx.Response:
+    async def send(self, request: httpx.Request, accept: list[int] | tuple[int, ...] = ()) -> httpx.Response:
         policy = self._retry
         for attempt in range(1, policy.attempts + 1):
             error = await self._attempt(request, accept)
@@ -252,6 +274,8 @@ class Connector:
         self, request: httpx.Request, accept: list[int] | tuple[int, ...]
     ) -> httpx.Response | ConnectorError:
         url = redact(str(request.url), self._secrets)
+        if self.budget is not None:
+            await self.budget.acquire()
         try:
             response = await self._client.send(request)
         except httpx.TimeoutException:
@@ -269,12 +293,16 @@ class Connector:
             )
         if response.status_code in accept:
             return response
-        hint = self._hooks.retry_after(response) if self._hooks.retry_after and response.status_code == 429 else None
+        if response.status_code >= 400 and self.hooks.classify_error is not None:
+            classified = self.hooks.classify_error(response)
+            if classified is not None:
+                return classified
+        hint = self.hooks.retry_after(response) if self.hooks.retry_after and response.status_code == 429 else None
         error = error_for_response(response, connector=self.name, secrets=self._secrets, retry_after=hint)
         return response if error is None else error
 
-    def _parse_page(self, response: httpx.Response, records_path: str, url: str) -> tuple[Any, list[dict[str, Any]]]:
-        body = self._json(response, url)
+    def parse_page(self, response: httpx.Response, records_path: str, url: str) -> tuple[Any, list[dict[str, Any]]]:
+        body = self.read_json(response, url)
         records = lookup(body, records_path)
         if records is MISSING:
             keys = sorted(body)[:10] if isinstance(body, dict) else type(body).__name__
@@ -293,7 +321,7 @@ class Connector:
             )
         return body, records
 
-    def _json(self, response: httpx.Response, url: str) -> Any:
+    def read_json(self, response: httpx.Response, url: str) -> Any:
         try:
             return orjson.loads(response.content)
         except orjson.JSONDecodeError:

@@ -8,6 +8,8 @@
     + MalformedPage     the response is not the JSON shape the connector declares
     + PaginationLoop    the API returned the same next page twice
     + PaginationLimit   more pages than the connector's max_pages guard
+    + SinceExpired      the stored incremental token is refused; pull_changes falls back to a full resync
+  x WebhookRejected     a webhook with a missing, forged or stale signature (answered 401, nothing kept)
   x SpecError           a connector.yaml that does not validate (also a ValueError)
 
 `error_for_response` is the one place where an HTTP status becomes an exception.
@@ -31,6 +33,8 @@ __all__ = [
     "PaginationLoop",
     "RequestRejected",
     "RetryableError",
+    "SinceExpired",
+    "WebhookRejected",
     "SpecError",
     "error_for_response",
     "parse_retry_after",
@@ -85,6 +89,14 @@ class PaginationLoop(FatalError):
 
 class PaginationLimit(FatalError):
     """The listing went past the connector's max_pages guard."""
+
+
+class SinceExpired(FatalError):
+    """The app no longer accepts the stored incremental token (expired sync token or delta link)."""
+
+
+class WebhookRejected(ConnectorError):
+    """A webhook whose signature is missing, wrong or too old."""
 
 
 class SpecError(ValueError):

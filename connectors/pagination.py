@@ -52,6 +52,7 @@ class StopRules(BaseModel):
     short_page: bool = Field(False, description="a page with fewer than page_size records ends the list")
     has_more_path: str | None = Field(None, description="body path of a boolean; false ends the list")
     total_path: str | None = Field(None, description="body path of the total count; reaching it ends the list")
+    end_path: str | None = Field(None, description="body path of a boolean; true ends the list (end_of_stream)")
 
 
 class _Base(BaseModel):
@@ -75,6 +76,8 @@ class _Base(BaseModel):
         if rules.short_page and self.page_size and len(page.records) < self.page_size:
             return True
         if rules.has_more_path and not lookup(page.body, rules.has_more_path, False):
+            return True
+        if rules.end_path and lookup(page.body, rules.end_path, False) is True:
             return True
         if rules.total_path:
             total = lookup(page.body, rules.total_path, None)

@@ -11,17 +11,38 @@ import httpx
 from pydantic import SecretStr
 
 from connectors.base import Connector, Hooks
+from connectors.budget import RequestBudget
 from connectors.errors import SpecError
+from connectors.simulation import SimulatorBase
 from connectors.spec import ConnectorSpec, RetryPolicy, load_spec
 
-__all__ = ["CONNECTORS_DIR", "available", "load", "open_connector"]
+__all__ = ["CONNECTORS_DIR", "available", "load", "make_simulator", "open_connector", "simulated"]
 
 CONNECTORS_DIR = Path(__file__).parent
+HOOK_NAMES = ("retry_after", "classify_error", "changes", "verify_webhook", "parse_webhook", "webhook_handshake")
 
 
 def available() -> list[str]:
     """Names of the connectors found on disk."""
     return sorted(p.parent.name for p in CONNECTORS_DIR.glob("*/connector.yaml"))
+
+
+def simulated() -> list[str]:
+    """Connectors whose folder holds a simulator with a `make_simulator` factory (the contract suite's)."""
+    names = []
+    for name in available():
+        if (CONNECTORS_DIR / name / "simulator.py").is_file():
+            module = importlib.import_module(f"connectors.{name}.simulator")
+            if hasattr(module, "make_simulator"):
+                names.append(name)
+    return names
+
+
+def make_simulator(name: str, records: int, seed: int = 0) -> SimulatorBase:
+    """A seeded simulator of connector `name`."""
+    module = importlib.import_module(f"connectors.{name}.simulator")
+    simulator: SimulatorBase = module.make_simulator(records=records, seed=seed)
+    return simulator
 
 
 @cache
@@ -36,7 +57,7 @@ def load(name: str) -> tuple[ConnectorSpec, Hooks]:
     hooks = Hooks()
     if (path.parent / "hooks.py").is_file():
         module = importlib.import_module(f"connectors.{name}.hooks")
-        hooks = Hooks(retry_after=getattr(module, "retry_after", None))
+        hooks = Hooks(**{name: getattr(module, name) for name in HOOK_NAMES if hasattr(module, name)})
     return spec, hooks
 
 
@@ -47,9 +68,16 @@ def open_connector(
     credentials: Mapping[str, SecretStr] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     retry: RetryPolicy | None = None,
+    budget: RequestBudget | None = None,
 ) -> Connector:
     """A ready connector for one connection; `retry` overrides the connector's own retry policy."""
     spec, hooks = load(name)
     return Connector(
-        spec, parameters=parameters, credentials=credentials, hooks=hooks, transport=transport, retry=retry
+        spec,
+        parameters=parameters,
+        credentials=credentials,
+        hooks=hooks,
+        transport=transport,
+        retry=retry,
+        budget=budget,
     )

@@ -38,6 +38,10 @@ __all__ = [
     "GetSpec",
     "ListSpec",
     "ParameterSpec",
+    "RateLimit",
+    "ChangesSpec",
+    "DeletedRule",
+    "ExpiredRule",
     "RetryPolicy",
     "load_spec",
     "placeholders",
@@ -90,6 +94,51 @@ class GetSpec(_Strict):
         return self
 
 
+class DeletedRule(_Strict):
+    """Which change records are deletions: `path` present (Graph `@removed`), or equal to `equals`."""
+
+    path: str
+    equals: bool | int | str | None = Field(None, description="unset: deleted when the path is present")
+
+
+class ExpiredRule(_Strict):
+    """The answer that means a stored incremental token is no longer accepted (a full resync follows)."""
+
+    status: list[int] = [410]
+    body_contains: str | None = Field(None, description="and the body must contain this text")
+
+
+class ChangesSpec(_Strict):
+    """How to pull what changed since a stored token `since` (a sync token, a delta link, a timestamp).
+
+    The first pull (no `since`) sends `initial_params`; later ones put `since` in `since_param`, or GET it
+    as a URL (`since_is_url`). The next `since` is read from the last page (`since_path`) or is the highest
+    value of `since_from_records` seen.
+    """
+
+    path: str
+    method: Literal["GET", "POST"] = "GET"
+    params: dict[str, str] = {}
+    json_body: dict[str, Any] | None = None
+    records_path: str = ""
+    paginator: Paginator = SinglePage()
+    initial_params: dict[str, str] = {}
+    since_param: str | None = None
+    since_is_url: bool = False
+    since_path: str | None = None
+    since_from_records: str | None = None
+    deleted: DeletedRule | None = None
+    expired: ExpiredRule | None = None
+
+    @model_validator(mode="after")
+    def _one_way_each(self) -> ChangesSpec:
+        if (self.since_path is None) == (self.since_from_records is None):
+            raise ValueError("set exactly one of since_path or since_from_records")
+        if (self.since_param is None) == (not self.since_is_url):
+            raise ValueError("set exactly one of since_param or since_is_url: true")
+        return self
+
+
 class CollectionSpec(_Strict):
     """One object type in the app and how its raw record becomes a universal data model (UDM)."""
 
@@ -98,7 +147,15 @@ class CollectionSpec(_Strict):
     updated_at_path: str | None = None
     list: ListSpec
     get: GetSpec | None = None
+    changes: ChangesSpec | None = Field(None, description="the app's own incremental API (or a `changes` hook)")
     udm_fields: dict[str, str] = Field({}, description="UDM field -> Jinja expression over `raw`")
+
+
+class RateLimit(_Strict):
+    """The request budget of one connection: at most `requests` per `per_seconds`."""
+
+    requests: int = Field(gt=0)
+    per_seconds: float = Field(gt=0)
 
 
 class ConnectorSpec(_Strict):
@@ -114,19 +171,21 @@ class ConnectorSpec(_Strict):
     max_pages: int = Field(100_000, ge=1)
     timeout_seconds: float = Field(30.0, gt=0)
     retry: RetryPolicy = RetryPolicy()
+    rate_limit: RateLimit | None = Field(None, description="keep each connection under the app's limit")
 
     @model_validator(mode="after")
     def _placeholders_declared(self) -> ConnectorSpec:
         known = set(self.parameters)
         used = placeholders(self.base_url)
-        for name, collection in self.collections.items():
+        for collection in self.collections.values():
             used |= placeholders(collection.list.path)
             used |= {field for value in collection.list.params.values() for field in placeholders(value)}
             if collection.get:
                 used |= placeholders(collection.get.path) - {"id"}  # only get.path has the record id
                 used |= {field for value in collection.get.params.values() for field in placeholders(value)}
-            if not collection.list.path and not name:
-                raise ValueError("a collection needs a list path")
+            if collection.changes:
+                used |= placeholders(collection.changes.path)
+                used |= {field for value in collection.changes.params.values() for field in placeholders(value)}
         unknown = sorted(used - known)
         if unknown:
             raise ValueError(f"placeholders {unknown} are not declared under parameters")

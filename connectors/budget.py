@@ -1,0 +1,45 @@
+"""A connection's request budget: at most N requests in any window of W seconds, so one tenant's import
+stays under the app's limit. In-process; across processes the flows use a Prefect rate limit."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from collections.abc import Awaitable, Callable
+
+__all__ = ["RequestBudget"]
+
+
+class RequestBudget:
+    """A sliding-window limiter shared by every request of one connector instance."""
+
+    def __init__(
+        self,
+        requests: int,
+        per_seconds: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.requests = requests
+        self.per_seconds = per_seconds
+        self._clock = clock
+        self._sleep = sleep
+        self._sent: collections.deque[float] = collections.deque()
+        self._lock = asyncio.Lock()
+        self.waited = 0.0  # seconds spent waiting for the budget, for run summaries
+
+    async def acquire(self) -> None:
+        """Wait until one more request fits in the window, then count it."""
+        async with self._lock:
+            while True:
+                now = self._clock()
+                while self._sent and self._sent[0] <= now - self.per_seconds:
+                    self._sent.popleft()
+                if len(self._sent) < self.requests:
+                    self._sent.append(now)
+                    return
+                wait = self._sent[0] + self.per_seconds - now
+                self.waited += wait
+                await self._sleep(wait)

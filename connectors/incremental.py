@@ -1,0 +1,156 @@
+"""Incremental pulls driven by a collection's `changes:` spec (or its `changes` hook).
+
+    first pull (no since):  GET path?params&initial_params        -> pages ..., last page gives `since`
+    later pulls:            GET path?params&<since_param>=<since>  (or GET <since> when it is a URL)
+
+Records matching the `deleted` rule become `deleted` changes, the others `upsert`s. An answer matching
+the `expired` rule raises SinceExpired; `pull_all` then enumerates from scratch and says it resynced.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from connectors.base_types import PageRequest
+from connectors.changes import Change, ChangePage, ChangeSet
+from connectors.errors import FatalError, SinceExpired, error_for_response
+from connectors.pagination import PageView
+from connectors.paths import MISSING, lookup
+from connectors.spec import ChangesSpec
+
+if TYPE_CHECKING:
+    from connectors.base import Connector
+
+__all__ = ["pull_all", "pull_pages"]
+
+logger = logging.getLogger(__name__)
+
+
+async def pull_pages(connector: Connector, collection: str, since: str | None) -> AsyncIterator[ChangePage]:
+    """The pages of one pull, each with its changes; the last one carries the next `since`."""
+    if connector.hooks.changes is not None:
+        async for page in connector.hooks.changes(connector, collection, since):
+            yield page
+        return
+    spec = _spec(connector, collection)
+    from connectors.base import PageGuard
+
+    guard = PageGuard(connector.name, connector.spec.max_pages)
+    request: PageRequest | None = _first_request(connector, spec, since)
+    watermark, seen = since, 0
+    while request is not None:
+        guard.check(request)
+        outgoing = connector.build(request)
+        response = await connector.send(connector.build(request), spec.expired.status if spec.expired else ())
+        _raise_if_expired(connector, spec, response)
+        body, records = connector.parse_page(response, spec.records_path, connector.redact(request.url))
+        seen += len(records)
+        changes = [_change(connector, collection, spec, record) for record in records]
+        if spec.since_from_records:
+            watermark = _highest(watermark, (lookup(r, spec.since_from_records, None) for r in records))
+        view = PageView(body=body, records=records, seen=seen)
+        nxt = None if spec.paginator.is_last(view) else spec.paginator.next_request(outgoing, response, view)
+        request = PageRequest.from_httpx(nxt) if nxt is not None else None
+        next_since = None if request is not None else _next_since(spec, body, watermark)
+        yield ChangePage(changes=changes, next=request, since=next_since)
+
+
+async def pull_all(connector: Connector, collection: str, since: str | None) -> ChangeSet:
+    """A whole pull with one change per record (its latest); an expired token becomes a full resync."""
+    result = ChangeSet()
+    try:
+        await _collect(connector, collection, since, result)
+    except SinceExpired as exc:
+        logger.warning("%s; enumerating %s from scratch", exc, collection)
+        result = ChangeSet(resynced=True)
+        await _collect(connector, collection, None, result)
+    return result
+
+
+async def _collect(connector: Connector, collection: str, since: str | None, into: ChangeSet) -> None:
+    latest: dict[str, Change] = {}
+    async for page in pull_pages(connector, collection, since):
+        for change in page.changes:
+            latest.pop(change.external_id, None)  # re-insert: the order follows each record's last change
+            latest[change.external_id] = change
+        if page.since is not None:
+            into.since = page.since
+    into.changes = list(latest.values())
+
+
+def _spec(connector: Connector, collection: str) -> ChangesSpec:
+    spec = connector.collection(collection).changes
+    if spec is None:
+        raise FatalError(
+            f"{connector.name}.{collection} has no incremental API (no `changes:` and no changes hook); "
+            "use full imports with deletion sweeps instead",
+            connector=connector.name,
+        )
+    return spec
+
+
+def _first_request(connector: Connector, spec: ChangesSpec, since: str | None) -> PageRequest:
+    if since is not None and spec.since_is_url:
+        return PageRequest(method="GET", url=since)
+    params = dict(spec.params)
+    if since is None:
+        params.update(spec.initial_params)
+    elif spec.since_param:
+        params[spec.since_param] = since
+    request = connector.request(spec.method, spec.path, params, spec.json_body)
+    return PageRequest.from_httpx(spec.paginator.first_request(request))
+
+
+def _raise_if_expired(connector: Connector, spec: ChangesSpec, response: httpx.Response) -> None:
+    rule = spec.expired
+    if rule is None or response.status_code not in rule.status:
+        return
+    if rule.body_contains is None or rule.body_contains in response.text:
+        raise SinceExpired(
+            f"{connector.name}: the stored incremental token was refused ({response.status_code}); "
+            "a full resync follows",
+            connector=connector.name,
+        )
+    error = error_for_response(response, connector=connector.name)
+    if error is not None:
+        raise error
+
+
+def _change(connector: Connector, collection: str, spec: ChangesSpec, record: dict[str, Any]) -> Change:
+    external_id = connector.record_id(collection, record)
+    rule = spec.deleted
+    if rule is not None:
+        value = lookup(record, rule.path)
+        deleted = value is not MISSING if rule.equals is None else value == rule.equals
+        if deleted:
+            return Change("deleted", external_id, None, connector.updated_at(collection, record))
+    return Change("upsert", external_id, record, connector.updated_at(collection, record))
+
+
+def _highest(current: str | None, values: Any) -> str | None:
+    best: Any = current
+    for value in values:
+        if value in (None, MISSING):
+            continue
+        if best is None or _key(value) > _key(best):
+            best = value
+    return None if best is None else str(best)
+
+
+def _key(value: Any) -> tuple[int, float, str]:
+    text = str(value)
+    try:
+        return (0, float(text), "")
+    except ValueError:
+        return (1, 0.0, text)
+
+
+def _next_since(spec: ChangesSpec, body: Any, watermark: str | None) -> str | None:
+    if spec.since_path:
+        value = lookup(body, spec.since_path, None)
+        return None if value in (None, "", MISSING) else str(value)
+    return watermark
