@@ -134,3 +134,22 @@ def test_start_process_fails_fast_with_output(tmp_path: Path) -> None:
             [sys.executable, "-c", code], f"http://127.0.0.1:{port}/", timeout=30, log_path=tmp_path / "x.log"
         )
     assert "exited with 3" in str(info.value)
+
+
+@pytest.mark.real_app
+async def test_kinto_changes_since_a_pull_are_its_updates_and_tombstones(kinto_collection: KintoServer) -> None:
+    from pydantic import SecretStr
+
+    from connectors.registry import open_connector
+
+    kinto_collection.seed(30)
+    params = {"base_url": kinto_collection.base_url, "collection": kinto_collection.collection}
+    creds = {"username": SecretStr("admin"), "password": SecretStr("s3cret")}
+    async with open_connector("kinto", parameters=params, credentials=creds) as kinto:
+        first = await kinto.pull_changes("records")
+        ids = [r["id"] for r in kinto_collection.list_all()]
+        kinto_collection.update(ids[0], {"name": "Renamed"})
+        kinto_collection.delete(ids[1])
+        later = await kinto.pull_changes("records", first.since)
+    assert len(first.changes) == 30 and first.since
+    assert [(c.kind, c.external_id) for c in later.changes] == [("upsert", ids[0]), ("deleted", ids[1])]
