@@ -5,26 +5,22 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import SecretStr
 
-from connectors.errors import ConnectorError, SpecError
-from inlet.errors import InletError, NotFound
+from inlet.cli_common import credential_value as _credential
+from inlet.cli_common import known_errors as _errors
+from inlet.cli_common import pairs as _pairs
+from inlet.cli_connectors import connectors_app
+from inlet.errors import InletError
 from inlet.settings import Settings, get_settings
 from inlet.store import open_store
-from mappings.errors import MappingError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 tenants = typer.Typer(no_args_is_help=True, help="Customers of your app.")
 connections = typer.Typer(no_args_is_help=True, help="A tenant's accounts in external apps.")
 imports = typer.Typer(no_args_is_help=True, help="Run imports.")
-connectors_app = typer.Typer(no_args_is_help=True, help="The external apps inlet can import from.")
 app.add_typer(tenants, name="tenants")
 app.add_typer(connectors_app, name="connectors")
 app.add_typer(connections, name="connections")
@@ -36,44 +32,6 @@ ConnectionId = Annotated[str, typer.Option("--connection", "-c", help="connectio
 
 def main() -> None:
     app()
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Known errors become one line on stderr and a non-zero exit code, never a traceback."""
-    try:
-        yield
-    except NotFound as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    except (InletError, SpecError, MappingError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    except ConnectorError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-
-
-def _pairs(values: list[str], what: str) -> dict[str, str]:
-    pairs = {}
-    for item in values:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise typer.BadParameter(f"{what} {item!r} is not name=value")
-        pairs[name] = value
-    return pairs
-
-
-def _credential(value: str) -> SecretStr:
-    """A credential value as given, or read from `env:NAME` or `@file` so it stays out of shell history."""
-    if value.startswith("env:"):
-        name = value[4:]
-        if name not in os.environ:
-            raise typer.BadParameter(f"environment variable {name} is not set")
-        return SecretStr(os.environ[name])
-    if value.startswith("@"):
-        return SecretStr(Path(value[1:]).read_text().strip())
-    return SecretStr(value)
 
 
 @app.command()
@@ -204,113 +162,6 @@ def _flush_prefect() -> None:
 
     APILogWorker.drain_all(timeout=5)
     EventsWorker.drain_all()
-
-
-@connectors_app.command("list")
-def connectors_list() -> None:
-    """Each connector and what it supports."""
-    from connectors.registry import available, load
-
-    with _errors():
-        for name in available():
-            spec, hooks = load(name)
-            collection = spec.collections[spec.collection_for("users")]
-            supports = [
-                "list",
-                "get" if collection.get else "",
-                "changes" if collection.changes or hooks.changes else "",
-            ]
-            supports.append("deletions" if (collection.changes and collection.changes.deleted) or hooks.changes else "")
-            supports.append("webhooks" if hooks.verify_webhook else "")
-            typer.echo(f"{name:14} {spec.title:22} {' '.join(s for s in supports if s)}")
-
-
-@connectors_app.command("check")
-def connectors_check(
-    name: Annotated[str, typer.Argument(help="connector, e.g. hubspot")],
-    base_url: Annotated[str, typer.Option(help="the API root to check, e.g. a sandbox account's")],
-    param: Annotated[list[str], typer.Option("--param", "-p", help="name=value, repeatable")] = [],  # noqa: B006
-    credential: Annotated[
-        list[str], typer.Option("--credential", help="name=value, name=env:VAR or name=@file; repeatable")
-    ] = [],  # noqa: B006
-) -> None:
-    """Run the connector contract's read-only checks against a live endpoint."""
-    from connectors.check import run_checks
-    from connectors.registry import load, open_connector
-
-    with _errors():
-        spec, _ = load(name)
-        credentials = {k: _credential(v) for k, v in _pairs(credential, "credential").items()}
-        connector = open_connector(
-            name, parameters={"base_url": base_url, **_pairs(param, "param")}, credentials=credentials
-        )
-
-        async def check() -> Any:
-            async with connector:
-                return await run_checks(connector, spec.collection_for("users"))
-
-        results = asyncio.run(check())
-        for result in results:
-            typer.echo(f"{'ok  ' if result.ok else 'FAIL'} {result.name:12} {result.seconds:6.2f}s  {result.detail}")
-        if not all(result.ok for result in results):
-            raise typer.Exit(1)
-
-
-@connectors_app.command("simulate")
-def connectors_simulate(
-    name: Annotated[str, typer.Argument(help="connector with a simulator, e.g. salesforce")],
-    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8420,
-    records: Annotated[int, typer.Option(help="seeded records")] = 1000,
-    token: Annotated[str, typer.Option(help="the token the simulator accepts")] = "sim-token",
-) -> None:
-    """Serve a connector's simulator on 127.0.0.1 (for `connectors check` and local trials)."""
-    import importlib
-
-    with _errors():
-        module = importlib.import_module(f"connectors.{name}.simulator")
-        if hasattr(module, "make_simulator"):
-            from connectors.simulation import serve
-
-            serve(
-                module.make_simulator,
-                f"{name} simulator",
-                ["--port", str(port), "--records", str(records), "--token", token],
-            )
-        else:
-            module.main(["--port", str(port), "--records", str(records), "--token", token])
-
-
-@connectors_app.command("changes")
-def connectors_changes(
-    tenant: Tenant,
-    connection: ConnectionId,
-    since: Annotated[str | None, typer.Option(help="the token a previous pull printed; none: from the start")] = None,
-    limit: Annotated[int, typer.Option(help="changes to print")] = 20,
-) -> None:
-    """Pull what changed in a connection since a token, and print it with the next token."""
-    from connectors.registry import load, open_connector
-    from inlet.tenancy import load_connection
-    from inlet.vault import Vault
-
-    with _errors():
-        settings = get_settings()
-        loaded = load_connection(open_store(settings.store_url), Vault.from_settings(settings), tenant, connection)
-        spec, _ = load(loaded.connection.app)
-        collection = loaded.connection.collection or spec.collection_for(loaded.connection.data_source)
-
-        async def pull() -> Any:
-            async with open_connector(
-                loaded.connection.app, parameters=loaded.connection.parameters, credentials=loaded.credentials
-            ) as connector:
-                return await connector.pull_changes(collection, since)
-
-        result = asyncio.run(pull())
-        kinds = Counter(change.kind for change in result.changes)
-        resynced = "; the token had expired: full resync" if result.resynced else ""
-        typer.echo(f"{len(result.changes)} changes ({dict(kinds)}){resynced}")
-        for change in result.changes[:limit]:
-            typer.echo(f"  {change.kind:8} {change.external_id}  {change.updated_at or ''}")
-        typer.echo(f"next token: {result.since}")
 
 
 @app.command()
