@@ -1,4 +1,8 @@
-"""Dotted paths into parsed JSON (`paging.next.after`, `value.0.id`); the empty path is the document itself."""
+"""Dotted paths into parsed JSON (`paging.next.after`, `value.0.id`); the empty path is the document itself.
+
+A key that itself holds dots (OData's `@odata.nextLink`) is found too: at each level the whole rest of the
+path is tried as one key before it is split at its first dot.
+"""
 
 from __future__ import annotations
 
@@ -19,17 +23,18 @@ def lookup(document: Any, path: str, default: Any = MISSING) -> Any:
     """The value at `path`, or `default` when a step is absent (MISSING unless given)."""
     if not path:
         return document
-    value = document
-    for step in path.split("."):
-        if isinstance(value, dict):
-            if step not in value:
-                return default
-            value = value[step]
-        elif isinstance(value, list) and step.lstrip("-").isdigit():
-            index = int(step)
-            if not -len(value) <= index < len(value):
-                return default
-            value = value[index]
-        else:
+    if isinstance(document, dict) and path in document:
+        return document[path]
+    step, _, rest = path.partition(".")
+    if isinstance(document, dict):
+        if step not in document:
             return default
-    return value
+        value = document[step]
+    elif isinstance(document, list) and step.lstrip("-").isdigit():
+        index = int(step)
+        if not -len(document) <= index < len(document):
+            return default
+        value = document[index]
+    else:
+        return default
+    return lookup(value, rest, default) if rest else value
