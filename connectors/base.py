@@ -171,7 +171,7 @@ class Connector:
         outgoing = self.build(request)  # kept free of auth, which would put a query api key in the next page
         response = await self.send(self.build(request))
         url = redact(request.url, self._secrets)
-        body, records = self.parse_page(response, listing.records_path, url)
+        body, records = self.parse_page(response, listing.records_path, url, optional=listing.records_optional)
         view = PageView(body=body, records=records, seen=seen + len(records))
         nxt = None if listing.paginator.is_last(view) else listing.paginator.next_request(outgoing, response, view)
         logger.info("%s: %d %s records from %s", self.name, len(records), collection, url)
@@ -194,7 +194,7 @@ class Connector:
         spec = self.collection(collection).get
         if spec is None:
             raise FatalError(f"{self.name}.{collection} declares no `get`", connector=self.name)
-        path = spec.path.format_map({**self._parameters, "id": quote(str(record_id), safe="")})
+        path = spec.path.format_map({**self._parameters, "id": quote(str(record_id), safe=spec.id_safe)})
         params = {k: v.format_map(self._parameters) for k, v in spec.params.items()}
         response = await self.send(self._client.build_request("GET", path, params=params), spec.not_found)
         if response.status_code in spec.not_found:
@@ -301,9 +301,14 @@ class Connector:
         error = error_for_response(response, connector=self.name, secrets=self._secrets, retry_after=hint)
         return response if error is None else error
 
-    def parse_page(self, response: httpx.Response, records_path: str, url: str) -> tuple[Any, list[dict[str, Any]]]:
+    def parse_page(
+        self, response: httpx.Response, records_path: str, url: str, *, optional: bool = False
+    ) -> tuple[Any, list[dict[str, Any]]]:
+        """The parsed body and its records; `optional`: an absent records path means no records."""
         body = self.read_json(response, url)
         records = lookup(body, records_path)
+        if records is MISSING and optional and isinstance(body, dict):
+            return body, []
         if records is MISSING:
             keys = sorted(body)[:10] if isinstance(body, dict) else type(body).__name__
             raise MalformedPage(

@@ -45,9 +45,12 @@ async def pull_pages(connector: Connector, collection: str, since: str | None) -
     while request is not None:
         guard.check(request)
         outgoing = connector.build(request)
-        response = await connector.send(connector.build(request), spec.expired.status if spec.expired else ())
+        expiring = [status for rule in spec.expired for status in rule.status]
+        response = await connector.send(connector.build(request), expiring)
         _raise_if_expired(connector, spec, response)
-        body, records = connector.parse_page(response, spec.records_path, connector.redact(request.url))
+        body, records = connector.parse_page(
+            response, spec.records_path, connector.redact(request.url), optional=spec.records_optional
+        )
         seen += len(records)
         changes = [_change(connector, collection, spec, record) for record in records]
         if spec.since_from_records:
@@ -106,10 +109,10 @@ def _first_request(connector: Connector, spec: ChangesSpec, since: str | None) -
 
 
 def _raise_if_expired(connector: Connector, spec: ChangesSpec, response: httpx.Response) -> None:
-    rule = spec.expired
-    if rule is None or response.status_code not in rule.status:
+    rules = [rule for rule in spec.expired if response.status_code in rule.status]
+    if not rules:
         return
-    if rule.body_contains is None or rule.body_contains in response.text:
+    if any(rule.body_contains is None or rule.body_contains in response.text for rule in rules):
         raise SinceExpired(
             f"{connector.name}: the stored incremental token was refused ({response.status_code}); "
             "a full resync follows",

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from connectors.auth import AuthSpec, NoAuth
 from connectors.errors import SpecError
@@ -76,6 +76,7 @@ class ListSpec(_Strict):
     params: dict[str, str] = {}
     json_body: dict[str, Any] | None = None
     records_path: str = Field("", description="body path of the record list; empty: the body is the list")
+    records_optional: bool = Field(False, description="a page without the records path is an empty page")
     paginator: Paginator = SinglePage()
 
 
@@ -86,6 +87,7 @@ class GetSpec(_Strict):
     params: dict[str, str] = {}
     record_path: str = ""
     not_found: list[int] = [404]
+    id_safe: str = Field("", description="characters left unquoted in {id} (Google's `people/c1` keeps `/`)")
 
     @model_validator(mode="after")
     def _has_id(self) -> GetSpec:
@@ -121,6 +123,7 @@ class ChangesSpec(_Strict):
     params: dict[str, str] = {}
     json_body: dict[str, Any] | None = None
     records_path: str = ""
+    records_optional: bool = Field(False, description="a page without the records path is an empty page")
     paginator: Paginator = SinglePage()
     initial_params: dict[str, str] = {}
     since_param: str | None = None
@@ -128,7 +131,12 @@ class ChangesSpec(_Strict):
     since_path: str | None = None
     since_from_records: str | None = None
     deleted: DeletedRule | None = None
-    expired: ExpiredRule | None = None
+    expired: list[ExpiredRule] = Field([], description="a rule or a list; any match means expired")
+
+    @field_validator("expired", mode="before")
+    @classmethod
+    def _one_rule_is_a_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, dict) else value
 
     @model_validator(mode="after")
     def _one_way_each(self) -> ChangesSpec:

@@ -1,0 +1,509 @@
+"""An in-memory Google People API (the user's contacts), for tests, demos and benchmarks.
+
+It answers, as `api-specs/google-people.md` describes them:
+
+    GET /v1/people/me/connections   personFields (required), pageSize 1-1000 (unset/0: 100), pageToken,
+                                    sortOrder, sources, requestSyncToken / syncToken
+    GET /v1/people/c<digits>        one person; 404 NOT_FOUND when unknown or deleted
+    GET /v1/people:batchGet         up to 200 resourceNames, one PersonResponse each
+
+with bearer auth (401 UNAUTHENTICATED), AIP-193 error bodies, 429 RESOURCE_EXHAUSTED without Retry-After,
+a per-user read quota per minute and the fixed quota on first pages of full syncs, page tokens and sync
+tokens bound to the other parameters (a mismatch is a 400), `nextSyncToken` only on the last page of a
+`requestSyncToken=true` listing, deleted contacts only in sync responses (`metadata.deleted: true`), sync
+tokens that expire after 7 days (400 EXPIRED_SYNC_TOKEN, or the older 410), changes that may show up in
+sync responses only after a delay, field items in no guaranteed order (exactly one `metadata.primary`),
+empty arrays omitted (`connections` too), and a resource name sent with an encoded slash (`people%2Fc1`)
+answered with Google's HTML 404, as the API does not route it. `/_sim/*` comes from `SimulatorBase`::
+
+    python -m connectors.google_people.simulator --port 8420 --records 1000 --seed 7 --token ya29.X
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import collections
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from pydantic import SecretStr
+from starlette.datastructures import QueryParams
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from connectors.simulation import Person, SimulatorBase, json_response, serve
+
+__all__ = ["DEFAULT_TOKEN", "MAX_PAGE_SIZE", "PERSON_FIELDS", "GooglePeopleSimulator", "main", "make_simulator"]
+
+DEFAULT_TOKEN = "ya29.a0AfB_simulated-access-token"
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 100
+MAX_BATCH = 200
+SYNC_TOKEN_TTL_SECONDS = 7 * 86_400
+PERSON_FIELDS = frozenset(
+    "addresses ageRanges biographies birthdays calendarUrls clientData coverPhotos emailAddresses events "
+    "externalIds genders imClients interests locales locations memberships metadata miscKeywords names "
+    "nicknames occupations organizations phoneNumbers photos relations sipAddresses skills urls userDefined".split()
+)
+SOURCES = frozenset({"READ_SOURCE_TYPE_CONTACT", "READ_SOURCE_TYPE_PROFILE"})
+_SORT_KEYS: dict[str, Callable[[Person], tuple[Any, ...]]] = {
+    "LAST_MODIFIED_ASCENDING": lambda p: (p.modified_ms, p.seq),
+    "LAST_MODIFIED_DESCENDING": lambda p: (-p.modified_ms, -p.seq),
+    "FIRST_NAME_ASCENDING": lambda p: (p.first, p.last, p.seq),
+    "LAST_NAME_ASCENDING": lambda p: (p.last, p.first, p.seq),
+}
+_NO_FIELDS = (
+    "personFields mask is required. Please specify one or more valid paths. "
+    "Valid paths are documented at https://developers.google.com/people/api/rest/v1/people/get."
+)
+_EXPIRED = "Sync token is expired. Clear local cache and retry call without the sync token."
+_MISMATCH = "Parameters must match the request that generated the page token or sync token."
+_NOT_FOUND = "Requested entity was not found."
+_AUTH_HINT = (
+    "Expected OAuth 2 access token, login cookie or other valid authentication credential. "
+    "See https://developers.google.com/identity/sign-in/web/devconsole-project."
+)
+_READ_QUOTA = "Critical read requests (Contact and Profile Reads)"
+_FULL_SYNC_QUOTA = "Full sync requests"
+_TRUNCATED = b'{"connections": [{"resourceName": "people/c'  # a body cut off mid-way by a proxy
+_MULTIPLIER, _OFFSET = 0x9E3779B97F4A7C15, 7_142_462_727_258_425_368  # odd: seq -> number is a bijection
+
+
+class _Answer(Exception):
+    """A request the API answers with an error instead of data (a 400, an expired token)."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+class GooglePeopleSimulator(SimulatorBase):
+    """Seeded contacts of one Google account behind a Starlette app (`.app`); same seed, same contacts.
+
+    Resource names are `people/c<digits>` from a bijection of `Person.seq`; the CONTACT source id is the
+    same number in hex, as in real responses. Options: `read_quota_per_minute` and
+    `full_sync_quota_per_minute` (None: unlimited), `expired_status` (400, or 410 as older samples
+    expect), `sync_delay_seconds` (how long a change takes to reach sync responses),
+    `omit_empty_connections`, `reject_encoded_slash`, `clamp_page_size` (cap pageSize over 1000 instead
+    of a 400), `retry_info` (429s carry a google.rpc.RetryInfo with `faults.retry_after`),
+    `service_disabled` (403 SERVICE_DISABLED) and `sync_token_ttl_seconds`.
+    """
+
+    connector = "google_people"
+
+    def __init__(
+        self,
+        records: int = 100,
+        seed: int | str = 0,
+        *,
+        token: str = DEFAULT_TOKEN,
+        read_quota_per_minute: int | None = 90,
+        full_sync_quota_per_minute: int | None = 10,
+        expired_status: int = 400,
+        sync_delay_seconds: float = 0.0,
+        omit_empty_connections: bool = True,
+        reject_encoded_slash: bool = True,
+        clamp_page_size: bool = False,
+        retry_info: bool = False,
+        service_disabled: bool = False,
+        sync_token_ttl_seconds: float = SYNC_TOKEN_TTL_SECONDS,
+    ) -> None:
+        self.read_quota_per_minute, self.full_sync_quota_per_minute = read_quota_per_minute, full_sync_quota_per_minute
+        self.expired_status, self.sync_delay_seconds = expired_status, sync_delay_seconds
+        self.omit_empty_connections, self.reject_encoded_slash = omit_empty_connections, reject_encoded_slash
+        self.clamp_page_size, self.retry_info, self.service_disabled = clamp_page_size, retry_info, service_disabled
+        self.sync_token_ttl_seconds = sync_token_ttl_seconds
+        self._issued = self._expired_through = 0  # sync tokens handed out; those up to the cutoff are refused
+        self._reads: collections.deque[float] = collections.deque()
+        self._full_syncs: collections.deque[float] = collections.deque()
+        self._version = -1
+        self._orders: dict[str, tuple[list[tuple[Any, ...]], list[Person]]] = {}
+        self._by_change: list[Person] = []
+        self._changes: list[int] = []
+        super().__init__(records, seed, token=token)
+
+    # -- SimulatorBase --------------------------------------------------------------------------
+
+    def external_id(self, person: Person) -> str:
+        return f"people/c{_number(person.seq)}"
+
+    def api_routes(self) -> list[BaseRoute]:
+        return [
+            Route("/v1/people/me/connections", self._list_endpoint, methods=["GET"]),
+            Route("/v1/people:batchGet", self._batch_get_endpoint, methods=["GET"]),
+            Route("/v1/people/{person_id}", self._get_endpoint, methods=["GET"]),
+        ]
+
+    def authenticate(self, request: Request) -> Response | None:
+        header = request.headers.get("authorization")
+        headers = {"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/"'}
+        if header is None:
+            message = f"Request is missing required authentication credential. {_AUTH_HINT}"
+            return _error(401, "UNAUTHENTICATED", message, reason="CREDENTIALS_MISSING", headers=headers)
+        if header != f"Bearer {self.token}":
+            message = f"Request had invalid authentication credentials. {_AUTH_HINT}"
+            return _error(401, "UNAUTHENTICATED", message, headers=headers)
+        if self.service_disabled:
+            message = "People API has not been used in project 123456789 before or it is disabled."
+            return _error(403, "PERMISSION_DENIED", message, reason="SERVICE_DISABLED")
+        return None
+
+    def fault_response(self, fault: str) -> Response:
+        if fault == "status_429":
+            return self._quota_exceeded(_READ_QUOTA, self.faults.retry_after)
+        if fault == "status_500":
+            return _error(500, "INTERNAL", "Internal error encountered.")
+        return Response(_TRUNCATED, media_type="application/json; charset=UTF-8")
+
+    def connection(self, base_url: str) -> tuple[dict[str, str], dict[str, SecretStr]]:
+        return {"base_url": base_url}, {"token": SecretStr(self.token)}
+
+    def inject(self, **faults: Any) -> None:
+        """As `SimulatorBase.inject`; `expire_tokens=True` refuses every sync token handed out so far."""
+        super().inject(**faults)
+        if faults.get("expire_tokens"):
+            with self.lock:
+                self._expired_through = self._issued
+
+    # -- endpoints ------------------------------------------------------------------------------
+
+    async def _list_endpoint(self, request: Request) -> Response:
+        if (early := await self.admit(request, "list")) is not None:
+            return early
+        params = request.query_params
+        full_sync = _flag(params, "requestSyncToken") and not {"syncToken", "pageToken"} & set(params)
+        with self.lock:
+            try:
+                return self._over_quota(full_sync) or json_response(self._connections(params))
+            except _Answer as answer:
+                return answer.response
+
+    async def _get_endpoint(self, request: Request) -> Response:
+        raw_path: bytes = request.scope.get("raw_path") or b""
+        if self.reject_encoded_slash and b"%2f" in raw_path.lower():
+            return _html_404(raw_path.decode(errors="replace"))  # answered by Google's front end, before auth
+        if (early := await self.admit(request, "get")) is not None:
+            return early
+        with self.lock:
+            try:
+                return self._over_quota(False) or self._person(request)
+            except _Answer as answer:
+                return answer.response
+
+    def _person(self, request: Request) -> Response:
+        fields = _person_fields(request.query_params)
+        person = self.find(f"people/{request.path_params['person_id']}")
+        if person is None or person.deleted:
+            return _error(404, "NOT_FOUND", _NOT_FOUND)
+        return json_response(self._render(person, fields))
+
+    async def _batch_get_endpoint(self, request: Request) -> Response:
+        if (early := await self.admit(request, "batch_get")) is not None:
+            return early
+        names = request.query_params.getlist("resourceNames")
+        with self.lock:
+            try:
+                fields = _person_fields(request.query_params)
+                if not names or len(names) > MAX_BATCH:
+                    raise _bad_request(f"resourceNames must hold between 1 and {MAX_BATCH} resource names.")
+                quota = self._over_quota(False)
+                return quota or json_response({"responses": [self._person_response(n, fields) for n in names]})
+            except _Answer as answer:
+                return answer.response
+
+    # -- listing --------------------------------------------------------------------------------
+
+    def _connections(self, params: QueryParams) -> dict[str, Any]:
+        fields, size = _person_fields(params), self._page_size(params.get("pageSize"))
+        state, page_token, total = self._state(params), params.get("pageToken"), 0
+        if state["m"] == "sync":
+            people, more = self._changed_page(state["a"], state["h"], size)
+            records = [self._render_change(p, fields) for p in people]
+            after: Any = people[-1].change if people else state["a"]
+        else:
+            people, more, total = self._live_page(state["s"], state["a"], size)
+            records = [self._render(p, fields) for p in people]
+            after = list(_SORT_KEYS[state["s"]](people[-1])) if people else state["a"]
+        body: dict[str, Any] = {"connections": records} if records or not self.omit_empty_connections else {}
+        if more:
+            repeat = page_token is not None and self.take_repeat()
+            nxt = {**state, "a": after, "f": _fingerprint(params, "pageToken")}
+            body["nextPageToken"] = page_token if repeat else _encode(nxt)
+        elif _flag(params, "requestSyncToken"):
+            body["nextSyncToken"] = self._issue_sync_token(state["h"], _fingerprint(params, "pageToken", "syncToken"))
+        if total:  # proto3 JSON leaves zeros out
+            body["totalPeople"] = body["totalItems"] = total
+        return body
+
+    def _state(self, params: QueryParams) -> dict[str, Any]:
+        """Where this page starts: `m` full listing or sync, after `a`, up to change `h`, in sort order `s`."""
+        sort, sync_token, page_token = params.get("sortOrder"), params.get("syncToken"), params.get("pageToken")
+        _check_choices(params, sort, sync_token)
+        if page_token is not None:
+            state = _decode(page_token, "page token", {"m", "a", "h", "f"})
+            if state["f"] != _fingerprint(params, "pageToken"):
+                raise _bad_request(_MISMATCH)
+            return state
+        if sync_token is not None:
+            since = self._accept_sync_token(sync_token, _fingerprint(params, "pageToken", "syncToken"))
+            return {"m": "sync", "a": since, "h": self._horizon()}
+        return {"m": "full", "a": None, "h": self._horizon(), "s": sort or "LAST_MODIFIED_ASCENDING"}
+
+    def _live_page(self, sort: str, after: list[Any] | None, size: int) -> tuple[list[Person], bool, int]:
+        keys, people = self._ordered(sort)
+        start = 0 if after is None else bisect.bisect_right(keys, tuple(after))
+        return people[start : start + size], start + size < len(people), len(people)
+
+    def _changed_page(self, after: int, horizon: int, size: int) -> tuple[list[Person], bool]:
+        self._refresh()
+        start, end = bisect.bisect_right(self._changes, after), bisect.bisect_right(self._changes, horizon)
+        return self._by_change[start : min(start + size, end)], start + size < end
+
+    def _ordered(self, sort: str) -> tuple[list[tuple[Any, ...]], list[Person]]:
+        """Live people in `sort` order and their sort keys, rebuilt only after a mutation."""
+        self._refresh()
+        if sort not in self._orders:
+            key = _SORT_KEYS[sort]
+            people = sorted(self.people.live(), key=key)
+            self._orders[sort] = ([key(p) for p in people], people)
+        return self._orders[sort]
+
+    def _refresh(self) -> None:
+        if self._version != self.people.last_change:
+            self._version, self._orders = self.people.last_change, {}
+            self._by_change = sorted(self.people.all, key=lambda p: p.change)
+            self._changes = [p.change for p in self._by_change]
+
+    def _horizon(self) -> int:
+        """The newest change a sync may deliver: changes younger than `sync_delay_seconds` wait."""
+        if self.sync_delay_seconds <= 0:
+            return self.people.last_change
+        self._refresh()
+        cutoff, index = time.time() * 1000 - self.sync_delay_seconds * 1000, len(self._by_change)
+        while index and self._by_change[index - 1].modified_ms > cutoff:
+            index -= 1
+        return self._by_change[index - 1].change if index else 0
+
+    def _page_size(self, raw: str | None) -> int:
+        if raw is None or raw.strip() == "":
+            return DEFAULT_PAGE_SIZE
+        try:
+            size = int(raw)
+        except ValueError:
+            raise _bad_request(f"Invalid value at 'page_size' (TYPE_INT32), \"{raw}\"") from None
+        if size < 0 or (size > MAX_PAGE_SIZE and not self.clamp_page_size):
+            raise _bad_request(f"Page size must be between 1 and {MAX_PAGE_SIZE} (0 or unset: {DEFAULT_PAGE_SIZE}).")
+        return min(size, MAX_PAGE_SIZE) if size else DEFAULT_PAGE_SIZE
+
+    # -- sync tokens and quotas ------------------------------------------------------------------
+
+    def _issue_sync_token(self, change: int, fingerprint: str) -> str:
+        self._issued += 1
+        return _encode({"c": change, "n": self._issued, "t": int(time.time() * 1000), "f": fingerprint})
+
+    def _accept_sync_token(self, token: str, fingerprint: str) -> int:
+        state = _decode(token, "sync token", {"c", "n", "t", "f"})
+        if state["f"] != fingerprint:
+            raise _bad_request(_MISMATCH)
+        refused = self.faults.expire_tokens and state["n"] <= self._expired_through
+        if refused or time.time() * 1000 - state["t"] > self.sync_token_ttl_seconds * 1000:
+            raise _Answer(self._expired_response())
+        return int(state["c"])
+
+    def _expired_response(self) -> Response:
+        if self.expired_status == 410:  # the older answer: the status alone says it
+            return json_response({"error": {"code": 410, "message": _EXPIRED}}, 410)
+        return _error(400, "FAILED_PRECONDITION", _EXPIRED, reason="EXPIRED_SYNC_TOKEN", domain="people.googleapis.com")
+
+    def _over_quota(self, full_sync: bool) -> Response | None:
+        """A 429 when this request would pass a per-minute quota; else count it."""
+        now = time.monotonic()
+        checks = [(self._reads, self.read_quota_per_minute, _READ_QUOTA)]
+        if full_sync:
+            checks.append((self._full_syncs, self.full_sync_quota_per_minute, _FULL_SYNC_QUOTA))
+        for window, limit, metric in checks:
+            while window and window[0] <= now - 60:
+                window.popleft()
+            if limit is not None and len(window) >= limit:
+                return self._quota_exceeded(metric, window[0] + 60 - now)
+        for window, _, _ in checks:
+            window.append(now)
+        return None
+
+    def _quota_exceeded(self, metric: str, wait: float) -> Response:
+        message = (
+            f"Quota exceeded for quota metric '{metric}' and limit '{metric} per minute per user' of service "
+            "'people.googleapis.com' for consumer 'project_number:123456789'."
+        )
+        details: list[dict[str, Any]] = [
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "RATE_LIMIT_EXCEEDED",
+                "domain": "googleapis.com",
+                "metadata": {"service": "people.googleapis.com", "consumer": "projects/123456789"},
+            }
+        ]
+        if self.retry_info:
+            details.append({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{wait:.3f}s"})
+        error = {"code": 429, "message": message, "status": "RESOURCE_EXHAUSTED", "details": details}
+        return json_response({"error": error}, 429)
+
+    # -- rendering ------------------------------------------------------------------------------
+
+    def _person_response(self, name: str, fields: frozenset[str]) -> dict[str, Any]:
+        person = self.find(name)
+        if person is None or person.deleted:
+            return {"httpStatusCode": 404, "requestedResourceName": name, "status": {"code": 5, "message": _NOT_FOUND}}
+        return {
+            "httpStatusCode": 200,
+            "person": self._render(person, fields),
+            "requestedResourceName": name,
+            "status": {},
+        }
+
+    def _render_change(self, person: Person, fields: frozenset[str]) -> dict[str, Any]:
+        if person.deleted:
+            metadata = {"deleted": True, "objectType": "PERSON"}
+            return {"resourceName": self.external_id(person), "etag": _etag(person), "metadata": metadata}
+        return self._render(person, fields)
+
+    def _render(self, person: Person, fields: frozenset[str]) -> dict[str, Any]:
+        source = {"type": "CONTACT", "id": f"{_number(person.seq):x}"}
+        primary = {"primary": True, "source": source}
+        record: dict[str, Any] = {"resourceName": self.external_id(person), "etag": _etag(person)}
+        if "metadata" in fields:
+            updated = {**source, "etag": "#" + _etag(person)[1:], "updateTime": _iso(person.modified_ms)}
+            record["metadata"] = {"sources": [updated], "objectType": "PERSON"}
+        if "names" in fields:
+            full = person.full_name
+            record["names"] = [
+                {
+                    "metadata": primary,
+                    "displayName": full,
+                    "familyName": person.last,
+                    "givenName": person.first,
+                    "displayNameLastFirst": f"{person.last}, {person.first}",
+                    "unstructuredName": full,
+                }
+            ]
+        if "emailAddresses" in fields:
+            record["emailAddresses"] = _emails(person, source)
+        if "phoneNumbers" in fields and person.phone:  # empty arrays are left out
+            canonical = "+" + "".join(c for c in person.phone if c.isdigit())
+            phone = {"value": person.phone, "canonicalForm": canonical, "type": "mobile", "formattedType": "Mobile"}
+            record["phoneNumbers"] = [{"metadata": primary, **phone}]
+        if "organizations" in fields:
+            organization = {"name": person.company, "title": person.title, "type": "work", "formattedType": "Work"}
+            record["organizations"] = [{"metadata": primary, **organization}]
+        return record
+
+
+def _emails(person: Person, source: dict[str, str]) -> list[dict[str, Any]]:
+    """The work address (primary); every fourth person also has a home address, listed first."""
+    work = {"metadata": {"primary": True, "source": source}, "value": person.email, "type": "work"}
+    emails = [{**work, "formattedType": "Work"}]
+    if person.seq % 4 == 1:
+        home = f"{person.first}.{person.last}.{person.seq}@home.example".lower()
+        emails.insert(0, {"metadata": {"source": source}, "value": home, "type": "home", "formattedType": "Home"})
+    return emails
+
+
+def _number(seq: int) -> int:
+    return (seq * _MULTIPLIER + _OFFSET) % 2**63
+
+
+def _etag(person: Person) -> str:
+    return "%" + base64.b64encode(f"{person.seq}.{person.change}".encode()).decode()
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _person_fields(params: QueryParams) -> frozenset[str]:
+    names = [n.strip() for value in params.getlist("personFields") for n in value.split(",") if n.strip()]
+    if not names:
+        raise _bad_request(_NO_FIELDS)
+    unknown = [n for n in names if n not in PERSON_FIELDS]
+    if unknown:
+        raise _bad_request(f'Invalid personFields mask path: "{unknown[0]}". {_NO_FIELDS.split(". ", 1)[1]}')
+    return frozenset(names)
+
+
+def _check_choices(params: QueryParams, sort: str | None, sync_token: str | None) -> None:
+    if sort is not None and sort not in _SORT_KEYS:
+        raise _bad_request(
+            f"Invalid value at 'sort_order' (type.googleapis.com/google.people.v1.SortOrder), \"{sort}\""
+        )
+    if sort is not None and sync_token is not None:
+        raise _bad_request("sortOrder cannot be used with syncToken.")
+    for source in params.getlist("sources"):
+        if source not in SOURCES:
+            raise _bad_request(
+                f"Invalid value at 'sources' (type.googleapis.com/google.people.v1.ReadSourceType), \"{source}\""
+            )
+    if params.get("requestSyncToken", "false").lower() not in ("true", "false"):
+        raise _bad_request(f"Invalid value at 'request_sync_token' (TYPE_BOOL), \"{params['requestSyncToken']}\"")
+
+
+def _flag(params: QueryParams, name: str) -> bool:
+    return params.get(name, "false").lower() == "true"
+
+
+def _fingerprint(params: QueryParams, *ignored: str) -> str:
+    """What a page or sync token is bound to: every other parameter (auth and `fields` aside)."""
+    kept = sorted((k, v) for k, v in params.multi_items() if k not in ignored and k not in ("fields", "access_token"))
+    return hashlib.sha256(orjson.dumps(kept)).hexdigest()[:12]
+
+
+def _encode(state: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(state)).decode().rstrip("=")
+
+
+def _decode(token: str, what: str, keys: set[str]) -> dict[str, Any]:
+    try:
+        state = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except ValueError:  # orjson.JSONDecodeError and binascii.Error are ValueErrors
+        state = None
+    if not isinstance(state, dict) or not keys <= set(state):
+        raise _bad_request(f"The {what} is not valid.")
+    return state
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None, **info: str) -> Response:
+    """An AIP-193 error body; `info` (reason, domain) becomes a google.rpc.ErrorInfo detail."""
+    error: dict[str, Any] = {"code": status, "message": message, "status": code}
+    if info:
+        error["details"] = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "domain": "googleapis.com", **info}]
+    return json_response({"error": error}, status, headers)
+
+
+def _bad_request(message: str) -> _Answer:
+    return _Answer(_error(400, "INVALID_ARGUMENT", message))
+
+
+def _html_404(path: str) -> Response:
+    page = (
+        "<!DOCTYPE html>\n<html lang=en>\n  <meta charset=utf-8>\n  <title>Error 404 (Not Found)!!1</title>\n"
+        f"  <p><b>404.</b> <ins>That’s an error.</ins>\n  <p>The requested URL <code>{path}</code> was not found "
+        "on this server.  <ins>That’s all we know.</ins>\n"
+    )
+    return HTMLResponse(page, status_code=404)
+
+
+def make_simulator(records: int = 100, seed: int | str = 0, token: str = DEFAULT_TOKEN) -> GooglePeopleSimulator:
+    return GooglePeopleSimulator(records, seed, token=token)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    serve(make_simulator, "Serve a simulated Google People API (the user's contacts).", argv)
+
+
+if __name__ == "__main__":
+    main()
