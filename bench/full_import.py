@@ -32,10 +32,12 @@ from inlet.processes import free_port, start_process, stop_process  # noqa: E402
 
 def raw_listing(connector_name: str, parameters: dict[str, str], credentials: dict[str, SecretStr]) -> float:
     """Records/s of a plain loop over the source's pages, with the requests inlet would send."""
+    from connectors.budget import RequestBudget
     from connectors.registry import open_connector
 
     async def run() -> float:
-        connector = open_connector(connector_name, parameters=parameters, credentials=credentials)
+        unthrottled = RequestBudget(1_000_000, 1)
+        connector = open_connector(connector_name, parameters=parameters, credentials=credentials, budget=unthrottled)
         collection = connector.spec.collection_for("users")
         started, count = time.perf_counter(), 0
         async with connector:

@@ -19,6 +19,14 @@ __all__ = ["CheckResult", "run_checks"]
 _MISSING_ID = "inlet-check-no-such-record-0"
 
 
+def _missing_like(known: list[str]) -> str:
+    """An id no record has, shaped like the app's ids (numeric apps reject other ids with a 400)."""
+    numeric = [int(i) for i in known if i.isdigit()]
+    if numeric and len(numeric) == len(known):
+        return str(max(numeric) + 1_000_000)
+    return _MISSING_ID
+
+
 @dataclass(frozen=True)
 class CheckResult:
     name: str
@@ -49,9 +57,10 @@ async def run_checks(connector: Connector, collection: str) -> list[CheckResult]
         return f"get({ids[0]!r}) returned it"
 
     async def get_missing() -> str:
-        if await connector.get(collection, _MISSING_ID) is not None:
-            raise AssertionError(f"get({_MISSING_ID!r}) returned a record")
-        return "a missing id gives None"
+        missing = _missing_like(ids)
+        if await connector.get(collection, missing) is not None:
+            raise AssertionError(f"get({missing!r}) returned a record")
+        return f"get({missing!r}) of a missing id gives None"
 
     async def changes() -> str:
         if connector.collection(collection).changes is None and connector.hooks.changes is None:

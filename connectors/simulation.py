@@ -165,6 +165,7 @@ class SimulatorBase:
     """
 
     connector: ClassVar[str]
+    tokens_expire: ClassVar[bool] = True  # False where the incremental token is a timestamp the app always accepts
 
     def __init__(self, records: int = 100, seed: int | str = 0, *, token: str = "sim-token") -> None:
         self.token = token

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 
 from connectors.base import Connector, Page, PageGuard, PageRequest
+from connectors.budget import RequestBudget
 from connectors.registry import load, open_connector
 from inlet.delivery import Destination
 from inlet.settings import Settings
@@ -108,8 +109,13 @@ def open_runtime(job: ImportJob, settings: Settings, *, engine: Engine | None = 
         ),
         origin=f"connectors/{app}/connector.yaml",
     )
+    budget = settings.source_budget
     connector = open_connector(
-        app, parameters=loaded.connection.parameters, credentials=loaded.credentials, retry=settings.source_retry
+        app,
+        parameters=loaded.connection.parameters,
+        credentials=loaded.credentials,
+        retry=settings.source_retry,
+        budget=RequestBudget(budget.requests, budget.per_seconds) if budget else None,
     )
     destination = Destination.from_settings(settings)
     runtime = ImportRuntime(

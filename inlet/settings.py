@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from connectors.spec import RetryPolicy
+from connectors.spec import RateLimit, RetryPolicy
 
 __all__ = ["DestinationSettings", "Settings", "get_settings"]
 
@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     simulator_port: int = 8410
     source_retry: RetryPolicy | None = Field(
         None, description="overrides every connector's retry policy (INLET_SOURCE_RETRY__ATTEMPTS=2 ...)"
+    )
+    source_budget: RateLimit | None = Field(
+        None, description="overrides every connector's request budget (INLET_SOURCE_BUDGET__REQUESTS=... )"
     )
     records_per_task: int = Field(
         1000, ge=1, description="a list-records task reads pages until it holds this many records (1: a page each)"

@@ -93,6 +93,9 @@ async def test_an_expired_token_falls_back_to_a_full_resync(app: str, opened: li
     since = (await connector.pull_changes(collection)).since
     sim.inject(expire_tokens=True)
     result = await connector.pull_changes(collection, since)
+    if not sim.tokens_expire:  # a timestamp watermark (HubSpot search): an old one keeps working
+        assert not result.resynced and result.changes == [] and result.since
+        return
     assert result.resynced and result.since
     assert sorted(c.external_id for c in result.changes if c.kind == "upsert") == sorted(sim.ids())
 

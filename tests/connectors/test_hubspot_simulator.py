@@ -7,12 +7,17 @@ import re
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
-from connectors.hubspot.simulator import DEFAULT_PROPERTIES, DEFAULT_TOKEN, HubSpotSimulator
+from connectors.base import to_iso
+from connectors.hubspot import simulator as module
+from connectors.hubspot.simulator import DEFAULT_PROPERTIES, DEFAULT_TOKEN, HubSpotSimulator, make_simulator
+from connectors.simulation import SimulatorBase
 
 BASE = "https://api.hubapi.com"
 CONTACTS = "/crm/v3/objects/contacts"
+SEARCH = "/crm/v3/objects/contacts/search"
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
@@ -285,3 +290,190 @@ async def test_seeded_contacts_have_large_ascending_string_ids_and_unique_emails
     ids = [r["id"] for r in contacts]
     assert all(int(i) > 2**32 for i in ids) and ids == sorted(ids, key=int) and len(set(ids)) == 1000
     assert len({r["properties"]["email"] for r in contacts}) == 1000
+
+
+# -- the port onto SimulatorBase -------------------------------------------------------------------
+
+
+def test_make_simulator_builds_on_the_shared_base_and_connects_with_a_bearer_token() -> None:
+    sim = make_simulator(records=3, seed=1, token="pat-na1-x")
+    parameters, credentials = sim.connection("http://sim")
+    assert isinstance(sim, SimulatorBase) and sim.connector == "hubspot" and sim.ids() == HubSpotSimulator(3).ids()
+    assert parameters == {"base_url": "http://sim"} and credentials["token"].get_secret_value() == "pat-na1-x"
+
+
+async def test_repeat_token_hands_out_the_requested_cursor_again() -> None:
+    sim = HubSpotSimulator(records=30)
+    sim.inject(repeat_token=1)
+    async with client(sim) as c:
+        first = (await c.get(CONTACTS)).json()["paging"]["next"]["after"]
+        second = (await c.get(CONTACTS, params={"after": first})).json()["paging"]["next"]["after"]
+        third = (await c.get(CONTACTS, params={"after": first})).json()["paging"]["next"]["after"]
+    assert second == first and third != first
+
+
+async def test_faults_endpoint_accepts_the_shared_faults_and_rejects_bad_values() -> None:
+    async with client(HubSpotSimulator(records=3), headers={}) as c:
+        ok = await c.post("/_sim/faults", json={"retry_after": 0.5, "expire_tokens": True, "repeat_token": 1})
+        negative = await c.post("/_sim/faults", json={"status_429": -1})
+        slow = await c.post("/_sim/faults", json={"slow_seconds": "soon"})
+    assert ok.status_code == 200 and ok.json()["repeat_token"] == 1 and ok.json()["expire_tokens"] is True
+    assert negative.status_code == 400 and slow.status_code == 400
+
+
+def test_main_serves_with_the_hubspot_switches(monkeypatch: pytest.MonkeyPatch) -> None:
+    served: list[tuple[Any, list[str]]] = []
+    monkeypatch.setattr(module, "serve", lambda make, _, argv: served.append((make, list(argv))))
+    module.main(
+        ["--port", "8410", "--records", "5", "--rate-limit", "3", "--daily-limit", "9", "--cap-oversized-limit"]
+    )
+    [(make, argv)] = served
+    sim = make(records=5, seed=0, token="t")
+    assert argv == ["--port", "8410", "--records", "5", "--token", DEFAULT_TOKEN]
+    assert (sim.rate_limit, sim.daily_limit, sim.cap_oversized_limit, len(sim.ids())) == (3, 9, True, 5)
+
+
+# -- search ----------------------------------------------------------------------------------------
+
+
+def where(field: str, operator: str, value: Any) -> dict[str, Any]:
+    return {"filterGroups": [{"filters": [{"propertyName": field, "operator": operator, "value": value}]}]}
+
+
+async def search(c: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
+    return await c.post(SEARCH, json=body)
+
+
+async def test_search_gte_lastmodifieddate_takes_epoch_ms_or_iso_and_sorts_ascending() -> None:
+    sim = HubSpotSimulator(records=60)
+    middle = sorted(p.modified_ms for p in sim.people.all)[30]
+    ascending = {"sorts": [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}], "limit": 200}
+    async with client(sim) as c:
+        by_ms = (await search(c, {**where("lastmodifieddate", "GTE", str(middle)), **ascending})).json()
+        by_number = (await search(c, {**where("lastmodifieddate", "GTE", middle), **ascending})).json()
+        by_iso = (await search(c, {**where("lastmodifieddate", "GTE", to_iso(middle)), **ascending})).json()
+    stamps = [r["properties"]["lastmodifieddate"] for r in by_ms["results"]]
+    assert by_ms["total"] == 30 and len(stamps) == 30 and stamps == sorted(stamps) and "paging" not in by_ms
+    assert by_ms == by_number == by_iso and set(by_ms["results"][0]["properties"]) == set(DEFAULT_PROPERTIES)
+
+
+async def test_search_pages_with_an_offset_after_and_no_link() -> None:
+    async with client(HubSpotSimulator(records=25)) as c:
+        first = (await search(c, {"limit": 10})).json()
+        last = (await search(c, {"limit": 10, "after": "20"})).json()
+    assert first["total"] == 25 and first["paging"] == {"next": {"after": "10"}}
+    assert len(last["results"]) == 5 and "paging" not in last
+
+
+async def test_search_limit_over_200_is_a_400() -> None:
+    async with client(HubSpotSimulator(records=5)) as c:
+        ok, over = await search(c, {"limit": 200}), await search(c, {"limit": 201})
+    assert ok.status_code == 200 and over.status_code == 400 and over.json()["category"] == "VALIDATION_ERROR"
+
+
+async def test_search_stops_at_10000_results_and_answers_400_beyond_while_total_counts_all() -> None:
+    async with client(HubSpotSimulator(records=10_050)) as c:
+        edge = (await search(c, {"limit": 200, "after": "9800"})).json()
+        beyond = await search(c, {"limit": 200, "after": edge["paging"]["next"]["after"]})
+        straddling = await search(c, {"limit": 200, "after": "9900"})
+    assert edge["total"] == 10_050 and len(edge["results"]) == 200 and edge["paging"]["next"]["after"] == "10000"
+    assert beyond.status_code == 400 and straddling.status_code == 400
+    assert beyond.json()["category"] == "VALIDATION_ERROR"
+
+
+async def test_search_never_returns_archived_contacts() -> None:
+    sim = HubSpotSimulator(records=20)
+    archived = set(sim.delete(5))
+    async with client(sim) as c:
+        body = (await search(c, {"limit": 100})).json()
+    assert body["total"] == 15 and not archived & {r["id"] for r in body["results"]}
+
+
+async def test_search_ors_groups_and_ands_filters_within_a_group() -> None:
+    sim = HubSpotSimulator(records=40)
+    people = sim.people.all
+    email = {"propertyName": "email", "operator": "EQ", "value": people[3].email}
+    same_company = {"propertyName": "company", "operator": "EQ", "value": people[5].company}
+    has_phone = {"propertyName": "phone", "operator": "HAS_PROPERTY"}
+    groups = [{"filters": [email]}, {"filters": [same_company, has_phone]}]
+    async with client(sim) as c:
+        body = (await search(c, {"filterGroups": groups, "limit": 100})).json()
+    expected = {p.seq for p in people if p.seq == 3 or (p.company == people[5].company and p.phone)}
+    assert {r["id"] for r in body["results"]} == {sim.external_id(people[seq]) for seq in expected}
+
+
+@pytest.mark.parametrize(
+    ("filters", "wanted"),
+    [
+        ([{"propertyName": "hs_object_id", "operator": "IN", "values": ["ID1", "ID4"]}], {1, 4}),
+        ([{"propertyName": "hs_object_id", "operator": "NOT_IN", "values": ["ID1"]}], {0, 2, 3, 4}),
+        ([{"propertyName": "hs_object_id", "operator": "BETWEEN", "value": "ID1", "highValue": "ID3"}], {1, 2, 3}),
+        ([{"propertyName": "hs_object_id", "operator": "GT", "value": "ID3"}], {4}),
+        ([{"propertyName": "hs_object_id", "operator": "LTE", "value": "ID1"}], {0, 1}),
+        ([{"propertyName": "hs_object_id", "operator": "NEQ", "value": "ID2"}], {0, 1, 3, 4}),
+        ([{"propertyName": "email", "operator": "CONTAINS_TOKEN", "value": "*4@example.org"}], {4}),
+        ([{"propertyName": "no_such_thing", "operator": "NOT_HAS_PROPERTY"}], {0, 1, 2, 3, 4}),
+    ],
+)
+async def test_search_operators(filters: list[dict[str, Any]], wanted: set[int]) -> None:
+    sim = HubSpotSimulator(records=5)
+    text = orjson.dumps(filters).decode()
+    for seq, contact_id in enumerate(sim.ids()):
+        text = text.replace(f"ID{seq}", contact_id)
+    async with client(sim) as c:
+        body = (await search(c, {"filterGroups": [{"filters": orjson.loads(text)}]})).json()
+    assert {r["id"] for r in body["results"]} == {sim.ids()[seq] for seq in wanted}
+
+
+async def test_search_honours_only_the_first_sort() -> None:
+    sorts = [{"propertyName": "createdate", "direction": "DESCENDING"}, {"propertyName": "email"}]
+    async with client(HubSpotSimulator(records=12)) as c:
+        body = (await search(c, {"sorts": sorts, "limit": 20, "properties": ["createdate"]})).json()
+    created = [r["properties"]["createdate"] for r in body["results"]]
+    assert created == sorted(created, reverse=True) and set(body["results"][0]["properties"]) == {"createdate"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        where("lastmodifieddate", "SOMETIME", "1"),
+        where("lastmodifieddate", "GTE", "yesterday"),
+        {"filterGroups": [{"filters": []}] * 6},
+        {"sorts": [{"propertyName": "email", "direction": "UP"}]},
+        {"after": "soon"},
+    ],
+)
+async def test_bad_search_bodies_are_400s(body: dict[str, Any]) -> None:
+    async with client(HubSpotSimulator(records=3)) as c:
+        response = await search(c, body)
+    assert response.status_code == 400 and response.json()["category"] == "VALIDATION_ERROR"
+
+
+async def test_index_lag_hides_fresh_changes_from_search_but_not_from_the_list() -> None:
+    sim = HubSpotSimulator(records=3, index_lag_ms=60_000)
+    [fresh] = sim.create(1)
+    async with client(sim) as c:
+        searched = (await search(c, {"limit": 10})).json()
+        listed = (await c.get(CONTACTS)).json()
+    assert fresh not in {r["id"] for r in searched["results"]} and searched["total"] == 3
+    assert fresh in {r["id"] for r in listed["results"]}
+
+
+async def test_search_secondly_limit_names_it_in_the_message_without_rate_headers() -> None:
+    sim = HubSpotSimulator(records=3, search_per_second=1)
+    async with client(sim) as c:
+        ok, limited = await search(c, {}), await search(c, {})
+        listed = await c.get(CONTACTS)
+    assert ok.status_code == 200 and "X-HubSpot-RateLimit-Max" not in ok.headers
+    assert limited.status_code == 429 and limited.json()["message"] == "You have reached your secondly limit."
+    assert listed.status_code == 200 and sim.stats()["search_requests"] == 2
+
+
+async def test_expire_tokens_changes_nothing_because_hubspot_has_no_tokens() -> None:
+    sim = HubSpotSimulator(records=5)
+    query = where("lastmodifieddate", "GTE", "0")
+    async with client(sim) as c:
+        before = (await search(c, query)).json()
+        sim.inject(expire_tokens=True)
+        after = await search(c, query)
+    assert after.status_code == 200 and after.json() == before

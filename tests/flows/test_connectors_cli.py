@@ -19,17 +19,17 @@ def test_connect_import_and_pull_changes_through_the_cli(name: str, inlet_env: I
     sim = make_simulator(name, 120)
     with serve_in_thread(sim.app) as url:
         parameters, credentials = sim.connection(url)
-        args = ["connections", "add", "-t", "acme", "--id", f"acme-{name}", "--app", name]
+        args = ["connections", "add", "-t", "acme", "--id", f"cli-{name}", "--app", name]
         args += [f"--param={k}={v}" for k, v in parameters.items()]
         args += [f"--credential={k}={v.get_secret_value()}" for k, v in credentials.items()]
         assert runner.invoke(app, args).exit_code == 0
-        imported = runner.invoke(app, ["import", "full", "-t", "acme", "-c", f"acme-{name}"])
+        imported = runner.invoke(app, ["import", "full", "-t", "acme", "-c", f"cli-{name}"])
         sim.update(2)
-        pulled = runner.invoke(app, ["connectors", "changes", "-t", "acme", "-c", f"acme-{name}"])
+        pulled = runner.invoke(app, ["connectors", "changes", "-t", "acme", "-c", f"cli-{name}"])
     assert imported.exit_code == 0, imported.output
     assert "records_seen: 120" in imported.output and "delivered: 120" in imported.output
     assert pulled.exit_code == 0 and "next token:" in pulled.output, pulled.output
-    assert len(env.app_records(connection=f"acme-{name}")) == 120
+    assert len(env.app_records(connection=f"cli-{name}")) == 120
 
 
 @pytest.mark.parametrize("name", simulated())

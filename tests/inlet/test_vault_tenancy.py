@@ -80,7 +80,7 @@ def test_unknown_tenant_is_not_found(tenants: Engine, vault: Vault) -> None:
 @pytest.mark.parametrize(
     ("app", "parameters", "data_source", "message"),
     [
-        ("salesforce", {}, "users", "no connector 'salesforce'"),
+        ("nosuchapp", {}, "users", "no connector 'nosuchapp'"),
         ("json_server", {}, "users", r"needs --param for \['base_url'\]"),
         ("hubspot", {"region": "eu"}, "users", r"has no parameters \['region'\]"),
         ("hubspot", {}, "deals", "no collection for the data source 'deals'"),
