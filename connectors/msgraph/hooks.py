@@ -14,25 +14,14 @@ from typing import Any, Literal
 import httpx
 import orjson
 
-from connectors.errors import ConnectorError, SinceExpired, WebhookRejected
+from connectors.errors import WebhookRejected
 from connectors.webhooks import WebhookEvent, WebhookReply, WebhookRequest, signatures_match
 
-__all__ = ["classify_error", "parse_webhook", "verify_webhook", "webhook_handshake"]
+__all__ = ["parse_webhook", "verify_webhook", "webhook_handshake"]
 
 logger = logging.getLogger(__name__)
 
 _KINDS: dict[str, Literal["upsert", "deleted"]] = {"created": "upsert", "updated": "upsert", "deleted": "deleted"}
-
-
-def classify_error(response: httpx.Response) -> ConnectorError | None:
-    """A 410 from the delta query (`resyncRequired` and kin) means the token is gone, like the 400
-    `syncStateNotFound` the YAML's `expired:` rule matches; a rule has one body text, so this one is here."""
-    if response.status_code == 410 and response.request.url.path.endswith("/delta"):
-        return SinceExpired(
-            f"msgraph: the delta query answered 410 ({_error_code(response)}); a full resync follows",
-            connector="msgraph",
-        )
-    return None
 
 
 def webhook_handshake(request: WebhookRequest) -> WebhookReply | None:

@@ -12,9 +12,9 @@ from pydantic import SecretStr
 
 from connectors import registry
 from connectors.base import Connector
-from connectors.errors import AuthError, MalformedPage, SinceExpired, WebhookRejected
+from connectors.errors import AuthError, MalformedPage, WebhookRejected
 from connectors.msgraph import simulator as graph_simulator
-from connectors.msgraph.hooks import classify_error, parse_webhook, verify_webhook, webhook_handshake
+from connectors.msgraph.hooks import parse_webhook, verify_webhook, webhook_handshake
 from connectors.msgraph.simulator import DEFAULT_TOKEN, GraphSimulator
 from connectors.spec import RateLimit, RetryPolicy
 from connectors.webhooks import WebhookEvent, WebhookRequest
@@ -322,11 +322,22 @@ async def test_prefer_return_minimal_sends_only_changed_properties_of_updated_us
     assert set(by_id[updated[0]]) == {"id", "jobTitle"} and set(by_id[created[0]]) == {"id", "displayName", "jobTitle"}
 
 
-def test_a_410_from_the_delta_query_is_since_expired_and_elsewhere_unclassified() -> None:
+async def test_a_410_from_the_delta_query_means_the_token_is_gone_and_a_resync_follows() -> None:
     body = {"error": {"code": "resyncRequired", "message": "Resync required."}}
-    delta = httpx.Response(410, json=body, request=httpx.Request("GET", f"{BASE}/v1.0/users/delta?$deltatoken=x"))
-    listing = httpx.Response(410, json=body, request=httpx.Request("GET", f"{BASE}/v1.0/users"))
-    assert isinstance(classify_error(delta), SinceExpired) and classify_error(listing) is None
+
+    def graph(request: httpx.Request) -> httpx.Response:
+        if "$deltatoken" in str(request.url):
+            return httpx.Response(410, json=body)
+        return httpx.Response(
+            200, json={"value": [{"id": SPEC_USER}], "@odata.deltaLink": f"{BASE}/v1.0/users/delta?$deltatoken=y"}
+        )
+
+    connector = registry.open_connector(
+        "msgraph", credentials={"token": SecretStr("t")}, transport=httpx.MockTransport(graph)
+    )
+    async with connector:
+        result = await connector.pull_changes("users", f"{BASE}/v1.0/users/delta?$deltatoken=x")
+    assert result.resynced and [c.external_id for c in result.changes] == [SPEC_USER]
 
 
 # -- change notifications --------------------------------------------------------------------------
