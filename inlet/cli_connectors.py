@@ -35,7 +35,7 @@ def connectors_list() -> None:
             ]
             supports.append("deletions" if (collection.changes and collection.changes.deleted) or hooks.changes else "")
             supports.append("webhooks" if hooks.verify_webhook else "")
-            typer.echo(f"{name:14} {spec.title:22} {' '.join(s for s in supports if s)}")
+            typer.echo(f"{name:14} {spec.title:34} {' '.join(s for s in supports if s)}")
 
 
 @connectors_app.command("check")
