@@ -48,6 +48,7 @@ ChangesHook = Callable[["Connector", str, str | None], AsyncIterator[ChangePage]
 VerifyWebhookHook = Callable[[WebhookRequest, str, float], None]
 ParseWebhookHook = Callable[[WebhookRequest], list[WebhookEvent]]
 HandshakeHook = Callable[[WebhookRequest], WebhookReply | None]
+AccountHook = Callable[[WebhookRequest], str | None]
 ClassifyHook = Callable[[httpx.Response], ConnectorError | None]
 
 
@@ -62,6 +63,8 @@ class Hooks:
     verify_webhook     check a webhook's signature on its raw bytes (raise WebhookRejected)
     parse_webhook      the record changes a verified webhook announces
     webhook_handshake  answer a subscription handshake (Graph's validationToken) instead of parsing
+    webhook_account    the account a webhook is about (HubSpot's portalId), matched against a connection's
+                       `webhook_account` parameter to route `POST /webhooks/{app}`
     """
 
     retry_after: RetryAfterHook | None = None
@@ -70,6 +73,7 @@ class Hooks:
     verify_webhook: VerifyWebhookHook | None = None
     parse_webhook: ParseWebhookHook | None = None
     webhook_handshake: HandshakeHook | None = None
+    webhook_account: AccountHook | None = None
 
 
 class PageGuard:

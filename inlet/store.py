@@ -24,7 +24,10 @@ __all__ = [
     "Connection",
     "LedgerEntry",
     "OutboxEvent",
+    "InboxEvent",
     "QuarantinedRecord",
+    "SyncState",
+    "WebhookReceipt",
     "Tenant",
     "bind_value",
     "create_store_engine",
@@ -129,6 +132,49 @@ class QuarantinedRecord(SQLModel, table=True):
     error: str
     run_id: str
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class InboxEvent(SQLModel, table=True):
+    """A change heard from a webhook or a poll, kept until the incremental import has put it in the outbox."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (
+        Index("ix_inbox_drain", "connection_id", "id"),
+        Index("ux_inbox_source_event", "connection_id", "source_event_id", unique=True),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant_id: str
+    connection_id: str
+    data_source: str
+    external_id: str
+    kind: str = Field(description="upsert or deleted")
+    record: str | None = Field(default=None, sa_column=Column(Text), description="the record, when the source sent it")
+    source: str = Field(description="webhook, poll or resync")
+    source_event_id: str | None = Field(default=None, description="the app's event id, to drop its retries")
+    occurred_at: str | None = None
+    received_at: datetime = Field(default_factory=utcnow)
+
+
+class SyncState(SQLModel, table=True):
+    """Where the polling of one connection stands: the app's token for the next pull."""
+
+    __tablename__ = "sync_state"
+
+    connection_id: str = Field(primary_key=True)
+    data_source: str = Field(primary_key=True)
+    since: str | None = Field(default=None, sa_column=Column(Text))
+    last_poll_at: datetime | None = None
+    last_resync_at: datetime | None = None
+
+
+class WebhookReceipt(SQLModel, table=True):
+    """The signature of every accepted webhook, so a replayed request is refused."""
+
+    __tablename__ = "webhook_receipt"
+
+    digest: str = Field(primary_key=True)
+    received_at: datetime = Field(default_factory=utcnow, index=True)
 
 
 def execute_many(db: DBConnection, statement: ClauseElement, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -20,7 +20,7 @@ from connectors.changes import Change, ChangePage
 from connectors.errors import WebhookRejected
 from connectors.webhooks import WebhookEvent, WebhookRequest, signatures_match
 
-__all__ = ["changes", "parse_webhook", "retry_after", "verify_webhook"]
+__all__ = ["changes", "parse_webhook", "retry_after", "verify_webhook", "webhook_account"]
 
 _DAY_SECONDS = 86_400.0
 _SEARCH_LIMIT = 200  # the search endpoint's page-size cap
@@ -213,6 +213,17 @@ def verify_webhook(request: WebhookRequest, secret: str, now: float) -> None:
         raise WebhookRejected("hubspot: the webhook carries no X-HubSpot-Signature(-v3)", connector="hubspot")
     if not signatures_match(expected, signature):
         raise WebhookRejected("hubspot: the webhook signature does not match", connector="hubspot")
+
+
+def webhook_account(request: WebhookRequest) -> str | None:
+    """The HubSpot account (`portalId`) a delivery is about; YAML cannot read a JSON array's first item."""
+    try:
+        events = orjson.loads(request.body)
+    except orjson.JSONDecodeError:
+        return None
+    first = events[0] if isinstance(events, list) and events and isinstance(events[0], dict) else {}
+    portal = first.get("portalId")
+    return str(portal) if isinstance(portal, int | str) and not isinstance(portal, bool) else None
 
 
 def parse_webhook(request: WebhookRequest) -> list[WebhookEvent]:

@@ -364,3 +364,14 @@ def test_a_merge_upserts_the_kept_contact_and_deletes_the_merged_ones() -> None:
 def test_a_body_that_is_not_an_event_array_is_rejected(body: bytes) -> None:
     with pytest.raises(WebhookRejected):
         parse_webhook(delivery({}, body=body))
+
+
+def test_the_webhook_account_is_the_portal_id_of_the_delivery() -> None:
+    from connectors.hubspot.hooks import webhook_account
+    from connectors.webhooks import WebhookRequest
+
+    def request(body: bytes) -> WebhookRequest:
+        return WebhookRequest("POST", "https://inlet.example/webhooks/hubspot", httpx.Headers(), body)
+
+    assert webhook_account(request(b'[{"portalId": 44556677, "objectId": 51}]')) == "44556677"
+    assert [webhook_account(request(b)) for b in (b"[]", b"{}", b"not json")] == [None, None, None]

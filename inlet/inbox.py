@@ -1,0 +1,164 @@
+"""The inbox: changes heard from webhooks and polls, durable before anyone is told about them.
+
+A webhook's events are written before the receiver answers 2xx; a poll's events and its new watermark
+commit in one transaction. The incremental import removes inbox rows in the same transaction that puts
+their outcome in the ledger and outbox, so a change is never lost and never queued twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection as DBConnection
+from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from inlet.store import InboxEvent, SyncState, WebhookReceipt, utcnow
+
+__all__ = ["HeardChange", "InboxRow", "add", "depth", "pending", "remove", "save_since", "stored_since"]
+
+_inbox = InboxEvent.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ at class creation
+_sync = SyncState.__table__  # type: ignore[attr-defined]
+_receipts = WebhookReceipt.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class HeardChange:
+    """A change as a webhook or a poll reported it."""
+
+    tenant_id: str
+    connection_id: str
+    data_source: str
+    external_id: str
+    kind: str  # upsert or deleted
+    source: str  # webhook, poll or resync
+    record: dict[str, Any] | None = None
+    source_event_id: str | None = None
+    occurred_at: str | None = None
+
+
+@dataclass(frozen=True)
+class InboxRow:
+    id: int
+    external_id: str
+    kind: str
+    record: dict[str, Any] | None
+    source: str
+    occurred_at: str | None
+
+
+def add(
+    engine: Engine,
+    changes: Sequence[HeardChange],
+    *,
+    since: str | None = None,
+    receipt: str | None = None,
+    resynced: bool = False,
+) -> int:
+    """Store changes (an app's retry of an event already here is dropped); with `since`, also move the
+    connection's watermark in the same transaction; with `receipt`, refuse a replayed webhook.
+
+    Returns how many changes were new; -1 when `receipt` was seen before (nothing is written).
+    """
+    with engine.begin() as db:
+        if receipt is not None and not _first_receipt(db, receipt):
+            return -1
+        added = _insert(db, changes)
+        if since is not None and changes:
+            _save_since(db, changes[0].connection_id, changes[0].data_source, since, resynced)
+    return added
+
+
+def save_since(engine: Engine, connection_id: str, data_source: str, since: str | None, resynced: bool) -> None:
+    """Move a connection's watermark when a poll found nothing to write."""
+    with engine.begin() as db:
+        _save_since(db, connection_id, data_source, since, resynced)
+
+
+def stored_since(engine: Engine, connection_id: str, data_source: str) -> str | None:
+    with engine.connect() as db:
+        return db.execute(
+            select(_sync.c.since).where(_sync.c.connection_id == connection_id, _sync.c.data_source == data_source)
+        ).scalar_one_or_none()
+
+
+def pending(engine: Engine, connection_id: str, limit: int) -> list[InboxRow]:
+    """The oldest inbox events of one connection, in arrival order."""
+    with engine.connect() as db:
+        rows = db.execute(
+            select(
+                _inbox.c.id, _inbox.c.external_id, _inbox.c.kind, _inbox.c.record, _inbox.c.source, _inbox.c.occurred_at
+            )
+            .where(_inbox.c.connection_id == connection_id)
+            .order_by(_inbox.c.id)
+            .limit(limit)
+        ).all()
+    return [
+        InboxRow(r.id, r.external_id, r.kind, orjson.loads(r.record) if r.record else None, r.source, r.occurred_at)
+        for r in rows
+    ]
+
+
+def remove(db: DBConnection, ids: Sequence[int]) -> None:
+    """Drop handled events, inside the transaction that recorded their outcome."""
+    if ids:
+        db.execute(delete(_inbox).where(_inbox.c.id.in_(list(ids))))
+
+
+def depth(engine: Engine, connection_id: str | None = None) -> int:
+    scope = [_inbox.c.connection_id == connection_id] if connection_id else []
+    with engine.connect() as db:
+        return int(db.execute(select(func.count()).select_from(_inbox).where(*scope)).scalar_one())
+
+
+def _insert(db: DBConnection, changes: Sequence[HeardChange]) -> int:
+    if not changes:
+        return 0
+    now = utcnow()
+    rows = [
+        {
+            "tenant_id": c.tenant_id,
+            "connection_id": c.connection_id,
+            "data_source": c.data_source,
+            "external_id": c.external_id,
+            "kind": c.kind,
+            "source": c.source,
+            "record": orjson.dumps(c.record).decode() if c.record is not None else None,
+            "source_event_id": c.source_event_id,
+            "occurred_at": c.occurred_at,
+            "received_at": now,
+        }
+        for c in changes
+    ]
+    # RETURNING lists only the rows inserted (an app's retry of a known event is skipped); rowcount of an
+    # executemany is not reliable across drivers.
+    return len(db.execute(_insert_ignoring_duplicates(db).returning(_inbox.c.id), rows).all())
+
+
+def _insert_ignoring_duplicates(db: DBConnection) -> Any:
+    if db.dialect.name == "sqlite":
+        return sqlite.insert(_inbox).on_conflict_do_nothing()
+    if db.dialect.name == "postgresql":
+        return postgresql.insert(_inbox).on_conflict_do_nothing()
+    return insert(_inbox)
+
+
+def _first_receipt(db: DBConnection, digest: str) -> bool:
+    seen = db.execute(select(_receipts.c.digest).where(_receipts.c.digest == digest)).first()
+    if seen is not None:
+        return False
+    db.execute(insert(_receipts).values(digest=digest, received_at=utcnow()))
+    return True
+
+
+def _save_since(db: DBConnection, connection_id: str, data_source: str, since: str | None, resynced: bool) -> None:
+    now = utcnow()
+    values = {"since": since, "last_poll_at": now, **({"last_resync_at": now} if resynced else {})}
+    key = (_sync.c.connection_id == connection_id, _sync.c.data_source == data_source)
+    if db.execute(select(_sync.c.connection_id).where(*key)).first() is None:
+        db.execute(insert(_sync).values(connection_id=connection_id, data_source=data_source, **values))
+    else:
+        db.execute(_sync.update().where(*key).values(**values))
