@@ -36,7 +36,7 @@ from connectors.errors import (
 )
 from connectors.pagination import PageView
 from connectors.paths import MISSING, lookup
-from connectors.spec import CollectionSpec, ConnectorSpec, RetryPolicy
+from connectors.spec import RESERVED_PARAMETERS, CollectionSpec, ConnectorSpec, RetryPolicy
 from connectors.webhooks import WebhookEvent, WebhookReply, WebhookRequest
 
 __all__ = ["Connector", "Hooks", "Page", "PageGuard", "PageRequest", "to_iso"]
@@ -355,7 +355,7 @@ def to_iso(value: Any) -> str | None:
 
 
 def _resolve_parameters(spec: ConnectorSpec, given: Mapping[str, str]) -> dict[str, str]:
-    unknown = sorted(set(given) - set(spec.parameters))
+    unknown = sorted(set(given) - set(spec.parameters) - RESERVED_PARAMETERS)
     if unknown:
         raise FatalError(
             f"{spec.name} has no parameters {unknown}; it takes {sorted(spec.parameters)}",

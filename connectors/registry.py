@@ -19,7 +19,15 @@ from connectors.spec import ConnectorSpec, RetryPolicy, load_spec
 __all__ = ["CONNECTORS_DIR", "available", "load", "make_simulator", "open_connector", "simulated"]
 
 CONNECTORS_DIR = Path(__file__).parent
-HOOK_NAMES = ("retry_after", "classify_error", "changes", "verify_webhook", "parse_webhook", "webhook_handshake", "webhook_account")
+HOOK_NAMES = (
+    "retry_after",
+    "classify_error",
+    "changes",
+    "verify_webhook",
+    "parse_webhook",
+    "webhook_handshake",
+    "webhook_account",
+)
 
 
 def available() -> list[str]:

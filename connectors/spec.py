@@ -45,7 +45,12 @@ __all__ = [
     "RetryPolicy",
     "load_spec",
     "placeholders",
+    "RESERVED_PARAMETERS",
 ]
+
+
+# Connection parameters inlet itself reads, accepted by every connector (not sent to the app).
+RESERVED_PARAMETERS = frozenset({"webhook_account"})
 
 
 class _Strict(BaseModel):

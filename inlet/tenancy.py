@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from connectors.registry import available, load
+from connectors.spec import RESERVED_PARAMETERS
 from inlet.errors import ConfigError, NotFound
 from inlet.store import Connection, Tenant
 from inlet.vault import Vault
@@ -63,7 +64,7 @@ def add_connection(
     if app not in available():
         raise ConfigError(f"no connector {app!r}; available: {', '.join(available())}")
     spec, _ = load(app)
-    unknown = sorted(set(parameters) - set(spec.parameters))
+    unknown = sorted(set(parameters) - set(spec.parameters) - RESERVED_PARAMETERS)
     if unknown:
         raise ConfigError(f"{app} has no parameters {unknown}; it takes {sorted(spec.parameters)}")
     missing = sorted(n for n, p in spec.parameters.items() if p.default is None and n not in parameters)

@@ -1,0 +1,83 @@
+"""The Prefect event that starts incremental imports: `inlet.records.changed`, one resource per connection.
+
+The receiver and poll-changes emit it after the inbox holds the changes. A burst is debounced per
+connection: the first change emits at once (leading edge), later ones within `window` seconds become one
+more emit at the end of the window (trailing edge), so 1,000 webhook calls start a handful of runs, and the
+last change is always followed by an event (an incremental run drains the inbox until it is empty).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from prefect.events import emit_event
+
+__all__ = ["EVENT", "ChangeNotifier", "emit_changed", "resource_id"]
+
+EVENT = "inlet.records.changed"
+
+
+def resource_id(connection: str) -> str:
+    return f"inlet.connection.{connection}"
+
+
+def emit_changed(tenant: str, connection: str, *, source: str = "webhook") -> None:
+    """Tell Prefect that a connection's inbox holds changes (the incremental-import trigger matches it)."""
+    emit_event(
+        event=EVENT,
+        resource={"prefect.resource.id": resource_id(connection), "inlet.tenant": tenant, "inlet.source": source},
+        payload={"tenant": tenant, "connection": connection, "source": source},
+    )
+
+
+class ChangeNotifier:
+    """Debounced `emit_changed`, per connection, safe to call from any thread."""
+
+    def __init__(
+        self,
+        window: float = 1.0,
+        emit: Callable[[str, str], None] = emit_changed,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._window = window
+        self._emit = emit
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last: dict[str, float] = {}
+        self._trailing: dict[str, threading.Timer] = {}
+        self.emitted = 0
+
+    def notify(self, tenant: str, connection: str) -> None:
+        with self._lock:
+            now = self._clock()
+            last = self._last.get(connection)
+            if last is None or now - last >= self._window:
+                self._last[connection] = now
+                self._fire(tenant, connection)
+            elif connection not in self._trailing:
+                timer = threading.Timer(last + self._window - now, self._trail, (tenant, connection))
+                timer.daemon = True
+                self._trailing[connection] = timer
+                timer.start()
+
+    def close(self) -> None:
+        """Fire every pending trailing emit now (a stopping receiver must not strand changes)."""
+        with self._lock:
+            pending = list(self._trailing.items())
+            self._trailing.clear()
+        for _, timer in pending:
+            timer.cancel()
+            tenant, connection = timer.args
+            self._fire(str(tenant), str(connection))
+
+    def _trail(self, tenant: str, connection: str) -> None:
+        with self._lock:
+            self._trailing.pop(connection, None)
+            self._last[connection] = self._clock()
+        self._fire(tenant, connection)
+
+    def _fire(self, tenant: str, connection: str) -> None:
+        self.emitted += 1
+        self._emit(tenant, connection)
