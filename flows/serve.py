@@ -7,9 +7,13 @@ from typing import Any
 
 from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
+from prefect.events import DeploymentEventTrigger
 
 from flows.deliver_outbox import deliver_outbox
+from flows.events import EVENT
 from flows.full_import import full_import
+from flows.incremental_import import incremental_import
+from flows.poll_changes import poll_changes
 
 
 def _sync(deployment: RunnerDeployment | Coroutine[Any, Any, RunnerDeployment]) -> RunnerDeployment:
@@ -32,6 +36,30 @@ def main() -> None:
                 name="deliver-outbox",
                 description="Send what waits in a connection's outbox to the team's app.",
                 tags=["inlet", "delivery"],
+            )
+        ),
+        _sync(
+            incremental_import.to_deployment(
+                name="incremental-import",
+                description="Apply a connection's inbox to the team's app (triggered by inlet.records.changed).",
+                tags=["inlet", "incremental"],
+                triggers=[
+                    DeploymentEventTrigger(
+                        expect={EVENT},
+                        match={"prefect.resource.id": "inlet.connection.*"},
+                        parameters={
+                            "tenant": "{{ event.payload.tenant }}",
+                            "connection": "{{ event.payload.connection }}",
+                        },
+                    )
+                ],
+            )
+        ),
+        _sync(
+            poll_changes.to_deployment(
+                name="poll-changes",
+                description="Pull a connection's changes into its inbox (run it on a schedule per connection).",
+                tags=["inlet", "poll"],
             )
         ),
         limit=4,

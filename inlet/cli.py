@@ -138,6 +138,37 @@ def import_full(
         _print_summary(summary)
 
 
+@imports.command("poll")
+def import_poll(tenant: Tenant, connection: ConnectionId) -> None:
+    """Poll a connection for changes into its inbox (what the poll-changes schedule runs)."""
+    with _errors():
+        _print_summary(_run_flow(get_settings(), tenant, connection, "poll"))
+
+
+@imports.command("incremental")
+def import_incremental(tenant: Tenant, connection: ConnectionId) -> None:
+    """Apply a connection's inbox to your app now (what the inlet.records.changed trigger runs)."""
+    with _errors():
+        _print_summary(_run_flow(get_settings(), tenant, connection, "incremental"))
+
+
+def _run_flow(settings: Settings, tenant: str, connection: str, which: str) -> Any:
+    from inlet.prefect_env import apply_prefect_env
+    from inlet.tenancy import load_connection
+    from inlet.vault import Vault
+
+    load_connection(open_store(settings.store_url), Vault.from_settings(settings), tenant, connection)
+    apply_prefect_env(settings)
+    from flows.incremental_import import incremental_import
+    from flows.poll_changes import poll_changes
+
+    flow = poll_changes if which == "poll" else incremental_import
+    try:
+        return asyncio.run(flow(tenant, connection))
+    finally:
+        _flush_prefect()
+
+
 def run_full_import(settings: Settings, tenant: str, connection: str, **options: Any) -> Any:
     """Check the connection exists, then run the full-import flow in this process."""
     from inlet.prefect_env import apply_prefect_env
@@ -214,6 +245,58 @@ def up(records: Annotated[int, typer.Option(help="users in the demo HubSpot")] =
 
     with _errors():
         run_up(get_settings(), records=records)
+
+
+@app.command()
+def serve(
+    port: Annotated[int | None, typer.Option(help="port; default INLET_RECEIVER_PORT (8430)")] = None,
+    host: Annotated[str, typer.Option(help="address to bind; 0.0.0.0 opens it to the network")] = "127.0.0.1",
+) -> None:
+    """Run the webhook receiver: POST /webhooks/{app}/{tenant}/{connection} (or /webhooks/{app})."""
+    with _errors():
+        settings = get_settings()
+        run_receiver(settings, host, port or settings.receiver_port)
+
+
+def run_receiver(settings: Settings, host: str, port: int) -> None:
+    """Serve webhooks until SIGTERM or Ctrl-C, then send the change events still waiting in the debouncer."""
+    import logging
+    import signal
+
+    import uvicorn
+
+    from inlet.prefect_env import apply_prefect_env
+    from inlet.receiver import create_receiver
+    from inlet.vault import Vault
+
+    engine = open_store(settings.store_url)
+    vault = Vault.from_settings(settings)
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")  # receiver logs belong to no run
+    apply_prefect_env(settings)
+    from flows.events import ChangeNotifier
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("inlet").setLevel(logging.INFO)
+    if "PREFECT_API_URL" not in os.environ:
+        logging.getLogger("inlet.receiver").warning(
+            "no Prefect server answers on port %d and PREFECT_API_URL is unset: change events go to a temporary "
+            "server and start no import; run `inlet up` or set PREFECT_API_URL",
+            settings.prefect_port,
+        )
+    # uvicorn re-raises the signal it stopped on; exiting through SystemExit runs the `finally` below.
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, _exit_quietly)
+    notifier = ChangeNotifier(window=1.0)
+    typer.echo(f"receiving webhooks at http://{host}:{port}/webhooks/{{app}}/{{tenant}}/{{connection}}")
+    try:
+        uvicorn.run(create_receiver(engine, vault, notifier.notify), host=host, port=port, log_level="warning")
+    finally:
+        notifier.close()
+        _flush_prefect()
+
+
+def _exit_quietly(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
 
 
 @app.command("demo-app")

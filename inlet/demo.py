@@ -15,6 +15,7 @@ __all__ = ["DEMO_CONNECTION", "DEMO_TENANT", "run_demo", "run_up"]
 
 DEMO_TENANT = "acme"
 DEMO_CONNECTION = "acme-hubspot"
+DEMO_WEBHOOK_SECRET = "hs-demo-client-secret"  # the demo simulator's app secret; not a real account's
 
 
 def ensure_demo_tenant(settings: Settings, simulator_url: str) -> None:
@@ -32,7 +33,7 @@ def ensure_demo_tenant(settings: Settings, simulator_url: str) -> None:
         connection_id=DEMO_CONNECTION,
         app="hubspot",
         parameters={"base_url": simulator_url},
-        credentials={"token": SecretStr(DEMO_TOKEN)},
+        credentials={"token": SecretStr(DEMO_TOKEN), "webhook_secret": SecretStr(DEMO_WEBHOOK_SECRET)},
         replace=True,
     )
 
@@ -95,3 +96,5 @@ def _print_urls(stack: Stack, flow_run_id: str | None) -> None:
         typer.echo(f"  this run:       {prefect}/runs/flow-run/{flow_run_id}")
     typer.echo(f"  demo app:       {stack.urls['demo-app']}/")
     typer.echo(f"  demo HubSpot:   {stack.urls['simulator']}/_sim/stats")
+    if "receiver" in stack.urls:
+        typer.echo(f"  webhooks:       {stack.urls['receiver']}/webhooks/{{app}}/{{tenant}}/{{connection}}")

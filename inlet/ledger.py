@@ -8,7 +8,7 @@ enumeration never saw into `deleted` events, unless that would delete a suspicio
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,7 +26,10 @@ __all__ = [
     "SweepResult",
     "idempotency_key",
     "payload_hash",
+    "live_ids",
+    "stored_hashes",
     "sweep",
+    "write_changes",
     "write_page",
 ]
 
@@ -101,39 +104,85 @@ def write_page(
     held = [external_id for external_id, _, _ in quarantined if external_id not in latest]
     counts = PageCounts()
     with engine.begin() as db:
-        known = _known(db, scope, [*latest, *held])
-        inserts, changes, seen, events = [], [], [], []
-        for external_id, mapped in latest.items():
-            digest = payload_hash(mapped.record)
-            row = known.get(external_id)
-            if row is None:
-                inserts.append(_ledger_row(scope, mapped, digest))
-                events.append(_event(scope, mapped, "created", 1))
-                counts.created += 1
-            elif row.payload_hash != digest or row.deleted_at is not None:
-                kind = "created" if row.deleted_at is not None else "updated"
-                changes.append(
-                    {
-                        **_ledger_key(scope, external_id),
-                        "h": digest,
-                        "v": row.version + 1,
-                        "u": mapped.source_updated_at,
-                        "g": scope.generation,
-                    }
-                )
-                events.append(_event(scope, mapped, kind, row.version + 1))
-                counts.created += kind == "created"
-                counts.updated += kind == "updated"
-            else:
-                seen.append({**_ledger_key(scope, external_id), "g": scope.generation})
-                counts.unchanged += 1
-        seen.extend(
-            {**_ledger_key(scope, external_id), "g": scope.generation} for external_id in held if external_id in known
-        )
-        _apply(db, inserts, changes, seen, events)
+        _stage_and_apply(db, scope, latest, held, counts)
         counts.quarantined = _quarantine_rows(db, scope, quarantined)
         _save_checkpoint(db, scope, next_request, len(records))
     return counts
+
+
+def write_changes(
+    engine: Engine,
+    scope: PageScope,
+    records: Sequence[MappedRecord],
+    deleted_ids: Sequence[str],
+    *,
+    quarantined: Iterable[tuple[str, str, str]] = (),
+    handled: Callable[[DBConnection], None] | None = None,
+) -> PageCounts:
+    """Classify changed records and record deletions, in one transaction with `handled` (the incremental
+    import removes its inbox rows there), so a change reaches the outbox exactly once."""
+    latest = {r.external_id: r for r in records}
+    quarantined = list(quarantined)
+    held = [external_id for external_id, _, _ in quarantined if external_id not in latest]
+    counts = PageCounts()
+    with engine.begin() as db:
+        _stage_and_apply(db, scope, latest, held, counts)
+        counts.deleted = _delete(db, scope, [i for i in dict.fromkeys(deleted_ids) if i not in latest])
+        counts.quarantined = _quarantine_rows(db, scope, quarantined)
+        if handled is not None:
+            handled(db)
+    return counts
+
+
+def stored_hashes(engine: Engine, scope: PageScope, ids: Sequence[str]) -> dict[str, str | None]:
+    """The ledger's payload hash of each known id (None for a record marked deleted)."""
+    with engine.connect() as db:
+        return {
+            k: (None if row.deleted_at is not None else row.payload_hash)
+            for k, row in _known(db, scope, list(ids)).items()
+        }
+
+
+def live_ids(engine: Engine, scope: PageScope) -> set[str]:
+    """Ids of the records the app holds (not deleted) for one connection and data source."""
+    with engine.connect() as db:
+        rows = db.execute(select(_ledger.c.external_id).where(*_scope_filter(scope), _ledger.c.deleted_at.is_(None)))
+        return {row.external_id for row in rows}
+
+
+def _stage_and_apply(
+    db: DBConnection, scope: PageScope, latest: dict[str, MappedRecord], held: list[str], counts: PageCounts
+) -> None:
+    known = _known(db, scope, [*latest, *held])
+    inserts, changes, seen, events = [], [], [], []
+    for external_id, mapped in latest.items():
+        digest = payload_hash(mapped.record)
+        row = known.get(external_id)
+        if row is None:
+            inserts.append(_ledger_row(scope, mapped, digest))
+            events.append(_event(scope, mapped, "created", 1))
+            counts.created += 1
+        elif row.payload_hash != digest or row.deleted_at is not None:
+            kind = "created" if row.deleted_at is not None else "updated"
+            changes.append(
+                {
+                    **_ledger_key(scope, external_id),
+                    "h": digest,
+                    "v": row.version + 1,
+                    "u": mapped.source_updated_at,
+                    "g": scope.generation,
+                }
+            )
+            events.append(_event(scope, mapped, kind, row.version + 1))
+            counts.created += kind == "created"
+            counts.updated += kind == "updated"
+        else:
+            seen.append({**_ledger_key(scope, external_id), "g": scope.generation})
+            counts.unchanged += 1
+    seen.extend(
+        {**_ledger_key(scope, external_id), "g": scope.generation} for external_id in held if external_id in known
+    )
+    _apply(db, inserts, changes, seen, events)
 
 
 def sweep(engine: Engine, scope: PageScope, *, max_share: float, force: bool = False) -> SweepResult:
@@ -152,25 +201,37 @@ def sweep(engine: Engine, scope: PageScope, *, max_share: float, force: bool = F
                 f"{max_share:.0%}): the enumeration looks short. Check the source, then rerun with force_delete."
             )
             return result
-        now = utcnow()
-        for start in range(0, len(stale), 1000):
-            chunk = stale[start : start + 1000]
-            db.execute(
-                update(_ledger)
-                .where(*_scope_filter(scope), _ledger.c.external_id == bindparam("e"))
-                .values(version=bindparam("v"), deleted_at=now),
-                [{"e": external_id, "v": version + 1} for external_id, version in chunk],
-            )
-            _insert_events(
-                db,
-                [
-                    _event(scope, MappedRecord(external_id, {}, None), "deleted", version + 1)
-                    for external_id, version in chunk
-                ],
-            )
+        _mark_deleted(db, scope, [(external_id, version) for external_id, version in stale])
         result.deleted = len(stale)
         result.deleted_ids = [external_id for external_id, _ in stale[:20]]
     return result
+
+
+def _delete(db: DBConnection, scope: PageScope, ids: Sequence[str]) -> int:
+    """Mark the live ones among `ids` deleted, each with a `deleted` event; ids never imported are ignored."""
+    known = _known(db, scope, list(ids))
+    live = [(i, row.version) for i, row in known.items() if row.deleted_at is None]
+    _mark_deleted(db, scope, live)
+    return len(live)
+
+
+def _mark_deleted(db: DBConnection, scope: PageScope, records: Sequence[tuple[str, int]]) -> None:
+    now = utcnow()
+    for start in range(0, len(records), 1000):
+        chunk = records[start : start + 1000]
+        db.execute(
+            update(_ledger)
+            .where(*_scope_filter(scope), _ledger.c.external_id == bindparam("e"))
+            .values(version=bindparam("v"), deleted_at=now),
+            [{"e": external_id, "v": version + 1} for external_id, version in chunk],
+        )
+        _insert_events(
+            db,
+            [
+                _event(scope, MappedRecord(external_id, {}, None), "deleted", version + 1)
+                for external_id, version in chunk
+            ],
+        )
 
 
 def _scope_filter(scope: PageScope) -> list[Any]:

@@ -42,11 +42,15 @@ class Settings(BaseSettings):
     prefect_port: int = 4200
     demo_app_port: int = 8400
     simulator_port: int = 8410
+    receiver_port: int = Field(8430, description="the webhook receiver (`inlet serve`) on 127.0.0.1")
     source_retry: RetryPolicy | None = Field(
         None, description="overrides every connector's retry policy (INLET_SOURCE_RETRY__ATTEMPTS=2 ...)"
     )
     source_budget: RateLimit | None = Field(
         None, description="overrides every connector's request budget (INLET_SOURCE_BUDGET__REQUESTS=... )"
+    )
+    single_flight_lease_seconds: float = Field(
+        60, ge=60, description="a crashed run's hold on its connection lapses after this long (Prefect: >= 60)"
     )
     records_per_task: int = Field(
         1000, ge=1, description="a list-records task reads pages until it holds this many records (1: a page each)"

@@ -1,4 +1,5 @@
-"""The embedded default as running processes: Prefect server, demo source, demo app and the flow server.
+"""The embedded default as running processes: Prefect server, demo source, demo app and, when the stack stays
+up, the webhook receiver and the flow server.
 
 Every process binds 127.0.0.1, runs in its own process group and is stopped by its PID. A component
 already answering on its port (say, from an earlier `inlet up`) is reused, not started twice.
@@ -110,6 +111,16 @@ def start_stack(settings: Settings, *, simulator_records: int, serve_flows: bool
         )
         stack.urls["demo-app"] = app
         if serve_flows:
+            receiver = f"http://127.0.0.1:{settings.receiver_port}"
+            _component(
+                stack,
+                "receiver",
+                receiver + "/health",
+                logs,
+                {**env, "PREFECT_API_URL": local_api_url(settings)},
+                cmd=[sys.executable, "-m", "inlet.cli", "serve", "--port", str(settings.receiver_port)],
+            )
+            stack.urls["receiver"] = receiver
             served = local_api_url(settings) + "/deployments/name/full-import/full-import"
             _component(
                 stack,

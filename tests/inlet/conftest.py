@@ -10,7 +10,17 @@ from sqlalchemy import Engine, text
 from inlet.store import create_store_engine, migrate
 from tests.conftest import DatabaseFactory
 
-STORE_TABLES = ("ledger", "outbox", "checkpoint", "quarantine", "connection", "tenant")
+STORE_TABLES = (
+    "ledger",
+    "outbox",
+    "checkpoint",
+    "quarantine",
+    "connection",
+    "tenant",
+    "inbox",
+    "sync_state",
+    "webhook_receipt",
+)
 
 
 @pytest.fixture(scope="session")

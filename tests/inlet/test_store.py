@@ -37,7 +37,7 @@ def test_migrate_creates_every_table_and_the_alembic_version(fresh: Engine) -> N
     assert inspect(fresh).get_table_names() == []
     migrate(fresh)
     assert set(inspect(fresh).get_table_names()) == {*STORE_TABLES, "alembic_version"}
-    assert _versions(fresh) == ["0001"]
+    assert _versions(fresh) == ["0002"]
 
 
 def test_migrate_twice_is_a_no_op_that_keeps_data(fresh: Engine) -> None:
@@ -46,7 +46,7 @@ def test_migrate_twice_is_a_no_op_that_keeps_data(fresh: Engine) -> None:
         session.add(Tenant(id="acme", name="Acme"))
         session.commit()
     migrate(fresh)
-    assert _versions(fresh) == ["0001"]
+    assert _versions(fresh) == ["0002"]
     with Session(fresh) as session:
         assert session.get(Tenant, "acme") is not None
 

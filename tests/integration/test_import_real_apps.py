@@ -70,3 +70,48 @@ def test_json_server_full_import_then_changes_and_hard_deletes(
     assert (second.created, second.updated, second.deleted) == (1, 1, 1)
     grace = next(r for r in env.app_records(connection="acme-json") if r["external_id"] == "7")
     assert grace["record"]["fullName"] == "Grace Hopper" and grace["record"]["lastName"] == "Hopper"
+
+
+def _poll_and_apply(connection: str) -> tuple[object, object]:
+    from flows.incremental_import import incremental_import
+    from flows.poll_changes import poll_changes
+
+    polled = asyncio.run(poll_changes("acme", connection))
+    return polled, asyncio.run(incremental_import("acme", connection))
+
+
+def test_kinto_changes_reach_the_app_by_since_and_tombstones(
+    inlet_env: InletEnvFactory, kinto_collection: KintoServer
+) -> None:
+    env = inlet_env(records=1)
+    kinto_collection.seed(40)
+    params = {"base_url": kinto_collection.base_url, "collection": kinto_collection.collection}
+    _connect(env, "acme-kinto", "kinto", params, username="admin", password="s3cret")
+    _import("acme-kinto")
+    _poll_and_apply("acme-kinto")  # the first poll sets the watermark
+    ids = [r["id"] for r in kinto_collection.list_all()]
+    kinto_collection.update(ids[0], {"name": "Renamed Person"})
+    kinto_collection.delete(ids[1])
+    kinto_collection.create({"email": "new@example.org", "name": "New Person"})
+    polled, applied = _poll_and_apply("acme-kinto")
+    source = {r["id"]: r for r in kinto_collection.list_all()}
+    app = {r["external_id"]: r["record"] for r in env.app_records(connection="acme-kinto")}
+    assert (applied.created, applied.updated, applied.deleted) == (1, 1, 1)  # type: ignore[attr-defined]
+    assert set(app) == set(source) and app[ids[0]]["fullName"] == "Renamed Person"
+
+
+def test_json_server_changes_reach_the_app_by_a_full_scan_diff(
+    inlet_env: InletEnvFactory, json_server_factory: JsonServerFactory
+) -> None:
+    env = inlet_env(records=1)
+    server = json_server_factory(300)
+    _connect(env, "acme-json", "json_server", {"base_url": server.base_url})
+    _import("acme-json")
+    server.update_user(5, {"name": "Ada Lovelace"})
+    server.delete_user(6)
+    server.add_user({"email": "new@example.org", "name": "New Person"})
+    polled, applied = _poll_and_apply("acme-json")
+    app = {r["external_id"]: r["record"] for r in env.app_records(connection="acme-json")}
+    assert polled.mode == "scan" and (polled.upserts, polled.deletions) == (2, 1)  # type: ignore[attr-defined]
+    assert (applied.created, applied.updated, applied.deleted) == (1, 1, 1)  # type: ignore[attr-defined]
+    assert len(app) == 300 and "6" not in app and app["5"]["lastName"] == "Lovelace"

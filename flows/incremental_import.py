@@ -1,0 +1,164 @@
+"""Apply what a connection's inbox holds (webhook and poll changes) to the team's app.
+
+The deployment's trigger is the Prefect event `inlet.records.changed` for the connection. A run holds
+the connection's single-flight slot and drains its inbox in batches: several events of one record become
+the newest, `fetch-records` reads created/updated records by id (a webhook is a hint, and a record gone by
+then becomes `deleted`), `apply-changes` maps and commits ledger, outbox and the removal of the handled
+inbox rows in one transaction, and `send-to-app` delivers. A killed run leaves its batch in the inbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import anyio
+import orjson
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+from pydantic import BaseModel
+
+from flows.artifacts import publish_summary
+from flows.runtime import ImportJob, ImportRuntime, open_runtime, runtime_for
+from flows.single_flight import single_flight
+from flows.tasks import send_to_app
+from inlet import inbox
+from inlet.errors import DeliveryError
+from inlet.inbox import InboxRow
+from inlet.ledger import MappedRecord, PageCounts, PageScope, write_changes
+from inlet.settings import get_settings
+from inlet.store import Checkpoint
+from mappings import RecordError
+
+__all__ = ["IncrementalSummary", "incremental_import"]
+
+_FETCH_CONCURRENCY = 8
+
+
+class IncrementalSummary(BaseModel):
+    """The figures of one incremental-import run."""
+
+    tenant: str
+    connection: str
+    data_source: str
+    flow_run_id: str = ""
+    batches: int = 0
+    inbox_events: int = 0
+    records: int = 0
+    fetched: int = 0
+    gone_when_fetched: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    quarantined: int = 0
+    delivered: int = 0
+    dead_letters: int = 0
+    pending_delivery: bool = False
+
+
+@flow(name="incremental-import", flow_run_name="incremental-import/{tenant}/{connection}", persist_result=False)
+async def incremental_import(tenant: str, connection: str, data_source: str = "users") -> IncrementalSummary:
+    """Drain one connection's inbox into the team's app (one run at a time per connection)."""
+    run = open_runtime(ImportJob(tenant=tenant, connection=connection, data_source=data_source), get_settings())
+    try:
+        async with single_flight(connection, run.settings.single_flight_lease_seconds):
+            return await _drain(run)
+    finally:
+        await run.aclose()
+
+
+async def _drain(run: ImportRuntime) -> IncrementalSummary:
+    job = run.job
+    summary = IncrementalSummary(
+        tenant=job.tenant, connection=job.connection, data_source=job.data_source, flow_run_id=str(flow_run.id or "")
+    )
+    scope = PageScope(job.tenant, job.connection, job.data_source, _generation(run), str(flow_run.id or "local"))
+    counts = PageCounts()
+    while rows := await anyio.to_thread.run_sync(inbox.pending, run.engine, job.connection, run.destination.batch_size):
+        fetched = await fetch_records(run.key, [r.external_id for r in _coalesce(rows) if _needs_fetch(r)])
+        counts.add(await apply_changes(run.key, scope, rows, fetched))
+        summary.batches += 1
+        summary.inbox_events += len(rows)
+        summary.records += len(_coalesce(rows))
+        summary.fetched += len(fetched)
+        summary.gone_when_fetched += sum(1 for record in fetched.values() if record is None)
+        drained = await send_to_app(run.key)
+        summary.delivered += drained.delivered
+        summary.dead_letters += drained.dead
+        if drained.pending_left:
+            summary.pending_delivery = True
+            break
+    summary.created, summary.updated, summary.unchanged = counts.created, counts.updated, counts.unchanged
+    summary.deleted, summary.quarantined = counts.deleted, counts.quarantined
+    await publish_summary("incremental-import", job.tenant, job.connection, summary=summary.model_dump())
+    get_run_logger().info("incremental import of %s/%s: %s", job.tenant, job.connection, summary.model_dump())
+    if summary.pending_delivery:
+        raise DeliveryError("the team's app did not take the events; they wait in the outbox for the next run")
+    return summary
+
+
+@task(name="fetch-records", cache_policy=NO_CACHE, persist_result=False)
+async def fetch_records(run_key: str, external_ids: list[str]) -> dict[str, dict[str, Any] | None]:
+    """Read changed records by id (a few at a time); None for a record the app no longer has."""
+    run = runtime_for(run_key)
+    gate = asyncio.Semaphore(_FETCH_CONCURRENCY)
+
+    async def one(external_id: str) -> tuple[str, dict[str, Any] | None]:
+        async with gate:
+            return external_id, await run.connector.get(run.collection, external_id)
+
+    return dict(await asyncio.gather(*(one(i) for i in external_ids)))
+
+
+@task(name="apply-changes", cache_policy=NO_CACHE, persist_result=False)
+async def apply_changes(
+    run_key: str, scope: PageScope, rows: list[InboxRow], fetched: dict[str, dict[str, Any] | None]
+) -> PageCounts:
+    """Map the batch's newest change of each record and commit it with the removal of the inbox rows."""
+    run = runtime_for(run_key)
+    upserts: list[MappedRecord] = []
+    deleted: list[str] = []
+    quarantined: list[tuple[str, str, str]] = []
+    for row in _coalesce(rows):
+        raw = row.record if not _needs_fetch(row) else fetched.get(row.external_id)
+        if row.kind == "deleted" or raw is None:
+            deleted.append(row.external_id)
+            continue
+        try:
+            mapped = run.mapper.map(raw)
+        except RecordError as exc:
+            quarantined.append((row.external_id, orjson.dumps(raw).decode(), str(exc)))
+            continue
+        upserts.append(MappedRecord(row.external_id, mapped, run.connector.updated_at(run.collection, raw)))
+    ids = [row.id for row in rows]
+    counts = await anyio.to_thread.run_sync(
+        lambda: write_changes(
+            run.engine, scope, upserts, deleted, quarantined=quarantined, handled=lambda db: inbox.remove(db, ids)
+        )
+    )
+    run.page_written.set()
+    return counts
+
+
+def _coalesce(rows: list[InboxRow]) -> list[InboxRow]:
+    """The newest event of each record, in the order of those newest events."""
+    latest: dict[str, InboxRow] = {}
+    for row in rows:
+        latest.pop(row.external_id, None)
+        latest[row.external_id] = row
+    return list(latest.values())
+
+
+def _needs_fetch(row: InboxRow) -> bool:
+    return row.kind == "upsert" and row.record is None
+
+
+def _generation(run: ImportRuntime) -> str:
+    """The enumeration a record counts as seen by: the current full import's, so its sweep keeps it."""
+    from sqlmodel import Session
+
+    with Session(run.engine) as session:
+        checkpoint = session.get(Checkpoint, (run.job.connection, run.job.data_source))
+        return checkpoint.generation if checkpoint is not None else "incremental"

@@ -1,0 +1,33 @@
+"""One run at a time per connection, with a Prefect global concurrency limit named after it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+from prefect.concurrency.asyncio import concurrency
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+__all__ = ["single_flight"]
+
+
+@asynccontextmanager
+async def single_flight(connection: str, lease_seconds: float = 60) -> AsyncIterator[None]:
+    """Hold the connection's slot (`inlet-connection-<id>`, limit 1, created on first use).
+
+    Prefect renews the lease while the run lives; a killed run's slot frees itself `lease_seconds` later
+    (Prefect allows 60 s at least; its default of 300 s would stall the connection for five minutes).
+    """
+    name = f"inlet-connection-{connection}"
+    async with get_client() as client:
+        try:
+            await client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            try:
+                await client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+            except ObjectAlreadyExists:
+                pass  # another run created it first
+    async with concurrency(name, occupy=1, strict=True, lease_duration=lease_seconds):
+        yield

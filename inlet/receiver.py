@@ -1,0 +1,294 @@
+"""The webhook receiver (`inlet serve`): a verified change is in the inbox before the app hears 2xx.
+
+    POST /webhooks/{app}/{tenant}/{connection}   -> 200 {"accepted": new, "duplicates": repeats}
+    POST /webhooks/{app}                         the same, routed by the account the delivery names
+    GET  /health                                 {"ok": true}
+
+A call is handled in this order, and the first failure answers it with nothing written:
+
+1. the app must have webhooks (its hooks verify and parse them): else 404;
+2. the body is read up to `max_body_bytes` (413);
+3. the connection must exist, belong to the tenant in the URL and be of that app: else 404, the same
+   answer in each case. `/webhooks/{app}` asks the app's `webhook_account` hook (HubSpot's portalId) and
+   takes the one connection whose `webhook_account` parameter matches; an app without that hook is
+   routed only when it has exactly one connection;
+4. a subscription handshake (Graph's `validationToken`) is answered as the hook says, before any
+   signature check, since it carries none;
+5. an empty body gets 400; the signature is verified on the raw bytes with the connection's credential
+   `webhook_secret` (401);
+6. the hook parses the events (400 for a payload it cannot read);
+7. the events and the call's receipt are written to the inbox in one transaction (503 + Retry-After when
+   the store fails: the app retries, as nothing was acknowledged), the app gets 200, and then, when
+   something new arrived, `notify(tenant, connection)` runs (after the answer, so a slow notification
+   never delays it; a failed one is logged, the changes wait in the inbox).
+
+Replays: the receipt is a SHA-256 of the connection id, the raw body and the request headers that carry
+a signature, timestamp or credentials. A second call with the same receipt gets 401 "replayed" and
+writes nothing. An app's legitimate re-delivery of the very same signed bytes is therefore refused as a
+replay too, which is harmless: its events are already in the inbox. A retry the app signs afresh gets
+through, and the inbox drops its events by their event ids (counted as duplicates).
+
+Never logged above DEBUG: secrets, signatures, bodies. The URL a signature covers is the URL as received
+(`str(request.url)`); behind a reverse proxy, keep the Host header and let uvicorn trust the proxy's
+X-Forwarded-Proto, or HubSpot's v2/v3 signatures will not match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+import httpx
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from connectors.base import Hooks
+from connectors.errors import WebhookRejected
+from connectors.registry import available, load
+from connectors.webhooks import WebhookEvent, WebhookRequest
+from inlet import inbox
+from inlet.errors import NotFound
+from inlet.inbox import HeardChange
+from inlet.store import Connection
+from inlet.tenancy import LoadedConnection, list_connections, load_connection
+from inlet.vault import Vault
+
+__all__ = ["RETRY_AFTER_SECONDS", "SECRET_CREDENTIAL", "create_receiver", "receipt_digest"]
+
+logger = logging.getLogger(__name__)
+
+SECRET_CREDENTIAL = "webhook_secret"
+RETRY_AFTER_SECONDS = 5
+_RECEIPT_HEADER_MARKS = ("signature", "timestamp", "authorization")
+_PAYLOAD_ERRORS = (ValueError, LookupError, TypeError)  # orjson.JSONDecodeError is a ValueError
+_T = TypeVar("_T")
+
+
+class _Refused(Exception):
+    """An answer other than 200, with the reason the caller sees."""
+
+    def __init__(self, status: int, reason: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+
+
+def create_receiver(
+    engine: Engine,
+    vault: Vault,
+    notify: Callable[[str, str], None],
+    *,
+    max_body_bytes: int = 5_000_000,
+    clock: Callable[[], float] = time.time,
+) -> Starlette:
+    """The receiver as an ASGI app; `notify(tenant, connection)` runs after new changes reach the inbox."""
+    receiver = _Receiver(engine, vault, notify, max_body_bytes, clock, frozenset(available()))
+    return Starlette(
+        routes=[
+            Route("/health", _health, methods=["GET"]),
+            Route("/webhooks/{app}", receiver.routed, methods=["POST"]),
+            Route("/webhooks/{app}/{tenant}/{connection}", receiver.addressed, methods=["POST"]),
+        ]
+    )
+
+
+def receipt_digest(connection_id: str, headers: httpx.Headers, body: bytes) -> str:
+    """What makes one delivery unique: the connection, the raw body and its signature-bearing headers."""
+    signed = sorted((k, v) for k, v in headers.multi_items() if any(mark in k for mark in _RECEIPT_HEADER_MARKS))
+    digest = hashlib.sha256()
+    for part in (connection_id.encode(), body, *(f"{k}:{v}".encode() for k, v in signed)):
+        digest.update(len(part).to_bytes(8, "big") + part)
+    return digest.hexdigest()
+
+
+async def _health(request: Request) -> Response:
+    return JSONResponse({"ok": True})
+
+
+@dataclass(frozen=True)
+class _Receiver:
+    engine: Engine
+    vault: Vault
+    notify: Callable[[str, str], None]
+    max_body_bytes: int
+    clock: Callable[[], float]
+    apps: frozenset[str]
+
+    async def addressed(self, request: Request) -> Response:
+        app, tenant, connection = (request.path_params[k] for k in ("app", "tenant", "connection"))
+        return await self._answer(request, app, lambda hooks, call: self._addressed(app, tenant, connection))
+
+    async def routed(self, request: Request) -> Response:
+        app = request.path_params["app"]
+        return await self._answer(request, app, lambda hooks, call: self._routed(app, hooks, call))
+
+    async def _answer(
+        self, request: Request, app: str, find: Callable[[Hooks, WebhookRequest], LoadedConnection]
+    ) -> Response:
+        """Run every step; map each failure to its status and never answer 2xx for what the inbox lacks."""
+        try:
+            hooks = self._hooks(app)
+            call = WebhookRequest(
+                request.method, str(request.url), httpx.Headers(request.headers.raw), await self._body(request)
+            )
+            return await run_in_threadpool(self._receive, app, hooks, call, find)
+        except _Refused as refused:
+            return JSONResponse({"error": refused.reason}, refused.status, headers=refused.headers)
+        except SQLAlchemyError as exc:
+            logger.error("%s webhook: the store failed (%s); answered 503", app, type(exc).__name__)
+            return _unavailable("the inlet store is unavailable; retry later")
+        except Exception:
+            logger.exception("%s webhook: unexpected failure; answered 503, nothing acknowledged", app)
+            return _unavailable("the receiver failed; retry later")
+
+    def _hooks(self, app: str) -> Hooks:
+        hooks = load(app)[1] if app in self.apps else None
+        if hooks is None or hooks.verify_webhook is None or hooks.parse_webhook is None:
+            raise _Refused(404, f"{app} has no webhooks")
+        return hooks
+
+    async def _body(self, request: Request) -> bytes:
+        """The raw body, refused with 413 as soon as it passes the cap."""
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise _Refused(413, f"the body is larger than {self.max_body_bytes} bytes")
+        chunks, size = [], 0
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > self.max_body_bytes:
+                    raise _Refused(413, f"the body is larger than {self.max_body_bytes} bytes")
+                chunks.append(chunk)
+        except ClientDisconnect:
+            raise _Refused(400, "the client disconnected before the body was read") from None
+        return b"".join(chunks)
+
+    def _receive(
+        self,
+        app: str,
+        hooks: Hooks,
+        call: WebhookRequest,
+        find: Callable[[Hooks, WebhookRequest], LoadedConnection],
+    ) -> Response:
+        """The blocking steps (store, hooks), run in a worker thread."""
+        loaded = find(hooks, call)
+        where = f"{app} webhook for {loaded.tenant.id}/{loaded.connection.id}"
+        if hooks.webhook_handshake is not None and (reply := _payload(app, where, hooks.webhook_handshake, call)):
+            logger.info("%s: answered a subscription handshake", where)
+            return Response(reply.body, reply.status, headers=reply.headers)
+        if not call.body:
+            raise _Refused(400, "the webhook body is empty")
+        self._verify(app, where, hooks, loaded, call)
+        assert hooks.parse_webhook is not None  # _hooks checked it
+        events = _checked(app, where, _payload(app, where, hooks.parse_webhook, call))
+        return self._store(where, loaded, events, receipt_digest(loaded.connection.id, call.headers, call.body))
+
+    def _verify(self, app: str, where: str, hooks: Hooks, loaded: LoadedConnection, call: WebhookRequest) -> None:
+        secret = loaded.credentials.get(SECRET_CREDENTIAL)
+        if secret is None:
+            logger.warning("%s: the connection has no %s credential; refused", where, SECRET_CREDENTIAL)
+            raise _Refused(401, f"the connection has no {SECRET_CREDENTIAL} credential to verify {app} webhooks")
+        assert hooks.verify_webhook is not None  # _hooks checked it
+        try:
+            hooks.verify_webhook(call, secret.get_secret_value(), self.clock())
+        except WebhookRejected as exc:
+            logger.warning("%s rejected: %s", where, exc)
+            raise _Refused(401, str(exc)) from None
+
+    def _store(self, where: str, loaded: LoadedConnection, events: Sequence[WebhookEvent], receipt: str) -> Response:
+        connection = loaded.connection
+        changes = [
+            HeardChange(
+                tenant_id=connection.tenant_id,
+                connection_id=connection.id,
+                data_source=connection.data_source,
+                external_id=event.external_id,
+                kind=event.kind,
+                source="webhook",
+                source_event_id=f"{event.event_id}" if event.event_id is not None else None,
+                occurred_at=f"{event.occurred_at}" if event.occurred_at is not None else None,
+            )
+            for event in events
+        ]
+        added = inbox.add(self.engine, changes, receipt=receipt)
+        if added < 0:
+            logger.warning("%s: a replayed delivery; refused", where)
+            raise _Refused(401, "replayed")
+        logger.info("%s: %d events, %d new", where, len(changes), added)
+        notify = BackgroundTask(self._notify, where, connection) if added else None  # runs once answered
+        return JSONResponse({"accepted": added, "duplicates": len(changes) - added}, background=notify)
+
+    def _notify(self, where: str, connection: Connection) -> None:
+        """The changes are safe in the inbox: a failed notification is logged, the delivery still acknowledged."""
+        try:
+            self.notify(connection.tenant_id, connection.id)
+        except Exception:
+            logger.exception("%s: the changes are in the inbox but the notification failed", where)
+
+    def _addressed(self, app: str, tenant: str, connection: str) -> LoadedConnection:
+        """The same answer for a missing tenant, a missing connection and another app's connection."""
+        try:
+            loaded = load_connection(self.engine, self.vault, tenant, connection)
+        except NotFound:
+            loaded = None
+        if loaded is None or loaded.connection.app != app:
+            raise _Refused(404, f"no {app} connection {connection!r} for tenant {tenant!r}; check the webhook URL")
+        return loaded
+
+    def _routed(self, app: str, hooks: Hooks, call: WebhookRequest) -> LoadedConnection:
+        candidates = [c for c in list_connections(self.engine) if c.app == app]
+        full_route = f"use /webhooks/{app}/{{tenant}}/{{connection}}"
+        if hooks.webhook_account is None:
+            if len(candidates) != 1:
+                raise _Refused(404, f"{app} webhooks name no account to route by; {full_route}")
+            return load_connection(self.engine, self.vault, candidates[0].tenant_id, candidates[0].id)
+        account = _payload(app, f"{app} webhook", hooks.webhook_account, call)
+        if account is None:
+            raise _Refused(404, f"the {app} webhook names no account to route by; {full_route}")
+        matches = [c for c in candidates if c.parameters.get("webhook_account") == account]
+        if len(matches) != 1:
+            problem = "no connection has" if not matches else f"{len(matches)} connections have"
+            raise _Refused(404, f"{problem} the parameter webhook_account={account!r} for {app}; {full_route}")
+        return load_connection(self.engine, self.vault, matches[0].tenant_id, matches[0].id)
+
+
+def _payload(app: str, where: str, hook: Callable[[WebhookRequest], _T], call: WebhookRequest) -> _T:
+    """A hook's reading of the call: 401 when it rejects the call, 400 when it cannot read the payload."""
+    try:
+        return hook(call)
+    except WebhookRejected as exc:
+        logger.warning("%s rejected: %s", where, exc)
+        raise _Refused(401, str(exc)) from None
+    except _PAYLOAD_ERRORS as exc:
+        logger.warning("%s: not a %s webhook payload (%s)", where, app, type(exc).__name__)
+        logger.debug("%s: %s", where, exc)
+        raise _Refused(400, f"not a {app} webhook payload: {type(exc).__name__}: {exc}") from None
+
+
+def _checked(app: str, where: str, events: object) -> list[WebhookEvent]:
+    """The parsed events, or 400 when the hook returned something else."""
+    if isinstance(events, list) and all(
+        isinstance(e, WebhookEvent)
+        and e.kind in ("upsert", "deleted")
+        and isinstance(e.external_id, str)
+        and e.external_id
+        for e in events
+    ):
+        return events
+    logger.warning("%s: the payload did not parse into record changes", where)
+    raise _Refused(400, f"not a {app} webhook payload: it does not announce record changes by id")
+
+
+def _unavailable(reason: str) -> Response:
+    return JSONResponse({"error": reason}, 503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
