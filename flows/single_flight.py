@@ -10,15 +10,18 @@ from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.concurrency.asyncio import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
-__all__ = ["single_flight"]
+__all__ = ["release", "single_flight"]
 
 
 @asynccontextmanager
-async def single_flight(connection: str, lease_seconds: float = 60) -> AsyncIterator[None]:
+async def single_flight(connection: str, lease_seconds: float = 60, wait_seconds: float = 900) -> AsyncIterator[None]:
     """Hold the connection's slot (`inlet-connection-<id>`, limit 1, created on first use).
 
     Prefect renews the lease while the run lives; a killed run's slot frees itself `lease_seconds` later
     (Prefect allows 60 s at least; its default of 300 s would stall the connection for five minutes).
+    After `wait_seconds` without the slot the run fails with a TimeoutError naming the limit, instead of
+    waiting forever for a slot that a crashed holder's server never reclaimed
+    (`prefect gcl update inlet-connection-<id> --active-slots 0` frees it by hand).
     """
     name = f"inlet-connection-{connection}"
     async with get_client() as client:
@@ -29,5 +32,15 @@ async def single_flight(connection: str, lease_seconds: float = 60) -> AsyncIter
                 await client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
             except ObjectAlreadyExists:
                 pass  # another run created it first
-    async with concurrency(name, occupy=1, strict=True, lease_duration=lease_seconds):
+    async with concurrency(name, occupy=1, strict=True, lease_duration=lease_seconds, timeout_seconds=wait_seconds):
         yield
+
+
+async def release(connection: str) -> None:
+    """Free a connection's slot (what an operator does after a crash, or the lease expiry does)."""
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+
+    async with get_client() as client:
+        await client.update_global_concurrency_limit(
+            f"inlet-connection-{connection}", GlobalConcurrencyLimitUpdate(active_slots=0)
+        )

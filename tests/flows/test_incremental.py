@@ -10,6 +10,7 @@ from flows.full_import import full_import
 from flows.incremental_import import incremental_import
 from flows.poll_changes import poll_changes
 from flows.runtime import ImportJob
+from flows.single_flight import release
 from inlet import inbox
 from inlet.inbox import HeardChange
 from inlet.store import open_store
@@ -107,3 +108,30 @@ def test_a_burst_of_notifications_starts_a_handful_of_runs() -> None:
         notifier.notify(TENANT, CONNECTION)
     notifier.close()  # the trailing emit fires when the receiver stops, or when the window ends
     assert emitted == [(TENANT, CONNECTION), (TENANT, CONNECTION)]
+
+
+def test_a_killed_incremental_run_loses_nothing(inlet_env: InletEnvFactory) -> None:
+    import subprocess
+    import sys
+    import time
+
+    env = inlet_env(records=200)
+    import_all()
+    updated = env.sim("mutate", {"update": 150})["updated"]
+    webhook(env, "upsert", updated, "k")
+    env.sim("faults", {"slow_seconds": 0.05})
+    command = [sys.executable, "-m", "inlet.cli", "import", "incremental", "-t", TENANT, "-c", CONNECTION]
+    proc = subprocess.Popen(command, env=env.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while env.sim("stats")["get_requests"] < 20 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+    finally:
+        proc.kill()  # mid-fetch: the batch was never committed
+        proc.wait(10)
+    store = open_store(env.settings.store_url)
+    assert inbox.depth(store, CONNECTION) == 150
+    asyncio.run(release(CONNECTION))  # the killed run's slot; the server's lease expiry does this in production
+    env.sim("reset", {})
+    summary = asyncio.run(incremental_import(TENANT, CONNECTION))
+    assert summary.updated == 150 and inbox.depth(store, CONNECTION) == 0 and env.app_stats()["duplicates"] == 0
