@@ -135,3 +135,52 @@ def test_a_killed_incremental_run_loses_nothing(inlet_env: InletEnvFactory) -> N
     env.sim("reset", {})
     summary = asyncio.run(incremental_import(TENANT, CONNECTION))
     assert summary.updated == 150 and inbox.depth(store, CONNECTION) == 0 and env.app_stats()["duplicates"] == 0
+
+
+def test_a_receiver_restart_loses_nothing_it_acknowledged(inlet_env: InletEnvFactory) -> None:
+    import base64
+    import hashlib
+    import hmac
+    import sys
+    import time
+
+    import httpx
+    import orjson
+    from pydantic import SecretStr
+
+    from inlet.processes import free_port, start_process, stop_process
+    from inlet.tenancy import add_connection
+    from inlet.vault import Vault
+    from tests.conftest import SIM_TOKEN
+
+    env = inlet_env(records=10)
+    store = open_store(env.settings.store_url)
+    add_connection(
+        store,
+        Vault.from_settings(env.settings),
+        tenant_id=TENANT,
+        connection_id=CONNECTION,
+        app="hubspot",
+        parameters={"base_url": env.simulator},
+        replace=True,
+        credentials={"token": SecretStr(SIM_TOKEN), "webhook_secret": SecretStr("hs-secret")},
+    )
+    import_all()
+    created = env.sim("mutate", {"create": 1})["created"][0]
+    port = free_port()
+    command = [sys.executable, "-m", "inlet.cli", "serve", "--port", str(port)]
+    receiver = start_process(command, f"http://127.0.0.1:{port}/health", env=env.env)
+    url = f"http://127.0.0.1:{port}/webhooks/hubspot/{TENANT}/{CONNECTION}"
+    body = orjson.dumps([{"eventId": 7, "subscriptionType": "contact.creation", "objectId": int(created)}])
+    stamp = str(int(time.time() * 1000))
+    signature = hmac.new(b"hs-secret", b"POST" + url.encode() + body + stamp.encode(), hashlib.sha256).digest()
+    headers = {"X-HubSpot-Signature-v3": base64.b64encode(signature).decode(), "X-HubSpot-Request-Timestamp": stamp}
+    try:
+        assert httpx.post(url, content=body, headers=headers, timeout=10).status_code == 200
+    finally:
+        stop_process(receiver)  # the receiver goes away right after its 2xx
+    receiver = start_process(command, f"http://127.0.0.1:{port}/health", env=env.env)
+    stop_process(receiver)
+    assert inbox.depth(store, CONNECTION) == 1
+    asyncio.run(incremental_import(TENANT, CONNECTION))
+    assert created in app_state(env)
