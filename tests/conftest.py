@@ -32,6 +32,25 @@ from pydantic import SecretStr  # noqa: E402
 from inlet.processes import free_port, start_process, stop_process  # noqa: E402
 from inlet.settings import Settings, get_settings  # noqa: E402
 
+_NEEDS = {
+    "postgres": ({"pg_databases", "pg_store"}, "PG"),
+    "needs_kinto": ({"kinto_server", "kinto_collection"}, "KINTO"),
+    "needs_json_server": ({"json_server_factory"}, "JSON_SERVER"),
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip, with the reason, the tests whose outside service is absent on this machine (CI has them all)."""
+    from tests.support.real_apps import JSON_SERVER_SKIP_REASON, KINTO_SKIP_REASON, json_server_bin, kinto_bin
+
+    present = {"PG": _pg_reachable(), "KINTO": kinto_bin() is not None, "JSON_SERVER": json_server_bin() is not None}
+    reasons = {"PG": PG_SKIP_REASON, "KINTO": KINTO_SKIP_REASON, "JSON_SERVER": JSON_SERVER_SKIP_REASON}
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        for marker, (needed_fixtures, service) in _NEEDS.items():
+            if item.get_closest_marker(marker) is not None or fixtures & needed_fixtures:
+                item.add_marker(pytest.mark.skipif(not present[service], reason=reasons[service]))
+
 
 @pytest.fixture(autouse=True)
 def _clean_inlet_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
@@ -101,8 +120,6 @@ def _pg_reachable() -> bool:
 @pytest.fixture(scope="session")
 def pg_databases() -> Iterator[DatabaseFactory]:
     """`create()` makes an empty database `inlet_test_<random>` and returns its URL; all are dropped at the end."""
-    if not _pg_reachable():
-        pytest.skip(PG_SKIP_REASON)
     created: list[str] = []
 
     def create() -> str:

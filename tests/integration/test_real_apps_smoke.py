@@ -106,6 +106,8 @@ def test_json_server_link_pagination_patch_delete(json_server_factory: JsonServe
 
 
 @pytest.mark.real_app
+@pytest.mark.needs_kinto
+@pytest.mark.needs_json_server
 def test_stop_process_leaves_no_pid(tmp_path: Path) -> None:
     require_kinto()
     require_json_server()

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any, cast
 
 import httpx
-import pytest
 
 from inlet.processes import RealAppError, free_port, local_client, process_log, start_process, stop_process
 
@@ -116,10 +115,10 @@ def kinto_bin() -> Path | None:
 
 
 def require_kinto() -> Path:
-    """The ``kinto`` executable, or skip the calling test with a clear reason."""
+    """The ``kinto`` executable; tests that need it are skipped at collection where it is absent."""
     path = kinto_bin()
     if path is None:
-        pytest.skip(KINTO_SKIP_REASON)
+        raise RealAppError(KINTO_SKIP_REASON)
     return path
 
 
@@ -325,10 +324,10 @@ def json_server_bin() -> Path | None:
 
 
 def require_json_server() -> Path:
-    """The json-server executable, or skip the calling test with a clear reason."""
+    """The json-server executable; tests that need it are skipped at collection where it is absent."""
     path = json_server_bin()
     if path is None:
-        pytest.skip(JSON_SERVER_SKIP_REASON)
+        raise RealAppError(JSON_SERVER_SKIP_REASON)
     return path
 
 
