@@ -6,11 +6,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, SQLModel
 
-from inlet.store import Connection, Tenant, create_store_engine, migrate
+from inlet.store import Connection, Tenant, create_store_engine, head_revision, migrate
 from tests.conftest import DatabaseFactory
 from tests.inlet.conftest import STORE_TABLES
 
@@ -37,7 +39,7 @@ def test_migrate_creates_every_table_and_the_alembic_version(fresh: Engine) -> N
     assert inspect(fresh).get_table_names() == []
     migrate(fresh)
     assert set(inspect(fresh).get_table_names()) == {*STORE_TABLES, "alembic_version"}
-    assert _versions(fresh) == ["0002"]
+    assert _versions(fresh) == [head_revision()]
 
 
 def test_migrate_twice_is_a_no_op_that_keeps_data(fresh: Engine) -> None:
@@ -46,9 +48,16 @@ def test_migrate_twice_is_a_no_op_that_keeps_data(fresh: Engine) -> None:
         session.add(Tenant(id="acme", name="Acme"))
         session.commit()
     migrate(fresh)
-    assert _versions(fresh) == ["0002"]
+    assert _versions(fresh) == [head_revision()]
     with Session(fresh) as session:
         assert session.get(Tenant, "acme") is not None
+
+
+def test_migrations_build_exactly_the_tables_the_models_declare(fresh: Engine) -> None:
+    migrate(fresh)
+    with fresh.connect() as db:
+        differences = compare_metadata(MigrationContext.configure(db), SQLModel.metadata)
+    assert differences == []
 
 
 def test_outbox_has_the_drain_index(fresh: Engine) -> None:
