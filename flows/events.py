@@ -4,6 +4,12 @@ The receiver and poll-changes emit it after the inbox holds the changes. A burst
 connection: the first change emits at once (leading edge), later ones within `window` seconds become one
 more emit at the end of the window (trailing edge), so 1,000 webhook calls start a handful of runs, and the
 last change is always followed by an event (an incremental run drains the inbox until it is empty).
+
+Who applies the changes is `INLET_INCREMENTAL_RUNNER`. `deployment`: the event's automation creates an
+`incremental-import` flow run, which a worker or `serve()` starts in a new process (2-3 s). `task-worker`: the
+notification also submits the `apply-inbox` task with `.delay()`, which a Prefect task worker
+(`python -m flows.task_worker`) picks up over its websocket at once; the event is then labelled so the
+deployment's trigger ignores it, and is still recorded in Prefect's event feed.
 """
 
 from __future__ import annotations
@@ -14,22 +20,33 @@ from collections.abc import Callable
 
 from prefect.events import emit_event
 
-__all__ = ["EVENT", "ChangeNotifier", "emit_changed", "resource_id"]
+from inlet.settings import get_settings
+
+__all__ = ["EVENT", "TRIGGER_MATCH", "ChangeNotifier", "emit_changed", "resource_id"]
 
 EVENT = "inlet.records.changed"
+TRIGGER_MATCH = {"prefect.resource.id": "inlet.connection.*", "inlet.runner": "deployment"}
 
 
 def resource_id(connection: str) -> str:
     return f"inlet.connection.{connection}"
 
 
-def emit_changed(tenant: str, connection: str, *, source: str = "webhook") -> None:
-    """Tell Prefect that a connection's inbox holds changes (the incremental-import trigger matches it)."""
-    emit_event(
-        event=EVENT,
-        resource={"prefect.resource.id": resource_id(connection), "inlet.tenant": tenant, "inlet.source": source},
-        payload={"tenant": tenant, "connection": connection, "source": source},
-    )
+def emit_changed(tenant: str, connection: str, *, source: str = "webhook", submit: bool = True) -> None:
+    """Tell Prefect that a connection's inbox holds changes and, on a task worker, submit the run applying them
+    (`submit=False` where the caller applies them itself, as poll-changes does)."""
+    runner = get_settings().incremental_runner
+    if runner == "task-worker" and submit:
+        from flows.incremental_import import apply_inbox
+
+        apply_inbox.delay(tenant, connection)
+    resource = {
+        "prefect.resource.id": resource_id(connection),
+        "inlet.tenant": tenant,
+        "inlet.source": source,
+        "inlet.runner": runner,
+    }
+    emit_event(event=EVENT, resource=resource, payload={"tenant": tenant, "connection": connection, "source": source})
 
 
 class ChangeNotifier:

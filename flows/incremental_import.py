@@ -16,12 +16,12 @@ import anyio
 import orjson
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.runtime import flow_run
+from prefect.runtime import flow_run, task_run
 from pydantic import BaseModel
 
 from flows.artifacts import publish_summary
 from flows.runtime import ImportJob, ImportRuntime, open_runtime, runtime_for
-from flows.single_flight import single_flight
+from flows.single_flight import single_flight, take_turn
 from flows.tasks import send_to_app
 from inlet import inbox
 from inlet.errors import DeliveryError
@@ -31,7 +31,7 @@ from inlet.settings import get_settings
 from inlet.store import Checkpoint
 from mappings import RecordError
 
-__all__ = ["IncrementalSummary", "incremental_import"]
+__all__ = ["IncrementalSummary", "apply_inbox", "incremental_import"]
 
 _FETCH_CONCURRENCY = 8
 
@@ -61,20 +61,39 @@ class IncrementalSummary(BaseModel):
 @flow(name="incremental-import", flow_run_name="incremental-import/{tenant}/{connection}", persist_result=False)
 async def incremental_import(tenant: str, connection: str, data_source: str = "users") -> IncrementalSummary:
     """Drain one connection's inbox into the team's app (one run at a time per connection)."""
-    run = open_runtime(ImportJob(tenant=tenant, connection=connection, data_source=data_source), get_settings())
-    try:
-        async with single_flight(connection, run.settings.single_flight_lease_seconds):
-            return await _drain(run)
-    finally:
-        await run.aclose()
+    return await _apply(tenant, connection, data_source, str(flow_run.id or ""))
 
 
-async def _drain(run: ImportRuntime) -> IncrementalSummary:
+@task(
+    name="apply-inbox",
+    task_run_name="apply-inbox/{tenant}/{connection}",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
+async def apply_inbox(tenant: str, connection: str, data_source: str = "users") -> IncrementalSummary:
+    """The same drain as `incremental-import`, as a background task a task worker runs at once (`.delay()`)."""
+    return await _apply(tenant, connection, data_source, str(task_run.id or ""))
+
+
+async def _apply(tenant: str, connection: str, data_source: str, run_id: str) -> IncrementalSummary:
+    async with take_turn(connection) as ours:
+        if not ours:
+            get_run_logger().info("another run of %s waits to drain its inbox; it will apply these changes", connection)
+            return IncrementalSummary(tenant=tenant, connection=connection, data_source=data_source, flow_run_id=run_id)
+        run = open_runtime(ImportJob(tenant=tenant, connection=connection, data_source=data_source), get_settings())
+        try:
+            async with single_flight(connection, run.settings.single_flight_lease_seconds):
+                return await _drain(run, run_id)
+        finally:
+            await run.aclose()
+
+
+async def _drain(run: ImportRuntime, run_id: str) -> IncrementalSummary:
     job = run.job
     summary = IncrementalSummary(
-        tenant=job.tenant, connection=job.connection, data_source=job.data_source, flow_run_id=str(flow_run.id or "")
+        tenant=job.tenant, connection=job.connection, data_source=job.data_source, flow_run_id=run_id
     )
-    scope = PageScope(job.tenant, job.connection, job.data_source, _generation(run), str(flow_run.id or "local"))
+    scope = PageScope(job.tenant, job.connection, job.data_source, _generation(run), run_id or "local")
     counts = PageCounts()
     while rows := await anyio.to_thread.run_sync(inbox.pending, run.engine, job.connection, run.destination.batch_size):
         fetched = await fetch_records(run.key, [r.external_id for r in _coalesce(rows) if _needs_fetch(r)])

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from connectors.changes import Change
 from flows.artifacts import publish_summary
 from flows.events import emit_changed
+from flows.incremental_import import apply_inbox
 from flows.runtime import ImportJob, ImportRuntime, open_runtime, runtime_for
 from inlet import inbox
 from inlet.inbox import HeardChange
@@ -63,7 +64,10 @@ async def poll_changes(
         summary.added_to_inbox = await anyio.to_thread.run_sync(_store, run, heard, since, resynced)
         summary.since = since
         if summary.added_to_inbox:
-            emit_changed(tenant, connection, source="poll")
+            on_task_worker = run.settings.incremental_runner == "task-worker"
+            emit_changed(tenant, connection, source="poll", submit=not on_task_worker)
+            if on_task_worker:  # this run is a process already: apply here rather than hand over
+                await apply_inbox(tenant, connection, data_source)
         await publish_summary("poll-changes", tenant, connection, summary=summary.model_dump())
         get_run_logger().info("poll of %s/%s: %s", tenant, connection, summary.model_dump())
         return summary

@@ -1,16 +1,52 @@
-"""One run at a time per connection, with a Prefect global concurrency limit named after it."""
+"""One run at a time per connection, with a Prefect global concurrency limit named after it.
+
+Within one process (a task worker runs many `apply-inbox` runs), runs of a connection first take turns on a
+local lock: the server's slot is then uncontended (Prefect polls a contended slot with a Retry-After of
+seconds), and a run that finds another already waiting leaves the work to it.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.concurrency.asyncio import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
-__all__ = ["release", "single_flight"]
+__all__ = ["release", "single_flight", "take_turn"]
+
+
+@dataclass
+class _Turns:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    waiting: bool = False
+
+
+_turns: dict[tuple[int, str], _Turns] = {}
+_known_limits: set[str] = set()
+
+
+@asynccontextmanager
+async def take_turn(connection: str) -> AsyncIterator[bool]:
+    """Wait for this process's turn on the connection: True when it is ours; False, at once, when another run
+    already waits for the next turn (it reads the inbox after the current run, so it will see our changes)."""
+    turns = _turns.setdefault((id(asyncio.get_running_loop()), connection), _Turns())
+    if turns.waiting:
+        yield False
+        return
+    turns.waiting = True
+    try:
+        await turns.lock.acquire()
+    finally:
+        turns.waiting = False
+    try:
+        yield True
+    finally:
+        turns.lock.release()
 
 
 @asynccontextmanager
@@ -24,6 +60,14 @@ async def single_flight(connection: str, lease_seconds: float = 60, wait_seconds
     (`prefect gcl update inlet-connection-<id> --active-slots 0` frees it by hand).
     """
     name = f"inlet-connection-{connection}"
+    if name not in _known_limits:
+        await _create_limit(name)
+        _known_limits.add(name)
+    async with concurrency(name, occupy=1, strict=True, lease_duration=lease_seconds, timeout_seconds=wait_seconds):
+        yield
+
+
+async def _create_limit(name: str) -> None:
     async with get_client() as client:
         try:
             await client.read_global_concurrency_limit_by_name(name)
@@ -32,8 +76,6 @@ async def single_flight(connection: str, lease_seconds: float = 60, wait_seconds
                 await client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
             except ObjectAlreadyExists:
                 pass  # another run created it first
-    async with concurrency(name, occupy=1, strict=True, lease_duration=lease_seconds, timeout_seconds=wait_seconds):
-        yield
 
 
 async def release(connection: str) -> None:

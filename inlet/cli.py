@@ -286,7 +286,7 @@ def run_receiver(settings: Settings, host: str, port: int) -> None:
     # uvicorn re-raises the signal it stopped on; exiting through SystemExit runs the `finally` below.
     for stop in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop, _exit_quietly)
-    notifier = ChangeNotifier(window=1.0)
+    notifier = ChangeNotifier(window=settings.notify_window)
     typer.echo(f"receiving webhooks at http://{host}:{port}/webhooks/{{app}}/{{tenant}}/{{connection}}")
     try:
         uvicorn.run(create_receiver(engine, vault, notifier.notify), host=host, port=port, log_level="warning")

@@ -96,5 +96,7 @@ def _print_urls(stack: Stack, flow_run_id: str | None) -> None:
         typer.echo(f"  this run:       {prefect}/runs/flow-run/{flow_run_id}")
     typer.echo(f"  demo app:       {stack.urls['demo-app']}/")
     typer.echo(f"  demo HubSpot:   {stack.urls['simulator']}/_sim/stats")
+    if "task-worker" in stack.urls:
+        typer.echo(f"  task worker:    {stack.urls['task-worker']}/status (applies webhook changes at once)")
     if "receiver" in stack.urls:
         typer.echo(f"  webhooks:       {stack.urls['receiver']}/webhooks/{{app}}/{{tenant}}/{{connection}}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -43,6 +44,7 @@ class Settings(BaseSettings):
     demo_app_port: int = 8400
     simulator_port: int = 8410
     receiver_port: int = Field(8430, description="the webhook receiver (`inlet serve`) on 127.0.0.1")
+    task_worker_port: int = Field(8440, description="the task worker's status server on 127.0.0.1")
     source_retry: RetryPolicy | None = Field(
         None, description="overrides every connector's retry policy (INLET_SOURCE_RETRY__ATTEMPTS=2 ...)"
     )
@@ -55,9 +57,23 @@ class Settings(BaseSettings):
     records_per_task: int = Field(
         1000, ge=1, description="a list-records task reads pages until it holds this many records (1: a page each)"
     )
+    incremental_runner: Literal["deployment", "task-worker"] = Field(
+        "deployment",
+        description="what applies heard changes: the event-triggered incremental-import deployment (a flow run per "
+        "burst, ~2 s to start), or a Prefect task worker (`python -m flows.task_worker`) that starts at once",
+    )
+    notify_window_seconds: float | None = Field(
+        None, gt=0, description="debounce of change notifications per connection; default 1 s, 0.2 s on a task worker"
+    )
     max_delete_share: float = Field(
         0.5, ge=0, le=1, description="a sweep refusing to delete more than this share of live records"
     )
+
+    @property
+    def notify_window(self) -> float:
+        if self.notify_window_seconds is not None:
+            return self.notify_window_seconds
+        return 0.2 if self.incremental_runner == "task-worker" else 1.0
 
     @property
     def destination_url(self) -> str:

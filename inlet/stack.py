@@ -1,5 +1,5 @@
 """The embedded default as running processes: Prefect server, demo source, demo app and, when the stack stays
-up, the webhook receiver and the flow server.
+up, the task worker, the webhook receiver and the flow server.
 
 Every process binds 127.0.0.1, runs in its own process group and is stopped by its PID. A component
 already answering on its port (say, from an earlier `inlet up`) is reused, not started twice.
@@ -111,13 +111,25 @@ def start_stack(settings: Settings, *, simulator_records: int, serve_flows: bool
         )
         stack.urls["demo-app"] = app
         if serve_flows:
+            flow_env = {**env, "PREFECT_API_URL": local_api_url(settings), "INLET_INCREMENTAL_RUNNER": _runner()}
+            if flow_env["INLET_INCREMENTAL_RUNNER"] == "task-worker":
+                port = str(settings.task_worker_port)
+                _component(
+                    stack,
+                    "task-worker",
+                    f"http://127.0.0.1:{port}/status",
+                    logs,
+                    flow_env,
+                    cmd=[sys.executable, "-m", "flows.task_worker", "--status-port", port],
+                )
+                stack.urls["task-worker"] = f"http://127.0.0.1:{port}"
             receiver = f"http://127.0.0.1:{settings.receiver_port}"
             _component(
                 stack,
                 "receiver",
                 receiver + "/health",
                 logs,
-                {**env, "PREFECT_API_URL": local_api_url(settings)},
+                flow_env,
                 cmd=[sys.executable, "-m", "inlet.cli", "serve", "--port", str(settings.receiver_port)],
             )
             stack.urls["receiver"] = receiver
@@ -127,7 +139,7 @@ def start_stack(settings: Settings, *, simulator_records: int, serve_flows: bool
                 "flows",
                 served,
                 logs,
-                {**env, "PREFECT_API_URL": local_api_url(settings)},
+                flow_env,
                 cmd=[sys.executable, "-m", "flows.serve"],
                 timeout=120,
             )
@@ -135,6 +147,11 @@ def start_stack(settings: Settings, *, simulator_records: int, serve_flows: bool
         stack.stop()
         raise
     return stack
+
+
+def _runner() -> str:
+    """`inlet up` applies changes on a task worker (sub-second) unless INLET_INCREMENTAL_RUNNER says otherwise."""
+    return os.environ.get("INLET_INCREMENTAL_RUNNER", "task-worker")
 
 
 def _component(

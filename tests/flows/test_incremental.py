@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from flows.events import ChangeNotifier
 from flows.full_import import full_import
 from flows.incremental_import import incremental_import
@@ -85,6 +87,23 @@ def test_polling_hubspot_search_brings_the_app_to_the_source(inlet_env: InletEnv
     assert (applied.created, applied.updated, applied.deleted) == (2, 3, 4)
     assert set(app_state(env)) == set(_live_ids(env)) and env.app_stats()["duplicates"] == 0
     assert not set(mutated["deleted"]) & set(app_state(env))
+
+
+def test_on_a_task_worker_setup_a_poll_applies_what_it_heard_itself(
+    inlet_env: InletEnvFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from inlet.settings import get_settings
+
+    env = inlet_env(records=40)
+    import_all()
+    asyncio.run(poll_changes(TENANT, CONNECTION))  # establishes the watermark
+    monkeypatch.setenv("INLET_INCREMENTAL_RUNNER", "task-worker")
+    get_settings.cache_clear()
+    ids = _live_ids(env)
+    env.sim("mutate", {"create": 2, "update": ids[:2], "delete": ids[2:4]})
+    polled = asyncio.run(poll_changes(TENANT, CONNECTION))
+    assert polled.added_to_inbox == 6 and inbox.depth(open_store(env.settings.store_url), CONNECTION) == 0
+    assert set(app_state(env)) == set(_live_ids(env)) and env.app_stats()["duplicates"] == 0
 
 
 def _live_ids(env: InletEnv) -> list[str]:
@@ -184,3 +203,85 @@ def test_a_receiver_restart_loses_nothing_it_acknowledged(inlet_env: InletEnvFac
     assert inbox.depth(store, CONNECTION) == 1
     asyncio.run(incremental_import(TENANT, CONNECTION))
     assert created in app_state(env)
+
+
+def test_a_task_worker_applies_heard_changes_at_once(
+    inlet_env: InletEnvFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """INLET_INCREMENTAL_RUNNER=task-worker: the notification submits `apply-inbox` with `.delay()`, and a Prefect
+    task worker (here in this process) runs it; the event it also emits is labelled so no flow run starts."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+    from prefect.task_worker import TaskWorker
+
+    from flows.events import emit_changed
+    from flows.incremental_import import apply_inbox
+    from inlet.settings import get_settings
+
+    env = inlet_env(records=30)
+    import_all()
+    created = env.sim("mutate", {"create": 2})["created"]
+    webhook(env, "upsert", created, "tw")
+    monkeypatch.setenv("INLET_INCREMENTAL_RUNNER", "task-worker")
+    get_settings.cache_clear()
+    assert get_settings().notify_window < 1.0
+    emit_changed(TENANT, CONNECTION)
+
+    async def work_until_done() -> list[str]:
+        worker = TaskWorker(apply_inbox)
+        running = asyncio.create_task(worker.astart(timeout=60))
+        name = TaskRunFilterName(any_=[f"apply-inbox/{TENANT}/{CONNECTION}"])
+        try:
+            async with get_client() as client:
+                while True:
+                    assert not running.done(), "the task worker stopped before its run ended"
+                    runs = await client.read_task_runs(task_run_filter=TaskRunFilter(name=name))
+                    if runs and all(run.state is not None and run.state.is_final() for run in runs):
+                        return [run.state_name or "" for run in runs]
+                    await asyncio.sleep(0.1)
+        finally:
+            running.cancel()
+
+    assert asyncio.run(work_until_done()) == ["Completed"]
+    assert set(created) <= set(app_state(env))
+    assert inbox.depth(open_store(env.settings.store_url), CONNECTION) == 0 and env.app_stats()["duplicates"] == 0
+
+
+def test_the_incremental_triggers_in_prefect_yaml_and_serve_match_the_same_events() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    from flows.events import EVENT, TRIGGER_MATCH
+
+    project = yaml.safe_load((Path(__file__).resolve().parents[2] / "prefect.yaml").read_text())
+    (deployment,) = [d for d in project["deployments"] if d["name"] == "incremental-import"]
+    (trigger,) = deployment["triggers"]
+    assert trigger["match"] == TRIGGER_MATCH and trigger["expect"] == [EVENT]
+
+
+def test_runs_in_one_process_take_turns_and_a_third_leaves_the_work_to_the_waiting_one() -> None:
+    from flows.single_flight import take_turn
+
+    async def scenario() -> list[str]:
+        log: list[str] = []
+        first_holds, release_first = asyncio.Event(), asyncio.Event()
+
+        async def run(name: str, hold: asyncio.Event | None = None) -> None:
+            async with take_turn(CONNECTION) as ours:
+                log.append(f"{name}:{'drains' if ours else 'leaves it'}")
+                if hold is not None:
+                    first_holds.set()
+                    await hold.wait()
+
+        first = asyncio.create_task(run("a", release_first))
+        await first_holds.wait()
+        second = asyncio.create_task(run("b"))
+        await asyncio.sleep(0)  # b now waits for the turn
+        await run("c")  # b will read the inbox after a: c's changes are b's
+        release_first.set()
+        await asyncio.gather(first, second)
+        await run("d")  # nobody waits any more: d drains
+        return log
+
+    assert asyncio.run(scenario()) == ["a:drains", "c:leaves it", "b:drains", "d:drains"]

@@ -5,13 +5,17 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,14 +57,19 @@ def _run_deployment(api: str, parameters: dict[str, Any]) -> dict[str, Any]:
     raise AssertionError("the deployment run did not finish")
 
 
-def test_inlet_up_serves_a_manual_run_and_stops_every_process(tmp_path: Path) -> None:
+@contextmanager
+def _inlet_up(
+    tmp_path: Path, **extra_env: str
+) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, int], dict[str, str]]]:
+    """`inlet up` on free ports; SIGTERM at the end, and it must exit 0."""
     ports = {
         "INLET_PREFECT_PORT": free_port(),
         "INLET_DEMO_APP_PORT": free_port(),
         "INLET_SIMULATOR_PORT": free_port(),
         "INLET_RECEIVER_PORT": free_port(),
+        "INLET_TASK_WORKER_PORT": free_port(),
     }
-    env = {**os.environ, "INLET_HOME": str(tmp_path / "home"), **{k: str(v) for k, v in ports.items()}}
+    env = {**os.environ, "INLET_HOME": str(tmp_path / "home"), **{k: str(v) for k, v in ports.items()}, **extra_env}
     env.pop("PREFECT_API_URL", None)
     env.pop("PREFECT_HOME", None)
     up = subprocess.Popen(
@@ -71,21 +80,59 @@ def test_inlet_up_serves_a_manual_run_and_stops_every_process(tmp_path: Path) ->
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    api = f"http://127.0.0.1:{ports['INLET_PREFECT_PORT']}/api"
-    app = f"http://127.0.0.1:{ports['INLET_DEMO_APP_PORT']}"
     try:
-        _wait_for(f"{api}/deployments/name/full-import/full-import", up)
+        _wait_for(f"http://127.0.0.1:{ports['INLET_PREFECT_PORT']}/api/deployments/name/full-import/full-import", up)
+        _wait_for_demo_connection(tmp_path / "home" / "inlet.db")
+        yield up, ports, env
+    finally:
+        up.send_signal(signal.SIGTERM)
+        up.wait(60)
+    assert up.returncode == 0
+
+
+def _wait_for_demo_connection(store: Path) -> None:
+    """`inlet up` adds the demo tenant once its components answer; webhooks for it are refused until then."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with contextlib.suppress(sqlite3.Error), sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
+            if db.execute("SELECT 1 FROM connection WHERE id = 'acme-hubspot'").fetchone():
+                return
+        time.sleep(0.25)
+    raise AssertionError("inlet up never added the demo connection")
+
+
+def test_inlet_up_serves_a_manual_run_and_stops_every_process(tmp_path: Path) -> None:
+    with _inlet_up(tmp_path) as (up, ports, env):
+        api = f"http://127.0.0.1:{ports['INLET_PREFECT_PORT']}/api"
+        app = f"http://127.0.0.1:{ports['INLET_DEMO_APP_PORT']}"
         children = psutil.Process(up.pid).children(recursive=True)
         run = _run_deployment(api, {"job": {"tenant": "acme", "connection": "acme-hubspot"}})
         assert run["state"]["type"] == "COMPLETED" and run["name"] == "full-import/acme/acme-hubspot/users"
         assert httpx.get(app + "/stats", timeout=10).json()["records"] == 300
         _webhook_reaches_the_app(ports, app)
+        assert _final_states(api, "task_runs", "apply-inbox/acme/acme-hubspot") == {"COMPLETED"}
         _deploy_from_prefect_yaml(api, env)
-    finally:
-        up.send_signal(signal.SIGTERM)
-        up.wait(60)
-    assert up.returncode == 0 and children
+    assert children
     assert not [c.pid for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_with_the_deployment_runner_a_webhook_starts_an_incremental_import_flow_run(tmp_path: Path) -> None:
+    """INLET_INCREMENTAL_RUNNER=deployment: the event's automation runs the incremental-import deployment."""
+    with _inlet_up(tmp_path, INLET_INCREMENTAL_RUNNER="deployment") as (_, ports, _env):
+        api = f"http://127.0.0.1:{ports['INLET_PREFECT_PORT']}/api"
+        _webhook_reaches_the_app(ports, f"http://127.0.0.1:{ports['INLET_DEMO_APP_PORT']}")
+        assert "COMPLETED" in _final_states(api, "flow_runs", "incremental-import/acme/acme-hubspot")
+        assert _final_states(api, "task_runs", "apply-inbox/acme/acme-hubspot") == set()
+
+
+def _final_states(api: str, kind: str, name: str) -> set[str]:
+    """The state types of the runs with this name, once none of them is still scheduled or running."""
+    deadline = time.monotonic() + 60
+    while True:
+        body = {kind: {"name": {"any_": [name]}}}
+        states = {run["state"]["type"] for run in httpx.post(f"{api}/{kind}/filter", json=body, timeout=10).json()}
+        if not states & {"SCHEDULED", "PENDING", "RUNNING"} or time.monotonic() > deadline:
+            return states
 
 
 def _webhook_reaches_the_app(ports: dict[str, int], app: str) -> None:
