@@ -6,6 +6,7 @@ import httpx
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from flows.run_tags import label_run
 from inlet.delivery import Destination, DrainResult, drain
 from inlet.errors import DeliveryError
 from inlet.settings import get_settings
@@ -21,6 +22,7 @@ async def _send(tenant: str, connection: str) -> DrainResult:
     settings = get_settings()
     engine = open_store(settings.store_url)
     loaded = load_connection(engine, Vault.from_settings(settings), tenant, connection)
+    await label_run(tenant, connection, loaded.connection.app, loaded.connection.data_source)
     destination = Destination.from_settings(settings)
     async with httpx.AsyncClient(timeout=destination.timeout_seconds) as client:
         return await drain(engine, loaded.connection.id, destination, client)

@@ -18,8 +18,10 @@ import threading
 import time
 from collections.abc import Callable
 
+from prefect import tags
 from prefect.events import emit_event
 
+from flows.run_tags import run_tags
 from inlet.settings import get_settings
 
 __all__ = ["EVENT", "TRIGGER_MATCH", "ChangeNotifier", "emit_changed", "resource_id"]
@@ -39,7 +41,8 @@ def emit_changed(tenant: str, connection: str, *, source: str = "webhook", submi
     if runner == "task-worker" and submit:
         from flows.incremental_import import apply_inbox
 
-        apply_inbox.delay(tenant, connection)
+        with tags(*run_tags(tenant, connection)):
+            apply_inbox.delay(tenant, connection)
     resource = {
         "prefect.resource.id": resource_id(connection),
         "inlet.tenant": tenant,

@@ -25,6 +25,7 @@ from sqlmodel import Session
 
 from connectors.base import PageRequest
 from flows.artifacts import Progress, publish_summary
+from flows.run_tags import label_run
 from flows.runtime import ImportJob, ImportRuntime, open_runtime
 from flows.tasks import list_records, send_to_app
 from inlet.delivery import DrainResult
@@ -73,6 +74,7 @@ async def full_import(job: ImportJob) -> ImportSummary:
     """Full import of one connection's data source; resumes an unfinished enumeration."""
     run = open_runtime(job, get_settings())
     try:
+        await label_run(job.tenant, job.connection, run.loaded.connection.app, job.data_source)
         return await _import(run)
     finally:
         await run.aclose()

@@ -20,6 +20,7 @@ from prefect.runtime import flow_run, task_run
 from pydantic import BaseModel
 
 from flows.artifacts import publish_summary
+from flows.run_tags import label_run
 from flows.runtime import ImportJob, ImportRuntime, open_runtime, runtime_for
 from flows.single_flight import single_flight, take_turn
 from flows.tasks import send_to_app
@@ -82,6 +83,7 @@ async def _apply(tenant: str, connection: str, data_source: str, run_id: str) ->
             return IncrementalSummary(tenant=tenant, connection=connection, data_source=data_source, flow_run_id=run_id)
         run = open_runtime(ImportJob(tenant=tenant, connection=connection, data_source=data_source), get_settings())
         try:
+            await label_run(tenant, connection, run.loaded.connection.app, data_source)
             async with single_flight(connection, run.settings.single_flight_lease_seconds):
                 return await _drain(run, run_id)
         finally:

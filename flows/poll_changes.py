@@ -21,6 +21,7 @@ from connectors.changes import Change
 from flows.artifacts import publish_summary
 from flows.events import emit_changed
 from flows.incremental_import import apply_inbox
+from flows.run_tags import label_run
 from flows.runtime import ImportJob, ImportRuntime, open_runtime, runtime_for
 from inlet import inbox
 from inlet.inbox import HeardChange
@@ -53,6 +54,7 @@ async def poll_changes(
     """Pull what changed since the last poll into the connection's inbox."""
     run = open_runtime(ImportJob(tenant=tenant, connection=connection, data_source=data_source), get_settings())
     try:
+        await label_run(tenant, connection, run.loaded.connection.app, data_source)
         summary = PollSummary(tenant=tenant, connection=connection, data_source=data_source)
         heard, since, resynced = await _listen(run, summary)
         deletions = [h for h in heard if h.kind == "deleted"]

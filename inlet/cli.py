@@ -217,11 +217,20 @@ def deliver(tenant: Tenant, connection: ConnectionId) -> None:
 
 @app.command()
 def status() -> None:
-    """Per connection: last full import, ledger size, outbox depth, quarantined records."""
-    from inlet.status import connection_status
+    """Per connection: imports, last poll and incremental run, inbox lag, outbox, quarantine, last error."""
+    from inlet.prefect_env import apply_prefect_env
+    from inlet.status import connection_status, run_history
 
     with _errors():
-        for row in connection_status(open_store(get_settings().store_url)):
+        settings = get_settings()
+        engine = open_store(settings.store_url)
+        apply_prefect_env(settings)
+        history = None
+        if "PREFECT_API_URL" in os.environ:
+            history = run_history([row["connection"] for row in connection_status(engine)])
+        else:
+            typer.echo("(no Prefect server answers: run history left out; start one with `inlet up`)")
+        for row in connection_status(engine, history):
             typer.echo("  ".join(f"{k}={v}" for k, v in row.items()))
 
 

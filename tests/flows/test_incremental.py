@@ -210,8 +210,10 @@ def test_a_task_worker_applies_heard_changes_at_once(
 ) -> None:
     """INLET_INCREMENTAL_RUNNER=task-worker: the notification submits `apply-inbox` with `.delay()`, and a Prefect
     task worker (here in this process) runs it; the event it also emits is labelled so no flow run starts."""
+
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+    from prefect.client.schemas.objects import TaskRun
     from prefect.task_worker import TaskWorker
 
     from flows.events import emit_changed
@@ -225,20 +227,25 @@ def test_a_task_worker_applies_heard_changes_at_once(
     monkeypatch.setenv("INLET_INCREMENTAL_RUNNER", "task-worker")
     get_settings.cache_clear()
     assert get_settings().notify_window < 1.0
+    name = TaskRunFilter(name=TaskRunFilterName(any_=[f"apply-inbox/{TENANT}/{CONNECTION}"]))
+
+    async def apply_inbox_runs() -> list[TaskRun]:
+        async with get_client() as client:
+            return await client.read_task_runs(task_run_filter=name)
+
+    earlier = {run.id for run in asyncio.run(apply_inbox_runs())}  # e.g. a poll run's, in an earlier test
     emit_changed(TENANT, CONNECTION)
 
     async def work_until_done() -> list[str]:
         worker = TaskWorker(apply_inbox)
         running = asyncio.create_task(worker.astart(timeout=60))
-        name = TaskRunFilterName(any_=[f"apply-inbox/{TENANT}/{CONNECTION}"])
         try:
-            async with get_client() as client:
-                while True:
-                    assert not running.done(), "the task worker stopped before its run ended"
-                    runs = await client.read_task_runs(task_run_filter=TaskRunFilter(name=name))
-                    if runs and all(run.state is not None and run.state.is_final() for run in runs):
-                        return [run.state_name or "" for run in runs]
-                    await asyncio.sleep(0.1)
+            while True:
+                assert not running.done(), "the task worker stopped before its run ended"
+                runs = [run for run in await apply_inbox_runs() if run.id not in earlier]
+                if runs and all(run.state is not None and run.state.is_final() for run in runs):
+                    return [run.state_name or "" for run in runs]
+                await asyncio.sleep(0.1)
         finally:
             running.cancel()
 
@@ -285,3 +292,32 @@ def test_runs_in_one_process_take_turns_and_a_third_leaves_the_work_to_the_waiti
         return log
 
     assert asyncio.run(scenario()) == ["a:drains", "c:leaves it", "b:drains", "d:drains"]
+
+
+def test_status_shows_the_inbox_lag_and_finds_the_last_incremental_run_by_its_tags(inlet_env: InletEnvFactory) -> None:
+    from datetime import UTC, datetime
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+
+    from inlet.status import connection_status, run_history
+
+    env = inlet_env(records=10)
+    import_all()
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    webhook(env, "upsert", env.sim("mutate", {"create": 1})["created"], "status")
+    store = open_store(env.settings.store_url)
+    (waiting,) = connection_status(store)
+    assert waiting["inbox"] == 1 and waiting["lag_seconds"] >= 0 and waiting["last_full_import"] >= started[:10]
+    summary = asyncio.run(incremental_import(TENANT, CONNECTION))
+    (row,) = connection_status(store, run_history([CONNECTION]))
+    assert row["inbox"] == 0 and row["lag_seconds"] == 0 and row["outbox_pending"] == 0
+    finished, state = row["last_incremental"].split()
+    assert finished >= started and state == "completed"
+
+    async def tags_of_the_run() -> set[str]:
+        async with get_client() as client:
+            return set((await client.read_flow_run(UUID(summary.flow_run_id))).tags)
+
+    expected = {f"tenant:{TENANT}", f"connection:{CONNECTION}", "app:hubspot", "data-source:users"}
+    assert expected <= asyncio.run(tags_of_the_run())
