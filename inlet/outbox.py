@@ -9,7 +9,17 @@ from sqlalchemy import Engine, delete, func, or_, select, update
 
 from inlet.store import OutboxEvent, utcnow
 
-__all__ = ["OutboxCounts", "PendingEvent", "ack", "counts", "defer", "next_attempt", "park", "pending_batch"]
+__all__ = [
+    "OutboxCounts",
+    "PendingEvent",
+    "ack",
+    "counts",
+    "defer",
+    "next_attempt",
+    "park",
+    "park_records",
+    "pending_batch",
+]
 
 _outbox = OutboxEvent.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ at class creation
 
@@ -27,6 +37,7 @@ class PendingEvent:
     source_updated_at: str | None
     idempotency_key: str
     attempts: int
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -90,8 +101,41 @@ def park(engine: Engine, ids: list[int], error: str) -> None:
         db.execute(
             update(_outbox)
             .where(_outbox.c.id.in_(ids))
-            .values(status="dead", attempts=_outbox.c.attempts + 1, last_error=error[:4000])
+            .values(status="dead", attempts=_outbox.c.attempts + 1, last_error=error[:4000], dead_at=utcnow())
         )
+
+
+def park_records(engine: Engine, events: list[PendingEvent], error: str) -> set[int]:
+    """Park these events, and every later pending event of the same records, so that a replay keeps their order.
+
+    Returns the ids of all the events parked.
+    """
+    ids = {e.id for e in events}
+    with engine.begin() as db:
+        for e in events:
+            followers = db.execute(
+                select(_outbox.c.id).where(
+                    _outbox.c.connection_id == e.connection_id,
+                    _outbox.c.data_source == e.data_source,
+                    _outbox.c.external_id == e.external_id,
+                    _outbox.c.status == "pending",
+                    _outbox.c.id > e.id,
+                )
+            ).scalars()
+            ids.update(followers)
+        now = utcnow()
+        held = f"held behind a dead letter of the same record: {error}"
+        db.execute(
+            update(_outbox)
+            .where(_outbox.c.id.in_([e.id for e in events]))
+            .values(status="dead", attempts=_outbox.c.attempts + 1, last_error=error[:4000], dead_at=now)
+        )
+        db.execute(
+            update(_outbox)
+            .where(_outbox.c.id.in_(ids - {e.id for e in events}), _outbox.c.status == "pending")
+            .values(status="dead", last_error=held[:4000], dead_at=now)
+        )
+    return ids
 
 
 def defer(engine: Engine, ids: list[int], error: str, *, next_attempt_at: datetime | None) -> None:

@@ -145,9 +145,9 @@ class DestinationState(SQLModel, table=True):
     __tablename__ = "destination_state"
 
     key: str = Field(primary_key=True, description="url + path of the destination")
-    state: str = Field("closed", description="closed, open or half_open")
-    failures: int = Field(0, description="consecutive failed attempts")
-    trips: int = Field(0, description="consecutive openings; the cool-down doubles with each")
+    state: str = Field(default="closed", description="closed, open or half_open")
+    failures: int = Field(default=0, description="consecutive failed attempts")
+    trips: int = Field(default=0, description="consecutive openings; the cool-down doubles with each")
     probe_at: datetime | None = Field(default=None, description="when an open breaker lets one probe through")
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     updated_at: datetime = Field(default_factory=utcnow)
