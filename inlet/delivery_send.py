@@ -69,6 +69,9 @@ class Sender:
             if not batch:
                 await self._note_deferred(connection_id)
                 return self.result
+            if held := await in_thread(outbox.held_by_dead, self.engine, batch):
+                await self._park_dead(held, "an older event of the same record is a dead letter; replay it first")
+                continue
             verdict, probe_at = await in_thread(breaker.gate, self.engine, d.key, d.breaker, self.clock())
             if verdict == "open":
                 self._park(probe_at)
