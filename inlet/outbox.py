@@ -10,12 +10,12 @@ from sqlalchemy import Engine, delete, func, or_, select, update
 from inlet.store import OutboxEvent, utcnow
 
 __all__ = [
-    "DeadLetter",
     "OutboxCounts",
+    "OutboxEntry",
     "PendingEvent",
     "ack",
     "counts",
-    "dead_letters",
+    "entries",
     "defer",
     "due_connections",
     "held_by_dead",
@@ -189,28 +189,29 @@ def due_connections(engine: Engine, tenant_id: str | None = None) -> list[tuple[
 
 
 @dataclass(frozen=True)
-class DeadLetter:
+class OutboxEntry:
     id: int
     tenant_id: str
     connection_id: str
     external_id: str
     type: str
     attempts: int
+    next_attempt_at: datetime | None
     dead_at: datetime | None
     last_error: str | None
 
 
-def dead_letters(engine: Engine, tenant_id: str | None = None, limit: int = 100) -> list[DeadLetter]:
-    """The oldest dead letters, with the app's last answer."""
+def entries(engine: Engine, status: str, tenant_id: str | None = None, limit: int = 100) -> list[OutboxEntry]:
+    """The oldest pending events or dead letters, with the app's last answer."""
     scope = [_outbox.c.tenant_id == tenant_id] if tenant_id else []
     with engine.connect() as db:
         rows = db.execute(
-            select(*(_outbox.c[name] for name in DeadLetter.__dataclass_fields__))
-            .where(*scope, _outbox.c.status == "dead")
+            select(*(_outbox.c[name] for name in OutboxEntry.__dataclass_fields__))
+            .where(*scope, _outbox.c.status == status)
             .order_by(_outbox.c.id)
             .limit(limit)
         ).all()
-    return [DeadLetter(**row._mapping) for row in rows]
+    return [OutboxEntry(**row._mapping) for row in rows]
 
 
 def replay(engine: Engine, *, ids: list[int] | None = None, tenant_id: str | None = None) -> int:

@@ -37,6 +37,7 @@ def connection_status(engine: Engine) -> list[dict[str, Any]]:
                     else "-",
                     "records": live,
                     "outbox_pending": box.pending,
+                    "outbox_deferred": box.deferred,
                     "dead_letters": box.dead,
                     "quarantined": quarantined,
                 }
