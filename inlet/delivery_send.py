@@ -153,7 +153,7 @@ class Sender:
                 "delivery of %d events failed (%s); try %d, again in %.2fs", len(events), error, attempt, wait
             )
             await maybe_await(self.sleep(wait))
-        raise _Unavailable(events, error)
+        raise _Unavailable(events, error, self.clock() + timedelta(seconds=wait) if wait else None)
 
     async def _count_failure(self, events: list[PendingEvent], error: str) -> None:
         """A 5xx or a lost connection counts against the breaker; raises once the breaker is open."""

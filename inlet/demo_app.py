@@ -45,7 +45,7 @@ __all__ = ["Batch", "DemoStore", "Event", "FaultConfig", "create_demo_app", "mai
 logger = logging.getLogger(__name__)
 
 _SECRET_ENV = "INLET_DEMO_APP_SECRET"
-_COUNTERS = ("events_applied", "duplicates", "batches", "rejected_signatures", "requests")
+_COUNTERS = ("events_applied", "duplicates", "batches", "rejected_signatures", "requests", "faults")
 _KEY_CHUNK = 500  # stays far below SQLite's limit on bound parameters per statement
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -125,13 +125,9 @@ class DemoStore:
             self._bump(events_applied=len(rows), duplicates=duplicates, batches=1)
         return len(rows), duplicates
 
-    def count_rejected_signature(self) -> None:
+    def count(self, **deltas: int) -> None:
         with self._transaction():
-            self._bump(rejected_signatures=1)
-
-    def count_request(self) -> None:
-        with self._transaction():
-            self._bump(requests=1)
+            self._bump(**deltas)
 
     def stats(self) -> dict[str, int]:
         with self._lock:
@@ -198,10 +194,21 @@ class _DemoApp:
     def __init__(self, store: DemoStore, secrets: Sequence[str], oauth: OAuthServer) -> None:
         self.store, self.secrets, self.oauth = store, list(secrets), oauth
         self.faults = Faults()
+        self.in_flight = self.max_in_flight = 0
 
     async def receive(self, request: Request) -> Response:
-        self.store.count_request()
+        self.store.count(requests=1)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            response = await self._receive(request)
+        finally:
+            self.in_flight -= 1
+        return response
+
+    async def _receive(self, request: Request) -> Response:
         if (fault := await self.faults.before()) is not None:
+            self.store.count(faults=1)
             return fault
         if not self.oauth.allows(request.headers.get("authorization")):
             return _error(401, "missing or unknown bearer token; get one at /oauth/token")
@@ -209,7 +216,7 @@ class _DemoApp:
         try:
             verify(self.secrets, request.headers, body)
         except SignatureError as exc:
-            self.store.count_rejected_signature()
+            self.store.count(rejected_signatures=1)
             logger.warning("rejected a delivery: %s", exc)
             return _error(401, f"signature verification failed: {exc}")
         try:
@@ -232,7 +239,7 @@ class _DemoApp:
         return JSONResponse(self.store.records(filters, include_deleted))
 
     async def stats(self, request: Request) -> Response:
-        return JSONResponse(self.store.stats())
+        return JSONResponse(self.store.stats() | {"max_in_flight": self.max_in_flight})
 
     async def health(self, request: Request) -> Response:
         return JSONResponse({"ok": True})
@@ -250,6 +257,7 @@ class _DemoApp:
     async def reset(self, request: Request) -> Response:
         self.store.reset()
         self.faults.set(FaultConfig())
+        self.max_in_flight = 0
         return JSONResponse({"ok": True})
 
 
