@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, case, func, select
+from sqlalchemy import Engine, case, func, or_, select
 
 from inlet import breaker
 from inlet.delivery import aware
@@ -41,8 +41,9 @@ class DestinationFigures:
 def destination_figures(engine: Engine, settings: Settings) -> list[DestinationFigures]:
     """One row per destination that has deliveries waiting, dead, or a breaker that is not closed."""
     now = utcnow()
-    deferred = (_outbox.c.status == "pending") & (_outbox.c.next_attempt_at > now)
-    due = (_outbox.c.status == "pending") & ~deferred
+    waiting = _outbox.c.status == "pending"
+    deferred = waiting & _outbox.c.next_attempt_at.is_not(None) & (_outbox.c.next_attempt_at > now)
+    due = waiting & or_(_outbox.c.next_attempt_at.is_(None), _outbox.c.next_attempt_at <= now)
     query = select(
         _outbox.c.tenant_id,
         func.sum(case((due, 1), else_=0)),
