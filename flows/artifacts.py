@@ -11,7 +11,7 @@ import anyio
 from prefect.artifacts import acreate_progress_artifact, acreate_table_artifact, aupdate_progress_artifact
 from sqlalchemy import Engine
 
-from inlet.delivery_status import destination_figures
+from inlet.delivery_status import DestinationFigures, destination_figures
 from inlet.settings import Settings
 
 __all__ = ["Progress", "artifact_key", "publish_delivery_status", "publish_summary"]
@@ -65,6 +65,9 @@ async def publish_delivery_status(engine: Engine, settings: Settings) -> None:
     figures = await anyio.to_thread.run_sync(destination_figures, engine, settings)
     await acreate_table_artifact(
         key="delivery-status",
-        table=[row.as_row() for row in figures] or [{"destination": "-", "pending": 0, "parked": 0, "dead": 0}],
+        table=[
+            row.as_row()
+            for row in figures or [DestinationFigures(settings.destination_url + settings.destination.path)]
+        ],
         description="deliveries per destination: pending, parked, dead, oldest age, breaker",
     )
