@@ -26,7 +26,7 @@ def fill_outbox(store_url: str, count: int) -> None:
 async def run_sweep() -> tuple[Any, dict[str, Any], list[int]]:
     """Run deliver-outbox without parameters; its result, artifacts by key and the destination limits."""
     state = await deliver_outbox(return_state=True)
-    result = await state.result()  # type: ignore[union-attr]
+    result = await state.aresult()
     async with get_client() as client:
         flt = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]))
         artifacts = {a.key or "": a.data for a in await client.read_artifacts(artifact_filter=flt)}
