@@ -22,7 +22,7 @@ from sqlmodel import Session, select
 
 from inlet.store import DestinationState, utcnow
 
-__all__ = ["BreakerPolicy", "Gate", "gate", "read_states", "record_failure", "record_success"]
+__all__ = ["BreakerPolicy", "Gate", "gate", "is_clean", "read_states", "record_failure", "record_success"]
 
 Gate = Literal["closed", "probe", "open"]
 _table = DestinationState.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ at class creation
@@ -63,6 +63,13 @@ def gate(engine: Engine, key: str, policy: BreakerPolicy, now: datetime | None =
             .values(state="half_open", probe_at=claimed_until, updated_at=now)
         ).rowcount
     return ("probe", None) if claimed == 1 else ("open", claimed_until)
+
+
+def is_clean(engine: Engine, key: str) -> bool:
+    """Closed with no failure counted: a success has nothing to reset (and need not write)."""
+    with Session(engine) as session:
+        row = session.get(DestinationState, key)
+    return row is None or (row.state == "closed" and row.failures == 0)
 
 
 def record_success(engine: Engine, key: str) -> None:

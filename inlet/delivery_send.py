@@ -61,6 +61,7 @@ class Sender:
         self.sleep, self.clock = sleep, clock
         self.result = DrainResult()
         self.parked_ids: set[int] = set()
+        self.breaker_clean: bool | None = None  # closed with no failures: a success need not write
 
     async def drain(self, connection_id: str) -> DrainResult:
         d = self.destination
@@ -137,7 +138,7 @@ class Sender:
                 error = str(exc)
             else:
                 if response.is_success or (400 <= response.status_code < 500 and response.status_code != 429):
-                    await in_thread(breaker.record_success, self.engine, d.key)
+                    await self._count_success()
                     return response
                 status, error = response.status_code, f"{d.key} answered {response.status_code}: {response.text[:1000]}"
                 wait = retry_after(response)
@@ -155,9 +156,19 @@ class Sender:
             await maybe_await(self.sleep(wait))
         raise _Unavailable(events, error, self.clock() + timedelta(seconds=wait) if wait else None)
 
+    async def _count_success(self) -> None:
+        """The app answered: close its breaker, writing only when there is something to reset."""
+        d = self.destination
+        if self.breaker_clean is None:
+            self.breaker_clean = await in_thread(breaker.is_clean, self.engine, d.key)
+        if not self.breaker_clean:
+            await in_thread(breaker.record_success, self.engine, d.key)
+            self.breaker_clean = True
+
     async def _count_failure(self, events: list[PendingEvent], error: str) -> None:
         """A 5xx or a lost connection counts against the breaker; raises once the breaker is open."""
         d = self.destination
+        self.breaker_clean = False
         probe_at = await in_thread(breaker.record_failure, self.engine, d.key, d.breaker, error, self.clock())
         if probe_at is not None:
             raise _Unavailable(events, error, probe_at, breaker_open=True)
