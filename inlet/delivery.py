@@ -91,7 +91,7 @@ class Destination:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Destination:
-        from inlet.destination_auth import BearerToken
+        from inlet.destination_auth import BearerToken, ClientCredentials
 
         secret = settings.destination_secret()
         if secret is None:
@@ -100,12 +100,16 @@ class Destination:
             )
         previous = settings.destination_previous_secret()
         d = settings.destination
-        policy = d.model_dump(exclude={"url", "path", "secret", "previous_secret", "bearer_token"})
+        credentials = {"url", "path", "secret", "previous_secret", "bearer_token"}
+        policy = {k: v for k, v in d.model_dump(exclude=credentials).items() if not k.startswith("oauth_")}
+        auth: httpx.Auth | None = BearerToken(d.bearer_token) if d.bearer_token else None
+        if d.oauth_token_url and d.oauth_client_id and d.oauth_client_secret:
+            auth = ClientCredentials(d.oauth_token_url, d.oauth_client_id, d.oauth_client_secret, d.oauth_scope)
         return cls(
             url=settings.destination_url,
             path=d.path,
             secrets=(secret, previous) if previous else (secret,),
-            auth=BearerToken(d.bearer_token) if d.bearer_token else None,
+            auth=auth,
             **policy,
         )
 

@@ -28,6 +28,10 @@ class DestinationSettings(BaseModel):
         None, description="the secret being rotated out; default: .inlet/destination.secret.previous"
     )
     bearer_token: SecretStr | None = Field(None, description="sent as `Authorization: Bearer ...`")
+    oauth_token_url: str | None = Field(None, description="OAuth2 client credentials: the token endpoint")
+    oauth_client_id: str | None = None
+    oauth_client_secret: SecretStr | None = None
+    oauth_scope: str | None = None
     max_attempts: int = Field(8, ge=1, description="tries of one batch within a run before it waits for the next")
     backoff_seconds: float = Field(0.5, ge=0, description="in-run backoff base (full jitter)")
     max_backoff_seconds: float = Field(60.0, ge=0, description="in-run backoff cap; a longer Retry-After defers")

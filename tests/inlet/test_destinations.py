@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from inlet import outbox
 from inlet.cli import initialise
 from inlet.delivery import Destination, drain
-from inlet.destination_auth import ClientCredentials
+from inlet.destination_auth import BearerToken, ClientCredentials
 from inlet.destinations import destination_for, retire_secret, rotate_secret, set_destination
 from inlet.errors import ConfigError
 from inlet.ledger import MappedRecord, PageScope, write_page
@@ -135,3 +135,20 @@ async def test_a_batch_older_than_the_max_age_becomes_a_dead_letter_with_the_las
     (dead,) = outbox.entries(sqlite_engine, "dead")
     assert result.dead == 1 and dead.last_error is not None and "max age" in dead.last_error
     assert "is the app up?" in dead.last_error
+
+
+def test_the_default_destination_takes_a_bearer_token_or_oauth2_from_settings(tmp_path: Path) -> None:
+    secret = SecretStr(generate_secret())
+    bearer = Settings(home=tmp_path, destination={"secret": secret, "bearer_token": SecretStr("tok")})
+    oauth = Settings(
+        home=tmp_path,
+        destination={
+            "secret": secret,
+            "oauth_token_url": "https://id.example/token",
+            "oauth_client_id": "inlet",
+            "oauth_client_secret": SecretStr("s3cret"),
+        },
+    )
+    assert isinstance(Destination.from_settings(bearer).auth, BearerToken)
+    auth = Destination.from_settings(oauth).auth
+    assert isinstance(auth, ClientCredentials) and "s3cret" not in repr(auth)
