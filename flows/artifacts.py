@@ -7,9 +7,14 @@ import time
 from typing import Any
 from uuid import UUID
 
+import anyio
 from prefect.artifacts import acreate_progress_artifact, acreate_table_artifact, aupdate_progress_artifact
+from sqlalchemy import Engine
 
-__all__ = ["Progress", "artifact_key", "publish_summary"]
+from inlet.delivery_status import DestinationFigures, destination_figures
+from inlet.settings import Settings
+
+__all__ = ["Progress", "artifact_key", "publish_delivery_status", "publish_summary"]
 
 
 def artifact_key(*parts: str) -> str:
@@ -52,4 +57,17 @@ async def publish_summary(*parts: str, summary: dict[str, Any]) -> None:
         key=artifact_key(*parts, "summary"),
         table=[{"figure": name, "value": value} for name, value in summary.items()],
         description=f"{'/'.join(parts)}: run summary",
+    )
+
+
+async def publish_delivery_status(engine: Engine, settings: Settings) -> None:
+    """The delivery figures per destination (what `inlet deliveries status` prints) as a table artifact."""
+    figures = await anyio.to_thread.run_sync(destination_figures, engine, settings)
+    await acreate_table_artifact(
+        key="delivery-status",
+        table=[
+            row.as_row()
+            for row in figures or [DestinationFigures(settings.destination_url + settings.destination.path)]
+        ],
+        description="deliveries per destination: pending, parked, dead, oldest age, breaker",
     )

@@ -1,38 +1,103 @@
-"""Send what waits in the outbox of one tenant's connection (after the app was down, or on a schedule)."""
+"""Send what waits in the outbox: one tenant's connection (after the app was down, `inlet deliver`), or, run
+by its schedule without parameters, every connection with work due, so parked and deferred deliveries are
+retried by Prefect, not by a scheduler of ours.
+
+Each connection's drain is a `send-to-app` task holding a slot of the destination's Prefect global
+concurrency limit (`inlet-destination-<host>-<hash>`, created with the destination's `concurrency`), so
+the workers of every machine together keep to it. The run publishes the delivery figures as an artifact.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
 import httpx
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+from prefect.concurrency.asyncio import concurrency
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
+from flows.artifacts import publish_delivery_status
 from flows.run_tags import label_run
+from inlet import outbox
 from inlet.delivery import Destination, DrainResult, drain
+from inlet.destinations import destination_for
 from inlet.errors import DeliveryError
 from inlet.settings import get_settings
 from inlet.store import open_store
 from inlet.tenancy import load_connection
 from inlet.vault import Vault
 
-__all__ = ["deliver_outbox"]
+__all__ = ["deliver_outbox", "destination_slot"]
 
 
-@task(name="send-to-app", cache_policy=NO_CACHE, persist_result=False)
+@asynccontextmanager
+async def destination_slot(destination: Destination, wait_seconds: float = 600) -> AsyncIterator[None]:
+    """Hold one slot of the destination's Prefect concurrency limit (created on first use)."""
+    host = re.sub(r"[^a-z0-9]+", "-", destination.url.lower().split("://")[-1]).strip("-")[:40]
+    name = f"inlet-destination-{host}-{hashlib.sha256(destination.key.encode()).hexdigest()[:8]}"
+    async with get_client() as client:
+        try:
+            await client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            try:
+                limit = GlobalConcurrencyLimitCreate(name=name, limit=destination.concurrency)
+                await client.create_global_concurrency_limit(limit)
+            except ObjectAlreadyExists:
+                pass  # another run created it first
+    async with concurrency(name, occupy=1, strict=True, lease_duration=60, timeout_seconds=wait_seconds):
+        yield
+
+
+@task(
+    name="send-to-app", task_run_name="send-to-app/{tenant}/{connection}", cache_policy=NO_CACHE, persist_result=False
+)
 async def _send(tenant: str, connection: str) -> DrainResult:
     settings = get_settings()
     engine = open_store(settings.store_url)
     loaded = load_connection(engine, Vault.from_settings(settings), tenant, connection)
     await label_run(tenant, connection, loaded.connection.app, loaded.connection.data_source)
-    destination = Destination.from_settings(settings)
-    async with httpx.AsyncClient(timeout=destination.timeout_seconds) as client:
+    destination = destination_for(engine, settings, tenant)
+    async with destination_slot(destination), httpx.AsyncClient(timeout=destination.timeout_seconds) as client:
         return await drain(engine, loaded.connection.id, destination, client)
 
 
-@flow(name="deliver-outbox", flow_run_name="deliver-outbox/{tenant}/{connection}", persist_result=False)
-async def deliver_outbox(tenant: str, connection: str) -> DrainResult:
-    """Deliver one connection's pending events; fails, keeping them, while the app does not take them."""
-    result = await _send(tenant, connection)
-    get_run_logger().info("delivered %d events in %d batches", result.delivered, result.batches)
-    if result.pending_left:
-        raise DeliveryError(f"the team's app did not take the events: {result.last_error}")
-    return result
+def _run_name() -> str:
+    from prefect.runtime import flow_run
+
+    tenant, connection = flow_run.parameters.get("tenant"), flow_run.parameters.get("connection")
+    return f"deliver-outbox/{tenant}/{connection}" if tenant and connection else "deliver-outbox/all"
+
+
+@flow(name="deliver-outbox", flow_run_name=_run_name, persist_result=False)
+async def deliver_outbox(tenant: str | None = None, connection: str | None = None) -> DrainResult:
+    """Deliver one connection's pending events (it fails, keeping them, while the app does not take them),
+    or, without parameters, every connection's due events (it completes while deliveries stay parked)."""
+    settings = get_settings()
+    engine = open_store(settings.store_url)
+    one = tenant is not None and connection is not None
+    targets = [(tenant, connection)] if one else await anyio.to_thread.run_sync(outbox.due_connections, engine, tenant)
+    results = await asyncio.gather(*(_send(t, c) for t, c in targets if t and c))
+    total = DrainResult()
+    for result in results:
+        total.add(result)
+    total.pending_left = any(r.pending_left for r in results)
+    total.parked = any(r.parked for r in results)
+    await publish_delivery_status(engine, settings)
+    get_run_logger().info(
+        "delivered %d events in %d batches to %d connections; dead letters: %d",
+        total.delivered,
+        total.batches,
+        len(results),
+        total.dead,
+    )
+    if one and total.pending_left:
+        raise DeliveryError(f"the team's app did not take the events: {total.last_error}")
+    return total

@@ -24,7 +24,7 @@ from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
 from connectors.base import PageRequest
-from flows.artifacts import Progress, publish_summary
+from flows.artifacts import Progress, publish_delivery_status, publish_summary
 from flows.run_tags import label_run
 from flows.runtime import ImportJob, ImportRuntime, open_runtime
 from flows.tasks import list_records, send_to_app
@@ -109,6 +109,7 @@ async def _import(run: ImportRuntime) -> ImportSummary:
         summary.seconds_total = time.perf_counter() - started
         _fill(summary, counts, drained)
         await publish_summary("full-import", job.tenant, job.connection, job.data_source, summary=summary.model_dump())
+        await publish_delivery_status(run.engine, run.settings)
     logger.info("full import of %s/%s (%s): %s", job.tenant, job.connection, app, summary.model_dump())
     if drained.pending_left:
         raise DeliveryError(

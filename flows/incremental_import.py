@@ -19,7 +19,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run, task_run
 from pydantic import BaseModel
 
-from flows.artifacts import publish_summary
+from flows.artifacts import publish_delivery_status, publish_summary
 from flows.run_tags import label_run
 from flows.runtime import ImportJob, ImportRuntime, open_runtime, runtime_for
 from flows.single_flight import single_flight, take_turn
@@ -114,6 +114,7 @@ async def _drain(run: ImportRuntime, run_id: str) -> IncrementalSummary:
     summary.created, summary.updated, summary.unchanged = counts.created, counts.updated, counts.unchanged
     summary.deleted, summary.quarantined = counts.deleted, counts.quarantined
     await publish_summary("incremental-import", job.tenant, job.connection, summary=summary.model_dump())
+    await publish_delivery_status(run.engine, run.settings)
     get_run_logger().info("incremental import of %s/%s: %s", job.tenant, job.connection, summary.model_dump())
     if summary.pending_delivery:
         raise DeliveryError("the team's app did not take the events; they wait in the outbox for the next run")

@@ -16,6 +16,7 @@ from connectors.base import Connector, Page, PageGuard, PageRequest
 from connectors.budget import RequestBudget
 from connectors.registry import load, open_connector
 from inlet.delivery import Destination
+from inlet.destinations import destination_for
 from inlet.settings import Settings
 from inlet.store import open_store
 from inlet.tenancy import LoadedConnection, load_connection
@@ -117,7 +118,7 @@ def open_runtime(job: ImportJob, settings: Settings, *, engine: Engine | None = 
         retry=settings.source_retry,
         budget=RequestBudget(budget.requests, budget.per_seconds) if budget else None,
     )
-    destination = Destination.from_settings(settings)
+    destination = destination_for(engine, settings, job.tenant)
     runtime = ImportRuntime(
         key=uuid.uuid4().hex,
         job=job,

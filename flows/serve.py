@@ -34,8 +34,9 @@ def main() -> None:
         _sync(
             deliver_outbox.to_deployment(
                 name="deliver-outbox",
-                description="Send what waits in a connection's outbox to the team's app.",
+                description="Retry the deliveries that wait in the outbox (parked, deferred); every minute.",
                 tags=["inlet", "delivery"],
+                interval=60,
             )
         ),
         _sync(

@@ -13,6 +13,8 @@ from inlet.cli_common import credential_value as _credential
 from inlet.cli_common import known_errors as _errors
 from inlet.cli_common import pairs as _pairs
 from inlet.cli_connectors import connectors_app
+from inlet.cli_deliveries import deliveries_app
+from inlet.cli_deliveries import status as deliveries_status
 from inlet.errors import InletError
 from inlet.settings import Settings, get_settings
 from inlet.store import open_store
@@ -25,6 +27,7 @@ app.add_typer(tenants, name="tenants")
 app.add_typer(connectors_app, name="connectors")
 app.add_typer(connections, name="connections")
 app.add_typer(imports, name="import")
+app.add_typer(deliveries_app, name="deliveries")
 
 Tenant = Annotated[str, typer.Option("--tenant", "-t", help="tenant id")]
 ConnectionId = Annotated[str, typer.Option("--connection", "-c", help="connection id")]
@@ -232,6 +235,7 @@ def status() -> None:
             typer.echo("(no Prefect server answers: run history left out; start one with `inlet up`)")
         for row in connection_status(engine, history):
             typer.echo("  ".join(f"{k}={v}" for k, v in row.items()))
+    deliveries_status()
 
 
 @app.command()

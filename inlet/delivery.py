@@ -1,10 +1,23 @@
-"""Delivery to the team's app, exactly as DESIGN.md's contract says.
+"""Delivery to the team's app, exactly as DESIGN.md's contract says, and to a retry policy measured in hours.
 
-`POST {url}{path}` with a JSON batch of one connection's events, signed per Standard Webhooks.
-2xx: the events leave the outbox. 429/503 with Retry-After: wait that long. Other 5xx, timeouts,
-connection errors: exponential backoff with full jitter. Other 4xx: the batch becomes a dead letter
-with the app's answer. A batch that exhausts its attempts stays pending, and the drain stops there,
-so no later event of the connection overtakes it.
+`POST {url}{path}` with a JSON batch of one connection's events, signed per Standard Webhooks (every
+active secret signs), with the destination's bearer or OAuth2 token when it has one.
+
+* 2xx: the events leave the outbox.
+* 429/503 with Retry-After: wait that long (in the run when it is short, else the batch is deferred).
+* Other 5xx, timeouts, connection errors: a few tries in the run with full-jitter backoff, then the batch
+  is deferred: `next_attempt_at` = now + retry_base + uniform(0, min(retry_cap, retry_base * 2**attempts))
+  (at most retry_cap), and the
+  scheduled `deliver-outbox` deployment sends it later. Failures feed the destination's circuit breaker
+  (inlet.breaker); while it is open the connection's deliveries are parked, and a probe tests the app.
+* A batch older than `max_age_seconds` that still fails becomes a dead letter with the last response.
+* 400/409/413/422: the app refused some record. When its body names the events
+  (`{"rejected": [{"event_id": "evt_..."}]}`) those become dead letters and the rest is sent again;
+  otherwise the batch is bisected until the poisoned event is alone. Other 4xx (401, 403, 404 ...):
+  the whole batch becomes a dead letter. `inlet deliveries replay` sends dead letters again.
+
+Order: a connection's events leave in outbox order; nothing overtakes a deferred event (outbox.pending_batch),
+and a dead letter holds back the later events of its record (outbox.park_records).
 """
 
 from __future__ import annotations
@@ -16,8 +29,9 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import ParamSpec, TypeVar
 
 import anyio
 import httpx
@@ -25,22 +39,26 @@ import orjson
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
+from connectors.budget import RequestBudget
 from connectors.errors import parse_retry_after
-from inlet import outbox
+from inlet import breaker
 from inlet.errors import ConfigError
 from inlet.outbox import PendingEvent
 from inlet.settings import Settings
 from inlet.signing import sign_headers
 from inlet.store import utcnow
 
-__all__ = ["Destination", "DrainResult", "drain", "encode_batch"]
+__all__ = ["Destination", "DrainResult", "drain", "encode_batch", "full_jitter"]
 
 logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Destination:
-    """The team's app as one tenant sees it."""
+    """The team's app as one tenant sees it, with the retry policy that applies to it."""
 
     url: str
     path: str
@@ -50,27 +68,49 @@ class Destination:
     max_attempts: int = 8
     backoff_seconds: float = 0.5
     max_backoff_seconds: float = 60.0
+    retry_base_seconds: float = 30.0
+    retry_cap_seconds: float = 3600.0
+    max_age_seconds: float = 3 * 86400.0
+    breaker_threshold: int = 5
+    breaker_cooldown_seconds: float = 30.0
+    concurrency: int = 4
+    rate_per_second: float = 50.0
+    auth: httpx.Auth | None = field(default=None, compare=False)
 
     def __repr__(self) -> str:
         return f"Destination(url={self.url!r}, path={self.path!r}, secrets=***)"
 
+    @property
+    def key(self) -> str:
+        """What the breaker and the limits are keyed by: the endpoint, never a secret."""
+        return self.url + self.path
+
+    @property
+    def breaker(self) -> breaker.BreakerPolicy:
+        return breaker.BreakerPolicy(self.breaker_threshold, self.breaker_cooldown_seconds, self.retry_cap_seconds)
+
     @classmethod
     def from_settings(cls, settings: Settings) -> Destination:
+        from inlet.destination_auth import BearerToken, ClientCredentials
+
         secret = settings.destination_secret()
         if secret is None:
             raise ConfigError(
                 "no signing secret for the destination: set INLET_DESTINATION__SECRET or run `inlet init`"
             )
+        previous = settings.destination_previous_secret()
         d = settings.destination
+        credentials = {"url", "path", "secret", "previous_secret", "bearer_token"}
+        policy = {k: v for k, v in d.model_dump(exclude=credentials).items() if not k.startswith("oauth_")}
+        auth: httpx.Auth | None = BearerToken(d.bearer_token) if d.bearer_token else None
+        if d.oauth_token_url and d.oauth_client_id and d.oauth_client_secret:
+            auth = ClientCredentials(d.oauth_token_url, d.oauth_client_id, d.oauth_client_secret, d.oauth_scope)
         return cls(
             url=settings.destination_url,
             path=d.path,
-            secrets=(secret,),
-            batch_size=d.batch_size,
-            timeout_seconds=d.timeout_seconds,
-            max_attempts=d.max_attempts,
-            backoff_seconds=d.backoff_seconds,
-            max_backoff_seconds=d.max_backoff_seconds,
+            secrets=(secret, previous) if previous else (secret,),
+            auth=auth,
+            **policy,
         )
 
 
@@ -83,6 +123,8 @@ class DrainResult:
     batches: int = 0
     attempts: int = 0
     pending_left: bool = False
+    parked: bool = False  # the destination's breaker is open
+    next_attempt_at: datetime | None = None
     last_error: str | None = None
     dead_errors: list[str] = field(default_factory=list)
     seconds_posting: float = 0.0
@@ -94,6 +136,8 @@ class DrainResult:
         self.batches += other.batches
         self.attempts += other.attempts
         self.pending_left = other.pending_left
+        self.parked = other.parked
+        self.next_attempt_at = other.next_attempt_at
         self.last_error = other.last_error or self.last_error
         self.dead_errors.extend(other.dead_errors)
 
@@ -121,6 +165,12 @@ def encode_batch(events: list[PendingEvent]) -> bytes:
     )
 
 
+def full_jitter(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
+    """uniform(0, min(cap, base * 2**attempt)): AWS's "full jitter". One line, so not worth a library; and the
+    attempt count of a deferred batch lives in the outbox across runs, which tenacity/stamina do not model."""
+    return (rng or random).uniform(0, min(cap, base * 2 ** min(attempt, 60)))
+
+
 async def drain(
     engine: Engine,
     connection_id: str,
@@ -128,81 +178,56 @@ async def drain(
     client: httpx.AsyncClient,
     *,
     sleep: Callable[[float], object] = asyncio.sleep,
+    clock: Callable[[], datetime] = utcnow,
 ) -> DrainResult:
-    """Send every due pending event of one connection, batch by batch, until none is left or one fails."""
-    result = DrainResult()
-    while True:
-        batch = await anyio.to_thread.run_sync(outbox.pending_batch, engine, connection_id, destination.batch_size)
-        if not batch:
-            # Events deferred by an earlier failure are not due yet, but they are still left.
-            if (when := await anyio.to_thread.run_sync(outbox.next_attempt, engine, connection_id)) is not None:
-                result.pending_left = True
-                result.last_error = result.last_error or f"deferred events wait for their next attempt at {when} UTC"
-            return result
-        ids = [e.id for e in batch]
-        started = time.perf_counter()
-        outcome = await _send(client, destination, batch, sleep)
-        result.seconds_posting += time.perf_counter() - started
-        result.batches += 1
-        result.attempts += outcome.attempts
-        if outcome.status == "ok":
-            await anyio.to_thread.run_sync(outbox.ack, engine, ids)
-            result.delivered += len(ids)
-        elif outcome.status == "rejected":
-            await anyio.to_thread.run_sync(outbox.park, engine, ids, outcome.error)
-            result.dead += len(ids)
-            result.dead_errors.append(outcome.error)
-        else:
-            retry_at = utcnow() + timedelta(seconds=min(destination.max_backoff_seconds, 60.0))
-            await anyio.to_thread.run_sync(partial(outbox.defer, engine, ids, outcome.error, next_attempt_at=retry_at))
-            result.pending_left = True
-            result.last_error = outcome.error
-            return result
+    """Send every due pending event of one connection, batch by batch, until none is left or the app fails."""
+    from inlet.delivery_send import Sender
+
+    return await Sender(engine, destination, client, sleep, clock).drain(connection_id)
 
 
-@dataclass(frozen=True)
-class _Outcome:
-    status: str  # ok, rejected, failed
-    attempts: int
-    error: str = ""
+def aware(when: datetime) -> datetime:
+    """SQLite hands datetimes back without their zone; the store writes UTC only."""
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
-async def _send(
-    client: httpx.AsyncClient, destination: Destination, batch: list[PendingEvent], sleep: Callable[[float], object]
-) -> _Outcome:
-    body = encode_batch(batch)
-    msg_id = "msg_" + hashlib.sha256(f"{batch[0].event_id}:{batch[-1].event_id}:{len(batch)}".encode()).hexdigest()[:24]
-    url = destination.url + destination.path
+def age(event: PendingEvent, now: datetime) -> timedelta:
+    return now - aware(event.created_at)
+
+
+def message_id(events: list[PendingEvent]) -> str:
+    """The webhook-id: the same for every retry of the same events."""
+    digest = hashlib.sha256(f"{events[0].event_id}:{events[-1].event_id}:{len(events)}".encode()).hexdigest()
+    return "msg_" + digest[:24]
+
+
+def signed_headers(destination: Destination, events: list[PendingEvent], body: bytes) -> dict[str, str]:
     secrets = [s.get_secret_value() for s in destination.secrets]
-    error = ""
-    for attempt in range(1, destination.max_attempts + 1):
-        headers = sign_headers(secrets, msg_id=msg_id, timestamp=int(time.time()), body=body)
-        headers["content-type"] = "application/json"
-        wait: float | None = None
-        try:
-            response = await client.post(url, content=body, headers=headers, timeout=destination.timeout_seconds)
-        except httpx.TransportError as exc:
-            error = f"{url}: {type(exc).__name__}: {exc}; is the app up?"
-        else:
-            if response.is_success:
-                return _Outcome("ok", attempt)
-            error = f"{url} answered {response.status_code}: {response.text[:1000]}"
-            if response.status_code in (429, 503):
-                wait = parse_retry_after(response.headers.get("Retry-After"))
-            elif 400 <= response.status_code < 500:
-                return _Outcome("rejected", attempt, error)
-        if attempt == destination.max_attempts:
-            break
-        if wait is None:
-            cap = min(destination.max_backoff_seconds, destination.backoff_seconds * 2**attempt)
-            wait = random.uniform(0, cap)
-        logger.warning(
-            "delivery of %d events failed (%s); attempt %d, retrying in %.2fs", len(batch), error, attempt, wait
-        )
-        await _maybe_await(sleep(wait))
-    return _Outcome("failed", destination.max_attempts, error)
+    headers = sign_headers(secrets, msg_id=message_id(events), timestamp=int(time.time()), body=body)
+    headers["content-type"] = "application/json"
+    return headers
 
 
-async def _maybe_await(value: object) -> None:
-    if asyncio.iscoroutine(value):
-        await value
+_LIMITS: dict[tuple[str, int], tuple[asyncio.Semaphore, RequestBudget]] = {}
+
+
+def limits(destination: Destination) -> tuple[asyncio.Semaphore, RequestBudget]:
+    """This process's concurrency and rate budget for one destination (per event loop: asyncio primitives
+    belong to one). Across processes, the deliver-outbox flow holds a Prefect concurrency limit."""
+    key = (destination.key, id(asyncio.get_running_loop()))
+    if key not in _LIMITS:
+        requests = max(1, round(destination.rate_per_second))
+        budget = RequestBudget(requests, requests / destination.rate_per_second)
+        _LIMITS[key] = (asyncio.Semaphore(destination.concurrency), budget)
+    return _LIMITS[key]
+
+
+async def in_thread(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run a blocking store call off the event loop."""
+    return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs))
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    if response.status_code in (429, 503):
+        return parse_retry_after(response.headers.get("Retry-After"))
+    return None

@@ -10,8 +10,9 @@ applied, and upserts or tombstones records, one transaction per batch. Tests and
     GET  /records        ?tenant=&connection=&data_source=&include_deleted=0|1 -> JSON list
     GET  /stats          JSON counters
     GET  /health         {"ok": true}
-    POST /_demo/faults   {"fail_next": n, "status": 503, "retry_after": 2}: the next n event POSTs fail
+    POST /_demo/faults   fault injection (inlet.demo_faults): 503s at a rate, 429 storms, delays, 422s, 413s
     POST /_demo/reset    clear all data, counters and faults
+    POST /oauth/token    OAuth2 client credentials, when started with --oauth-client id:secret
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import os
 import pathlib
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from typing import Any, Literal, Self
@@ -36,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from inlet.demo_faults import FaultConfig, Faults, OAuthServer
 from inlet.signing import SignatureError, verify
 
 __all__ = ["Batch", "DemoStore", "Event", "FaultConfig", "create_demo_app", "main"]
@@ -43,7 +45,7 @@ __all__ = ["Batch", "DemoStore", "Event", "FaultConfig", "create_demo_app", "mai
 logger = logging.getLogger(__name__)
 
 _SECRET_ENV = "INLET_DEMO_APP_SECRET"
-_COUNTERS = ("events_applied", "duplicates", "batches", "rejected_signatures")
+_COUNTERS = ("events_applied", "duplicates", "batches", "rejected_signatures", "requests", "faults")
 _KEY_CHUNK = 500  # stays far below SQLite's limit on bound parameters per statement
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -91,14 +93,6 @@ class Batch(BaseModel):
     events: list[Event]
 
 
-class FaultConfig(BaseModel):
-    """What `POST /_demo/faults` sets: the next `fail_next` event POSTs answer `status`."""
-
-    fail_next: int = Field(ge=0)
-    status: int = Field(default=503, ge=400, le=599)
-    retry_after: int | None = Field(default=None, ge=0)
-
-
 class DemoStore:
     """The demo app's SQLite database (WAL mode): records, applied idempotency keys and counters."""
 
@@ -131,9 +125,9 @@ class DemoStore:
             self._bump(events_applied=len(rows), duplicates=duplicates, batches=1)
         return len(rows), duplicates
 
-    def count_rejected_signature(self) -> None:
+    def count(self, **deltas: int) -> None:
         with self._transaction():
-            self._bump(rejected_signatures=1)
+            self._bump(**deltas)
 
     def stats(self) -> dict[str, int]:
         with self._lock:
@@ -197,24 +191,40 @@ class DemoStore:
 class _DemoApp:
     """The endpoints, sharing one store, the signing secrets and the pending faults."""
 
-    def __init__(self, store: DemoStore, secrets: Sequence[str]) -> None:
-        self.store, self.secrets = store, list(secrets)
-        self.faults = FaultConfig(fail_next=0)
+    def __init__(self, store: DemoStore, secrets: Sequence[str], oauth: OAuthServer) -> None:
+        self.store, self.secrets, self.oauth = store, list(secrets), oauth
+        self.faults = Faults()
+        self.in_flight = self.max_in_flight = 0
 
     async def receive(self, request: Request) -> Response:
-        if self.faults.fail_next > 0:
-            return self._injected_fault()
+        self.store.count(requests=1)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            response = await self._receive(request)
+        finally:
+            self.in_flight -= 1
+        return response
+
+    async def _receive(self, request: Request) -> Response:
+        if (fault := await self.faults.before()) is not None:
+            self.store.count(faults=1)
+            return fault
+        if not self.oauth.allows(request.headers.get("authorization")):
+            return _error(401, "missing or unknown bearer token; get one at /oauth/token")
         body = await request.body()
         try:
             verify(self.secrets, request.headers, body)
         except SignatureError as exc:
-            self.store.count_rejected_signature()
+            self.store.count(rejected_signatures=1)
             logger.warning("rejected a delivery: %s", exc)
             return _error(401, f"signature verification failed: {exc}")
         try:
             batch = Batch.model_validate_json(body)
         except ValidationError as exc:
             return _error(400, _describe(exc))
+        if (refusal := self.faults.refuse(batch.events)) is not None:
+            return refusal
         accepted, duplicates = self.store.apply(batch)
         logger.debug("applied %d events, %d duplicates, for %s", accepted, duplicates, batch.connection)
         return JSONResponse({"accepted": accepted, "duplicates": duplicates})
@@ -229,36 +239,39 @@ class _DemoApp:
         return JSONResponse(self.store.records(filters, include_deleted))
 
     async def stats(self, request: Request) -> Response:
-        return JSONResponse(self.store.stats())
+        return JSONResponse(self.store.stats() | {"max_in_flight": self.max_in_flight})
 
     async def health(self, request: Request) -> Response:
         return JSONResponse({"ok": True})
 
     async def set_faults(self, request: Request) -> Response:
         try:
-            self.faults = FaultConfig.model_validate_json(await request.body())
+            config = FaultConfig.model_validate_json(await request.body())
         except ValidationError as exc:
             return _error(400, _describe(exc))
-        return JSONResponse(self.faults.model_dump())
+        if config.revoke_tokens:
+            self.oauth.tokens.clear()
+        self.faults.set(config)
+        return JSONResponse(config.model_dump())
 
     async def reset(self, request: Request) -> Response:
         self.store.reset()
-        self.faults = FaultConfig(fail_next=0)
+        self.faults.set(FaultConfig())
+        self.max_in_flight = 0
         return JSONResponse({"ok": True})
 
-    def _injected_fault(self) -> Response:
-        self.faults = self.faults.model_copy(update={"fail_next": self.faults.fail_next - 1})
-        retry_after = self.faults.retry_after
-        headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
-        return JSONResponse({"error": "injected fault (POST /_demo/faults)"}, self.faults.status, headers)
 
-
-def create_demo_app(db_path: pathlib.Path, secrets: Sequence[str], path: str = "/inlet/events") -> Starlette:
+def create_demo_app(
+    db_path: pathlib.Path,
+    secrets: Sequence[str],
+    path: str = "/inlet/events",
+    oauth_clients: Mapping[str, str] | None = None,
+) -> Starlette:
     """Build the demo app over the SQLite file at `db_path`, accepting deliveries signed by any secret."""
     if not secrets:
         raise ValueError("the demo app needs at least one whsec_ signing secret")
     store = DemoStore(db_path)
-    app = _DemoApp(store, secrets)
+    app = _DemoApp(store, secrets, OAuthServer(oauth_clients or {}))
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -273,6 +286,7 @@ def create_demo_app(db_path: pathlib.Path, secrets: Sequence[str], path: str = "
         Route("/health", app.health, methods=["GET"]),
         Route("/_demo/faults", app.set_faults, methods=["POST"]),
         Route("/_demo/reset", app.reset, methods=["POST"]),
+        Route("/oauth/token", app.oauth.token, methods=["POST"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
 
@@ -336,6 +350,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--path", default="/inlet/events", help="where deliveries are POSTed")
     secret_help = f"whsec_ signing secret, repeatable; default ${_SECRET_ENV} (space separated)"
     parser.add_argument("--secret", action="append", help=secret_help)
+    parser.add_argument("--oauth-client", action="append", default=[], help="id:secret; event POSTs need a token")
     args = parser.parse_args(argv)
     secrets = args.secret or [s for s in os.environ.get(_SECRET_ENV, "").split() if s]
     if not secrets:
@@ -343,7 +358,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args.db.parent.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logger.info("demo app on http://%s:%d/ receiving at %s, db %s", args.host, args.port, args.path, args.db)
-    app = create_demo_app(args.db, secrets, args.path)
+    clients = dict(pair.partition(":")[::2] for pair in args.oauth_client)
+    app = create_demo_app(args.db, secrets, args.path, clients)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 

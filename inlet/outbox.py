@@ -9,7 +9,23 @@ from sqlalchemy import Engine, delete, func, or_, select, update
 
 from inlet.store import OutboxEvent, utcnow
 
-__all__ = ["OutboxCounts", "PendingEvent", "ack", "counts", "defer", "next_attempt", "park", "pending_batch"]
+__all__ = [
+    "OutboxCounts",
+    "OutboxEntry",
+    "PendingEvent",
+    "ack",
+    "counts",
+    "entries",
+    "defer",
+    "due_connections",
+    "held_by_dead",
+    "next_attempt",
+    "park",
+    "park_records",
+    "pending_batch",
+    "purge",
+    "replay",
+]
 
 _outbox = OutboxEvent.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ at class creation
 
@@ -27,6 +43,7 @@ class PendingEvent:
     source_updated_at: str | None
     idempotency_key: str
     attempts: int
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -34,6 +51,7 @@ class OutboxCounts:
     pending: int
     dead: int
     oldest_pending: datetime | None
+    deferred: int = 0  # of the pending: waiting for their next attempt
 
 
 def pending_batch(engine: Engine, connection_id: str, limit: int, *, now: datetime | None = None) -> list[PendingEvent]:
@@ -90,8 +108,41 @@ def park(engine: Engine, ids: list[int], error: str) -> None:
         db.execute(
             update(_outbox)
             .where(_outbox.c.id.in_(ids))
-            .values(status="dead", attempts=_outbox.c.attempts + 1, last_error=error[:4000])
+            .values(status="dead", attempts=_outbox.c.attempts + 1, last_error=error[:4000], dead_at=utcnow())
         )
+
+
+def park_records(engine: Engine, events: list[PendingEvent], error: str) -> set[int]:
+    """Park these events, and every later pending event of the same records, so that a replay keeps their order.
+
+    Returns the ids of all the events parked.
+    """
+    ids = {e.id for e in events}
+    with engine.begin() as db:
+        for e in events:
+            followers = db.execute(
+                select(_outbox.c.id).where(
+                    _outbox.c.connection_id == e.connection_id,
+                    _outbox.c.data_source == e.data_source,
+                    _outbox.c.external_id == e.external_id,
+                    _outbox.c.status == "pending",
+                    _outbox.c.id > e.id,
+                )
+            ).scalars()
+            ids.update(followers)
+        now = utcnow()
+        held = f"held behind a dead letter of the same record: {error}"
+        db.execute(
+            update(_outbox)
+            .where(_outbox.c.id.in_([e.id for e in events]))
+            .values(status="dead", attempts=_outbox.c.attempts + 1, last_error=error[:4000], dead_at=now)
+        )
+        db.execute(
+            update(_outbox)
+            .where(_outbox.c.id.in_(ids - {e.id for e in events}), _outbox.c.status == "pending")
+            .values(status="dead", last_error=held[:4000], dead_at=now)
+        )
+    return ids
 
 
 def defer(engine: Engine, ids: list[int], error: str, *, next_attempt_at: datetime | None) -> None:
@@ -114,4 +165,95 @@ def counts(engine: Engine, connection_id: str | None = None) -> OutboxCounts:
         oldest = db.execute(
             select(func.min(_outbox.c.created_at)).where(*scope, _outbox.c.status == "pending")
         ).scalar_one()
-    return OutboxCounts(pending=rows.get("pending", 0), dead=rows.get("dead", 0), oldest_pending=oldest)
+        deferred = db.execute(
+            select(func.count()).where(*scope, _outbox.c.status == "pending", _outbox.c.next_attempt_at > utcnow())
+        ).scalar_one()
+    return OutboxCounts(rows.get("pending", 0), rows.get("dead", 0), oldest, deferred)
+
+
+def due_connections(engine: Engine, tenant_id: str | None = None) -> list[tuple[str, str]]:
+    """(tenant, connection) of every connection with a pending event due now (its oldest may still wait)."""
+    scope = [_outbox.c.tenant_id == tenant_id] if tenant_id else []
+    with engine.connect() as db:
+        rows = db.execute(
+            select(_outbox.c.tenant_id, _outbox.c.connection_id)
+            .where(
+                *scope,
+                _outbox.c.status == "pending",
+                or_(_outbox.c.next_attempt_at.is_(None), _outbox.c.next_attempt_at <= utcnow()),
+            )
+            .group_by(_outbox.c.tenant_id, _outbox.c.connection_id)
+            .order_by(_outbox.c.tenant_id, _outbox.c.connection_id)
+        ).all()
+    return [(t, c) for t, c in rows]
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    id: int
+    tenant_id: str
+    connection_id: str
+    external_id: str
+    type: str
+    attempts: int
+    next_attempt_at: datetime | None
+    dead_at: datetime | None
+    last_error: str | None
+
+
+def entries(engine: Engine, status: str, tenant_id: str | None = None, limit: int = 100) -> list[OutboxEntry]:
+    """The oldest pending events or dead letters, with the app's last answer."""
+    scope = [_outbox.c.tenant_id == tenant_id] if tenant_id else []
+    with engine.connect() as db:
+        rows = db.execute(
+            select(*(_outbox.c[name] for name in OutboxEntry.__dataclass_fields__))
+            .where(*scope, _outbox.c.status == status)
+            .order_by(_outbox.c.id)
+            .limit(limit)
+        ).all()
+    return [OutboxEntry(**row._mapping) for row in rows]
+
+
+def replay(engine: Engine, *, ids: list[int] | None = None, tenant_id: str | None = None) -> int:
+    """Make dead letters pending again, due now, with fresh attempt counts; they keep their place (id order).
+
+    No filter: every dead letter. Returns how many were replayed.
+    """
+    scope = []
+    if ids is not None:
+        scope.append(_outbox.c.id.in_(ids))
+    if tenant_id is not None:
+        scope.append(_outbox.c.tenant_id == tenant_id)
+    with engine.begin() as db:
+        replayed: int = db.execute(
+            update(_outbox)
+            .where(*scope, _outbox.c.status == "dead")
+            .values(status="pending", attempts=0, next_attempt_at=None, dead_at=None)
+        ).rowcount
+    return replayed
+
+
+def purge(engine: Engine, older_than: datetime) -> int:
+    """Delete dead letters that died before `older_than`; returns how many."""
+    with engine.begin() as db:
+        purged: int = db.execute(
+            delete(_outbox).where(_outbox.c.status == "dead", _outbox.c.dead_at < older_than)
+        ).rowcount
+    return purged
+
+
+def held_by_dead(engine: Engine, events: list[PendingEvent]) -> list[PendingEvent]:
+    """The events whose record has an older dead letter: sending them first would reorder the record."""
+    first = events[0]
+    with engine.connect() as db:
+        dead = db.execute(
+            select(_outbox.c.data_source, _outbox.c.external_id, func.min(_outbox.c.id))
+            .where(
+                _outbox.c.connection_id == first.connection_id,
+                _outbox.c.status == "dead",
+                _outbox.c.external_id.in_(sorted({e.external_id for e in events})),
+            )
+            .group_by(_outbox.c.data_source, _outbox.c.external_id)
+        ).all()
+    oldest_dead = {(source, external_id): min_id for source, external_id, min_id in dead}
+    return [e for e in events if oldest_dead.get((e.data_source, e.external_id), e.id) < e.id]

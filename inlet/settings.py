@@ -25,9 +25,24 @@ class DestinationSettings(BaseModel):
     secret: SecretStr | None = Field(None, description="whsec_... signing secret; default: .inlet/destination.secret")
     batch_size: int = Field(500, ge=1, le=10_000)
     timeout_seconds: float = Field(30.0, gt=0)
+    previous_secret: SecretStr | None = Field(
+        None, description="the secret being rotated out; default: .inlet/destination.secret.previous"
+    )
+    bearer_token: SecretStr | None = Field(None, description="sent as `Authorization: Bearer ...`")
+    oauth_token_url: str | None = Field(None, description="OAuth2 client credentials: the token endpoint")
+    oauth_client_id: str | None = None
+    oauth_client_secret: SecretStr | None = None
+    oauth_scope: str | None = None
     max_attempts: int = Field(8, ge=1, description="tries of one batch within a run before it waits for the next")
-    backoff_seconds: float = Field(0.5, ge=0)
-    max_backoff_seconds: float = Field(60.0, ge=0)
+    backoff_seconds: float = Field(0.5, ge=0, description="in-run backoff base (full jitter)")
+    max_backoff_seconds: float = Field(60.0, ge=0, description="in-run backoff cap; a longer Retry-After defers")
+    retry_base_seconds: float = Field(30.0, ge=0, description="first wait of a deferred batch; doubles per attempt")
+    retry_cap_seconds: float = Field(3600.0, ge=0, description="longest wait between two attempts of one batch")
+    max_age_seconds: float = Field(3 * 86400.0, gt=0, description="a batch older than this becomes a dead letter")
+    breaker_threshold: int = Field(5, ge=1, description="consecutive failed attempts that open the breaker")
+    breaker_cooldown_seconds: float = Field(30.0, ge=0, description="first probe after opening; doubles per trip")
+    concurrency: int = Field(4, ge=1, description="requests in flight to the destination at once")
+    rate_per_second: float = Field(50.0, gt=0, description="request budget per second to the destination")
 
 
 class Settings(BaseSettings):
@@ -96,6 +111,13 @@ class Settings(BaseSettings):
         if self.destination.secret is not None:
             return self.destination.secret
         path = self.home / "destination.secret"
+        return SecretStr(path.read_text().strip()) if path.is_file() else None
+
+    def destination_previous_secret(self) -> SecretStr | None:
+        """The secret being rotated out, from settings or <home>/destination.secret.previous."""
+        if self.destination.previous_secret is not None:
+            return self.destination.previous_secret
+        path = self.home / "destination.secret.previous"
         return SecretStr(path.read_text().strip()) if path.is_file() else None
 
 

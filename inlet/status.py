@@ -46,6 +46,7 @@ def connection_status(engine: Engine, history: dict[str, dict[str, str]] | None 
                 "inbox": inbox_depth,
                 "lag_seconds": round((now - _aware(oldest)).total_seconds(), 1) if oldest else 0,
                 "outbox_pending": box.pending,
+                "outbox_deferred": box.deferred,
                 "dead_letters": box.dead,
                 "quarantined": quarantined,
             }

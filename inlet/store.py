@@ -23,6 +23,8 @@ from sqlmodel import Field, SQLModel, create_engine
 __all__ = [
     "Checkpoint",
     "Connection",
+    "DestinationOverride",
+    "DestinationState",
     "LedgerEntry",
     "OutboxEvent",
     "InboxEvent",
@@ -118,6 +120,37 @@ class OutboxEvent(SQLModel, table=True):
     next_attempt_at: datetime | None = None
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(default_factory=utcnow)
+    dead_at: datetime | None = Field(default=None, description="when it became a dead letter")
+
+
+class DestinationOverride(SQLModel, table=True):
+    """One tenant's own destination; unset fields fall back to the installation's default in settings."""
+
+    __tablename__ = "destination"
+
+    tenant_id: str = Field(primary_key=True, foreign_key="tenant.id")
+    url: str | None = None
+    path: str | None = None
+    oauth_token_url: str | None = None
+    oauth_client_id: str | None = None
+    oauth_scope: str | None = None
+    # Vault-encrypted: secret, previous_secret (during a rotation), bearer_token, oauth_client_secret.
+    secrets_encrypted: bytes | None = Field(default=None, sa_column=Column(LargeBinary), repr=False)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class DestinationState(SQLModel, table=True):
+    """The circuit breaker of one destination (url + path), shared by every process that delivers to it."""
+
+    __tablename__ = "destination_state"
+
+    key: str = Field(primary_key=True, description="url + path of the destination")
+    state: str = Field(default="closed", description="closed, open or half_open")
+    failures: int = Field(default=0, description="consecutive failed attempts")
+    trips: int = Field(default=0, description="consecutive openings; the cool-down doubles with each")
+    probe_at: datetime | None = Field(default=None, description="when an open breaker lets one probe through")
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    updated_at: datetime = Field(default_factory=utcnow)
 
 
 class QuarantinedRecord(SQLModel, table=True):

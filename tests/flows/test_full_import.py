@@ -39,7 +39,10 @@ def test_full_import_delivers_every_record_and_a_rerun_sends_nothing(inlet_env: 
     second = run_import()
     assert (first.pages, first.created, first.delivered) == (3, 250, 250)
     assert (second.created, second.updated, second.unchanged, second.delivered) == (0, 0, 250, 0)
-    assert env.app_stats() | {"batches": 0} == {
+    stats = env.app_stats()
+    assert {k: stats[k] for k in ("records", "deleted", "events_applied", "duplicates", "rejected_signatures")} | {
+        "batches": 0
+    } == {
         "records": 250,
         "deleted": 0,
         "events_applied": 250,
@@ -103,11 +106,13 @@ def test_run_has_readable_name_and_publishes_artifacts(inlet_env: InletEnvFactor
             run = await client.read_flow_run(summary.flow_run_id)  # type: ignore[arg-type]
             flt = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]))
             artifacts = await client.read_artifacts(artifact_filter=flt)
-            return run.name, {a.type or "": a.data for a in artifacts}
+            return run.name, {a.key or "": a.data for a in artifacts}
 
     name, artifacts = asyncio.run(read())
     assert name == "full-import/acme/acme-hubspot/users"
-    assert artifacts["progress"] == 100 and "records_seen" in str(artifacts["table"])
+    assert artifacts["full-import-acme-acme-hubspot-users-progress"] == 100
+    assert "records_seen" in str(artifacts["full-import-acme-acme-hubspot-users-summary"])
+    assert "breaker" in str(artifacts["delivery-status"])
 
 
 def test_source_gone_mid_run_fails_clearly_keeps_the_checkpoint_and_resumes(inlet_env: InletEnvFactory) -> None:

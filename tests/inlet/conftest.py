@@ -20,6 +20,8 @@ STORE_TABLES = (
     "inbox",
     "sync_state",
     "webhook_receipt",
+    "destination",
+    "destination_state",
 )
 
 

@@ -149,15 +149,15 @@ async def test_503_with_retry_after_is_retried_until_accepted(
     assert len(delivered(app)) == 3 and outbox.counts(sqlite_engine).pending == 0
 
 
-async def test_422_parks_the_batch_as_dead_with_the_body(
+async def test_422_on_a_single_event_parks_it_as_dead_with_the_body(
     sqlite_engine: Engine, app: DemoApp, client: httpx.AsyncClient
 ) -> None:
-    write_page(sqlite_engine, SCOPE, users("1", "2"), next_request=None)
+    write_page(sqlite_engine, SCOPE, users("1"), next_request=None)
     app.post("/_demo/faults", {"fail_next": 1, "status": 422})
     result = await drain(sqlite_engine, CONNECTION, app.destination(), client, sleep=Sleeps())
-    assert (result.delivered, result.dead, result.attempts, result.pending_left) == (0, 2, 1, False)
+    assert (result.delivered, result.dead, result.attempts, result.pending_left) == (0, 1, 1, False)
     assert "422" in result.dead_errors[0] and "injected fault" in result.dead_errors[0]
-    assert (outbox.counts(sqlite_engine).pending, outbox.counts(sqlite_engine).dead) == (0, 2)
+    assert (outbox.counts(sqlite_engine).pending, outbox.counts(sqlite_engine).dead) == (0, 1)
     assert delivered(app) == {} and (await drain(sqlite_engine, CONNECTION, app.destination(), client)).batches == 0
 
 
@@ -182,7 +182,7 @@ async def test_app_down_leaves_everything_pending_until_it_is_back(
     sqlite_engine: Engine, client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     app = DemoApp(f"http://127.0.0.1:{free_port()}")
-    destination = app.destination(max_attempts=2, backoff_seconds=0, max_backoff_seconds=0)
+    destination = app.destination(max_attempts=2, backoff_seconds=0, max_backoff_seconds=0, retry_base_seconds=0)
     write_page(sqlite_engine, SCOPE, users("1", "2", "3"), next_request=None)
     down = await drain(sqlite_engine, CONNECTION, destination, client, sleep=Sleeps())
     assert (down.delivered, down.attempts, down.pending_left) == (0, 2, True)
@@ -199,7 +199,7 @@ async def test_app_down_leaves_everything_pending_until_it_is_back(
 async def test_events_deferred_after_a_failure_are_reported_as_left(
     sqlite_engine: Engine, client: httpx.AsyncClient
 ) -> None:
-    destination = DemoApp(f"http://127.0.0.1:{free_port()}").destination(max_attempts=1, max_backoff_seconds=60)
+    destination = DemoApp(f"http://127.0.0.1:{free_port()}").destination(max_attempts=1, retry_base_seconds=60)
     write_page(sqlite_engine, SCOPE, users("1"), next_request=None)
     await drain(sqlite_engine, CONNECTION, destination, client, sleep=Sleeps())
     later = await drain(sqlite_engine, CONNECTION, destination, client, sleep=Sleeps())

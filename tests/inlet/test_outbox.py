@@ -123,3 +123,44 @@ def _all(engine: Engine) -> list[OutboxEvent]:
     table = OutboxEvent.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__
     with engine.connect() as db:
         return [OutboxEvent.model_validate(row._mapping) for row in db.execute(select(table).order_by(table.c.id))]
+
+
+def test_park_records_holds_the_later_events_of_the_same_record(engine: Engine) -> None:
+    put(engine, USERS, "1", "2")
+    write_page(
+        engine, replace(USERS, generation="gen-3"), [MappedRecord("1", {"email": "new"}, None)], next_request=None
+    )
+    first = outbox.pending_batch(engine, "acme-hubspot", 1)
+    parked = outbox.park_records(engine, first, "422: bad email")
+    assert len(parked) == 2 and batch_ids(engine) == ["2"]
+    held = [e for e in outbox.entries(engine, "dead") if e.id != first[0].id]
+    assert held[0].last_error is not None and held[0].last_error.startswith("held behind a dead letter")
+
+
+def test_a_new_event_of_a_record_with_a_dead_letter_is_held(engine: Engine) -> None:
+    put(engine, USERS, "1", "2")
+    outbox.park(engine, ids_of(engine, "1"), "422")
+    write_page(
+        engine, replace(USERS, generation="gen-2"), [MappedRecord("1", {"email": "new"}, None)], next_request=None
+    )
+    batch = outbox.pending_batch(engine, "acme-hubspot", 10)
+    assert [e.external_id for e in outbox.held_by_dead(engine, batch)] == ["1"]
+
+
+def test_replay_makes_dead_letters_due_again_and_purge_deletes_old_ones(engine: Engine) -> None:
+    put(engine, USERS, "1", "2", "3")
+    put(engine, OTHER, "9")
+    outbox.park(engine, ids_of(engine, "1", "2", "9"), "422")
+    assert outbox.replay(engine, ids=ids_of(engine, "1")) == 1 and batch_ids(engine) == ["1", "3"]
+    assert outbox.replay(engine, tenant_id="nobody") == 0
+    assert outbox.purge(engine, utcnow() - timedelta(hours=1)) == 0
+    assert outbox.purge(engine, utcnow() + timedelta(seconds=1)) == 2
+    assert outbox.entries(engine, "dead") == []
+
+
+def test_due_connections_skips_connections_that_only_wait(engine: Engine) -> None:
+    put(engine, USERS, "1")
+    put(engine, OTHER, "2")
+    outbox.defer(engine, ids_of(engine, "2"), "503", next_attempt_at=LATER)
+    assert outbox.due_connections(engine) == [("acme", "acme-hubspot")]
+    assert outbox.counts(engine, "acme-salesforce").deferred == 1

@@ -1,0 +1,147 @@
+"""`inlet deliveries ...`: what waits for the team's app, dead letters and their replay, and destinations."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated
+
+import typer
+from pydantic import SecretStr
+
+from inlet.cli_common import credential_value, known_errors
+from inlet.settings import get_settings
+from inlet.store import open_store, utcnow
+
+__all__ = ["deliveries_app", "parse_age"]
+
+deliveries_app = typer.Typer(no_args_is_help=True, help="Deliveries to your app: status, dead letters, replay.")
+destination_app = typer.Typer(no_args_is_help=True, help="Where a tenant's events go, and its signing secrets.")
+deliveries_app.add_typer(destination_app, name="destination")
+
+OptionalTenant = Annotated[str | None, typer.Option("--tenant", "-t", help="tenant id (default: every tenant)")]
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_age(text: str) -> timedelta:
+    """`90s`, `30m`, `12h`, `7d` as a timedelta."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text)
+    if match is None:
+        raise typer.BadParameter(f"{text!r} is not an age like 90s, 30m, 12h or 7d")
+    return timedelta(seconds=float(match[1]) * _UNITS[match[2]])
+
+
+@deliveries_app.command("status")
+def status() -> None:
+    """Per destination: pending, parked, dead letters, the oldest pending age and the breaker's state."""
+    from inlet.delivery_status import destination_figures
+
+    with known_errors():
+        settings = get_settings()
+        figures = destination_figures(open_store(settings.store_url), settings)
+        if not figures:
+            typer.echo("nothing waits: every event was delivered")
+        for row in figures:
+            typer.echo("  ".join(f"{k}={v}" for k, v in row.as_row().items()))
+
+
+@deliveries_app.command("list")
+def list_(
+    dead: Annotated[bool, typer.Option("--dead", help="dead letters instead of the events waiting")] = False,
+    tenant: OptionalTenant = None,
+    limit: Annotated[int, typer.Option(help="at most this many")] = 100,
+) -> None:
+    """Events waiting for the app (or, with --dead, dead letters), oldest first, with the app's last answer."""
+    from inlet.outbox import entries
+
+    with known_errors():
+        for e in entries(open_store(get_settings().store_url), "dead" if dead else "pending", tenant, limit):
+            when = e.dead_at if dead else e.next_attempt_at
+            label = "dead_at" if dead else "next_attempt_at"
+            typer.echo(
+                f"id={e.id} tenant={e.tenant_id} connection={e.connection_id} record={e.external_id} type={e.type} "
+                f"attempts={e.attempts} {label}={when.isoformat(timespec='seconds') if when else '-'} "
+                f"error={(e.last_error or '')[:200]!r}"
+            )
+
+
+@deliveries_app.command("replay")
+def replay(
+    ids: Annotated[list[int], typer.Option("--id", help="a dead letter's id; repeatable")] = [],  # noqa: B006
+    tenant: OptionalTenant = None,
+    all_: Annotated[bool, typer.Option("--all", help="every dead letter")] = False,
+) -> None:
+    """Make dead letters pending again (after the app was fixed); the next drain sends them in order."""
+    from inlet.outbox import replay as replay_dead
+
+    if not (ids or tenant or all_):
+        raise typer.BadParameter("say which dead letters: --id N, --tenant T or --all")
+    with known_errors():
+        count = replay_dead(open_store(get_settings().store_url), ids=ids or None, tenant_id=tenant)
+        typer.echo(f"{count} dead letters are pending again; `inlet deliver` or the deliver-outbox schedule sends them")
+
+
+@deliveries_app.command("purge")
+def purge(
+    older_than: Annotated[str, typer.Option("--older-than", help="age of the dead letters to delete: 7d, 12h ...")],
+) -> None:
+    """Delete dead letters that died longer ago than the given age."""
+    from inlet.outbox import purge as purge_dead
+
+    age = parse_age(older_than)
+    with known_errors():
+        count = purge_dead(open_store(get_settings().store_url), utcnow() - age)
+        typer.echo(f"{count} dead letters older than {older_than} deleted")
+
+
+@destination_app.command("set")
+def destination_set(
+    tenant: Annotated[str, typer.Option("--tenant", "-t", help="tenant id")],
+    url: Annotated[str | None, typer.Option(help="base URL of the tenant's app")] = None,
+    path: Annotated[str | None, typer.Option(help="path events are POSTed to")] = None,
+    bearer_token: Annotated[str | None, typer.Option(help="token, env:VAR or @file")] = None,
+    oauth_token_url: Annotated[str | None, typer.Option(help="OAuth2 client-credentials token endpoint")] = None,
+    oauth_client_id: Annotated[str | None, typer.Option()] = None,
+    oauth_client_secret: Annotated[str | None, typer.Option(help="secret, env:VAR or @file")] = None,
+    oauth_scope: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Give a tenant its own destination; prints its new signing secret once, when one is made."""
+    from inlet.destinations import set_destination
+
+    oauth_parts = (oauth_token_url, oauth_client_id, oauth_client_secret)
+    if any(oauth_parts) and not all(oauth_parts):
+        raise typer.BadParameter("OAuth2 needs --oauth-token-url, --oauth-client-id and --oauth-client-secret")
+    oauth: tuple[str, str, SecretStr, str | None] | None = None
+    if oauth_token_url and oauth_client_id and oauth_client_secret:
+        oauth = (oauth_token_url, oauth_client_id, credential_value(oauth_client_secret), oauth_scope)
+    with known_errors():
+        settings = get_settings()
+        token = credential_value(bearer_token) if bearer_token else None
+        created = set_destination(
+            open_store(settings.store_url), settings, tenant, url=url, path=path, bearer_token=token, oauth=oauth
+        )
+        typer.echo(f"destination of {tenant} saved")
+        if created:
+            typer.echo(f"its signing secret (give it to the app; it is not shown again): {created}")
+
+
+@destination_app.command("rotate-secret")
+def rotate(tenant: OptionalTenant = None) -> None:
+    """Make a new signing secret; deliveries carry both signatures until `retire-secret`."""
+    from inlet.destinations import rotate_secret
+
+    with known_errors():
+        settings = get_settings()
+        new = rotate_secret(open_store(settings.store_url), settings, tenant)
+        typer.echo(f"new signing secret (give it to the app, then run `retire-secret`): {new}")
+
+
+@destination_app.command("retire-secret")
+def retire(tenant: OptionalTenant = None) -> None:
+    """Stop signing with the old secret once the app knows the new one."""
+    from inlet.destinations import retire_secret
+
+    with known_errors():
+        settings = get_settings()
+        done = retire_secret(open_store(settings.store_url), settings, tenant)
+        typer.echo("the old secret is retired" if done else "no rotation was under way")

@@ -1,0 +1,229 @@
+"""One drain of a connection's outbox: batches, in-run retries, bisection, deferral and the breaker (see
+inlet.delivery for the policy)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import httpx
+import orjson
+from sqlalchemy import Engine
+
+from inlet import breaker, outbox
+from inlet.delivery import (
+    Destination,
+    DrainResult,
+    age,
+    encode_batch,
+    full_jitter,
+    in_thread,
+    limits,
+    retry_after,
+    signed_headers,
+)
+from inlet.errors import ConfigError
+from inlet.outbox import PendingEvent
+
+__all__ = ["Sender"]
+
+logger = logging.getLogger("inlet.delivery")
+
+_BISECT = frozenset({400, 409, 413, 422})  # answers about the batch's content: some record is at fault
+
+
+@dataclass
+class _Unavailable(Exception):
+    """The app did not answer usefully after the run's tries; the events wait for a later attempt."""
+
+    events: list[PendingEvent]
+    error: str
+    not_before: datetime | None = None
+    breaker_open: bool = False
+
+
+class Sender:
+    """Sends one connection's due events to one destination and books every outcome in the outbox."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        destination: Destination,
+        client: httpx.AsyncClient,
+        sleep: Callable[[float], object],
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.engine, self.destination, self.client = engine, destination, client
+        self.sleep, self.clock = sleep, clock
+        self.result = DrainResult()
+        self.parked_ids: set[int] = set()
+        self.breaker_clean: bool | None = None  # closed with no failures: a success need not write
+
+    async def drain(self, connection_id: str) -> DrainResult:
+        d = self.destination
+        while True:
+            batch = await in_thread(outbox.pending_batch, self.engine, connection_id, d.batch_size)
+            if not batch:
+                await self._note_deferred(connection_id)
+                return self.result
+            if held := await in_thread(outbox.held_by_dead, self.engine, batch):
+                await self._park_dead(held, "an older event of the same record is a dead letter; replay it first")
+                continue
+            verdict, probe_at = await in_thread(breaker.gate, self.engine, d.key, d.breaker, self.clock())
+            if verdict == "open":
+                self._park(probe_at)
+                return self.result
+            self.result.batches += 1
+            started = time.perf_counter()
+            try:
+                await self._deliver(batch, 1 if verdict == "probe" else d.max_attempts)
+            except _Unavailable as exc:
+                await self._defer(exc)
+                return self.result
+            finally:
+                self.result.seconds_posting += time.perf_counter() - started
+
+    async def _deliver(self, events: list[PendingEvent], tries: int) -> None:
+        """Deliver `events` or make dead letters of the ones the app refuses; raises _Unavailable."""
+        response = await self._post(events, tries)
+        if response.is_success:
+            await in_thread(outbox.ack, self.engine, [e.id for e in events])
+            self.result.delivered += len(events)
+            return
+        error = f"{self.destination.key} answered {response.status_code}: {response.text[:1000]}"
+        named = _rejected(response, events)
+        if named:
+            await self._park_dead(named, error)
+            await self._deliver_rest(events, tries)
+        elif len(events) > 1 and response.status_code in _BISECT:
+            middle = len(events) // 2
+            logger.warning("the app refused %d events (%d); bisecting", len(events), response.status_code)
+            await self._deliver(events[:middle], tries)
+            await self._deliver_rest(events[middle:], tries)
+        else:
+            await self._park_dead(events, error)
+
+    async def _deliver_rest(self, events: list[PendingEvent], tries: int) -> None:
+        rest = [e for e in events if e.id not in self.parked_ids]
+        if rest:
+            await self._deliver(rest, tries)
+
+    async def _post(self, events: list[PendingEvent], tries: int) -> httpx.Response:
+        """POST the batch up to `tries` times; a 2xx or the app's 4xx verdict returns, anything else raises."""
+        d = self.destination
+        body = encode_batch(events)
+        gate, budget = limits(d)
+        error = ""
+        for attempt in range(1, tries + 1):
+            wait: float | None = None
+            status = 0
+            self.result.attempts += 1
+            try:
+                async with gate:
+                    await budget.acquire()
+                    response = await self.client.post(
+                        d.url + d.path,
+                        content=body,
+                        headers=signed_headers(d, events, body),
+                        timeout=d.timeout_seconds,
+                        auth=d.auth or httpx.USE_CLIENT_DEFAULT,
+                    )
+            except httpx.TransportError as exc:
+                error = f"{d.key}: {type(exc).__name__}: {exc}; is the app up?"
+            except ConfigError as exc:  # the OAuth2 token endpoint refused: maybe down, maybe a wrong client
+                error = str(exc)
+            else:
+                if response.is_success or (400 <= response.status_code < 500 and response.status_code != 429):
+                    await self._count_success()
+                    return response
+                status, error = response.status_code, f"{d.key} answered {response.status_code}: {response.text[:1000]}"
+                wait = retry_after(response)
+            if status != 429:  # a 429 is the app alive and saying when; only failures count against the breaker
+                await self._count_failure(events, error)
+            if attempt == tries:
+                break
+            if wait is None:
+                wait = full_jitter(attempt, d.backoff_seconds, d.max_backoff_seconds)
+            elif wait > d.max_backoff_seconds:
+                raise _Unavailable(events, error, self.clock() + timedelta(seconds=wait))
+            logger.warning(
+                "delivery of %d events failed (%s); try %d, again in %.2fs", len(events), error, attempt, wait
+            )
+            await maybe_await(self.sleep(wait))
+        raise _Unavailable(events, error, self.clock() + timedelta(seconds=wait) if wait else None)
+
+    async def _count_success(self) -> None:
+        """The app answered: close its breaker, writing only when there is something to reset."""
+        d = self.destination
+        if self.breaker_clean is None:
+            self.breaker_clean = await in_thread(breaker.is_clean, self.engine, d.key)
+        if not self.breaker_clean:
+            await in_thread(breaker.record_success, self.engine, d.key)
+            self.breaker_clean = True
+
+    async def _count_failure(self, events: list[PendingEvent], error: str) -> None:
+        """A 5xx or a lost connection counts against the breaker; raises once the breaker is open."""
+        d = self.destination
+        self.breaker_clean = False
+        probe_at = await in_thread(breaker.record_failure, self.engine, d.key, d.breaker, error, self.clock())
+        if probe_at is not None:
+            raise _Unavailable(events, error, probe_at, breaker_open=True)
+
+    async def _defer(self, exc: _Unavailable) -> None:
+        """Keep the events for a later attempt, or make them dead letters once they are too old to wait."""
+        d, now, events = self.destination, self.clock(), exc.events
+        self.result.last_error = exc.error
+        oldest = max(age(e, now) for e in events)
+        if oldest.total_seconds() > d.max_age_seconds:
+            await self._park_dead(
+                events, f"still failing after {oldest} (max age {d.max_age_seconds:.0f} s): {exc.error}"
+            )
+            self.result.pending_left = True  # the connection may hold more; the next drain sees
+            return
+        jitter = full_jitter(events[0].attempts + 1, d.retry_base_seconds, d.retry_cap_seconds)
+        delay = timedelta(seconds=min(d.retry_cap_seconds, d.retry_base_seconds + jitter))
+        when = max(now + delay, exc.not_before or now)
+        await in_thread(outbox.defer, self.engine, [e.id for e in events], exc.error, next_attempt_at=when)
+        self.result.pending_left, self.result.parked, self.result.next_attempt_at = True, exc.breaker_open, when
+
+    async def _park_dead(self, events: list[PendingEvent], error: str) -> None:
+        parked = await in_thread(outbox.park_records, self.engine, events, error)
+        self.parked_ids |= parked
+        self.result.dead += len(parked)
+        self.result.dead_errors.append(error)
+
+    def _park(self, probe_at: datetime | None) -> None:
+        self.result.pending_left = self.result.parked = True
+        self.result.next_attempt_at = probe_at
+        self.result.last_error = (
+            f"the breaker of {self.destination.key} is open: deliveries wait for the probe at {probe_at}"
+        )
+
+    async def _note_deferred(self, connection_id: str) -> None:
+        # Events deferred by an earlier failure are not due yet, but they are still left.
+        when = await in_thread(outbox.next_attempt, self.engine, connection_id)
+        if when is not None:
+            self.result.pending_left = True
+            self.result.next_attempt_at = self.result.next_attempt_at or when
+            self.result.last_error = (
+                self.result.last_error or f"deferred events wait for their next attempt at {when} UTC"
+            )
+
+
+async def maybe_await(value: object) -> None:
+    if asyncio.iscoroutine(value):
+        await value
+
+
+def _rejected(response: httpx.Response, events: list[PendingEvent]) -> list[PendingEvent]:
+    """The events a 4xx body names as refused: `{"rejected": [{"event_id": ...} | {"idempotency_key": ...}]}`."""
+    try:
+        body = orjson.loads(response.content)
+        named = {str(item.get("event_id") or item.get("idempotency_key")) for item in body["rejected"]}
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+        return []
+    return [e for e in events if e.event_id in named or e.idempotency_key in named]

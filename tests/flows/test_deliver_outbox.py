@@ -1,0 +1,63 @@
+"""The deliver-outbox flow on the Prefect test server: the scheduled sweep, its concurrency limit and artifact."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+from flows.deliver_outbox import deliver_outbox
+from inlet import outbox
+from inlet.ledger import MappedRecord, PageScope, write_page
+from inlet.store import create_store_engine
+from tests.conftest import InletEnvFactory
+
+SCOPE = PageScope("acme", "acme-hubspot", "users", generation="gen-1", run_id="run-1")
+
+
+def fill_outbox(store_url: str, count: int) -> None:
+    records = [MappedRecord(str(n), {"email": f"user{n}@example.org"}, None) for n in range(count)]
+    write_page(create_store_engine(store_url), SCOPE, records, next_request=None)
+
+
+async def run_sweep() -> tuple[Any, dict[str, Any], list[int]]:
+    """Run deliver-outbox without parameters; its result, artifacts by key and the destination limits."""
+    state = await deliver_outbox(return_state=True)
+    result = await state.aresult()
+    async with get_client() as client:
+        flt = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]))
+        artifacts = {a.key or "": a.data for a in await client.read_artifacts(artifact_filter=flt)}
+        limits = [
+            g.limit for g in await client.read_global_concurrency_limits() if g.name.startswith("inlet-destination-")
+        ]
+    return result, artifacts, limits
+
+
+def test_the_sweep_delivers_every_due_connection_under_a_destination_limit(inlet_env: InletEnvFactory) -> None:
+    env = inlet_env(records=1)
+    fill_outbox(env.settings.store_url, 40)
+    result, artifacts, limits = asyncio.run(run_sweep())
+    assert (result.delivered, result.pending_left) == (40, False) and env.app_stats()["records"] == 40
+    assert limits and set(limits) == {env.settings.destination.concurrency}
+    (row,) = json.loads(artifacts["delivery-status"])
+    assert (row["pending"], row["parked"], row["dead"]) == (0, 0, 0)
+
+
+def test_the_sweep_completes_while_the_app_is_down_and_the_figures_show_what_waits(
+    inlet_env: InletEnvFactory,
+) -> None:
+    env = inlet_env(records=1, start_app=False)
+    fill_outbox(env.settings.store_url, 5)
+    result, artifacts, _ = asyncio.run(run_sweep())
+    assert result.pending_left and result.delivered == 0
+    assert outbox.counts(create_store_engine(env.settings.store_url)).deferred == 5
+    (row,) = json.loads(artifacts["delivery-status"])
+    assert (row["destination"], row["pending"], row["parked"], row["breaker"]) == (
+        env.app + "/inlet/events",
+        0,
+        5,
+        "closed",
+    )

@@ -1,0 +1,136 @@
+"""A bad day at the team's app, scaled down: the real demo app with injected faults, drains until it holds the
+source. Each scenario checks the app's final state, that no event was applied twice, and the attempts made."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from inlet import outbox
+from tests.support.drill import TEST_POLICY, Drill, Figures, spawn_drain
+
+
+@pytest.fixture
+def drill(tmp_path: Path) -> Iterator[Drill]:
+    made = Drill(tmp_path, records=60, batch_size=10)
+    made.fill()
+    yield made
+    made.close()
+
+
+def converged(drill: Drill, figures: Figures) -> None:
+    """The app holds exactly the source and applied each event once."""
+    drill.record_app_figures(figures)
+    assert drill.app_state() == drill.expected
+    assert figures.applied == drill.events and drill.pending() == 0
+
+
+async def test_random_503s_converge_and_every_attempt_reached_the_app(drill: Drill) -> None:
+    drill.start_app()
+    drill.faults(failure_rate=0.2, status=503, seed=7)
+    figures = Figures("503 x 20%")
+    await drill.converge(drill.destination(TEST_POLICY), figures, tick=0.05, deadline=60)
+    converged(drill, figures)
+    faults = drill.stats()["faults"]
+    assert faults > 0 and figures.attempts == figures.app_requests == math.ceil(drill.events / 10) + faults
+
+
+async def test_429_storm_waits_as_long_as_retry_after_says_and_does_not_trip_the_breaker(drill: Drill) -> None:
+    drill.start_app()
+    drill.faults(fail_next=5, status=429, retry_after=1)
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    figures = Figures("429 storm")
+    await drill.converge(drill.destination(TEST_POLICY), figures, tick=0.05, deadline=60, sleep=record)
+    converged(drill, figures)
+    assert waits and set(waits) == {1.0} and figures.parked == 0
+    assert figures.attempts == figures.app_requests == math.ceil(drill.events / 10) + 5
+
+
+async def test_app_down_parks_deliveries_behind_the_breaker_until_it_is_back(drill: Drill) -> None:
+    figures = Figures("down")
+    destination = drill.destination(TEST_POLICY)
+    converging = asyncio.create_task(drill.converge(destination, figures, tick=0.05, deadline=60))
+    started = time.monotonic()
+    while figures.drains < 20:  # the schedule keeps coming back while the app is down
+        await asyncio.sleep(0.05)
+    down = time.monotonic() - started
+    await asyncio.to_thread(drill.start_app)
+    await converging
+    converged(drill, figures)
+    failed = figures.attempts - figures.app_requests
+    cooldown, cap = TEST_POLICY["breaker_cooldown_seconds"], TEST_POLICY["retry_cap_seconds"]
+    probes = math.ceil(math.log2(down / cooldown + 1)) + math.ceil(down / cap) + 1
+    assert TEST_POLICY["breaker_threshold"] <= failed <= TEST_POLICY["breaker_threshold"] + probes
+    assert figures.parked > 0
+
+
+async def test_a_slow_app_gets_no_more_requests_at_once_than_the_destination_allows(tmp_path: Path) -> None:
+    drill = Drill(tmp_path, records=10, connections=4, batch_size=50)
+    drill.fill()
+    drill.start_app()
+    try:
+        drill.faults(delay_seconds=0.3)
+        figures = Figures("slow")
+        await drill.converge(drill.destination(TEST_POLICY), figures, tick=0.05, deadline=60)
+        converged(drill, figures)
+        assert drill.stats()["max_in_flight"] == TEST_POLICY["concurrency"] and figures.attempts == 4
+    finally:
+        drill.close()
+
+
+async def test_a_rejected_record_becomes_dead_with_its_later_events_and_a_replay_sends_them(drill: Drill) -> None:
+    drill.start_app()
+    drill.faults(reject_ids=["3"])
+    figures = Figures("422")
+    await drill.converge(drill.destination(TEST_POLICY), figures, tick=0.05, deadline=60)
+    assert figures.dead == 2 and ("acme-0", "3") not in drill.app_state()
+    assert figures.attempts == 1 + math.ceil((drill.events - 2) / 10)  # the refusal, then batches without them
+    drill.faults()
+    assert outbox.replay(drill.engine) == 2
+    await drill.converge(drill.destination(TEST_POLICY), figures, tick=0.05, deadline=60)
+    converged(drill, figures)
+
+
+@pytest.mark.parametrize("fault", [{"reject_ids": ["3"], "explain": False}, {"max_events": 3}])
+async def test_unexplained_refusals_are_bisected_down_to_the_poisoned_record(
+    drill: Drill, fault: dict[str, object]
+) -> None:
+    drill.start_app()
+    drill.faults(**fault)
+    figures = Figures("bisect")
+    await drill.converge(drill.destination(TEST_POLICY), figures, tick=0.05, deadline=60)
+    expected = (
+        {k: v for k, v in drill.expected.items() if k != ("acme-0", "3")} if "reject_ids" in fault else drill.expected
+    )
+    assert drill.app_state() == expected and figures.dead == (2 if "reject_ids" in fault else 0)
+
+
+async def test_a_drain_killed_mid_delivery_loses_nothing_and_applies_nothing_twice(drill: Drill) -> None:
+    drill.start_app()
+    drill.faults(delay_seconds=0.2)
+    process = spawn_drain(drill, "acme-0")
+    try:
+        deadline = time.monotonic() + 60
+        while drill.stats()["events_applied"] < 20 and time.monotonic() < deadline and process.poll() is None:
+            await asyncio.sleep(0.05)
+        assert process.poll() is None, "the drain finished before it could be killed"
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+    assert 0 < drill.pending() < drill.events
+    drill.faults()
+    figures = Figures("killed")
+    await drill.converge(drill.destination(TEST_POLICY), figures, tick=0.05, deadline=60)
+    converged(drill, figures)
+    assert figures.duplicates <= 10  # at most the batch in flight when the process died
