@@ -32,7 +32,7 @@ from urllib.parse import urlencode
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from connectors.errors import AuthError, RetryableError, redact
+from connectors.errors import AuthError, NeedsReauth, RetryableError, redact
 
 __all__ = [
     "Grant",
@@ -117,7 +117,7 @@ class TokenSet(BaseModel):
         return now >= self.expires_at - margin
 
 
-class InvalidGrant(AuthError):
+class InvalidGrant(NeedsReauth):
     """The app refused the refresh token or code (`invalid_grant`): a person must sign in again."""
 
 

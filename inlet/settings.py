@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     source_budget: RateLimit | None = Field(
         None, description="overrides every connector's request budget (INLET_SOURCE_BUDGET__REQUESTS=... )"
     )
+    oauth_redirect_url: str | None = Field(
+        None,
+        description="the OAuth callback registered with each app; default http://127.0.0.1:<receiver_port>/oauth/callback",
+    )
+    oauth_state_ttl_seconds: float = Field(600, gt=0, description="how long a connect link stays valid")
     single_flight_lease_seconds: float = Field(
         60, ge=60, description="a crashed run's hold on its connection lapses after this long (Prefect: >= 60)"
     )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import orjson
 from cryptography.fernet import Fernet, InvalidToken
@@ -37,6 +39,16 @@ class Vault:
     def encrypt(self, credentials: Mapping[str, SecretStr]) -> bytes:
         plain = {name: value.get_secret_value() for name, value in credentials.items()}
         return self._fernet.encrypt(orjson.dumps(plain))
+
+    def seal(self, value: Any) -> bytes:
+        """Any JSON value, encrypted and authenticated (OAuth tokens, the connect flow's `state`)."""
+        return self._fernet.encrypt(orjson.dumps(value))
+
+    def unseal(self, token: bytes, *, ttl: float | None = None, now: float | None = None) -> Any:
+        """What `seal` sealed; InvalidToken when forged, altered or older than `ttl` seconds."""
+        if ttl is None:
+            return orjson.loads(self._fernet.decrypt(token))
+        return orjson.loads(self._fernet.decrypt_at_time(token, int(ttl), int(time.time() if now is None else now)))
 
     def decrypt(self, token: bytes | None) -> dict[str, SecretStr]:
         if not token:

@@ -20,6 +20,9 @@ STORE_TABLES = (
     "inbox",
     "sync_state",
     "webhook_receipt",
+    "oauth_client",
+    "oauth_state",
+    "oauth_token",
 )
 
 

@@ -1,0 +1,264 @@
+"""Connecting a tenant's account with OAuth 2.0: the team's OAuth clients, the connect flow, and the
+httpx auth a run uses.
+
+    inlet oauth clients add --app hubspot --client-id ... --client-secret env:HUBSPOT_SECRET
+    inlet connections connect --tenant acme --app hubspot     # prints the consent URL
+    GET /oauth/callback?code=...&state=...                     # `inlet serve`: exchanges and stores
+
+The `state` is a Fernet token (the vault's key: encrypted, authenticated, timestamped) holding a nonce,
+the tenant, the connection and the app. The callback refuses it when forged or altered, older than
+`oauth_state_ttl_seconds`, or already used (its nonce row is consumed atomically), and stores nothing.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import httpx
+from cryptography.fernet import InvalidToken
+from pydantic import SecretStr
+from sqlalchemy import Engine, update
+from sqlmodel import Session, col
+
+from connectors.errors import NeedsReauth
+from connectors.oauth import Grant, OAuth2Auth, OAuth2Spec, OAuthClient, TokenSet, authorization_url, request_token
+from connectors.registry import available, load
+from inlet.errors import ConfigError, NotFound
+from inlet.oauth_tokens import StoredTokens, read_tokens, reauth_message, save_tokens
+from inlet.settings import Settings
+from inlet.store import Connection, OAuthClientRow, OAuthState, Tenant, utcnow
+from inlet.tenancy import LoadedConnection
+from inlet.vault import Vault
+
+__all__ = [
+    "Connected",
+    "StateRefused",
+    "connect_app_only",
+    "finish_connect",
+    "grant_spec",
+    "oauth_auth",
+    "register_client",
+    "start_connect",
+]
+
+
+class StateRefused(ConfigError):
+    """A callback whose `state` is forged, expired or already used."""
+
+
+@dataclass(frozen=True)
+class Connected:
+    tenant_id: str
+    connection_id: str
+    app: str
+
+
+def grant_spec(app: str, grant: Grant) -> OAuth2Spec:
+    if app not in available():
+        raise ConfigError(f"no connector {app!r}; available: {', '.join(available())}")
+    spec = load(app)[0].oauth.get(grant)
+    if spec is None:
+        offered = ", ".join(load(app)[0].oauth) or "none"
+        raise ConfigError(f"{app} does not offer the OAuth grant {grant} (it offers: {offered})")
+    return spec
+
+
+def register_client(engine: Engine, vault: Vault, app: str, client_id: str, client_secret: SecretStr) -> None:
+    """Store (or replace) the team's OAuth client for an app; the secret is encrypted."""
+    if app not in available() or not load(app)[0].oauth:
+        raise ConfigError(f"{app!r} is not a connector with OAuth grants")
+    with Session(engine) as session:
+        row = session.get(OAuthClientRow, app) or OAuthClientRow(app=app, client_id="", client_secret_encrypted=b"")
+        row.client_id = client_id
+        row.client_secret_encrypted = vault.seal(client_secret.get_secret_value())
+        session.add(row)
+        session.commit()
+
+
+def client_for(
+    engine: Engine, vault: Vault, settings: Settings, app: str, credentials: Mapping[str, SecretStr]
+) -> OAuthClient:
+    """The connection's own client (credentials client_id/client_secret, as Zendesk accounts have), else the app's."""
+    redirect = settings.oauth_redirect_url or f"http://127.0.0.1:{settings.receiver_port}/oauth/callback"
+    if "client_id" in credentials and "client_secret" in credentials:
+        return OAuthClient(
+            client_id=credentials["client_id"].get_secret_value(),
+            client_secret=credentials["client_secret"],
+            redirect_uri=redirect,
+        )
+    with Session(engine) as session:
+        row = session.get(OAuthClientRow, app)
+        if row is None:
+            raise ConfigError(f"no OAuth client for {app}: add one with `inlet oauth clients add --app {app} ...`")
+        secret = SecretStr(str(vault.unseal(row.client_secret_encrypted)))
+        return OAuthClient(client_id=row.client_id, client_secret=secret, redirect_uri=redirect)
+
+
+def start_connect(
+    engine: Engine,
+    vault: Vault,
+    settings: Settings,
+    *,
+    tenant_id: str,
+    app: str,
+    connection_id: str,
+    parameters: Mapping[str, str],
+) -> str:
+    """The consent URL for a tenant to connect an app; the connection is created (without tokens) if new."""
+    spec = grant_spec(app, "authorization_code")
+    connection = _ensure_connection(engine, tenant_id, app, connection_id, parameters, spec)
+    client = client_for(engine, vault, settings, app, {})
+    nonce = secrets.token_urlsafe(24)
+    with Session(engine) as session:
+        session.add(OAuthState(nonce=nonce, tenant_id=tenant_id, connection_id=connection_id, app=app))
+        session.commit()
+    state = vault.seal({"n": nonce, "t": tenant_id, "c": connection_id, "a": app}).decode()
+    return authorization_url(spec, _parameters(app, connection.parameters), client, state)
+
+
+async def finish_connect(
+    engine: Engine,
+    vault: Vault,
+    settings: Settings,
+    *,
+    state: str,
+    code: str,
+    http: httpx.AsyncClient,
+    now: float | None = None,
+) -> Connected:
+    """Check and spend the state, exchange the code and store the tokens on the connection."""
+    claims = _spend_state(engine, vault, settings, state, now)
+    app, connection_id = claims["a"], claims["c"]
+    spec = grant_spec(app, "authorization_code")
+    with Session(engine) as session:
+        connection = session.get(Connection, connection_id)
+        if connection is None or connection.tenant_id != claims["t"] or connection.app != app:
+            raise StateRefused("the connection this sign-in was for no longer exists")
+        parameters = dict(connection.parameters)
+    client = client_for(engine, vault, settings, app, {})
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": client.redirect_uri}
+    tokens = await request_token(http, spec, _parameters(app, parameters), client, form, connector=app)
+    _store(engine, vault, connection_id, "authorization_code", spec, tokens.extra, tokens)
+    return Connected(claims["t"], connection_id, app)
+
+
+async def connect_app_only(
+    engine: Engine,
+    vault: Vault,
+    settings: Settings,
+    *,
+    tenant_id: str,
+    app: str,
+    connection_id: str,
+    parameters: Mapping[str, str],
+    http: httpx.AsyncClient,
+) -> Connected:
+    """Client credentials (Graph app-only): no sign-in, the token comes straight from the token endpoint."""
+    spec = grant_spec(app, "client_credentials")
+    connection = _ensure_connection(engine, tenant_id, app, connection_id, parameters, spec)
+    client = client_for(engine, vault, settings, app, {})
+    form = {"grant_type": "client_credentials", "scope": spec.scope_separator.join(spec.scopes)}
+    tokens = await request_token(http, spec, _parameters(app, connection.parameters), client, form, connector=app)
+    _store(engine, vault, connection_id, "client_credentials", spec, tokens.extra, tokens)
+    return Connected(tenant_id, connection_id, app)
+
+
+def oauth_auth(engine: Engine, vault: Vault, settings: Settings, loaded: LoadedConnection) -> OAuth2Auth | None:
+    """The auth of a connection made with OAuth, or None; NeedsReauth (before any request) when it is flagged."""
+    connection = loaded.connection
+    row = read_tokens(engine, vault, connection.id)
+    if row is None:
+        return None
+    spec = grant_spec(connection.app, row.grant)
+    source = StoredTokens(
+        engine,
+        vault,
+        connection.id,
+        spec,
+        _parameters(connection.app, connection.parameters),
+        client_for(engine, vault, settings, connection.app, loaded.credentials),
+        connector=connection.app,
+    )
+    if row.status != "active":
+        raise NeedsReauth(reauth_message(connection.id, row.status_reason), connector=connection.app)
+    return OAuth2Auth(source)
+
+
+def _spend_state(engine: Engine, vault: Vault, settings: Settings, state: str, now: float | None) -> dict[str, str]:
+    try:
+        claims = vault.unseal(state.encode(), ttl=settings.oauth_state_ttl_seconds, now=now)
+    except (InvalidToken, ValueError):
+        raise StateRefused("the sign-in link is forged, altered or expired; start again") from None
+    if not isinstance(claims, dict) or not all(isinstance(claims.get(k), str) for k in "ntca"):
+        raise StateRefused("the sign-in link is not one inlet issued; start again")
+    with engine.begin() as db:
+        spent = db.execute(
+            update(OAuthState)
+            .where(
+                col(OAuthState.nonce) == claims["n"],
+                col(OAuthState.tenant_id) == claims["t"],
+                col(OAuthState.used_at).is_(None),
+            )
+            .values(used_at=utcnow())
+        ).rowcount
+    if not spent:
+        raise StateRefused("this sign-in link was already used; start again")
+    return {k: str(claims[k]) for k in "ntca"}
+
+
+def _ensure_connection(
+    engine: Engine, tenant_id: str, app: str, connection_id: str, parameters: Mapping[str, str], spec: OAuth2Spec
+) -> Connection:
+    connector = load(app)[0]
+    unknown = sorted(set(parameters) - set(connector.parameters) - {"webhook_account"})
+    if unknown:
+        raise ConfigError(f"{app} has no parameters {unknown}; it takes {sorted(connector.parameters)}")
+    from_token = set(spec.parameters_from_token)
+    missing = sorted(
+        n for n, p in connector.parameters.items() if p.default is None and n not in parameters and n not in from_token
+    )
+    if missing:
+        raise ConfigError(f"{app} needs --param for {missing}")
+    with Session(engine) as session:
+        if session.get(Tenant, tenant_id) is None:
+            raise NotFound(f"no tenant {tenant_id!r}; add it first with `inlet tenants add {tenant_id}`")
+        connection = session.get(Connection, connection_id)
+        if connection is not None and (connection.tenant_id != tenant_id or connection.app != app):
+            raise ConfigError(f"connection {connection_id!r} exists for another tenant or app")
+        if connection is None:
+            connection = Connection(id=connection_id, tenant_id=tenant_id, app=app, parameters=dict(parameters))
+        elif parameters:
+            connection.parameters = {**connection.parameters, **parameters}
+        session.add(connection)
+        session.commit()
+        session.refresh(connection)
+        session.expunge(connection)
+        return connection
+
+
+def _store(
+    engine: Engine,
+    vault: Vault,
+    connection_id: str,
+    grant: Grant,
+    spec: OAuth2Spec,
+    extra: Mapping[str, str],
+    tokens: TokenSet,
+) -> None:
+    learned = {param: extra[field] for param, field in spec.parameters_from_token.items() if extra.get(field)}
+    if learned:
+        with Session(engine) as session:
+            connection = session.get(Connection, connection_id)
+            assert connection is not None
+            connection.parameters = {**connection.parameters, **learned}
+            session.add(connection)
+            session.commit()
+    save_tokens(engine, vault, connection_id, grant, tokens)
+
+
+def _parameters(app: str, given: Mapping[str, str]) -> dict[str, str]:
+    """The connection's parameters with the connector's defaults, for the OAuth URL templates."""
+    defaults = {n: p.default for n, p in load(app)[0].parameters.items() if p.default is not None}
+    return {**defaults, **given}
