@@ -40,6 +40,7 @@ __all__ = [
     "grant_spec",
     "oauth_auth",
     "register_client",
+    "spend_state",
     "start_connect",
 ]
 
@@ -129,7 +130,7 @@ async def finish_connect(
     now: float | None = None,
 ) -> Connected:
     """Check and spend the state, exchange the code and store the tokens on the connection."""
-    claims = _spend_state(engine, vault, settings, state, now)
+    claims = spend_state(engine, vault, settings, state, now)
     app, connection_id = claims["a"], claims["c"]
     spec = grant_spec(app, "authorization_code")
     with Session(engine) as session:
@@ -186,7 +187,7 @@ def oauth_auth(engine: Engine, vault: Vault, settings: Settings, loaded: LoadedC
     return OAuth2Auth(source)
 
 
-def _spend_state(engine: Engine, vault: Vault, settings: Settings, state: str, now: float | None) -> dict[str, str]:
+def spend_state(engine: Engine, vault: Vault, settings: Settings, state: str, now: float | None) -> dict[str, str]:
     try:
         claims = vault.unseal(state.encode(), ttl=settings.oauth_state_ttl_seconds, now=now)
     except (InvalidToken, ValueError):

@@ -8,7 +8,7 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from inlet import outbox
-from inlet.store import Checkpoint, Connection, LedgerEntry, QuarantinedRecord
+from inlet.store import Checkpoint, Connection, LedgerEntry, OAuthToken, QuarantinedRecord
 
 __all__ = ["connection_status"]
 
@@ -26,6 +26,7 @@ def connection_status(engine: Engine) -> list[dict[str, Any]]:
             ).one()
             quarantined = session.exec(select(func.count()).where(QuarantinedRecord.connection_id == c.id)).one()
             box = outbox.counts(engine, c.id)
+            token = session.get(OAuthToken, c.id)
             rows.append(
                 {
                     "tenant": c.tenant_id,
@@ -39,6 +40,7 @@ def connection_status(engine: Engine) -> list[dict[str, Any]]:
                     "outbox_pending": box.pending,
                     "dead_letters": box.dead,
                     "quarantined": quarantined,
+                    "auth": f"oauth:{token.status}" if token else "credentials",  # oauth:needs_reauth: reconnect
                 }
             )
     return rows
