@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 import orjson
 from starlette.requests import Request
@@ -129,8 +129,7 @@ class OAuthServer:
         return RedirectResponse(f"{redirect}{'&' if '?' in redirect else '?'}{query}", status_code=302)
 
     async def _token(self, request: Request) -> Response:
-        form = await request.form()
-        fields = {k: str(v) for k, v in form.items()}
+        fields = await _form(request)
         if self.token_delay:
             await asyncio.sleep(self.token_delay)
         if not self._client_ok(request, fields):
@@ -156,7 +155,7 @@ class OAuthServer:
         return _json(200, body)
 
     async def _revoke(self, request: Request) -> Response:
-        fields = {k: str(v) for k, v in (await request.form()).items()}
+        fields = await _form(request)
         token = request.path_params.get("token") or fields.get("token") or request.query_params.get("token", "")
         if not token:
             header = request.headers.get("authorization", "")
@@ -210,6 +209,11 @@ class OAuthServer:
         if self.quirks.base_url_field:
             body[self.quirks.base_url_field] = str(request.base_url).rstrip("/")
         return body
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """An application/x-www-form-urlencoded body (parsed here: python-multipart is not a dependency)."""
+    return {k: v[0] for k, v in parse_qs((await request.body()).decode(errors="replace")).items()}
 
 
 def _json(status: int, body: dict[str, Any]) -> Response:
