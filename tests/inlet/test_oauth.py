@@ -19,8 +19,8 @@ from sqlalchemy import Engine, text
 from connectors.errors import NeedsReauth
 from connectors.oauth import TokenSet
 from connectors.oauth_simulation import SIM_CLIENT_ID, SIM_CLIENT_SECRET, OAuthServer
-from connectors.registry import make_simulator
-from inlet.oauth import client_for, grant_spec, oauth_auth, register_client, start_connect
+from connectors.registry import make_simulator, open_connector
+from inlet.oauth import client_for, connect_app_only, grant_spec, oauth_auth, register_client, start_connect
 from inlet.oauth_tokens import StoredTokens, read_tokens, save_tokens, swap_tokens
 from inlet.receiver import create_receiver
 from inlet.settings import Settings
@@ -227,3 +227,31 @@ def test_saved_tokens_round_trip(world: OAuthWorld) -> None:
     version = save_tokens(world.engine, world.vault, "acme-hubspot", "authorization_code", tokens)
     row = read_tokens(world.engine, world.vault, "acme-hubspot")
     assert row is not None and row.version == version and row.tokens == tokens
+
+
+async def test_an_app_only_token_is_renewed_with_the_client_credentials(engine: Engine, tmp_path: Path) -> None:
+    vault, settings = Vault(SecretStr(Fernet.generate_key().decode())), Settings(home=tmp_path)
+    sim = make_simulator("msgraph", 3)
+    assert sim.oauth is not None
+    add_tenant(engine, "acme")
+    register_client(engine, vault, "msgraph", SIM_CLIENT_ID, SecretStr(SIM_CLIENT_SECRET))
+    with serve_in_thread(sim.app) as url:
+        params = {"base_url": url, "login_url": url, "directory": "contoso.onmicrosoft.com"}
+        async with httpx.AsyncClient() as http:
+            await connect_app_only(
+                engine,
+                vault,
+                settings,
+                tenant_id="acme",
+                app="msgraph",
+                connection_id="g",
+                parameters=params,
+                http=http,
+            )
+        loaded = load_connection(engine, vault, "acme", "g")
+        auth = oauth_auth(engine, vault, settings, loaded)
+        assert auth is not None
+        async with open_connector("msgraph", parameters=loaded.connection.parameters, auth=auth) as connector:
+            sim.oauth.expire_access_tokens()
+            assert len([r async for page in connector.pages("users") for r in page.records]) == 3
+    assert sim.oauth.counts["client_credentials"] == 2 and sim.oauth.counts["refresh_token"] == 0
