@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -40,7 +41,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_LOCKS: dict[tuple[str, int], asyncio.Lock] = {}
+# One lock per connection per event loop (an asyncio.Lock belongs to one loop; runs may each start their own).
+_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -189,7 +191,7 @@ class StoredTokens:
         return row
 
     async def _refresh(self, seen: int) -> TokenRow:
-        lock = _LOCKS.setdefault((self._id, id(asyncio.get_running_loop())), asyncio.Lock())
+        lock = _LOCKS.setdefault(asyncio.get_running_loop(), {}).setdefault(self._id, asyncio.Lock())
         async with lock:
             while True:
                 row = await self._read()

@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     home: Path = Field(Path(".inlet"), description="state folder: SQLite store, Prefect home, keys")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default sqlite:///<home>/inlet.db")
     secret_key: SecretStr | None = Field(None, description="Fernet key for credentials; default <home>/secret.key")
+    secret_key_block: str | None = Field(None, description="or: the name of a Prefect Secret block holding that key")
     overrides_dir: Path | None = Field(None, description="per-tenant mapping files; default <home>/mappings")
     destination: DestinationSettings = DestinationSettings()
     prefect_port: int = 4200
