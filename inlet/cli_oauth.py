@@ -63,7 +63,7 @@ def connect(
     ] = "authorization_code",
 ) -> None:
     """Connect a tenant's account with OAuth: print the consent URL (or, app-only, fetch the token now)."""
-    from inlet.oauth import connect_app_only, start_connect
+    from inlet.oauth import connect_app_only, connect_link, start_connect
     from inlet.vault import Vault
 
     with known_errors():
@@ -92,8 +92,11 @@ def connect(
         url = start_connect(
             engine, vault, settings, tenant_id=tenant, app=app_name, connection_id=target, parameters=parameters
         )
+        link = connect_link(vault, settings, tenant_id=tenant, app=app_name, connection_id=target)
+        days = settings.oauth_link_ttl_seconds / 86_400
+        typer.echo(f"Send the tenant this link (served by `inlet serve`, valid {days:.0f} days):\n  {link}")
         minutes = settings.oauth_state_ttl_seconds / 60
-        typer.echo(f"Open this link to connect {app_name} for tenant {tenant} (valid {minutes:.0f} min, once):")
+        typer.echo(f"or open this consent URL directly (valid {minutes:.0f} min, once):")
         typer.echo(url)
 
 

@@ -34,6 +34,9 @@ from inlet.vault import Vault
 
 __all__ = [
     "Connected",
+    "connect_link",
+    "open_link",
+    "redirect_url",
     "StateRefused",
     "connect_app_only",
     "finish_connect",
@@ -82,7 +85,7 @@ def client_for(
     engine: Engine, vault: Vault, settings: Settings, app: str, credentials: Mapping[str, SecretStr]
 ) -> OAuthClient:
     """The connection's own client (credentials client_id/client_secret, as Zendesk accounts have), else the app's."""
-    redirect = settings.oauth_redirect_url or f"http://127.0.0.1:{settings.receiver_port}/oauth/callback"
+    redirect = redirect_url(settings)
     if "client_id" in credentials and "client_secret" in credentials:
         return OAuthClient(
             client_id=credentials["client_id"].get_secret_value(),
@@ -95,6 +98,29 @@ def client_for(
             raise ConfigError(f"no OAuth client for {app}: add one with `inlet oauth clients add --app {app} ...`")
         secret = SecretStr(str(vault.unseal(row.client_secret_encrypted)))
         return OAuthClient(client_id=row.client_id, client_secret=secret, redirect_uri=redirect)
+
+
+def connect_link(vault: Vault, settings: Settings, *, tenant_id: str, app: str, connection_id: str) -> str:
+    """A link to the receiver's `/oauth/start` that serves this connection's consent URL (reusable until it expires)."""
+    sealed = vault.seal({"k": "link", "t": tenant_id, "a": app, "c": connection_id}).decode()
+    return f"{redirect_url(settings).removesuffix('/oauth/callback')}/oauth/start?link={sealed}"
+
+
+def open_link(engine: Engine, vault: Vault, settings: Settings, link: str, now: float | None = None) -> str:
+    """The consent URL, with a fresh state, for a link `connect_link` made; StateRefused when forged or old."""
+    try:
+        claims = vault.unseal(link.encode(), ttl=settings.oauth_link_ttl_seconds, now=now)
+    except (InvalidToken, ValueError):
+        raise StateRefused("this connect link is forged, altered or expired; ask for a new one") from None
+    if not isinstance(claims, dict) or claims.get("k") != "link":
+        raise StateRefused("this is not a connect link inlet issued")
+    return start_connect(
+        engine, vault, settings, tenant_id=claims["t"], app=claims["a"], connection_id=claims["c"], parameters={}
+    )
+
+
+def redirect_url(settings: Settings) -> str:
+    return settings.oauth_redirect_url or f"http://127.0.0.1:{settings.receiver_port}/oauth/callback"
 
 
 def start_connect(

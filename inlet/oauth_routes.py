@@ -1,7 +1,12 @@
-"""The receiver's OAuth route: `GET /oauth/callback`, where an app sends the tenant back after consent.
+"""The receiver's OAuth routes: a connect link that serves the consent URL, and the callback.
 
+    GET /oauth/start?link=...                     302 to the app's consent page, with a fresh single-use state
     GET /oauth/callback?code=...&state=...        200: the tokens are stored, a plain page says so
     GET /oauth/callback?error=access_denied&...   400: nothing stored (the state is spent all the same)
+
+A connect link (`inlet connections connect` prints one) is sealed with the credentials key and names the
+tenant, app and connection; it stays valid for `oauth_link_ttl_seconds` and can be opened again, while each
+opening mints its own state. Nobody can make a link for another tenant without the key.
 
 A forged, altered, expired or reused `state` gets 400 and nothing is stored; a code the app refuses
 gets 502. The page never shows a token, a code or the state.
@@ -18,12 +23,12 @@ import httpx
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from connectors.errors import ConnectorError
 from inlet.errors import InletError
-from inlet.oauth import StateRefused, finish_connect, spend_state
+from inlet.oauth import StateRefused, finish_connect, open_link, spend_state
 from inlet.settings import Settings, get_settings
 from inlet.vault import Vault
 
@@ -67,7 +72,17 @@ def oauth_routes(
         logger.info("OAuth: tenant %s connected %s (%s)", done.tenant_id, done.connection_id, done.app)
         return _page(200, "Connected", f"{done.app} is connected for {done.tenant_id}. You can close this page.")
 
-    return [Route("/oauth/callback", callback, methods=["GET"])]
+    async def start(request: Request) -> Response:
+        current = settings or get_settings()
+        try:
+            url = await run_in_threadpool(
+                open_link, engine, vault, current, request.query_params.get("link", ""), clock()
+            )
+        except InletError as exc:
+            return _page(400, "Cannot connect", str(exc))
+        return RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
+
+    return [Route("/oauth/start", start, methods=["GET"]), Route("/oauth/callback", callback, methods=["GET"])]
 
 
 def _page(status: int, title: str, message: str) -> Response:

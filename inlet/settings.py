@@ -54,7 +54,8 @@ class Settings(BaseSettings):
         None,
         description="the OAuth callback registered with each app; default http://127.0.0.1:<receiver_port>/oauth/callback",
     )
-    oauth_state_ttl_seconds: float = Field(600, gt=0, description="how long a connect link stays valid")
+    oauth_state_ttl_seconds: float = Field(600, gt=0, description="how long a consent URL's state stays valid")
+    oauth_link_ttl_seconds: float = Field(7 * 86_400, gt=0, description="how long a /oauth/start link works")
     single_flight_lease_seconds: float = Field(
         60, ge=60, description="a crashed run's hold on its connection lapses after this long (Prefect: >= 60)"
     )

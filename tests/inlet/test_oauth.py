@@ -20,7 +20,15 @@ from connectors.errors import NeedsReauth
 from connectors.oauth import TokenSet
 from connectors.oauth_simulation import SIM_CLIENT_ID, SIM_CLIENT_SECRET, OAuthServer
 from connectors.registry import make_simulator, open_connector
-from inlet.oauth import client_for, connect_app_only, grant_spec, oauth_auth, register_client, start_connect
+from inlet.oauth import (
+    client_for,
+    connect_app_only,
+    connect_link,
+    grant_spec,
+    oauth_auth,
+    register_client,
+    start_connect,
+)
 from inlet.oauth_tokens import StoredTokens, read_tokens, save_tokens, swap_tokens
 from inlet.receiver import create_receiver
 from inlet.settings import Settings
@@ -255,3 +263,27 @@ async def test_an_app_only_token_is_renewed_with_the_client_credentials(engine: 
             sim.oauth.expire_access_tokens()
             assert len([r async for page in connector.pages("users") for r in page.records]) == 3
     assert sim.oauth.counts["client_credentials"] == 2 and sim.oauth.counts["refresh_token"] == 0
+
+
+def test_the_receiver_serves_the_consent_url_behind_a_reusable_connect_link(world: OAuthWorld) -> None:
+    world.consent()  # creates the connection with its parameters
+    link = connect_link(world.vault, world.settings, tenant_id="acme", app="hubspot", connection_id="acme-hubspot")
+    path = urlsplit(link)
+    served = [httpx.get(f"{world.receiver_url}{path.path}?{path.query}", timeout=10) for _ in range(2)]
+    assert [answer.status_code for answer in served] == [302, 302]
+    states = [parse_qs(urlsplit(answer.headers["location"]).query)["state"][0] for answer in served]
+    assert states[0] != states[1]  # each opening mints its own single-use state
+    consent = httpx.get(served[1].headers["location"], timeout=10)
+    grant = parse_qs(urlsplit(consent.headers["location"]).query)
+    assert world.callback(code=grant["code"][0], state=grant["state"][0]).status_code == 200
+
+
+@pytest.mark.parametrize("case", ["forged", "a state", "expired"])
+def test_a_bad_connect_link_is_refused(world: OAuthWorld, case: str) -> None:
+    state = world.consent()["state"]
+    link = connect_link(world.vault, world.settings, tenant_id="acme", app="hubspot", connection_id="acme-hubspot")
+    sealed = {"forged": state[:-4] + "AAAA", "a state": state, "expired": parse_qs(urlsplit(link).query)["link"][0]}
+    if case == "expired":
+        world.skew["seconds"] = world.settings.oauth_link_ttl_seconds + 5
+    answer = httpx.get(f"{world.receiver_url}/oauth/start", params={"link": sealed[case]}, timeout=10)
+    assert answer.status_code == 400 and "location" not in answer.headers
