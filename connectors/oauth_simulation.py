@@ -42,6 +42,7 @@ class OAuthQuirks:
     token_path: str
     revoke_path: str | None = None
     revoke_method: str = "POST"  # HubSpot and Zendesk revoke with DELETE
+    revoke_signs_out: bool = False  # Graph's revokeSignInSessions: every token of the grant stops working
     expires_in: bool = True  # Salesforce answers without expires_in
     rotate_refresh: bool = False  # a refresh hands out a new refresh token and retires the old one
     refresh_in_refresh_answer: bool = True  # Google answers a refresh without a refresh_token
@@ -160,6 +161,11 @@ class OAuthServer:
         if not token:
             header = request.headers.get("authorization", "")
             token = header.partition(" ")[2]
+        if self.quirks.revoke_signs_out:
+            if not self.accepts(request.headers.get("authorization", "")):
+                return _error(401, "invalid_token", "revokeSignInSessions needs a live access token")
+            self.revoke_all()
+            return _json(200, {"value": True})
         with self._lock:
             known = self._refresh.pop(token, None) is not None or self._access.pop(token, None) is not None
             self.counts["revoked"] += known

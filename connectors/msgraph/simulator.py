@@ -118,6 +118,8 @@ class GraphSimulator(SimulatorBase):
     oauth_quirks = OAuthQuirks(
         authorize_path="/{directory}/oauth2/v2.0/authorize",
         token_path="/{directory}/oauth2/v2.0/token",
+        revoke_path="/v1.0/me/revokeSignInSessions",
+        revoke_signs_out=True,
         rotate_refresh=True,
         client_credentials=True,
         invalid_grant=lambda: (

@@ -154,3 +154,27 @@ async def test_a_token_endpoint_that_is_down_is_retryable() -> None:
             await request_token(
                 http, spec, oauth_parameters("hubspot", BASE), CLIENT, {"grant_type": "x"}, connector="h"
             )
+
+
+@pytest.mark.parametrize("app", OAUTH_APPS)
+async def test_the_simulated_revoke_endpoint_ends_the_grant(app: str) -> None:
+    sim = make_simulator(app, 1)
+    assert sim.oauth is not None and sim.oauth.quirks.revoke_path is not None
+    path, method = sim.oauth.quirks.revoke_path, sim.oauth.quirks.revoke_method
+    async with asgi_client(sim) as http:
+        tokens = await sign_in(http, app, BASE)
+        assert tokens.refresh_token is not None
+        refresh, access = tokens.refresh_token.get_secret_value(), tokens.access_token.get_secret_value()
+        bearer = {"Authorization": f"Bearer {access}"}
+        if "{token}" in path:  # HubSpot: DELETE /oauth/v1/refresh-tokens/{token}
+            answer = await http.request(method, path.format(token=refresh))
+        elif method == "DELETE":  # Zendesk: the access token in use revokes itself
+            answer = await http.request(method, path, headers=bearer)
+        else:  # RFC 7009 (Salesforce, Google, Pipedrive); Graph's revokeSignInSessions reads the bearer
+            answer = await http.post(path, data={"token": refresh}, headers=bearer)
+        assert answer.status_code in (200, 204)
+        if app == "zendesk":
+            assert not sim.oauth.accepts(f"Bearer {access}")
+        else:
+            with pytest.raises(NeedsReauth):
+                await MemoryTokens(http, app, BASE, tokens).refreshed("")
