@@ -31,6 +31,7 @@ from pydantic import SecretStr
 from connectors.errors import NeedsReauth, RetryableError
 from connectors.oauth_simulation import SIM_CLIENT_ID
 from flows.full_import import ImportSummary, full_import
+from flows.poll_changes import poll_changes
 from flows.runtime import ImportJob
 from inlet.oauth import finish_connect, register_client, start_connect
 from inlet.status import connection_status
@@ -109,16 +110,18 @@ def test_a_revoked_grant_fails_fast_marks_the_connection_and_spares_the_token_en
     for _ in range(2):  # the next scheduled runs: no API request, no token endpoint call
         with pytest.raises(NeedsReauth, match="needs re-authorization"):
             run_import("acme-revoked")
+    with pytest.raises(NeedsReauth, match="needs re-authorization"):
+        asyncio.run(poll_changes("acme", "acme-revoked"))
     assert oauth(env)["refused"] == 1 and env.sim("stats")["requests"] == requests
     status = {row["connection"]: row["auth"] for row in connection_status(open_store(env.settings.store_url))}
     assert status == {"acme-hubspot": "credentials", "acme-revoked": "oauth:needs_reauth"}
-    assert asyncio.run(_summaries("acme-revoked")).count("needs_reauth") == 3
+    assert asyncio.run(_summaries("acme-revoked")).count("needs_reauth") == 4
 
 
 async def _summaries(connection: str) -> str:
     async with get_client() as client:
         runs = await client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(like_=f"/{connection}/"))
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(like_=f"/{connection}"))
         )
         flt = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id for run in runs]))
         return " ".join(str(a.data) for a in await client.read_artifacts(artifact_filter=flt) if a.type == "table")
@@ -179,7 +182,7 @@ async def _prefect_api_text(connection: str) -> str:
     await asyncio.to_thread(APILogWorker.drain_all, timeout=10)
     async with get_client() as client:
         runs = await client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(like_=f"/{connection}/"))
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(like_=f"/{connection}"))
         )
         ids = [run.id for run in runs]
         logs = await client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=ids)))
