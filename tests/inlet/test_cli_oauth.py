@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -12,6 +14,7 @@ from typer.testing import CliRunner
 
 from connectors.oauth_simulation import SIM_CLIENT_ID, SIM_CLIENT_SECRET
 from connectors.registry import make_simulator
+from connectors.simulation import SimulatorBase
 from inlet.cli import app
 from inlet.oauth_tokens import read_tokens
 from inlet.receiver import create_receiver
@@ -21,6 +24,7 @@ from inlet.vault import Vault
 from tests.support.serving import serve_in_thread
 
 runner = CliRunner()
+SIMULATORS: dict[str, SimulatorBase] = {}
 
 
 def invoke(*args: str) -> tuple[int, str]:
@@ -38,9 +42,10 @@ def sims(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, 
     engine = open_store(settings.store_url)
     receiver = create_receiver(engine, Vault.from_settings(settings), lambda t, c: None, settings=settings)
     apps = ("hubspot", "salesforce", "msgraph")
+    hubspot_sim = make_simulator("hubspot", 3)
     with (
         serve_in_thread(receiver) as receiver_url,
-        serve_in_thread(make_simulator("hubspot", 3).app) as hubspot,
+        serve_in_thread(hubspot_sim.app) as hubspot,
         serve_in_thread(make_simulator("salesforce", 3).app) as salesforce,
         serve_in_thread(make_simulator("msgraph", 3).app) as msgraph,
     ):
@@ -57,6 +62,7 @@ def sims(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, 
                 "env:SIM_SECRET",
             )
             assert code == 0, out
+        SIMULATORS["hubspot"] = hubspot_sim
         yield {"receiver": receiver_url, "hubspot": hubspot, "salesforce": salesforce, "msgraph": msgraph}
 
 
@@ -110,3 +116,29 @@ def test_an_app_without_a_client_or_grant_is_a_clear_error(sims: dict[str, str])
     assert code == 2 and "inlet oauth clients add --app zendesk" in out
     code, out = invoke("connections", "connect", "-t", "acme", "--app", "hubspot", "--grant", "client_credentials")
     assert code == 2 and "does not offer the OAuth grant client_credentials" in out
+
+
+def test_two_processes_on_one_connection_refresh_its_token_once(sims: dict[str, str]) -> None:
+    url = sims["hubspot"]
+    assert sign_in(sims, "--app", "hubspot", "-p", f"base_url={url}", "-p", f"login_url={url}").status_code == 200
+    oauth = SIMULATORS["hubspot"].oauth
+    assert oauth is not None
+    oauth.expire_access_tokens()  # both processes start with a token the app now refuses
+    oauth.configure(token_delay=0.5)
+    command = [sys.executable, "-m", "inlet.cli", "connectors", "changes", "-t", "acme", "-c", "acme-hubspot"]
+    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(2)]
+    outputs = [proc.communicate(timeout=120)[0].decode() for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], outputs
+    assert all("3 changes" in out for out in outputs) and oauth.counts["refresh_token"] == 1
+
+
+def test_a_connection_needing_reauth_is_a_clear_cli_error(sims: dict[str, str]) -> None:
+    url = sims["hubspot"]
+    assert sign_in(sims, "--app", "hubspot", "-p", f"base_url={url}", "-p", f"login_url={url}").status_code == 200
+    oauth = SIMULATORS["hubspot"].oauth
+    assert oauth is not None
+    oauth.revoke_all()
+    for _ in range(2):
+        code, out = invoke("connectors", "changes", "-t", "acme", "-c", "acme-hubspot")
+        assert code == 1 and "connect again" in out
+    assert oauth.counts["refused"] == 1 and "auth=oauth:needs_reauth" in invoke("status")[1]
