@@ -12,6 +12,7 @@ the tenant, the connection and the app. The callback refuses it when forged or a
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -136,7 +137,7 @@ def start_connect(
     """The consent URL for a tenant to connect an app; the connection is created (without tokens) if new."""
     spec = grant_spec(app, "authorization_code")
     connection = _ensure_connection(engine, tenant_id, app, connection_id, parameters, spec)
-    client = client_for(engine, vault, settings, app, {})
+    client = client_for(engine, vault, settings, app, vault.decrypt(connection.credentials_encrypted))
     nonce = secrets.token_urlsafe(24)
     with Session(engine) as session:
         session.add(OAuthState(nonce=nonce, tenant_id=tenant_id, connection_id=connection_id, app=app))
@@ -156,19 +157,24 @@ async def finish_connect(
     now: float | None = None,
 ) -> Connected:
     """Check and spend the state, exchange the code and store the tokens on the connection."""
-    claims = spend_state(engine, vault, settings, state, now)
+    claims = await asyncio.to_thread(spend_state, engine, vault, settings, state, now)
     app, connection_id = claims["a"], claims["c"]
     spec = grant_spec(app, "authorization_code")
+    connection = await asyncio.to_thread(_connection_of, engine, claims["t"], connection_id, app)
+    client = client_for(engine, vault, settings, app, vault.decrypt(connection.credentials_encrypted))
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": client.redirect_uri}
+    tokens = await request_token(http, spec, _parameters(app, connection.parameters), client, form, connector=app)
+    await asyncio.to_thread(_store, engine, vault, connection_id, "authorization_code", spec, tokens)
+    return Connected(claims["t"], connection_id, app)
+
+
+def _connection_of(engine: Engine, tenant_id: str, connection_id: str, app: str) -> Connection:
     with Session(engine) as session:
         connection = session.get(Connection, connection_id)
-        if connection is None or connection.tenant_id != claims["t"] or connection.app != app:
+        if connection is None or connection.tenant_id != tenant_id or connection.app != app:
             raise StateRefused("the connection this sign-in was for no longer exists")
-        parameters = dict(connection.parameters)
-    client = client_for(engine, vault, settings, app, {})
-    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": client.redirect_uri}
-    tokens = await request_token(http, spec, _parameters(app, parameters), client, form, connector=app)
-    _store(engine, vault, connection_id, "authorization_code", spec, tokens.extra, tokens)
-    return Connected(claims["t"], connection_id, app)
+        session.expunge(connection)
+        return connection
 
 
 async def connect_app_only(
@@ -185,10 +191,10 @@ async def connect_app_only(
     """Client credentials (Graph app-only): no sign-in, the token comes straight from the token endpoint."""
     spec = grant_spec(app, "client_credentials")
     connection = _ensure_connection(engine, tenant_id, app, connection_id, parameters, spec)
-    client = client_for(engine, vault, settings, app, {})
+    client = client_for(engine, vault, settings, app, vault.decrypt(connection.credentials_encrypted))
     form = {"grant_type": "client_credentials", "scope": spec.scope_separator.join(spec.scopes)}
     tokens = await request_token(http, spec, _parameters(app, connection.parameters), client, form, connector=app)
-    _store(engine, vault, connection_id, "client_credentials", spec, tokens.extra, tokens)
+    _store(engine, vault, connection_id, "client_credentials", spec, tokens)
     return Connected(tenant_id, connection_id, app)
 
 
@@ -238,31 +244,34 @@ def spend_state(engine: Engine, vault: Vault, settings: Settings, state: str, no
 def _ensure_connection(
     engine: Engine, tenant_id: str, app: str, connection_id: str, parameters: Mapping[str, str], spec: OAuth2Spec
 ) -> Connection:
-    connector = load(app)[0]
-    unknown = sorted(set(parameters) - set(connector.parameters) - {"webhook_account"})
-    if unknown:
-        raise ConfigError(f"{app} has no parameters {unknown}; it takes {sorted(connector.parameters)}")
-    from_token = set(spec.parameters_from_token)
-    missing = sorted(
-        n for n, p in connector.parameters.items() if p.default is None and n not in parameters and n not in from_token
-    )
-    if missing:
-        raise ConfigError(f"{app} needs --param for {missing}")
+    """The tenant's connection with `parameters` merged in, created when new; checked against the connector."""
     with Session(engine) as session:
         if session.get(Tenant, tenant_id) is None:
             raise NotFound(f"no tenant {tenant_id!r}; add it first with `inlet tenants add {tenant_id}`")
         connection = session.get(Connection, connection_id)
         if connection is not None and (connection.tenant_id != tenant_id or connection.app != app):
             raise ConfigError(f"connection {connection_id!r} exists for another tenant or app")
-        if connection is None:
-            connection = Connection(id=connection_id, tenant_id=tenant_id, app=app, parameters=dict(parameters))
-        elif parameters:
-            connection.parameters = {**connection.parameters, **parameters}
+        connection = connection or Connection(id=connection_id, tenant_id=tenant_id, app=app)
+        merged = {**connection.parameters, **parameters}
+        _check_parameters(app, merged, spec)
+        connection.parameters = merged
         session.add(connection)
         session.commit()
         session.refresh(connection)
         session.expunge(connection)
         return connection
+
+
+def _check_parameters(app: str, parameters: Mapping[str, str], spec: OAuth2Spec) -> None:
+    """Known names only; each required one given, unless the token will bring it (Salesforce's instance_url)."""
+    declared = load(app)[0].parameters
+    unknown = sorted(set(parameters) - set(declared) - {"webhook_account"})
+    if unknown:
+        raise ConfigError(f"{app} has no parameters {unknown}; it takes {sorted(declared)}")
+    later = set(spec.parameters_from_token)
+    missing = sorted(n for n, p in declared.items() if p.default is None and n not in parameters and n not in later)
+    if missing:
+        raise ConfigError(f"{app} needs --param for {missing}")
 
 
 def _store(
@@ -271,9 +280,9 @@ def _store(
     connection_id: str,
     grant: Grant,
     spec: OAuth2Spec,
-    extra: Mapping[str, str],
     tokens: TokenSet,
 ) -> None:
+    extra = tokens.extra
     learned = {param: extra[field] for param, field in spec.parameters_from_token.items() if extra.get(field)}
     if learned:
         with Session(engine) as session:

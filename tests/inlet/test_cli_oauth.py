@@ -48,6 +48,7 @@ def sims(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, 
         serve_in_thread(hubspot_sim.app) as hubspot,
         serve_in_thread(make_simulator("salesforce", 3).app) as salesforce,
         serve_in_thread(make_simulator("msgraph", 3).app) as msgraph,
+        serve_in_thread(make_simulator("zendesk", 3).app) as zendesk,
     ):
         for name in apps:
             code, out = invoke(
@@ -63,7 +64,13 @@ def sims(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, 
             )
             assert code == 0, out
         SIMULATORS["hubspot"] = hubspot_sim
-        yield {"receiver": receiver_url, "hubspot": hubspot, "salesforce": salesforce, "msgraph": msgraph}
+        yield {
+            "receiver": receiver_url,
+            "hubspot": hubspot,
+            "salesforce": salesforce,
+            "msgraph": msgraph,
+            "zendesk": zendesk,
+        }
 
 
 def sign_in(sims: dict[str, str], *connect_args: str) -> httpx.Response:
@@ -109,6 +116,27 @@ def test_graph_app_only_connects_without_a_sign_in(sims: dict[str, str]) -> None
     assert code == 0 and "app-only" in out, out
     code, out = invoke("connections", "show", "-t", "acme", "-c", "acme-msgraph")
     assert "oauth: client_credentials, active" in out and "refresh_token=-" in out
+
+
+def test_a_zendesk_account_can_bring_its_own_oauth_client(sims: dict[str, str]) -> None:
+    own = ["--credential", f"client_id={SIM_CLIENT_ID}", "--credential", "client_secret=env:SIM_SECRET"]
+    code, out = invoke(
+        "connections",
+        "add",
+        "-t",
+        "acme",
+        "--id",
+        "acme-zd",
+        "--app",
+        "zendesk",
+        "-p",
+        f"base_url={sims['zendesk']}",
+        *own,
+    )
+    assert code == 0, out
+    assert sign_in(sims, "--app", "zendesk", "--id", "acme-zd").status_code == 200
+    code, out = invoke("connections", "show", "-t", "acme", "-c", "acme-zd")
+    assert "oauth: authorization_code, active" in out and "client_secret=***" in out and SIM_CLIENT_SECRET not in out
 
 
 def test_an_app_without_a_client_or_grant_is_a_clear_error(sims: dict[str, str]) -> None:
