@@ -34,6 +34,7 @@ from flows.full_import import ImportSummary, full_import
 from flows.poll_changes import poll_changes
 from flows.runtime import ImportJob
 from inlet.oauth import finish_connect, register_client, start_connect
+from inlet.settings import get_settings
 from inlet.status import connection_status
 from inlet.store import open_store
 from inlet.vault import Vault
@@ -83,8 +84,13 @@ async def _failed_task_runs(flow_run_id: str) -> int:
 
 
 @pytest.mark.slow
-def test_ten_thousand_records_with_tokens_expiring_every_five_seconds(inlet_env: InletEnvFactory) -> None:
+def test_ten_thousand_records_with_tokens_expiring_every_five_seconds(
+    inlet_env: InletEnvFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     env = inlet_env(records=10_000, sim_args=("--token-lifetime", "5"))
+    for name, value in {"REQUESTS": "10", "PER_SECONDS": "1"}.items():  # 100 pages paced over ~10 s, not bursts
+        monkeypatch.setenv(f"INLET_SOURCE_BUDGET__{name}", value)
+    get_settings.cache_clear()
     connect_with_oauth(env, "acme-oauth-10k")
     started = time.perf_counter()
     summary = run_import("acme-oauth-10k")
