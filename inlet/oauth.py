@@ -16,11 +16,12 @@ import asyncio
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 import httpx
 from cryptography.fernet import InvalidToken
 from pydantic import SecretStr
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, delete, update
 from sqlmodel import Session, col
 
 from connectors.errors import NeedsReauth
@@ -139,7 +140,9 @@ def start_connect(
     connection = _ensure_connection(engine, tenant_id, app, connection_id, parameters, spec)
     client = client_for(engine, vault, settings, app, vault.decrypt(connection.credentials_encrypted))
     nonce = secrets.token_urlsafe(24)
+    stale = utcnow() - timedelta(seconds=settings.oauth_state_ttl_seconds * 2)  # their states cannot open anyway
     with Session(engine) as session:
+        session.execute(delete(OAuthState).where(col(OAuthState.created_at) < stale))
         session.add(OAuthState(nonce=nonce, tenant_id=tenant_id, connection_id=connection_id, app=app))
         session.commit()
     state = vault.seal({"n": nonce, "t": tenant_id, "c": connection_id, "a": app}).decode()

@@ -287,3 +287,19 @@ def test_a_bad_connect_link_is_refused(world: OAuthWorld, case: str) -> None:
         world.skew["seconds"] = world.settings.oauth_link_ttl_seconds + 5
     answer = httpx.get(f"{world.receiver_url}/oauth/start", params={"link": sealed[case]}, timeout=10)
     assert answer.status_code == 400 and "location" not in answer.headers
+
+
+def test_issuing_a_state_purges_states_too_old_to_open(world: OAuthWorld) -> None:
+    from datetime import timedelta
+
+    from sqlmodel import Session, select
+
+    from inlet.store import OAuthState, utcnow
+
+    with Session(world.engine) as session:
+        old = utcnow() - timedelta(seconds=world.settings.oauth_state_ttl_seconds * 3)
+        session.add(OAuthState(nonce="old", tenant_id="acme", connection_id="c", app="hubspot", created_at=old))
+        session.commit()
+    world.consent()
+    with Session(world.engine) as session:
+        assert [s.nonce != "old" for s in session.exec(select(OAuthState))] == [True]
