@@ -23,6 +23,7 @@ Nothing here logs or raises a token or a client secret.
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
 from collections.abc import AsyncGenerator, Mapping
@@ -30,6 +31,7 @@ from typing import Any, Literal, Protocol
 from urllib.parse import urlencode
 
 import httpx
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from connectors.errors import AuthError, NeedsReauth, RetryableError, redact
@@ -64,7 +66,9 @@ class OAuth2Spec(BaseModel):
     authorize_params: dict[str, str] = Field({}, description="extra query parameters (Google: access_type=offline)")
     client_auth: Literal["body", "basic"] = Field("body", description="client secret in the form or HTTP Basic")
     parameters_from_token: dict[str, str] = Field(
-        {}, description="connection parameter <- token response field (Salesforce's instance_url)"
+        {},
+        description="connection parameter <- token response field (Salesforce's instance_url), or a claim of its "
+        "OpenID id_token as `id_token.<claim>` (Graph's tid: the tenant's directory)",
     )
     invalid_grant: list[str] = Field(
         ["invalid_grant"], description="`error` (or HubSpot's `status`) values meaning: sign in again"
@@ -204,14 +208,30 @@ def _token_set(answer: Mapping[str, Any], spec: OAuth2Spec, started: float, prev
     if not refresh and previous is not None and previous.refresh_token is not None:
         refresh = previous.refresh_token.get_secret_value()  # Google keeps the refresh token it gave first
     wanted = set(spec.parameters_from_token.values())
+    extra = {k: str(v) for k, v in answer.items() if k in wanted}
+    claims = _id_token_claims(answer.get("id_token")) if any(w.startswith("id_token.") for w in wanted) else {}
+    extra |= {w: str(claims[w[9:]]) for w in wanted if w.startswith("id_token.") and w[9:] in claims}
     return TokenSet(
         access_token=SecretStr(str(answer["access_token"])),
         refresh_token=SecretStr(str(refresh)) if refresh else None,
         expires_at=started + lifetime if lifetime is not None else None,
         lifetime=lifetime,
         scope=str(answer.get("scope") or ""),
-        extra={k: str(v) for k, v in answer.items() if k in wanted},
+        extra=extra,
     )
+
+
+def _id_token_claims(id_token: Any) -> dict[str, Any]:
+    """The payload of an id_token received straight from the token endpoint over TLS (OpenID Connect Core
+    3.1.3.7 lets a client skip its signature check then); {} when there is none or it is not a JWT."""
+    parts = str(id_token or "").split(".")
+    if len(parts) != 3:
+        return {}
+    try:
+        claims = orjson.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, orjson.JSONDecodeError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
 
 
 class TokenSource(Protocol):

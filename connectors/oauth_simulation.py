@@ -49,6 +49,7 @@ class OAuthQuirks:
     base_url_field: str | None = None  # Salesforce instance_url, Pipedrive api_domain: the API root
     client_credentials: bool = False  # Microsoft Graph app-only
     offline_param: tuple[str, str] | None = None  # Google gives a refresh token only with access_type=offline
+    id_token: dict[str, str] | None = None  # claims of the id_token handed out when `openid` is in the scope
     invalid_grant: Callable[[], tuple[int, dict[str, Any]]] = field(
         default=lambda: (400, {"error": "invalid_grant", "error_description": "refresh token is invalid or revoked"})
     )
@@ -212,6 +213,8 @@ class OAuthServer:
                 self._refresh[refresh] = grant
             if grant_type == "authorization_code" or self.quirks.refresh_in_refresh_answer:
                 body["refresh_token"] = refresh
+        if self.quirks.id_token is not None and "openid" in grant.scope.split():
+            body["id_token"] = _unsigned_jwt({**self.quirks.id_token, "aud": self.client_id})
         if self.quirks.base_url_field:
             body[self.quirks.base_url_field] = str(request.base_url).rstrip("/")
         return body
@@ -220,6 +223,13 @@ class OAuthServer:
 async def _form(request: Request) -> dict[str, str]:
     """An application/x-www-form-urlencoded body (parsed here: python-multipart is not a dependency)."""
     return {k: v[0] for k, v in parse_qs((await request.body()).decode(errors="replace")).items()}
+
+
+def _unsigned_jwt(claims: dict[str, str]) -> str:
+    def part(value: dict[str, str]) -> str:
+        return base64.urlsafe_b64encode(orjson.dumps(value)).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}.sim-signature"
 
 
 def _json(status: int, body: dict[str, Any]) -> Response:

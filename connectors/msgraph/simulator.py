@@ -120,6 +120,7 @@ class GraphSimulator(SimulatorBase):
         token_path="/{directory}/oauth2/v2.0/token",
         revoke_path="/v1.0/me/revokeSignInSessions",
         revoke_signs_out=True,
+        id_token={"tid": TENANT_ID, "iss": f"https://login.microsoftonline.com/{TENANT_ID}/v2.0"},
         rotate_refresh=True,
         client_credentials=True,
         invalid_grant=lambda: (

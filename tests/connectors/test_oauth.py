@@ -178,3 +178,12 @@ async def test_the_simulated_revoke_endpoint_ends_the_grant(app: str) -> None:
         else:
             with pytest.raises(NeedsReauth):
                 await MemoryTokens(http, app, BASE, tokens).refreshed("")
+
+
+async def test_graph_names_the_tenant_directory_in_its_id_token() -> None:
+    from connectors.msgraph.simulator import TENANT_ID
+
+    async with asgi_client(make_simulator("msgraph", 1)) as http:
+        tokens = await sign_in(http, "msgraph", BASE)
+    assert tokens.extra == {"id_token.tid": TENANT_ID}
+    assert load("msgraph")[0].oauth["authorization_code"].parameters_from_token == {"directory": "id_token.tid"}

@@ -107,6 +107,16 @@ def test_salesforce_learns_the_instance_url_from_the_token(sims: dict[str, str])
     assert code == 0 and f"'base_url': '{url}'" in out
 
 
+def test_a_graph_sign_in_through_organizations_keeps_the_tenant_directory(sims: dict[str, str]) -> None:
+    from connectors.msgraph.simulator import TENANT_ID
+
+    url = sims["msgraph"]
+    params = ["-p", f"base_url={url}", "-p", f"login_url={url}"]  # directory: the default, organizations
+    assert sign_in(sims, "--app", "msgraph", "--id", "acme-graph", *params).status_code == 200
+    code, out = invoke("connections", "show", "-t", "acme", "-c", "acme-graph")
+    assert code == 0 and f"'directory': '{TENANT_ID}'" in out
+
+
 def test_graph_app_only_connects_without_a_sign_in(sims: dict[str, str]) -> None:
     url = sims["msgraph"]
     params = ["-p", f"base_url={url}", "-p", f"login_url={url}", "-p", "directory=contoso.onmicrosoft.com"]
