@@ -24,7 +24,9 @@ Nothing here logs or raises a token or a client secret.
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
+import secrets
 import time
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any, Literal, Protocol
@@ -45,6 +47,8 @@ __all__ = [
     "TokenSet",
     "TokenSource",
     "authorization_url",
+    "pkce_challenge",
+    "pkce_verifier",
     "request_token",
 ]
 
@@ -65,6 +69,7 @@ class OAuth2Spec(BaseModel):
     scope_separator: str = " "
     authorize_params: dict[str, str] = Field({}, description="extra query parameters (Google: access_type=offline)")
     client_auth: Literal["body", "basic"] = Field("body", description="client secret in the form or HTTP Basic")
+    pkce: bool = Field(False, description="send an S256 code_challenge (RFC 7636) where the app supports it")
     parameters_from_token: dict[str, str] = Field(
         {},
         description="connection parameter <- token response field (Salesforce's instance_url), or a claim of its "
@@ -125,16 +130,33 @@ class InvalidGrant(NeedsReauth):
     """The app refused the refresh token or code (`invalid_grant`): a person must sign in again."""
 
 
-def authorization_url(spec: OAuth2Spec, parameters: Mapping[str, str], client: OAuthClient, state: str) -> str:
-    """The consent page a person opens to grant access; `state` comes back to the callback unchanged."""
+def authorization_url(
+    spec: OAuth2Spec, parameters: Mapping[str, str], client: OAuthClient, state: str, verifier: str | None = None
+) -> str:
+    """The consent page a person opens to grant access; `state` comes back to the callback unchanged.
+
+    With `spec.pkce`, `verifier` (see `pkce_verifier`) is sent as its S256 challenge; the code exchange then
+    needs the verifier as `code_verifier`.
+    """
     if spec.authorize_url is None:
         raise ValueError("this grant has no authorize_url")
     query = {"response_type": "code", "client_id": client.client_id, "redirect_uri": client.redirect_uri}
     if spec.scopes:
         query["scope"] = spec.scope_separator.join(spec.scopes)
     query.update(spec.authorize_params)
+    if spec.pkce and verifier is not None:
+        query |= {"code_challenge": pkce_challenge(verifier), "code_challenge_method": "S256"}
     query["state"] = state
     return f"{spec.authorize_url.format_map(parameters)}?{urlencode(query)}"
+
+
+def pkce_verifier() -> str:
+    """A fresh RFC 7636 code verifier (64 URL-safe characters)."""
+    return secrets.token_urlsafe(48)
+
+
+def pkce_challenge(verifier: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
 
 
 async def request_token(

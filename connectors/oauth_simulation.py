@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import secrets
 import threading
 import time
@@ -59,6 +60,7 @@ class OAuthQuirks:
 class _Grant:
     scope: str
     refresh: bool
+    challenge: str | None = None  # PKCE S256 code_challenge given with the consent
 
 
 class OAuthServer:
@@ -124,6 +126,10 @@ class OAuthServer:
             return _error(400, "invalid_request", "unknown client_id, or no redirect_uri or response_type=code")
         offline = self.quirks.offline_param
         grant = _Grant(params.get("scope", ""), refresh=offline is None or params.get(offline[0]) == offline[1])
+        if params.get("code_challenge"):
+            if params.get("code_challenge_method") != "S256":
+                return _error(400, "invalid_request", "code_challenge_method must be S256")
+            grant.challenge = params["code_challenge"]
         code = secrets.token_urlsafe(16)
         with self._lock:
             self._codes[code] = (redirect, grant)
@@ -140,7 +146,7 @@ class OAuthServer:
         with self._lock:
             if grant_type == "authorization_code":
                 found = self._codes.pop(fields.get("code", ""), None)
-                if found is None or found[0] != fields.get("redirect_uri"):
+                if found is None or found[0] != fields.get("redirect_uri") or not _verified(found[1], fields):
                     return self._refuse(*self.quirks.invalid_grant())
                 grant = found[1]
             elif grant_type == "refresh_token":
@@ -223,6 +229,14 @@ class OAuthServer:
 async def _form(request: Request) -> dict[str, str]:
     """An application/x-www-form-urlencoded body (parsed here: python-multipart is not a dependency)."""
     return {k: v[0] for k, v in parse_qs((await request.body()).decode(errors="replace")).items()}
+
+
+def _verified(grant: _Grant, fields: dict[str, str]) -> bool:
+    """PKCE: a code issued with a challenge is exchanged only with its verifier."""
+    if grant.challenge is None:
+        return True
+    digest = hashlib.sha256(fields.get("code_verifier", "").encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode() == grant.challenge
 
 
 def _unsigned_jwt(claims: dict[str, str]) -> str:

@@ -25,7 +25,16 @@ from sqlalchemy import Engine, delete, update
 from sqlmodel import Session, col
 
 from connectors.errors import NeedsReauth
-from connectors.oauth import Grant, OAuth2Auth, OAuth2Spec, OAuthClient, TokenSet, authorization_url, request_token
+from connectors.oauth import (
+    Grant,
+    OAuth2Auth,
+    OAuth2Spec,
+    OAuthClient,
+    TokenSet,
+    authorization_url,
+    pkce_verifier,
+    request_token,
+)
 from connectors.registry import available, load
 from inlet.errors import ConfigError, NotFound
 from inlet.oauth_tokens import StoredTokens, read_tokens, reauth_message, save_tokens
@@ -140,13 +149,23 @@ def start_connect(
     connection = _ensure_connection(engine, tenant_id, app, connection_id, parameters, spec)
     client = client_for(engine, vault, settings, app, vault.decrypt(connection.credentials_encrypted))
     nonce = secrets.token_urlsafe(24)
+    verifier = pkce_verifier() if spec.pkce else None  # kept server-side, sealed, with the state's nonce
+    sealed_verifier = vault.seal(verifier) if verifier else None
     stale = utcnow() - timedelta(seconds=settings.oauth_state_ttl_seconds * 2)  # their states cannot open anyway
     with Session(engine) as session:
         session.execute(delete(OAuthState).where(col(OAuthState.created_at) < stale))
-        session.add(OAuthState(nonce=nonce, tenant_id=tenant_id, connection_id=connection_id, app=app))
+        session.add(
+            OAuthState(
+                nonce=nonce,
+                tenant_id=tenant_id,
+                connection_id=connection_id,
+                app=app,
+                verifier_encrypted=sealed_verifier,
+            )
+        )
         session.commit()
     state = vault.seal({"n": nonce, "t": tenant_id, "c": connection_id, "a": app}).decode()
-    return authorization_url(spec, _parameters(app, connection.parameters), client, state)
+    return authorization_url(spec, _parameters(app, connection.parameters), client, state, verifier)
 
 
 async def finish_connect(
@@ -166,6 +185,8 @@ async def finish_connect(
     connection = await asyncio.to_thread(_connection_of, engine, claims["t"], connection_id, app)
     client = client_for(engine, vault, settings, app, vault.decrypt(connection.credentials_encrypted))
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": client.redirect_uri}
+    if claims.get("v"):
+        form["code_verifier"] = claims["v"]
     tokens = await request_token(http, spec, _parameters(app, connection.parameters), client, form, connector=app)
     await asyncio.to_thread(_store, engine, vault, connection_id, "authorization_code", spec, tokens)
     return Connected(claims["t"], connection_id, app)
@@ -241,7 +262,10 @@ def spend_state(engine: Engine, vault: Vault, settings: Settings, state: str, no
         ).rowcount
     if not spent:
         raise StateRefused("this sign-in link was already used; start again")
-    return {k: str(claims[k]) for k in "ntca"}
+    with Session(engine) as session:
+        row = session.get(OAuthState, claims["n"])
+        verifier = vault.unseal(row.verifier_encrypted) if row is not None and row.verifier_encrypted else ""
+    return {**{k: str(claims[k]) for k in "ntca"}, "v": str(verifier)}
 
 
 def _ensure_connection(

@@ -201,6 +201,7 @@ class OAuthState(SQLModel, table=True):
     tenant_id: str
     connection_id: str
     app: str
+    verifier_encrypted: bytes | None = Field(default=None, sa_column=Column(LargeBinary), repr=False)  # PKCE
     created_at: datetime = Field(default_factory=utcnow)
     used_at: datetime | None = None
 

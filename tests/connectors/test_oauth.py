@@ -11,7 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from connectors.errors import AuthError, NeedsReauth, RetryableError, SpecError
-from connectors.oauth import InvalidGrant, OAuth2Auth, TokenSet, authorization_url, request_token
+from connectors.oauth import InvalidGrant, OAuth2Auth, TokenSet, authorization_url, pkce_verifier, request_token
 from connectors.registry import load, make_simulator
 from connectors.spec import load_spec
 from tests.support.oauth import CLIENT, MemoryTokens, asgi_client, oauth_parameters, sign_in
@@ -187,3 +187,19 @@ async def test_graph_names_the_tenant_directory_in_its_id_token() -> None:
         tokens = await sign_in(http, "msgraph", BASE)
     assert tokens.extra == {"id_token.tid": TENANT_ID}
     assert load("msgraph")[0].oauth["authorization_code"].parameters_from_token == {"directory": "id_token.tid"}
+
+
+@pytest.mark.parametrize("app", ["google_people", "msgraph", "salesforce"])
+async def test_pkce_apps_get_a_challenge_and_refuse_a_code_without_its_verifier(app: str) -> None:
+    spec = load(app)[0].oauth["authorization_code"]
+    params = oauth_parameters(app, BASE)
+    verifier = pkce_verifier()
+    async with asgi_client(make_simulator(app, 1)) as http:
+        redirect = await http.get(authorization_url(spec, params, CLIENT, "s", verifier))
+        assert parse_qs(urlsplit(authorization_url(spec, params, CLIENT, "s", verifier)).query)[
+            "code_challenge_method"
+        ] == ["S256"]
+        code = parse_qs(urlsplit(redirect.headers["location"]).query)["code"][0]
+        form = {"grant_type": "authorization_code", "code": code, "redirect_uri": CLIENT.redirect_uri}
+        with pytest.raises(NeedsReauth):
+            await request_token(http, spec, params, CLIENT, form | {"code_verifier": pkce_verifier()}, connector=app)

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 from pydantic import SecretStr
 
-from connectors.oauth import Grant, OAuth2Spec, OAuthClient, TokenSet, authorization_url, request_token
+from connectors.oauth import Grant, OAuth2Spec, OAuthClient, TokenSet, authorization_url, pkce_verifier, request_token
 from connectors.oauth_simulation import SIM_CLIENT_ID, SIM_CLIENT_SECRET
 from connectors.registry import load
 from connectors.simulation import SimulatorBase
@@ -34,9 +34,11 @@ async def sign_in(http: httpx.AsyncClient, app: str, base_url: str, grant: Grant
     if grant == "client_credentials":
         form = {"grant_type": "client_credentials", "scope": " ".join(spec.scopes)}
         return await request_token(http, spec, params, CLIENT, form, connector=app)
-    redirect = await http.get(authorization_url(spec, params, CLIENT, "st4te"))
+    verifier = pkce_verifier()
+    redirect = await http.get(authorization_url(spec, params, CLIENT, "st4te", verifier))
     code = parse_qs(urlsplit(redirect.headers["location"]).query)["code"][0]
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": CLIENT.redirect_uri}
+    form |= {"code_verifier": verifier} if spec.pkce else {}
     return await request_token(http, spec, params, CLIENT, form, connector=app)
 
 

@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("tenant_id", sa.String(), nullable=False),
         sa.Column("connection_id", sa.String(), nullable=False),
         sa.Column("app", sa.String(), nullable=False),
+        sa.Column("verifier_encrypted", sa.LargeBinary(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("nonce"),
