@@ -1,8 +1,8 @@
-"""Connecting a tenant's account with OAuth 2.0: the team's OAuth clients, the connect flow, and the
-httpx auth a run uses.
+"""Connecting a tenant's account with OAuth 2.0: the connect flow, and the httpx auth a run uses.
 
     inlet oauth clients add --app hubspot --client-id ... --client-secret env:HUBSPOT_SECRET
-    inlet connections connect --tenant acme --app hubspot     # prints the consent URL
+    inlet connections connect --tenant acme --app hubspot     # prints a connect link and the consent URL
+    GET /oauth/start?link=...                                  # `inlet serve`: 302 to the consent URL
     GET /oauth/callback?code=...&state=...                     # `inlet serve`: exchanges and stores
 
 The `state` is a Fernet token (the vault's key: encrypted, authenticated, timestamped) holding a nonce,
@@ -20,7 +20,6 @@ from datetime import timedelta
 
 import httpx
 from cryptography.fernet import InvalidToken
-from pydantic import SecretStr
 from sqlalchemy import Engine, delete, update
 from sqlmodel import Session, col
 
@@ -29,30 +28,31 @@ from connectors.oauth import (
     Grant,
     OAuth2Auth,
     OAuth2Spec,
-    OAuthClient,
     TokenSet,
     authorization_url,
     pkce_verifier,
     request_token,
 )
-from connectors.registry import available, load
+from connectors.registry import load
 from inlet.errors import ConfigError, NotFound
+from inlet.oauth_clients import client_for, grant_spec, redirect_url, register_client
 from inlet.oauth_tokens import StoredTokens, read_tokens, reauth_message, save_tokens
 from inlet.settings import Settings
-from inlet.store import Connection, OAuthClientRow, OAuthState, Tenant, utcnow
+from inlet.store import Connection, OAuthState, Tenant, utcnow
 from inlet.tenancy import LoadedConnection
 from inlet.vault import Vault
 
 __all__ = [
     "Connected",
-    "connect_link",
-    "open_link",
-    "redirect_url",
     "StateRefused",
+    "client_for",
     "connect_app_only",
+    "connect_link",
     "finish_connect",
     "grant_spec",
     "oauth_auth",
+    "open_link",
+    "redirect_url",
     "register_client",
     "spend_state",
     "start_connect",
@@ -68,47 +68,6 @@ class Connected:
     tenant_id: str
     connection_id: str
     app: str
-
-
-def grant_spec(app: str, grant: Grant) -> OAuth2Spec:
-    if app not in available():
-        raise ConfigError(f"no connector {app!r}; available: {', '.join(available())}")
-    spec = load(app)[0].oauth.get(grant)
-    if spec is None:
-        offered = ", ".join(load(app)[0].oauth) or "none"
-        raise ConfigError(f"{app} does not offer the OAuth grant {grant} (it offers: {offered})")
-    return spec
-
-
-def register_client(engine: Engine, vault: Vault, app: str, client_id: str, client_secret: SecretStr) -> None:
-    """Store (or replace) the team's OAuth client for an app; the secret is encrypted."""
-    if app not in available() or not load(app)[0].oauth:
-        raise ConfigError(f"{app!r} is not a connector with OAuth grants")
-    with Session(engine) as session:
-        row = session.get(OAuthClientRow, app) or OAuthClientRow(app=app, client_id="", client_secret_encrypted=b"")
-        row.client_id = client_id
-        row.client_secret_encrypted = vault.seal(client_secret.get_secret_value())
-        session.add(row)
-        session.commit()
-
-
-def client_for(
-    engine: Engine, vault: Vault, settings: Settings, app: str, credentials: Mapping[str, SecretStr]
-) -> OAuthClient:
-    """The connection's own client (credentials client_id/client_secret, as Zendesk accounts have), else the app's."""
-    redirect = redirect_url(settings)
-    if "client_id" in credentials and "client_secret" in credentials:
-        return OAuthClient(
-            client_id=credentials["client_id"].get_secret_value(),
-            client_secret=credentials["client_secret"],
-            redirect_uri=redirect,
-        )
-    with Session(engine) as session:
-        row = session.get(OAuthClientRow, app)
-        if row is None:
-            raise ConfigError(f"no OAuth client for {app}: add one with `inlet oauth clients add --app {app} ...`")
-        secret = SecretStr(str(vault.unseal(row.client_secret_encrypted)))
-        return OAuthClient(client_id=row.client_id, client_secret=secret, redirect_uri=redirect)
 
 
 def connect_link(vault: Vault, settings: Settings, *, tenant_id: str, app: str, connection_id: str) -> str:
@@ -128,10 +87,6 @@ def open_link(engine: Engine, vault: Vault, settings: Settings, link: str, now: 
     return start_connect(
         engine, vault, settings, tenant_id=claims["t"], app=claims["a"], connection_id=claims["c"], parameters={}
     )
-
-
-def redirect_url(settings: Settings) -> str:
-    return settings.oauth_redirect_url or f"http://127.0.0.1:{settings.receiver_port}/oauth/callback"
 
 
 def start_connect(
