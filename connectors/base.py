@@ -34,6 +34,7 @@ from connectors.errors import (
     error_for_response,
     redact,
 )
+from connectors.oauth import OAuth2Auth
 from connectors.pagination import PageView
 from connectors.paths import MISSING, lookup
 from connectors.spec import RESERVED_PARAMETERS, CollectionSpec, ConnectorSpec, RetryPolicy
@@ -116,7 +117,9 @@ class Connector:
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy | None = None,
         budget: RequestBudget | None = None,
+        auth: httpx.Auth | None = None,
     ) -> None:
+        """`auth` replaces the spec's `auth` (an OAuth2Auth for a connection made with an OAuth grant)."""
         self.spec = spec
         self._retry = retry or spec.retry
         limit = spec.rate_limit
@@ -126,9 +129,12 @@ class Connector:
         self._parameters = _resolve_parameters(spec, parameters or {})
         credentials = credentials or {}
         self._secrets = [value.get_secret_value() for value in credentials.values()]
+        if isinstance(auth, OAuth2Auth):
+            self._secrets.extend(auth.secrets)
+            auth.secrets = self._secrets  # tokens it sends later are redacted from messages too
         self._client = httpx.AsyncClient(
             base_url=spec.base_url.format_map(self._parameters),
-            auth=spec.auth.build(credentials, spec.name),
+            auth=auth if auth is not None else spec.auth.build(credentials, spec.name),
             headers={"Accept": "application/json", **spec.headers},
             timeout=spec.timeout_seconds,
             transport=transport,
@@ -282,6 +288,8 @@ class Connector:
             await self.budget.acquire()
         try:
             response = await self._client.send(request)
+        except ConnectorError as exc:  # from the auth: a token endpoint that failed or refused a refresh
+            return exc
         except httpx.TimeoutException:
             return RetryableError(
                 f"{self.name}: {request.method} {url} timed out after {self.spec.timeout_seconds}s",

@@ -4,6 +4,7 @@
   x RetryableError      429, 5xx, timeouts, connection errors; carries .retry_after
   x FatalError          stop the run; a person must act
     + AuthError         401/403: credentials missing, expired or revoked
+      + NeedsReauth     the OAuth grant was revoked (invalid_grant); the tenant must connect again
     + RequestRejected   another 4xx: the request is wrong for this API
     + MalformedPage     the response is not the JSON shape the connector declares
     + PaginationLoop    the API returned the same next page twice
@@ -29,6 +30,7 @@ __all__ = [
     "ConnectorError",
     "FatalError",
     "MalformedPage",
+    "NeedsReauth",
     "PaginationLimit",
     "PaginationLoop",
     "RequestRejected",
@@ -73,6 +75,10 @@ class FatalError(ConnectorError):
 
 class AuthError(FatalError):
     """The app refused the credentials (401/403)."""
+
+
+class NeedsReauth(AuthError):
+    """The connection's OAuth grant is gone (revoked, expired): no refresh will help until the tenant reconnects."""
 
 
 class RequestRejected(FatalError):

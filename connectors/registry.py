@@ -77,8 +77,9 @@ def open_connector(
     transport: httpx.AsyncBaseTransport | None = None,
     retry: RetryPolicy | None = None,
     budget: RequestBudget | None = None,
+    auth: httpx.Auth | None = None,
 ) -> Connector:
-    """A ready connector for one connection; `retry` overrides the connector's own retry policy."""
+    """A ready connector for one connection; `retry` overrides the connector's own retry policy, `auth` its auth."""
     spec, hooks = load(name)
     return Connector(
         spec,
@@ -88,4 +89,5 @@ def open_connector(
         transport=transport,
         retry=retry,
         budget=budget,
+        auth=auth,
     )

@@ -30,6 +30,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from connectors.oauth_simulation import OAuthQuirks, OAuthServer
+
 __all__ = ["Faults", "People", "Person", "SimulatorBase", "json_response", "serve"]
 
 logger = logging.getLogger(__name__)
@@ -166,6 +168,7 @@ class SimulatorBase:
 
     connector: ClassVar[str]
     tokens_expire: ClassVar[bool] = True  # False where the incremental token is a timestamp the app always accepts
+    oauth_quirks: ClassVar[OAuthQuirks | None] = None  # the app's OAuth endpoints, served as `self.oauth`
 
     def __init__(self, records: int = 100, seed: int | str = 0, *, token: str = "sim-token") -> None:
         self.token = token
@@ -174,7 +177,9 @@ class SimulatorBase:
         self.faults = Faults()
         self.counts: dict[str, int] = {"requests": 0}
         self._by_id: dict[str, Person] = {self.external_id(p): p for p in self.people.all}
-        self.app = Starlette(routes=[*self.api_routes(), *self._control_routes()])
+        self.oauth = OAuthServer(self.oauth_quirks) if self.oauth_quirks else None
+        oauth_routes = self.oauth.routes() if self.oauth else []
+        self.app = Starlette(routes=[*self.api_routes(), *self._control_routes(), *oauth_routes])
 
     # -- what each app provides ---------------------------------------------------------------------
 
@@ -261,7 +266,8 @@ class SimulatorBase:
         with self.lock:
             self.counts["requests"] += 1
             self.counts[kind] = self.counts.get(kind, 0) + 1
-            early = self.authenticate(request)
+            oauth_ok = self.oauth is not None and self.oauth.accepts(request.headers.get("authorization", ""))
+            early = None if oauth_ok else self.authenticate(request)
             if early is None and (fault := self.faults.take()) is not None:
                 early = self.fault_response(fault)
             delay = self.faults.slow_seconds
@@ -310,14 +316,17 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 
 
 def serve(make: Callable[..., SimulatorBase], description: str, argv: Sequence[str] | None = None) -> None:
-    """`python -m connectors.<app>.simulator --port P --records N --seed S --token T` under uvicorn."""
+    """`python -m connectors.<app>.simulator --port P --records N --seed S --token T [--token-lifetime S]`."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--records", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--token", default="sim-token")
+    parser.add_argument("--token-lifetime", type=float, default=None, help="seconds an OAuth access token lives")
     args = parser.parse_args(argv)
     simulator = make(records=args.records, seed=args.seed, token=args.token)
+    if args.token_lifetime is not None and simulator.oauth is not None:
+        simulator.oauth.configure(lifetime_seconds=args.token_lifetime)
     logger.info("serving %s with %d records on http://%s:%d", simulator.connector, args.records, args.host, args.port)
     uvicorn.run(simulator.app, host=args.host, port=args.port, log_level="warning")

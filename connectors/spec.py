@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from connectors.auth import AuthSpec, NoAuth
 from connectors.errors import SpecError
+from connectors.oauth import Grant, OAuth2Spec
 from connectors.pagination import Paginator, SinglePage
 
 __all__ = [
@@ -178,6 +179,7 @@ class ConnectorSpec(_Strict):
     title: str
     base_url: str
     auth: AuthSpec = NoAuth()
+    oauth: dict[Grant, OAuth2Spec] = Field({}, description="OAuth 2.0 grants a connection may use instead of `auth`")
     headers: dict[str, str] = {}
     parameters: dict[str, ParameterSpec] = {}
     collections: dict[str, CollectionSpec]
@@ -199,6 +201,10 @@ class ConnectorSpec(_Strict):
             if collection.changes:
                 used |= placeholders(collection.changes.path)
                 used |= {field for value in collection.changes.params.values() for field in placeholders(value)}
+        for grant, oauth in self.oauth.items():
+            used |= {field for url in oauth.urls() for field in placeholders(url)}
+            if grant == "authorization_code" and oauth.authorize_url is None:
+                raise ValueError("oauth.authorization_code needs an authorize_url")
         unknown = sorted(used - known)
         if unknown:
             raise ValueError(f"placeholders {unknown} are not declared under parameters")

@@ -19,11 +19,12 @@ from typing import Any
 import anyio
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
 from connectors.base import PageRequest
+from connectors.errors import NeedsReauth
 from flows.artifacts import Progress, publish_delivery_status, publish_summary
 from flows.run_tags import label_run
 from flows.runtime import ImportJob, ImportRuntime, open_runtime
@@ -61,6 +62,7 @@ class ImportSummary(BaseModel):
     seconds_waiting_for_source: float = 0.0
     seconds_mapping_and_writing: float = 0.0
     seconds_posting_to_app: float = 0.0
+    auth: str = Field("ok", description="needs_reauth: the OAuth grant was revoked; the tenant must connect again")
 
 
 def _run_name() -> str:
@@ -72,7 +74,14 @@ def _run_name() -> str:
 @flow(name="full-import", flow_run_name=_run_name, persist_result=False)
 async def full_import(job: ImportJob) -> ImportSummary:
     """Full import of one connection's data source; resumes an unfinished enumeration."""
-    run = open_runtime(job, get_settings())
+    try:
+        run = open_runtime(job, get_settings())
+    except NeedsReauth as exc:  # fail fast: no request, no token endpoint call, no retries burnt
+        summary = ImportSummary(tenant=job.tenant, connection=job.connection, data_source=job.data_source)
+        summary.auth, summary.flow_run_id = "needs_reauth", str(flow_run.id or "")
+        await publish_summary("full-import", job.tenant, job.connection, job.data_source, summary=summary.model_dump())
+        get_run_logger().error("%s", exc)
+        raise
     try:
         await label_run(job.tenant, job.connection, run.loaded.connection.app, job.data_source)
         return await _import(run)
@@ -103,6 +112,9 @@ async def _import(run: ImportRuntime) -> ImportSummary:
         summary.complete = True
         await progress.update(summary.records_seen, done=True)
         _sweep(run, scope, summary, logger)
+    except NeedsReauth:
+        summary.auth = "needs_reauth"
+        raise
     finally:
         importing_done.set()
         drained = await delivery

@@ -18,6 +18,7 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel
 
 from connectors.changes import Change
+from connectors.errors import NeedsReauth
 from flows.artifacts import publish_summary
 from flows.events import emit_changed
 from flows.incremental_import import apply_inbox
@@ -45,6 +46,7 @@ class PollSummary(BaseModel):
     added_to_inbox: int = 0
     since: str | None = None
     delete_guard: str = ""
+    auth: str = "ok"  # needs_reauth: the OAuth grant was revoked; the tenant must connect again
 
 
 @flow(name="poll-changes", flow_run_name="poll-changes/{tenant}/{connection}", persist_result=False)
@@ -52,7 +54,12 @@ async def poll_changes(
     tenant: str, connection: str, data_source: str = "users", force_delete: bool = False
 ) -> PollSummary:
     """Pull what changed since the last poll into the connection's inbox."""
-    run = open_runtime(ImportJob(tenant=tenant, connection=connection, data_source=data_source), get_settings())
+    try:
+        run = open_runtime(ImportJob(tenant=tenant, connection=connection, data_source=data_source), get_settings())
+    except NeedsReauth:  # a scheduled poll fails at once: no request, no token endpoint call, no retries burnt
+        flagged = PollSummary(tenant=tenant, connection=connection, data_source=data_source, auth="needs_reauth")
+        await publish_summary("poll-changes", tenant, connection, summary=flagged.model_dump())
+        raise
     try:
         await label_run(tenant, connection, run.loaded.connection.app, data_source)
         summary = PollSummary(tenant=tenant, connection=connection, data_source=data_source)

@@ -17,6 +17,7 @@ from connectors.budget import RequestBudget
 from connectors.registry import load, open_connector
 from inlet.delivery import Destination
 from inlet.destinations import destination_for
+from inlet.oauth import oauth_auth
 from inlet.settings import Settings
 from inlet.store import open_store
 from inlet.tenancy import LoadedConnection, load_connection
@@ -98,7 +99,9 @@ def runtime_for(key: str) -> ImportRuntime:
 def open_runtime(job: ImportJob, settings: Settings, *, engine: Engine | None = None) -> ImportRuntime:
     """Load the connection, its connector and mapping, and the destination; fails before any page is read."""
     engine = engine or open_store(settings.store_url)
-    loaded = load_connection(engine, Vault.from_settings(settings), job.tenant, job.connection)
+    vault = Vault.from_settings(settings)
+    loaded = load_connection(engine, vault, job.tenant, job.connection)
+    auth = oauth_auth(engine, vault, settings, loaded)  # a connection flagged needs_reauth stops here
     app = loaded.connection.app
     spec, _ = load(app)
     collection = loaded.connection.collection or spec.collection_for(job.data_source)
@@ -117,6 +120,7 @@ def open_runtime(job: ImportJob, settings: Settings, *, engine: Engine | None = 
         credentials=loaded.credentials,
         retry=settings.source_retry,
         budget=RequestBudget(budget.requests, budget.per_seconds) if budget else None,
+        auth=auth,
     )
     destination = destination_for(engine, settings, job.tenant)
     runtime = ImportRuntime(

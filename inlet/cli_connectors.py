@@ -102,18 +102,24 @@ def connectors_changes(
 ) -> None:
     """Pull what changed in a connection since a token, and print it with the next token."""
     from connectors.registry import load, open_connector
+    from inlet.oauth import oauth_auth
     from inlet.tenancy import load_connection
     from inlet.vault import Vault
 
     with known_errors():
         settings = get_settings()
-        loaded = load_connection(open_store(settings.store_url), Vault.from_settings(settings), tenant, connection)
+        engine, vault = open_store(settings.store_url), Vault.from_settings(settings)
+        loaded = load_connection(engine, vault, tenant, connection)
+        auth = oauth_auth(engine, vault, settings, loaded)  # None: the connection's own credentials
         spec, _ = load(loaded.connection.app)
         collection = loaded.connection.collection or spec.collection_for(loaded.connection.data_source)
 
         async def pull() -> Any:
             async with open_connector(
-                loaded.connection.app, parameters=loaded.connection.parameters, credentials=loaded.credentials
+                loaded.connection.app,
+                parameters=loaded.connection.parameters,
+                credentials=loaded.credentials,
+                auth=auth,
             ) as connector:
                 return await connector.pull_changes(collection, since)
 

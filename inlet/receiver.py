@@ -3,6 +3,7 @@
     POST /webhooks/{app}/{tenant}/{connection}   -> 200 {"accepted": new, "duplicates": repeats}
     POST /webhooks/{app}                         the same, routed by the account the delivery names
     GET  /health                                 {"ok": true}
+    GET  /oauth/callback                         the OAuth connect flow's return (inlet.oauth_routes)
 
 A call is handled in this order, and the first failure answers it with nothing written:
 
@@ -59,6 +60,8 @@ from connectors.webhooks import WebhookEvent, WebhookRequest
 from inlet import inbox
 from inlet.errors import NotFound
 from inlet.inbox import HeardChange
+from inlet.oauth_routes import oauth_routes
+from inlet.settings import Settings
 from inlet.store import Connection
 from inlet.tenancy import LoadedConnection, list_connections, load_connection
 from inlet.vault import Vault
@@ -91,6 +94,7 @@ def create_receiver(
     *,
     max_body_bytes: int = 5_000_000,
     clock: Callable[[], float] = time.time,
+    settings: Settings | None = None,
 ) -> Starlette:
     """The receiver as an ASGI app; `notify(tenant, connection)` runs after new changes reach the inbox."""
     receiver = _Receiver(engine, vault, notify, max_body_bytes, clock, frozenset(available()))
@@ -99,6 +103,7 @@ def create_receiver(
             Route("/health", _health, methods=["GET"]),
             Route("/webhooks/{app}", receiver.routed, methods=["POST"]),
             Route("/webhooks/{app}/{tenant}/{connection}", receiver.addressed, methods=["POST"]),
+            *oauth_routes(engine, vault, settings, clock=clock),
         ]
     )
 

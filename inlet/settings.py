@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     home: Path = Field(Path(".inlet"), description="state folder: SQLite store, Prefect home, keys")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default sqlite:///<home>/inlet.db")
     secret_key: SecretStr | None = Field(None, description="Fernet key for credentials; default <home>/secret.key")
+    secret_key_block: str | None = Field(None, description="or: the name of a Prefect Secret block holding that key")
     overrides_dir: Path | None = Field(None, description="per-tenant mapping files; default <home>/mappings")
     destination: DestinationSettings = DestinationSettings()
     prefect_port: int = 4200
@@ -66,6 +67,12 @@ class Settings(BaseSettings):
     source_budget: RateLimit | None = Field(
         None, description="overrides every connector's request budget (INLET_SOURCE_BUDGET__REQUESTS=... )"
     )
+    oauth_redirect_url: str | None = Field(
+        None,
+        description="the OAuth callback registered with each app; default http://127.0.0.1:<receiver_port>/oauth/callback",
+    )
+    oauth_state_ttl_seconds: float = Field(600, gt=0, description="how long a consent URL's state stays valid")
+    oauth_link_ttl_seconds: float = Field(7 * 86_400, gt=0, description="how long a /oauth/start link works")
     single_flight_lease_seconds: float = Field(
         60, ge=60, description="a crashed run's hold on its connection lapses after this long (Prefect: >= 60)"
     )

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from inlet import outbox
-from inlet.store import Checkpoint, Connection, InboxEvent, LedgerEntry, QuarantinedRecord, SyncState
+from inlet.store import Checkpoint, Connection, InboxEvent, LedgerEntry, OAuthToken, QuarantinedRecord, SyncState
 
 __all__ = ["connection_status", "run_history"]
 
@@ -35,6 +35,7 @@ def connection_status(engine: Engine, history: dict[str, dict[str, str]] | None 
             ).one()
             quarantined = session.exec(select(func.count()).where(QuarantinedRecord.connection_id == c.id)).one()
             box = outbox.counts(engine, c.id)
+            token = session.get(OAuthToken, c.id)
             row: dict[str, Any] = {
                 "tenant": c.tenant_id,
                 "connection": c.id,
@@ -49,6 +50,7 @@ def connection_status(engine: Engine, history: dict[str, dict[str, str]] | None 
                 "outbox_deferred": box.deferred,
                 "dead_letters": box.dead,
                 "quarantined": quarantined,
+                "auth": f"oauth:{token.status}" if token else "credentials",  # oauth:needs_reauth: reconnect
             }
             if history is not None:
                 row |= history.get(c.id, {"last_incremental": "never", "last_error": "-"})

@@ -14,7 +14,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import JSON, ClauseElement, Column, ColumnElement, Engine, Index, LargeBinary, Text, event
+from sqlalchemy import JSON, ClauseElement, Column, ColumnElement, Engine, Float, Index, LargeBinary, Text, event
 from sqlalchemy import Connection as DBConnection
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -28,6 +28,9 @@ __all__ = [
     "LedgerEntry",
     "OutboxEvent",
     "InboxEvent",
+    "OAuthClientRow",
+    "OAuthState",
+    "OAuthToken",
     "QuarantinedRecord",
     "SyncState",
     "WebhookReceipt",
@@ -209,6 +212,49 @@ class WebhookReceipt(SQLModel, table=True):
 
     digest: str = Field(primary_key=True)
     received_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class OAuthClientRow(SQLModel, table=True):
+    """The team's OAuth app registered at one external app; the secret is encrypted (inlet.vault)."""
+
+    __tablename__ = "oauth_client"
+
+    app: str = Field(primary_key=True)
+    client_id: str
+    client_secret_encrypted: bytes = Field(sa_column=Column(LargeBinary, nullable=False), repr=False)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class OAuthState(SQLModel, table=True):
+    """One issued `state` of the connect flow; `used_at` makes it single-use (its expiry is signed in it)."""
+
+    __tablename__ = "oauth_state"
+
+    nonce: str = Field(primary_key=True)
+    tenant_id: str
+    connection_id: str
+    app: str
+    verifier_encrypted: bytes | None = Field(default=None, sa_column=Column(LargeBinary), repr=False)  # PKCE
+    created_at: datetime = Field(default_factory=utcnow)
+    used_at: datetime | None = None
+
+
+class OAuthToken(SQLModel, table=True):
+    """A connection's OAuth tokens (encrypted), with a version for compare-and-swap and a refresh lease."""
+
+    __tablename__ = "oauth_token"
+
+    connection_id: str = Field(primary_key=True, foreign_key="connection.id")
+    grant: str
+    tokens_encrypted: bytes = Field(sa_column=Column(LargeBinary, nullable=False), repr=False)
+    version: int = 1
+    expires_at: float | None = Field(default=None, sa_column=Column(Float), description="epoch seconds")
+    status: str = Field(default="active", description="active or needs_reauth")
+    status_reason: str | None = Field(default=None, sa_column=Column(Text))
+    lease_owner: str | None = None
+    lease_until: float | None = Field(default=None, sa_column=Column(Float), description="epoch seconds")
+    refreshes: int = 0
+    updated_at: datetime = Field(default_factory=utcnow)
 
 
 def execute_many(db: DBConnection, statement: ClauseElement, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -37,12 +37,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from connectors.oauth_simulation import OAuthQuirks
 from connectors.simulation import Person, SimulatorBase, json_response, serve
 
 __all__ = ["DEFAULT_TOKEN", "MAX_PAGE_SIZE", "PERSON_FIELDS", "GooglePeopleSimulator", "main", "make_simulator"]
 
 DEFAULT_TOKEN = "ya29.a0AfB_simulated-access-token"
 MAX_PAGE_SIZE = 1000
+_REVOKED = {"error": "invalid_grant", "error_description": "Token has been expired or revoked."}
 DEFAULT_PAGE_SIZE = 100
 MAX_BATCH = 200
 SYNC_TOKEN_TTL_SECONDS = 7 * 86_400
@@ -96,6 +98,14 @@ class GooglePeopleSimulator(SimulatorBase):
     """
 
     connector = "google_people"
+    oauth_quirks = OAuthQuirks(
+        authorize_path="/o/oauth2/v2/auth",
+        token_path="/token",
+        revoke_path="/revoke",
+        refresh_in_refresh_answer=False,
+        offline_param=("access_type", "offline"),
+        invalid_grant=lambda: (400, _REVOKED),
+    )
 
     def __init__(
         self,

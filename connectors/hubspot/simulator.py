@@ -35,6 +35,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from connectors.oauth_simulation import OAuthQuirks
 from connectors.simulation import Person, SimulatorBase, json_response, serve
 
 __all__ = [
@@ -96,6 +97,13 @@ class HubSpotSimulator(SimulatorBase):
     """
 
     connector = "hubspot"
+    oauth_quirks = OAuthQuirks(
+        authorize_path="/oauth/authorize",
+        token_path="/oauth/v1/token",
+        revoke_path="/oauth/v1/refresh-tokens/{token}",
+        revoke_method="DELETE",
+        invalid_grant=lambda: (400, {"status": "BAD_REFRESH_TOKEN", "message": "missing or unknown refresh token"}),
+    )
     tokens_expire = False  # the token is a lastmodifieddate watermark; search takes any value
 
     def __init__(

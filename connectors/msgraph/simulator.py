@@ -37,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from connectors.oauth_simulation import OAuthQuirks
 from connectors.simulation import Person, SimulatorBase, serve
 
 __all__ = ["DEFAULT_TOKEN", "MAX_TOP", "TOKEN_LIFETIME_SECONDS", "GraphSimulator", "main", "make_simulator"]
@@ -114,6 +115,23 @@ class GraphSimulator(SimulatorBase):
     """Seeded Entra ID users behind a Starlette app (`.app`); ids are GUIDs derived from creation order."""
 
     connector = "msgraph"
+    oauth_quirks = OAuthQuirks(
+        authorize_path="/{directory}/oauth2/v2.0/authorize",
+        token_path="/{directory}/oauth2/v2.0/token",
+        revoke_path="/v1.0/me/revokeSignInSessions",
+        revoke_signs_out=True,
+        id_token={"tid": TENANT_ID, "iss": f"https://login.microsoftonline.com/{TENANT_ID}/v2.0"},
+        rotate_refresh=True,
+        client_credentials=True,
+        invalid_grant=lambda: (
+            400,
+            {
+                "error": "invalid_grant",
+                "error_description": "AADSTS50173: The provided grant has expired due to it being revoked.",
+                "error_codes": [50173],
+            },
+        ),
+    )
 
     def __init__(
         self,

@@ -42,6 +42,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from connectors.oauth_simulation import OAuthQuirks
 from connectors.simulation import Person, SimulatorBase, json_response, serve
 from connectors.webhooks import WebhookRequest
 
@@ -77,6 +78,12 @@ class PipedriveSimulator(SimulatorBase):
     """Seeded persons with ids 1, 2, 3, ... (`Person.seq + 1`) behind Pipedrive's v1 and v2 URLs."""
 
     connector = "pipedrive"
+    oauth_quirks = OAuthQuirks(
+        authorize_path="/oauth/authorize",
+        token_path="/oauth/token",
+        revoke_path="/oauth/revoke",
+        base_url_field="api_domain",
+    )
 
     def __init__(
         self,

@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from connectors.oauth_simulation import OAuthQuirks
 from connectors.simulation import EPOCH_MS, Person, SimulatorBase, json_response, serve
 
 __all__ = ["DEFAULT_TOKEN", "FIELDS", "MAX_BATCH", "MIN_BATCH", "SalesforceSimulator", "main", "make_simulator"]
@@ -107,6 +108,14 @@ class SalesforceSimulator(SimulatorBase):
     """
 
     connector = "salesforce"
+    oauth_quirks = OAuthQuirks(
+        authorize_path="/services/oauth2/authorize",
+        token_path="/services/oauth2/token",
+        revoke_path="/services/oauth2/revoke",
+        expires_in=False,  # the session lasts the org's timeout; the answer does not say how long
+        base_url_field="instance_url",
+        invalid_grant=lambda: (400, {"error": "invalid_grant", "error_description": "expired access/refresh token"}),
+    )
 
     def __init__(
         self,

@@ -38,6 +38,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from connectors.oauth_simulation import OAuthQuirks
 from connectors.simulation import Person, SimulatorBase, json_response, serve
 
 __all__ = ["ADMIN_EMAIL", "DEFAULT_TOKEN", "ZendeskSimulator", "main", "make_simulator"]
@@ -81,6 +82,13 @@ class ZendeskSimulator(SimulatorBase):
     """
 
     connector = "zendesk"
+    oauth_quirks = OAuthQuirks(
+        authorize_path="/oauth/authorizations/new",
+        token_path="/oauth/tokens",
+        revoke_path="/api/v2/oauth/tokens/current",
+        revoke_method="DELETE",
+        rotate_refresh=True,
+    )
 
     def __init__(
         self,

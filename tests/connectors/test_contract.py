@@ -14,9 +14,11 @@ import pytest
 
 from connectors.base import Connector
 from connectors.errors import AuthError, PaginationLoop
+from connectors.oauth import OAuth2Auth
 from connectors.registry import load, make_simulator, open_connector, simulated
 from connectors.simulation import SimulatorBase
 from connectors.spec import RetryPolicy
+from tests.support.oauth import MemoryTokens, asgi_client, oauth_parameters, sign_in
 
 APPS = simulated()
 FAST_RETRY = RetryPolicy(attempts=4, backoff_seconds=0, max_backoff_seconds=0, max_wait_seconds=30)
@@ -123,3 +125,27 @@ async def test_a_page_that_repeats_its_token_raises_the_loop_error(app: str, ope
     sim.inject(repeat_token=1)
     with pytest.raises(PaginationLoop):
         await listed_ids(connector, users_collection(app))
+
+
+async def test_an_oauth_connection_lists_everything_across_token_expiries(app: str, opened: list[Connector]) -> None:
+    if not load(app)[0].oauth.get("authorization_code"):
+        pytest.skip(f"{app} declares no OAuth sign-in")
+    sim = make_simulator(app, page_size(app) * 3)
+    assert sim.oauth is not None
+    async with asgi_client(sim) as http:
+        source = MemoryTokens(http, app, "https://simulator.test", await sign_in(http, app, "https://simulator.test"))
+        connector = open_connector(
+            app,
+            parameters=oauth_parameters(app, "https://simulator.test"),
+            auth=OAuth2Auth(source),
+            transport=httpx.ASGITransport(app=sim.app),
+            retry=FAST_RETRY,
+        )
+        opened.append(connector)
+        ids, pages = [], 0
+        async for page in connector.pages(users_collection(app)):
+            ids += [connector.record_id(users_collection(app), r) for r in page.records]
+            pages += 1
+            sim.oauth.expire_access_tokens()  # every page's token dies: the next request gets a 401
+        assert sorted(ids) == sorted(sim.ids()) and pages >= 3
+        assert source.refreshes == sim.oauth.counts["refresh_token"] == pages - 1

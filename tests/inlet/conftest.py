@@ -22,6 +22,9 @@ STORE_TABLES = (
     "webhook_receipt",
     "destination",
     "destination_state",
+    "oauth_client",
+    "oauth_state",
+    "oauth_token",
 )
 
 

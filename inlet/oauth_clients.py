@@ -1,0 +1,65 @@
+"""The team's OAuth apps at the external apps: one client (id and encrypted secret) per app, or a connection's
+own (Zendesk accounts register their clients themselves), and the grants each connector declares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pydantic import SecretStr
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from connectors.oauth import Grant, OAuth2Spec, OAuthClient
+from connectors.registry import available, load
+from inlet.errors import ConfigError
+from inlet.settings import Settings
+from inlet.store import OAuthClientRow
+from inlet.vault import Vault
+
+__all__ = ["client_for", "grant_spec", "redirect_url", "register_client"]
+
+
+def grant_spec(app: str, grant: Grant) -> OAuth2Spec:
+    if app not in available():
+        raise ConfigError(f"no connector {app!r}; available: {', '.join(available())}")
+    spec = load(app)[0].oauth.get(grant)
+    if spec is None:
+        offered = ", ".join(load(app)[0].oauth) or "none"
+        raise ConfigError(f"{app} does not offer the OAuth grant {grant} (it offers: {offered})")
+    return spec
+
+
+def register_client(engine: Engine, vault: Vault, app: str, client_id: str, client_secret: SecretStr) -> None:
+    """Store (or replace) the team's OAuth client for an app; the secret is encrypted."""
+    if app not in available() or not load(app)[0].oauth:
+        raise ConfigError(f"{app!r} is not a connector with OAuth grants")
+    with Session(engine) as session:
+        row = session.get(OAuthClientRow, app) or OAuthClientRow(app=app, client_id="", client_secret_encrypted=b"")
+        row.client_id = client_id
+        row.client_secret_encrypted = vault.seal(client_secret.get_secret_value())
+        session.add(row)
+        session.commit()
+
+
+def client_for(
+    engine: Engine, vault: Vault, settings: Settings, app: str, credentials: Mapping[str, SecretStr]
+) -> OAuthClient:
+    """The connection's own client (credentials client_id/client_secret, as Zendesk accounts have), else the app's."""
+    redirect = redirect_url(settings)
+    if "client_id" in credentials and "client_secret" in credentials:
+        return OAuthClient(
+            client_id=credentials["client_id"].get_secret_value(),
+            client_secret=credentials["client_secret"],
+            redirect_uri=redirect,
+        )
+    with Session(engine) as session:
+        row = session.get(OAuthClientRow, app)
+        if row is None:
+            raise ConfigError(f"no OAuth client for {app}: add one with `inlet oauth clients add --app {app} ...`")
+        secret = SecretStr(str(vault.unseal(row.client_secret_encrypted)))
+        return OAuthClient(client_id=row.client_id, client_secret=secret, redirect_uri=redirect)
+
+
+def redirect_url(settings: Settings) -> str:
+    return settings.oauth_redirect_url or f"http://127.0.0.1:{settings.receiver_port}/oauth/callback"

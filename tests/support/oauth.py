@@ -1,0 +1,68 @@
+"""OAuth helpers for tests: sign in to a simulator in-process and keep its tokens in memory."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+from pydantic import SecretStr
+
+from connectors.oauth import Grant, OAuth2Spec, OAuthClient, TokenSet, authorization_url, pkce_verifier, request_token
+from connectors.oauth_simulation import SIM_CLIENT_ID, SIM_CLIENT_SECRET
+from connectors.registry import load
+from connectors.simulation import SimulatorBase
+
+__all__ = ["CLIENT", "MemoryTokens", "asgi_client", "oauth_parameters", "sign_in"]
+
+CLIENT = OAuthClient(
+    client_id=SIM_CLIENT_ID, client_secret=SecretStr(SIM_CLIENT_SECRET), redirect_uri="http://inlet.test/cb"
+)
+
+
+def oauth_parameters(app: str, base_url: str) -> dict[str, str]:
+    """Every URL parameter of the app (API and OAuth hosts) pointed at one simulator."""
+    spec = load(app)[0]
+    params = {name: p.default or "" for name, p in spec.parameters.items()}
+    params |= {name: base_url for name in params if name.endswith("url")}
+    return params | ({"directory": "contoso.onmicrosoft.com"} if "directory" in params else {})
+
+
+async def sign_in(http: httpx.AsyncClient, app: str, base_url: str, grant: Grant = "authorization_code") -> TokenSet:
+    """Consent (the simulator approves at once) and exchange the code; or fetch an app-only token."""
+    spec = load(app)[0].oauth[grant]
+    params = oauth_parameters(app, base_url)
+    if grant == "client_credentials":
+        form = {"grant_type": "client_credentials", "scope": " ".join(spec.scopes)}
+        return await request_token(http, spec, params, CLIENT, form, connector=app)
+    verifier = pkce_verifier()
+    redirect = await http.get(authorization_url(spec, params, CLIENT, "st4te", verifier))
+    code = parse_qs(urlsplit(redirect.headers["location"]).query)["code"][0]
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": CLIENT.redirect_uri}
+    form |= {"code_verifier": verifier} if spec.pkce else {}
+    return await request_token(http, spec, params, CLIENT, form, connector=app)
+
+
+class MemoryTokens:
+    """A TokenSource without a store: refreshes through the app's token endpoint, counting its calls."""
+
+    def __init__(self, http: httpx.AsyncClient, app: str, base_url: str, tokens: TokenSet) -> None:
+        self._http, self._app, self.tokens = http, app, tokens
+        self._spec: OAuth2Spec = load(app)[0].oauth["authorization_code"]
+        self._params = oauth_parameters(app, base_url)
+        self.refreshes = 0
+
+    async def access_token(self) -> str:
+        return self.tokens.access_token.get_secret_value()
+
+    async def refreshed(self, rejected: str) -> str:
+        assert self.tokens.refresh_token is not None
+        form = {"grant_type": "refresh_token", "refresh_token": self.tokens.refresh_token.get_secret_value()}
+        self.refreshes += 1
+        self.tokens = await request_token(
+            self._http, self._spec, self._params, CLIENT, form, connector=self._app, previous=self.tokens
+        )
+        return self.tokens.access_token.get_secret_value()
+
+
+def asgi_client(sim: SimulatorBase) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=sim.app), base_url="https://simulator.test")
