@@ -8,7 +8,13 @@ from typing import Any
 from uuid import UUID
 
 import anyio
-from prefect.artifacts import acreate_progress_artifact, acreate_table_artifact, aupdate_progress_artifact
+from prefect.artifacts import (
+    acreate_link_artifact,
+    acreate_progress_artifact,
+    acreate_table_artifact,
+    aupdate_progress_artifact,
+)
+from prefect.settings import PREFECT_UI_URL
 from sqlalchemy import Engine
 
 from inlet.delivery_status import DestinationFigures, destination_figures
@@ -57,6 +63,17 @@ async def publish_summary(*parts: str, summary: dict[str, Any]) -> None:
         key=artifact_key(*parts, "summary"),
         table=[{"figure": name, "value": value} for name, value in summary.items()],
         description=f"{'/'.join(parts)}: run summary",
+    )
+
+
+async def publish_trigger(ui_path: str, *parts: str) -> None:
+    """A link from the run to the Prefect event that started it."""
+    base = (PREFECT_UI_URL.value() or "").rstrip("/")
+    await acreate_link_artifact(
+        key=artifact_key(*parts, "trigger"),
+        link=f"{base}{ui_path}",
+        link_text="the inlet.records.changed event that started this run",
+        description=f"{'/'.join(parts)}: triggered by",
     )
 
 

@@ -20,14 +20,28 @@ from collections.abc import Callable
 
 from prefect import tags
 from prefect.events import emit_event
+from pydantic import BaseModel, Field
 
 from flows.run_tags import run_tags
 from inlet.settings import get_settings
 
-__all__ = ["EVENT", "TRIGGER_MATCH", "ChangeNotifier", "emit_changed", "resource_id"]
+__all__ = [
+    "EVENT",
+    "TRIGGER_MATCH",
+    "TRIGGER_PARAMETERS",
+    "ChangeNotifier",
+    "TriggeringEvent",
+    "emit_changed",
+    "resource_id",
+]
 
 EVENT = "inlet.records.changed"
 TRIGGER_MATCH = {"prefect.resource.id": "inlet.connection.*", "inlet.runner": "deployment"}
+TRIGGER_PARAMETERS = {
+    "tenant": "{{ event.payload.tenant }}",
+    "connection": "{{ event.payload.connection }}",
+    "triggered_by": {"id": "{{ event.id | string }}", "occurred": "{{ event.occurred | string }}"},
+}
 
 
 def resource_id(connection: str) -> str:
@@ -38,18 +52,30 @@ def emit_changed(tenant: str, connection: str, *, source: str = "webhook", submi
     """Tell Prefect that a connection's inbox holds changes and, on a task worker, submit the run applying them
     (`submit=False` where the caller applies them itself, as poll-changes does)."""
     runner = get_settings().incremental_runner
-    if runner == "task-worker" and submit:
-        from flows.incremental_import import apply_inbox
-
-        with tags(*run_tags(tenant, connection)):
-            apply_inbox.delay(tenant, connection)
     resource = {
         "prefect.resource.id": resource_id(connection),
         "inlet.tenant": tenant,
         "inlet.source": source,
         "inlet.runner": runner,
     }
-    emit_event(event=EVENT, resource=resource, payload={"tenant": tenant, "connection": connection, "source": source})
+    payload = {"tenant": tenant, "connection": connection, "source": source}
+    event = emit_event(event=EVENT, resource=resource, payload=payload)
+    if runner == "task-worker" and submit:
+        from flows.incremental_import import apply_inbox
+
+        trigger = TriggeringEvent(id=str(event.id), occurred=event.occurred.isoformat()) if event else None
+        with tags(*run_tags(tenant, connection)):
+            apply_inbox.delay(tenant, connection, triggered_by=trigger)
+
+
+class TriggeringEvent(BaseModel):
+    """The `inlet.records.changed` event that started an incremental run (its page in the Prefect UI)."""
+
+    id: str = Field(description="the Prefect event's id")
+    occurred: str = Field(description="when it occurred (ISO 8601)")
+
+    def ui_path(self) -> str:
+        return f"/events/event/{self.occurred[:10]}/{self.id}"
 
 
 class ChangeNotifier:

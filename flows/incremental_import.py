@@ -19,9 +19,10 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run, task_run
 from pydantic import BaseModel
 
-from flows.artifacts import publish_delivery_status, publish_summary
+from flows.artifacts import publish_delivery_status, publish_summary, publish_trigger
+from flows.events import TriggeringEvent
 from flows.run_tags import label_run
-from flows.runtime import ImportJob, ImportRuntime, open_runtime, runtime_for
+from flows.runtime import ConnectionId, DataSource, ImportJob, ImportRuntime, TenantId, open_runtime, runtime_for
 from flows.single_flight import single_flight, take_turn
 from flows.tasks import send_to_app
 from inlet import inbox
@@ -60,9 +61,14 @@ class IncrementalSummary(BaseModel):
 
 
 @flow(name="incremental-import", flow_run_name="incremental-import/{tenant}/{connection}", persist_result=False)
-async def incremental_import(tenant: str, connection: str, data_source: str = "users") -> IncrementalSummary:
+async def incremental_import(
+    tenant: TenantId,
+    connection: ConnectionId,
+    data_source: DataSource = "users",
+    triggered_by: TriggeringEvent | None = None,
+) -> IncrementalSummary:
     """Drain one connection's inbox into the team's app (one run at a time per connection)."""
-    return await _apply(tenant, connection, data_source, str(flow_run.id or ""))
+    return await _apply(tenant, connection, data_source, str(flow_run.id or ""), triggered_by)
 
 
 @task(
@@ -71,12 +77,18 @@ async def incremental_import(tenant: str, connection: str, data_source: str = "u
     cache_policy=NO_CACHE,
     persist_result=False,
 )
-async def apply_inbox(tenant: str, connection: str, data_source: str = "users") -> IncrementalSummary:
+async def apply_inbox(
+    tenant: str, connection: str, data_source: str = "users", triggered_by: TriggeringEvent | None = None
+) -> IncrementalSummary:
     """The same drain as `incremental-import`, as a background task a task worker runs at once (`.delay()`)."""
-    return await _apply(tenant, connection, data_source, str(task_run.id or ""))
+    return await _apply(tenant, connection, data_source, str(task_run.id or ""), triggered_by)
 
 
-async def _apply(tenant: str, connection: str, data_source: str, run_id: str) -> IncrementalSummary:
+async def _apply(
+    tenant: str, connection: str, data_source: str, run_id: str, triggered_by: TriggeringEvent | None
+) -> IncrementalSummary:
+    if triggered_by is not None:
+        await publish_trigger(triggered_by.ui_path(), "incremental-import", tenant, connection)
     async with take_turn(connection) as ours:
         if not ours:
             get_run_logger().info("another run of %s waits to drain its inbox; it will apply these changes", connection)

@@ -9,13 +9,13 @@ deletions, unless that would delete a suspicious share of them (the same guard a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from connectors.changes import Change
 from connectors.errors import NeedsReauth
@@ -23,7 +23,7 @@ from flows.artifacts import publish_summary
 from flows.events import emit_changed
 from flows.incremental_import import apply_inbox
 from flows.run_tags import label_run
-from flows.runtime import ImportJob, ImportRuntime, open_runtime, runtime_for
+from flows.runtime import ConnectionId, DataSource, ImportJob, ImportRuntime, TenantId, open_runtime, runtime_for
 from inlet import inbox
 from inlet.inbox import HeardChange
 from inlet.ledger import PageScope, live_ids, payload_hash, stored_hashes
@@ -51,7 +51,10 @@ class PollSummary(BaseModel):
 
 @flow(name="poll-changes", flow_run_name="poll-changes/{tenant}/{connection}", persist_result=False)
 async def poll_changes(
-    tenant: str, connection: str, data_source: str = "users", force_delete: bool = False
+    tenant: TenantId,
+    connection: ConnectionId,
+    data_source: DataSource = "users",
+    force_delete: Annotated[bool, Field(description="let a full-scan diff delete past the mass-delete guard")] = False,
 ) -> PollSummary:
     """Pull what changed since the last poll into the connection's inbox."""
     try:

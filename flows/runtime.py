@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass, field
+from typing import Annotated
 
 import httpx
 from pydantic import BaseModel, Field
@@ -25,6 +26,11 @@ from inlet.vault import Vault
 from mappings import RecordMapper, effective_mapping
 
 __all__ = ["ImportJob", "ImportRuntime", "Prefetcher", "open_runtime", "runtime_for"]
+
+
+TenantId = Annotated[str, Field(description="tenant id, e.g. acme", pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+ConnectionId = Annotated[str, Field(description="connection id, e.g. acme-hubspot", min_length=1)]
+DataSource = Annotated[str, Field(description="the universal data model, e.g. users", min_length=1)]
 
 
 class ImportJob(BaseModel):

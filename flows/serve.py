@@ -10,7 +10,7 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.events import DeploymentEventTrigger
 
 from flows.deliver_outbox import deliver_outbox
-from flows.events import EVENT, TRIGGER_MATCH
+from flows.events import EVENT, TRIGGER_MATCH, TRIGGER_PARAMETERS
 from flows.full_import import full_import
 from flows.incremental_import import incremental_import
 from flows.poll_changes import poll_changes
@@ -48,10 +48,7 @@ def main() -> None:
                     DeploymentEventTrigger(
                         expect={EVENT},
                         match=TRIGGER_MATCH,
-                        parameters={
-                            "tenant": "{{ event.payload.tenant }}",
-                            "connection": "{{ event.payload.connection }}",
-                        },
+                        parameters=TRIGGER_PARAMETERS,
                     )
                 ],
             )

@@ -5,6 +5,7 @@ test server for the session, and `inlet_env`, a tenant with a connection, a stor
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -36,6 +37,7 @@ _NEEDS = {
     "postgres": ({"pg_databases", "pg_store"}, "PG"),
     "needs_kinto": ({"kinto_server", "kinto_collection"}, "KINTO"),
     "needs_json_server": ({"json_server_factory"}, "JSON_SERVER"),
+    "needs_chromium": (set(), "CHROMIUM"),
 }
 
 
@@ -43,8 +45,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Skip, with the reason, the tests whose outside service is absent on this machine (CI has them all)."""
     from tests.support.real_apps import JSON_SERVER_SKIP_REASON, KINTO_SKIP_REASON, json_server_bin, kinto_bin
 
-    present = {"PG": _pg_reachable(), "KINTO": kinto_bin() is not None, "JSON_SERVER": json_server_bin() is not None}
-    reasons = {"PG": PG_SKIP_REASON, "KINTO": KINTO_SKIP_REASON, "JSON_SERVER": JSON_SERVER_SKIP_REASON}
+    present = {
+        "PG": _pg_reachable(),
+        "KINTO": kinto_bin() is not None,
+        "JSON_SERVER": json_server_bin() is not None,
+        "CHROMIUM": shutil.which("chromium") is not None,
+    }
+    reasons = {
+        "PG": PG_SKIP_REASON,
+        "KINTO": KINTO_SKIP_REASON,
+        "JSON_SERVER": JSON_SERVER_SKIP_REASON,
+        "CHROMIUM": "chromium not installed (Debian: apt-get install chromium); the Prefect UI screenshot needs it",
+    }
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         for marker, (needed_fixtures, service) in _NEEDS.items():

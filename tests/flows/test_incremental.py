@@ -259,12 +259,16 @@ def test_the_incremental_triggers_in_prefect_yaml_and_serve_match_the_same_event
 
     import yaml
 
-    from flows.events import EVENT, TRIGGER_MATCH
+    from flows.events import EVENT, TRIGGER_MATCH, TRIGGER_PARAMETERS
 
     project = yaml.safe_load((Path(__file__).resolve().parents[2] / "prefect.yaml").read_text())
     (deployment,) = [d for d in project["deployments"] if d["name"] == "incremental-import"]
     (trigger,) = deployment["triggers"]
     assert trigger["match"] == TRIGGER_MATCH and trigger["expect"] == [EVENT]
+    assert trigger["parameters"] == TRIGGER_PARAMETERS
+    assert all(
+        d["work_pool"]["name"] == "inlet-process" and d["enforce_parameter_schema"] for d in project["deployments"]
+    )
 
 
 def test_runs_in_one_process_take_turns_and_a_third_leaves_the_work_to_the_waiting_one() -> None:

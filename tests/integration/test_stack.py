@@ -11,6 +11,7 @@ import hmac
 import os
 import signal
 import sqlite3
+import struct
 import subprocess
 import sys
 import time
@@ -123,6 +124,9 @@ def test_with_the_deployment_runner_a_webhook_starts_an_incremental_import_flow_
         _webhook_reaches_the_app(ports, f"http://127.0.0.1:{ports['INLET_DEMO_APP_PORT']}")
         assert "COMPLETED" in _final_states(api, "flow_runs", "incremental-import/acme/acme-hubspot")
         assert _final_states(api, "task_runs", "apply-inbox/acme/acme-hubspot") == set()
+        body = {"artifacts": {"key": {"any_": ["incremental-import-acme-acme-hubspot-trigger"]}}}
+        (link,) = httpx.post(f"{api}/artifacts/filter", json=body, timeout=10).json()
+        assert "/events/event/" in link["data"]  # the run links to the event that started it
 
 
 def _final_states(api: str, kind: str, name: str) -> set[str]:
@@ -192,3 +196,40 @@ def _deploy_from_prefect_yaml(api: str, env: dict[str, str]) -> None:
     names = {d["name"] for d in httpx.post(f"{api}/deployments/filter", json={}, timeout=10).json()}
     pools = {d["work_pool_name"] for d in httpx.post(f"{api}/deployments/filter", json={}, timeout=10).json()}
     assert {"full-import", "deliver-outbox"} <= names and "inlet-process" in pools
+
+
+SUMMARY_KEY = "full-import-acme-acme-hubspot-users-summary"
+
+
+@pytest.mark.needs_chromium
+def test_the_flow_run_page_in_a_real_browser_shows_the_run_and_its_artifacts(tmp_path: Path) -> None:
+    """Headless Chromium renders the Prefect UI's page of a full import: its name, tags and artifacts."""
+    from tests.support.browser import capture
+
+    with _inlet_up(tmp_path) as (_, ports, _env):
+        api = f"http://127.0.0.1:{ports['INLET_PREFECT_PORT']}/api"
+        run = _run_deployment(api, {"job": {"tenant": "acme", "connection": "acme-hubspot"}})
+        assert run["state"]["type"] == "COMPLETED"
+        page = f"http://127.0.0.1:{ports['INLET_PREFECT_PORT']}/runs/flow-run/{run['id']}"
+        expected = ["full-import/acme/acme-hubspot/users", "tenant:acme", "connection:acme-hubspot", "Completed"]
+        html = _render_until(page, expected)
+        for seen in expected:
+            assert seen in html, f"{seen!r} is not on the flow run page"
+        summary_page = f"http://127.0.0.1:{ports['INLET_PREFECT_PORT']}/artifacts/key/{SUMMARY_KEY}"
+        summary = _render_until(summary_page, ["run summary"])
+        assert "full-import/acme/acme-hubspot/users: run summary" in summary, "the summary artifact is not in the UI"
+        png = capture(page, tmp_path / "flow-run.png")
+    width, height = struct.unpack(">II", png.read_bytes()[16:24])  # the PNG's IHDR chunk
+    assert (width, height) == (1440, 1100) and png.stat().st_size > 40_000  # a blank page compresses to a few KB
+
+
+def _render_until(url: str, expected: list[str], attempts: int = 3) -> str:
+    """The rendered page; again (up to `attempts` times) while a loaded machine left the app half-drawn."""
+    from tests.support.browser import rendered_text
+
+    html = ""
+    for _ in range(attempts):
+        html = rendered_text(url)
+        if all(text in html for text in expected):
+            break
+    return html
