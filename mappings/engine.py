@@ -14,6 +14,7 @@ from itertools import chain, islice
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
+from jinja2 import TemplateError as JinjaError
 from jinja2.compiler import Frame
 from jinja2.nativetypes import NativeCodeGenerator, NativeTemplate
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -103,8 +104,8 @@ def compile_expression(template: str, *, origin: str, field: str) -> Renderer:
             origin=origin,
             field=field,
         ) from None
-    except (RecursionError, MemoryError, ValueError, TypeError, OverflowError) as exc:
-        # Jinja's compiler can fail on inputs its parser accepted (nesting too deep, a constant too large).
+    except (JinjaError, RecursionError, MemoryError, ValueError, TypeError, ArithmeticError, LookupError) as exc:
+        # Jinja's compiler can fail on inputs its parser accepted (constant folding, nesting too deep).
         raise TemplateError(
             f"{origin}: field {field!r}: cannot compile the expression ({type(exc).__name__}: {exc})",
             origin=origin,
