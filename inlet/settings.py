@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connectors.spec import RateLimit, RetryPolicy
 
-__all__ = ["DestinationSettings", "Settings", "get_settings"]
+__all__ = ["AppSchemaSettings", "DestinationSettings", "Settings", "get_settings"]
 
 
 class DestinationSettings(BaseModel):
@@ -29,6 +30,17 @@ class DestinationSettings(BaseModel):
     max_backoff_seconds: float = Field(60.0, ge=0)
 
 
+class AppSchemaSettings(BaseModel):
+    """Where the JSON Schema of the team's app records comes from (INLET_APP_SCHEMA__SOURCE=app ...)."""
+
+    source: Literal["static", "app"] = Field(
+        "static", description="static: <folder>/<data source>.yaml when it exists; app: fetched per tenant"
+    )
+    folder: Path | None = Field(None, description="static schemas; default <home>/schemas")
+    path: str = Field("/inlet/schemas/{data_source}", description="GET {destination}{path}?tenant=<tenant>, signed")
+    ttl_seconds: float = Field(3600, ge=0, description="a fetched schema is used this long before it is fetched again")
+
+
 class Settings(BaseSettings):
     """Everything that is the same for all tenants of one inlet installation."""
 
@@ -39,6 +51,8 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = Field(None, description="Fernet key for credentials; default <home>/secret.key")
     overrides_dir: Path | None = Field(None, description="per-tenant mapping files; default <home>/mappings")
     destination: DestinationSettings = DestinationSettings()
+    app_schema: AppSchemaSettings = AppSchemaSettings()
+    keep_raw: bool = Field(True, description="keep each record's source payload in the ledger, for `inlet remap`")
     prefect_port: int = 4200
     demo_app_port: int = 8400
     simulator_port: int = 8410

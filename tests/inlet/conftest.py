@@ -20,6 +20,8 @@ STORE_TABLES = (
     "inbox",
     "sync_state",
     "webhook_receipt",
+    "mapping_override",
+    "app_schema",
 )
 
 
