@@ -13,6 +13,7 @@ from inlet.cli_common import credential_value as _credential
 from inlet.cli_common import known_errors as _errors
 from inlet.cli_common import pairs as _pairs
 from inlet.cli_connectors import connectors_app
+from inlet.cli_mappings import register as _register_mappings
 from inlet.errors import InletError
 from inlet.settings import Settings, get_settings
 from inlet.store import open_store
@@ -25,6 +26,7 @@ app.add_typer(tenants, name="tenants")
 app.add_typer(connectors_app, name="connectors")
 app.add_typer(connections, name="connections")
 app.add_typer(imports, name="import")
+_register_mappings(app)
 
 Tenant = Annotated[str, typer.Option("--tenant", "-t", help="tenant id")]
 ConnectionId = Annotated[str, typer.Option("--connection", "-c", help="connection id")]
