@@ -12,6 +12,7 @@ applied, and upserts or tombstones records, one transaction per batch. Tests and
     GET  /health         {"ok": true}
     POST /_demo/faults   {"fail_next": n, "status": 503, "retry_after": 2}: the next n event POSTs fail
     POST /_demo/reset    clear all data, counters and faults
+    GET  /inlet/schemas/{data_source}, POST|GET /_demo/schemas: the app schema, see inlet.demo_schemas
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from inlet.demo_schemas import SchemaEndpoints
 from inlet.signing import SignatureError, verify
 
 __all__ = ["Batch", "DemoStore", "Event", "FaultConfig", "create_demo_app", "main"]
@@ -273,6 +275,7 @@ def create_demo_app(db_path: pathlib.Path, secrets: Sequence[str], path: str = "
         Route("/health", app.health, methods=["GET"]),
         Route("/_demo/faults", app.set_faults, methods=["POST"]),
         Route("/_demo/reset", app.reset, methods=["POST"]),
+        *SchemaEndpoints(secrets).routes(),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
 

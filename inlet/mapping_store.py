@@ -133,10 +133,10 @@ def save(
     """Apply `change` to the tenant's (or connection's) stored layer, after checking every affected connection."""
     key = (tenant, connection or "", data_source)
     with Session(engine) as session:
-        current = session.get(MappingOverride, key) or MappingOverride(
-            tenant_id=tenant, connection_id=connection or "", data_source=data_source
-        )
-        session.expunge(current)
+        current = session.get(MappingOverride, key)
+        if current is not None:
+            session.expunge(current)
+    current = current or MappingOverride(tenant_id=tenant, connection_id=connection or "", data_source=data_source)
     updated = change.apply(current)
     _check(engine, settings, tenant, connection, data_source, updated)
     with Session(engine) as session:
