@@ -20,6 +20,7 @@ from jinja2.nativetypes import NativeCodeGenerator, NativeTemplate
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import _PassArg
 
+from mappings.codegen import record_function
 from mappings.errors import MappingError, RecordError, TemplateError
 from mappings.filters import FILTERS, GLOBALS
 from mappings.limits import LIMITED_FILTERS, limited_binop
@@ -122,6 +123,19 @@ def compile_expression(template: str, *, origin: str, field: str) -> Renderer:
     return render
 
 
+def plain_path(template: str) -> list[str] | None:
+    """`["raw", "properties", "email"]` for `{{ raw.properties.email }}`; None for any other template."""
+    if "{" not in template:
+        return None
+    try:
+        body = _env.parse(template).body
+    except Exception:  # noqa: BLE001  # compile_expression reports bad templates
+        return None
+    if len(body) != 1 or not isinstance(body[0], nodes.Output) or len(body[0].nodes) != 1:
+        return None
+    return _path(body[0].nodes[0])
+
+
 def _compile_direct(tree: nodes.Template) -> Renderer | None:
     """A direct renderer for `{{ <simple expression> }}`, or None when Jinja must render it."""
     body = tree.body
@@ -211,9 +225,21 @@ class CompiledMapping:
                     exc.args = (f"tenant {tenant!r}: {exc}",)
                 raise
             self._renderers.append((target, renderer))
+        self._fast = record_function(
+            [
+                (target, renderer, plain_path(fields[target]), fields[target] if "{" not in fields[target] else None)
+                for target, renderer in self._renderers
+            ]
+        )
 
     def render(self, context: Mapping[str, Any]) -> dict[str, Any]:
         """Apply every field expression to one context; a failure is a RecordError naming the field."""
+        try:
+            return self._fast(context)
+        except Exception:  # noqa: BLE001  # the careful path below gives the exact result or error
+            return self._render_each(context)
+
+    def _render_each(self, context: Mapping[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for target, renderer in self._renderers:
             try:

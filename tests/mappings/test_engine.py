@@ -154,3 +154,31 @@ def test_compiled_mapping_is_reused_across_records() -> None:
     mapping = compile_mapping({"id": "{{ raw.id }}", "label": "n{{ raw.id }}"}, origin="users.yaml")
     results = [mapping.render({"raw": {"id": n}}) for n in range(3)]
     assert results == [{"id": 0, "label": "n0"}, {"id": 1, "label": "n1"}, {"id": 2, "label": "n2"}]
+
+
+@pytest.mark.parametrize(
+    "context",
+    [
+        {"raw": RAW, "email": "a@x.org"},
+        {"raw": {"id": 7, "properties": "text, not a dict"}, "email": None},
+        {"raw": {"id": 7, "properties": {"email": ["a", "b"]}}, "email": 3},
+    ],
+)
+def test_the_generated_function_equals_rendering_field_by_field(context: dict[str, Any]) -> None:
+    mapping = compile_mapping(
+        {
+            "email": "{{ email }}",
+            "id": "{{ raw.id }}",
+            "deep": "{{ raw.properties.email | default('none') }}",
+            "label": "n{{ raw.id }}",
+            "const": "fixed",
+        },
+        origin="users.yaml",
+    )
+    assert mapping.render(context) == mapping._render_each(context)
+
+
+def test_field_names_and_paths_cannot_inject_code_into_the_generated_function() -> None:
+    target = "x': __import__('os').getcwd(), 'y"
+    mapping = compile_mapping({target: "{{ raw.a }}", "b": "{{ raw[\"'] + 1 + ['\"] }}"}, origin="users.yaml")
+    assert mapping.render({"raw": {"a": 1, "'] + 1 + ['": 2}}) == {target: 1, "b": 2}
