@@ -119,7 +119,7 @@ def build_mapper(
         schema.check_mapping(mapping.templates, tenant=connection.tenant_id, origins=mapping.origins)
     return RecordMapper(
         data_source=data_source,
-        udm_fields=spec.collections[collection].udm_fields,
+        udm_fields=spec.collections[collection].fields_for(data_source),
         app_mapping=mapping,
         origin=f"connectors/{connection.app}/connector.yaml",
         lookups=mapping.lookups,
