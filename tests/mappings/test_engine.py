@@ -182,3 +182,32 @@ def test_field_names_and_paths_cannot_inject_code_into_the_generated_function() 
     target = "x': __import__('os').getcwd(), 'y"
     mapping = compile_mapping({target: "{{ raw.a }}", "b": "{{ raw[\"'] + 1 + ['\"] }}"}, origin="users.yaml")
     assert mapping.render({"raw": {"a": 1, "'] + 1 + ['": 2}}) == {target: 1, "b": 2}
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ ''.__class__.__mro__[1].__subclasses__()[40]('/etc/passwd').read() }}",
+        "{{ ''|attr('__class__') }}",
+        "{{ raw|attr('\\x5f\\x5fclass\\x5f\\x5f') }}",
+        "{{ lookups.__class__.__init__.__globals__ }}",
+        "{{ '{0.__class__.__init__.__globals__}'.format(raw) }}",
+        "{{ '%s' | format(raw.__class__) }}",
+        "{{ range.__init__.__globals__['__builtins__'] }}",
+        "{{ dict.__base__.__subclasses__() }}",
+        "{{ coalesce.__globals__['hashlib'] }}",
+        "{{ namespace.__init__.__globals__ }}",
+        "{% for c in ().__class__.__base__.__subclasses__() %}{{ c }}{% endfor %}",
+        "{% include '/etc/passwd' %}",
+        "{% import 'os' as os %}{{ os.getcwd() }}",
+        "{% extends '/etc/hostname' %}",
+        "{% set x = raw.__setitem__('id', 0) %}{{ x }}",
+        "{{ raw.properties.setdefault('hacked', 1) }}",
+        "{{ raw.emails.append('x') }}",
+    ],
+)
+def test_classic_sandbox_escapes_reach_nothing(template: str) -> None:
+    context = {"raw": {**RAW, "properties": dict(RAW["properties"]), "emails": list(RAW["emails"])}, "lookups": {}}
+    with pytest.raises((RecordError, TemplateError)):
+        compile_mapping({"out": template}, origin="users.yaml").render(context)
+    assert context["raw"] == RAW
