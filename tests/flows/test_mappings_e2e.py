@@ -116,3 +116,16 @@ def test_preview_and_show_reflect_the_layers(inlet_env: InletEnvFactory) -> None
     assert preview.count("--- ") == 2 and sample[0][0] in preview
     email = orjson.loads(sample[0][1])["properties"]["email"]
     assert '"title":"x"' in preview and f'"email":"{email.upper()}"' in preview
+
+
+def test_with_keep_raw_off_nothing_is_kept_and_remap_has_nothing_to_do(
+    inlet_env: InletEnvFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = inlet_env(records=20)
+    monkeypatch.setenv("INLET_KEEP_RAW", "false")
+    get_settings.cache_clear()
+    assert run_import().created == 20
+    engine = create_store_engine(env.settings.store_url)
+    assert raw_sample(engine, "acme-hubspot", "users", 5) == []
+    assert asyncio.run(remap("acme", "acme-hubspot")).records == 0
+    assert "no stored records" in cli("mappings", "preview", "-t", "acme", "-c", "acme-hubspot")
