@@ -91,3 +91,35 @@ def test_mapper_checks_each_mapped_record_against_the_schema() -> None:
     assert mapper.map({"id": 1, "email": "a@x.org", "title": "Dr"})["title"] == "Dr"
     with pytest.raises(RecordError, match="field 'title': breaks the app schema rule maxLength 5"):
         mapper.map({"id": 2, "email": "a@x.org", "title": "Countess"})
+
+
+@pytest.mark.parametrize(
+    ("record", "valid"),
+    [
+        ({"email": "a@x.org", "fullName": "Ada"}, True),
+        ({"email": "a@x.org", "fullName": "Ada", "sourceUpdatedAt": datetime(2026, 1, 1, tzinfo=UTC)}, True),
+        ({"email": "a@x.org", "fullName": "Ada", "title": None}, True),
+        ({"email": "a@x.org"}, False),
+        ({"email": "a@x.org", "fullName": "Ada", "age": -1}, False),
+        ({"email": "a@x.org", "fullName": "Ada", "age": 1.5}, False),
+    ],
+)
+def test_the_fast_check_and_jsonschema_agree(record: dict[str, Any], valid: bool) -> None:
+    fast = schema()._fast
+    assert fast is not None
+    try:
+        schema().validate(record)
+        verdict = True
+    except RecordError:
+        verdict = False
+    assert verdict is valid
+
+
+def test_schemas_with_newer_keywords_are_checked_by_jsonschema_alone() -> None:
+    newer = AppSchema(
+        {"type": "object", "properties": {"tags": {"type": "array", "prefixItems": [{"type": "integer"}]}}},
+        origin="t",
+    )
+    assert newer._fast is None
+    with pytest.raises(RecordError, match="field 'tags.0'"):
+        newer.validate({"tags": ["x"]})
