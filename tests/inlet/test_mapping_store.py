@@ -178,3 +178,16 @@ def test_a_connection_of_another_tenant_cannot_be_given_a_layer(store: Engine, s
     with pytest.raises(NotFound, match="tenant 'globex' has no connection 'acme-hs'"):
         save(store, settings, "globex", "acme-hs", "users", Change(set_fields={"email": "{{ email }}"}))
     assert stored(store) == []
+
+
+def test_yaml_layers_of_tenant_and_connection_are_checked_against_the_schema_when_loaded(
+    store: Engine, settings: Settings
+) -> None:
+    with_schema(settings)
+    folder = settings.mapping_overrides / "acme" / "acme-hs"
+    folder.mkdir(parents=True)
+    (folder / "users.yaml").write_text('fields:\n  crmId: "{{ raw.id }}"\n  nickname: "{{ first_name }}"\n')
+    with pytest.raises(SchemaMismatch, match=r"tenant 'acme': field 'nickname' \(from .*acme-hs/users\.yaml\)"):
+        build_mapper(store, settings, connection(store, "acme-hs"), "users")
+    mapper = build_mapper(store, settings, connection(store, "acme-hs2"), "users")
+    assert "nickname" not in mapper.app_mapping.templates
