@@ -16,6 +16,7 @@ from time import time
 import httpx
 import orjson
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from inlet.errors import ConfigError
@@ -87,7 +88,10 @@ def fetch_schema(engine: Engine, settings: Settings, tenant: str, data_source: s
         )
         row.document, row.source, row.fetched_at = orjson.dumps(document).decode(), url, utcnow()
         session.add(row)
-        session.commit()
+        try:
+            session.commit()
+        except IntegrityError:  # another run cached it at the same moment; its copy is as fresh
+            session.rollback()
     return schema
 
 

@@ -128,7 +128,9 @@ def write_changes(
     counts = PageCounts()
     with engine.begin() as db:
         _stage_and_apply(db, scope, latest, held, counts)
-        counts.deleted = _delete(db, scope, [i for i in dict.fromkeys(deleted_ids) if i not in latest])
+        gone = [i for i in dict.fromkeys(deleted_ids) if i not in latest]
+        counts.deleted = _delete(db, scope, gone)
+        _release(db, scope, gone)  # a quarantined record deleted at the source has nothing left to retry
         counts.quarantined = _quarantine_rows(db, scope, quarantined)
         if handled is not None:
             handled(db)

@@ -228,3 +228,9 @@ def test_a_record_that_maps_again_leaves_the_quarantine_and_a_new_failure_replac
     assert [(row.external_id, row.error, row.run_id) for row in rows(store, QuarantinedRecord)] == [
         ("2", "second", "run-2")
     ]
+
+
+def test_a_quarantined_record_deleted_at_the_source_leaves_the_quarantine(store: Engine) -> None:
+    ledger.write_changes(store, SCOPE, [user("1")], [], quarantined=[("2", "{}", "bad")])
+    ledger.write_changes(store, SCOPE, [], ["2"])
+    assert rows(store, QuarantinedRecord) == []
