@@ -4,7 +4,10 @@ A field whose expression is a single value keeps its native type (`{{ age }}` st
 The common shapes skip Jinja's render machinery: a constant, a dotted path (`{{ raw.properties.email }}`),
 `not` of one, and a chain of plain filters with constant arguments (`{{ raw.name | default(none) | trim }}`)
 compile, from Jinja's own parse tree, to direct lookups and filter calls with the same semantics
-(a missing path is a StrictUndefined). Everything else renders through the sandbox.
+(a missing path is a StrictUndefined). Everything else renders through the sandbox, where operators and
+padding filters are size-limited (mappings/limits.py). A whole mapping then becomes one generated function
+(mappings/codegen.py). Any failure of an expression on a record is a RecordError naming the field; any
+failure to compile one is a TemplateError naming the origin, the field and the line.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from jinja2 import TemplateError as JinjaError
 from jinja2.compiler import Frame
 from jinja2.nativetypes import NativeCodeGenerator, NativeTemplate
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from jinja2.utils import _PassArg
+from jinja2.utils import _PassArg  # how @pass_context marks a filter; no public name for it
 
 from mappings.codegen import record_function
 from mappings.errors import MappingError, RecordError, TemplateError
