@@ -76,3 +76,26 @@ def test_rendering_never_changes_the_record(template: str, record: Any) -> None:
     before = repr(record)
     outcome(template, record)
     assert repr(record) == before
+
+
+paths = st.lists(st.sampled_from(["raw", "a", "b", "id", "0"]), min_size=1, max_size=4).map(".".join)
+plain_mappings = st.dictionaries(
+    st.text(min_size=1, max_size=8), paths.map(lambda p: "{{ " + p + " }}") | st.text(max_size=5), max_size=5
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(fields=plain_mappings, record=json_values)
+def test_the_generated_function_agrees_with_rendering_field_by_field(fields: dict[str, str], record: Any) -> None:
+    try:
+        mapping = compile_mapping(fields, origin="property")
+    except TemplateError:
+        return
+    context = {"raw": record, "a": record, "b": {"id": 1}}
+    results: list[object] = []
+    for render in (mapping.render, mapping._render_each):
+        try:
+            results.append(render(context))
+        except RecordError as exc:
+            results.append(str(exc))
+    assert results[0] == results[1]
