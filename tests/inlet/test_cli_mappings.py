@@ -118,3 +118,11 @@ def test_quarantine_of_one_tenant_is_invisible_to_another(home: Path) -> None:
 def test_unknown_tenant_is_not_found() -> None:
     code, output = invoke("mappings", "show", "-t", "nobody")
     assert code == 2 and "no tenant 'nobody'" in output
+
+
+def test_schema_command_shows_the_schema_in_use(home: Path) -> None:
+    assert "no app schema for users" in invoke("mappings", "schema", "-t", "acme")[1]
+    (home / "schemas").mkdir()
+    (home / "schemas" / "users.yaml").write_text("type: object\nrequired: [email]\n")
+    code, output = invoke("mappings", "schema", "-t", "acme", "--refresh")
+    assert code == 0 and f"# {home / 'schemas' / 'users.yaml'}" in output and '"required": [\n    "email"' in output
