@@ -163,6 +163,13 @@ class CollectionSpec(_Strict):
     get: GetSpec | None = None
     changes: ChangesSpec | None = Field(None, description="the app's own incremental API (or a `changes` hook)")
     udm_fields: dict[str, str] = Field({}, description="UDM field -> Jinja expression over `raw`")
+    other_udms: dict[str, dict[str, str]] = Field(
+        {}, description="more UDMs the same records provide: UDM name -> its udm_fields (e.g. contacts)"
+    )
+
+    def fields_for(self, udm: str) -> dict[str, str]:
+        """The udm_fields that turn a raw record of this collection into `udm`."""
+        return self.udm_fields if udm == self.udm else self.other_udms[udm]
 
 
 class RateLimit(_Strict):
@@ -213,7 +220,7 @@ class ConnectorSpec(_Strict):
     def collection_for(self, udm: str) -> str:
         """The name of the collection that provides `udm`."""
         for name, collection in self.collections.items():
-            if collection.udm == udm:
+            if collection.udm == udm or udm in collection.other_udms:
                 return name
         raise KeyError(f"{self.name} has no collection with udm {udm!r}")
 

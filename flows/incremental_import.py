@@ -165,7 +165,9 @@ async def apply_changes(
         except RecordError as exc:
             quarantined.append((row.external_id, orjson.dumps(raw).decode(), str(exc)))
             continue
-        upserts.append(MappedRecord(row.external_id, mapped, run.connector.updated_at(run.collection, raw)))
+        updated_at = run.connector.updated_at(run.collection, raw)
+        kept = orjson.dumps(raw).decode() if run.settings.keep_raw else None
+        upserts.append(MappedRecord(row.external_id, mapped, updated_at, kept))
     ids = [row.id for row in rows]
     counts = await anyio.to_thread.run_sync(
         lambda: write_changes(

@@ -18,12 +18,13 @@ from connectors.budget import RequestBudget
 from connectors.registry import load, open_connector
 from inlet.delivery import Destination
 from inlet.destinations import destination_for
+from inlet.mapping_store import build_mapper
 from inlet.oauth import oauth_auth
 from inlet.settings import Settings
 from inlet.store import open_store
 from inlet.tenancy import LoadedConnection, load_connection
 from inlet.vault import Vault
-from mappings import RecordMapper, effective_mapping
+from mappings import RecordMapper
 
 __all__ = ["ImportJob", "ImportRuntime", "Prefetcher", "open_runtime", "runtime_for"]
 
@@ -111,14 +112,7 @@ def open_runtime(job: ImportJob, settings: Settings, *, engine: Engine | None = 
     app = loaded.connection.app
     spec, _ = load(app)
     collection = loaded.connection.collection or spec.collection_for(job.data_source)
-    mapper = RecordMapper(
-        data_source=job.data_source,
-        udm_fields=spec.collections[collection].udm_fields,
-        app_mapping=effective_mapping(
-            job.data_source, app=app, tenant=job.tenant, overrides_dir=settings.mapping_overrides
-        ),
-        origin=f"connectors/{app}/connector.yaml",
-    )
+    mapper = build_mapper(engine, settings, loaded.connection, job.data_source)
     budget = settings.source_budget
     connector = open_connector(
         app,

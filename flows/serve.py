@@ -14,6 +14,7 @@ from flows.events import EVENT, TRIGGER_MATCH, TRIGGER_PARAMETERS
 from flows.full_import import full_import
 from flows.incremental_import import incremental_import
 from flows.poll_changes import poll_changes
+from flows.remap import remap, retry_quarantine
 
 
 def _sync(deployment: RunnerDeployment | Coroutine[Any, Any, RunnerDeployment]) -> RunnerDeployment:
@@ -37,6 +38,12 @@ def main() -> None:
                 description="Retry the deliveries that wait in the outbox (parked, deferred); every minute.",
                 tags=["inlet", "delivery"],
                 interval=60,
+            )
+        ),
+        _sync(remap.to_deployment(name="remap", description=remap.description, tags=["inlet", "mappings"])),
+        _sync(
+            retry_quarantine.to_deployment(
+                name="retry-quarantine", description=retry_quarantine.description, tags=["inlet", "mappings"]
             )
         ),
         _sync(

@@ -75,6 +75,7 @@ async def send_to_app(run_key: str) -> DrainResult:
 def _map_and_write(run: ImportRuntime, scope: PageScope, page: Page) -> PageCounts:
     mapped: list[MappedRecord] = []
     quarantined: list[tuple[str, str, str]] = []
+    keep_raw = run.settings.keep_raw
     for raw in page.records:
         external_id = run.connector.record_id(run.collection, raw)
         try:
@@ -82,7 +83,8 @@ def _map_and_write(run: ImportRuntime, scope: PageScope, page: Page) -> PageCoun
         except RecordError as exc:
             quarantined.append((external_id, orjson.dumps(raw).decode(), str(exc)))
             continue
-        mapped.append(MappedRecord(external_id, record, run.connector.updated_at(run.collection, raw)))
+        updated_at = run.connector.updated_at(run.collection, raw)
+        mapped.append(MappedRecord(external_id, record, updated_at, orjson.dumps(raw).decode() if keep_raw else None))
     return write_page(
         run.engine, scope, mapped, quarantined=quarantined, next_request=page.next.to_json() if page.next else None
     )

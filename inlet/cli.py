@@ -15,6 +15,7 @@ from inlet.cli_common import pairs as _pairs
 from inlet.cli_connectors import connectors_app
 from inlet.cli_deliveries import deliveries_app
 from inlet.cli_deliveries import status as deliveries_status
+from inlet.cli_mappings import register as _register_mappings
 from inlet.cli_oauth import oauth_app, register_connection_commands
 from inlet.errors import InletError
 from inlet.settings import Settings, get_settings
@@ -31,6 +32,7 @@ app.add_typer(imports, name="import")
 app.add_typer(deliveries_app, name="deliveries")
 app.add_typer(oauth_app, name="oauth")
 register_connection_commands(connections)
+_register_mappings(app)
 
 Tenant = Annotated[str, typer.Option("--tenant", "-t", help="tenant id")]
 ConnectionId = Annotated[str, typer.Option("--connection", "-c", help="connection id")]

@@ -13,6 +13,7 @@ applied, and upserts or tombstones records, one transaction per batch. Tests and
     POST /_demo/faults   fault injection (inlet.demo_faults): 503s at a rate, 429 storms, delays, 422s, 413s
     POST /_demo/reset    clear all data, counters and faults
     POST /oauth/token    OAuth2 client credentials, when started with --oauth-client id:secret
+    GET  /inlet/schemas/{data_source}, POST|GET /_demo/schemas: the app schema, see inlet.demo_schemas
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from inlet.demo_faults import FaultConfig, Faults, OAuthServer
+from inlet.demo_schemas import SchemaEndpoints
 from inlet.signing import SignatureError, verify
 
 __all__ = ["Batch", "DemoStore", "Event", "FaultConfig", "create_demo_app", "main"]
@@ -287,6 +289,7 @@ def create_demo_app(
         Route("/_demo/faults", app.set_faults, methods=["POST"]),
         Route("/_demo/reset", app.reset, methods=["POST"]),
         Route("/oauth/token", app.oauth.token, methods=["POST"]),
+        *SchemaEndpoints(secrets).routes(),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
 

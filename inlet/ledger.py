@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection as DBConnection
-from sqlalchemy import Engine, and_, bindparam, func, insert, null, select, update
+from sqlalchemy import Engine, and_, bindparam, delete, func, insert, null, select, update
 
 from inlet.store import Checkpoint, LedgerEntry, OutboxEvent, QuarantinedRecord, bind_value, execute_many, utcnow
 
@@ -55,6 +55,7 @@ class MappedRecord:
     external_id: str
     record: dict[str, Any]
     source_updated_at: str | None
+    raw: str | None = None  # the source record as JSON, kept in the ledger for remap
 
 
 @dataclass
@@ -127,7 +128,9 @@ def write_changes(
     counts = PageCounts()
     with engine.begin() as db:
         _stage_and_apply(db, scope, latest, held, counts)
-        counts.deleted = _delete(db, scope, [i for i in dict.fromkeys(deleted_ids) if i not in latest])
+        gone = [i for i in dict.fromkeys(deleted_ids) if i not in latest]
+        counts.deleted = _delete(db, scope, gone)
+        _release(db, scope, gone)  # a quarantined record deleted at the source has nothing left to retry
         counts.quarantined = _quarantine_rows(db, scope, quarantined)
         if handled is not None:
             handled(db)
@@ -154,6 +157,7 @@ def _stage_and_apply(
     db: DBConnection, scope: PageScope, latest: dict[str, MappedRecord], held: list[str], counts: PageCounts
 ) -> None:
     known = _known(db, scope, [*latest, *held])
+    _release(db, scope, list(latest))
     inserts, changes, seen, events = [], [], [], []
     for external_id, mapped in latest.items():
         digest = payload_hash(mapped.record)
@@ -171,18 +175,17 @@ def _stage_and_apply(
                     "v": row.version + 1,
                     "u": mapped.source_updated_at,
                     "g": scope.generation,
+                    "r": mapped.raw,
                 }
             )
             events.append(_event(scope, mapped, kind, row.version + 1))
             counts.created += kind == "created"
             counts.updated += kind == "updated"
         else:
-            seen.append({**_ledger_key(scope, external_id), "g": scope.generation})
+            seen.append({**_ledger_key(scope, external_id), "g": scope.generation, "r": mapped.raw})
             counts.unchanged += 1
-    seen.extend(
-        {**_ledger_key(scope, external_id), "g": scope.generation} for external_id in held if external_id in known
-    )
-    _apply(db, inserts, changes, seen, events)
+    kept = [{**_ledger_key(scope, external_id), "g": scope.generation} for external_id in held if external_id in known]
+    _apply(db, inserts, changes, seen, events, kept)
 
 
 def sweep(engine: Engine, scope: PageScope, *, max_share: float, force: bool = False) -> SweepResult:
@@ -264,6 +267,7 @@ def _ledger_row(scope: PageScope, mapped: MappedRecord, digest: str) -> dict[str
         "first_seen_run": scope.generation,
         "last_seen_run": scope.generation,
         "deleted_at": None,
+        "raw": mapped.raw,
     }
 
 
@@ -294,7 +298,9 @@ def _apply(
     changes: list[dict[str, Any]],
     seen: list[dict[str, Any]],
     events: list[dict[str, Any]],
+    kept: list[dict[str, Any]],
 ) -> None:
+    """Write a page; `seen` records are unchanged (their raw payload may have changed), `kept` failed mapping."""
     key = and_(
         _ledger.c.connection_id == bindparam("c"),
         _ledger.c.data_source == bindparam("d"),
@@ -312,10 +318,12 @@ def _apply(
                 source_updated_at=bindparam("u"),
                 last_seen_run=bindparam("g"),
                 deleted_at=null(),
+                raw=bindparam("r"),
             ),
             changes,
         )
-    execute_many(db, update(_ledger).where(key).values(last_seen_run=bindparam("g")), seen)
+    execute_many(db, update(_ledger).where(key).values(last_seen_run=bindparam("g"), raw=bindparam("r")), seen)
+    execute_many(db, update(_ledger).where(key).values(last_seen_run=bindparam("g")), kept)
     _insert_events(db, events)
 
 
@@ -326,7 +334,21 @@ def _insert_events(db: DBConnection, events: list[dict[str, Any]]) -> None:
     execute_many(db, insert(_outbox), events)
 
 
+def _release(db: DBConnection, scope: PageScope, ids: Sequence[str]) -> None:
+    """Quarantined copies of records that now map are resolved: remove them."""
+    for start in range(0, len(ids), 1000):
+        db.execute(
+            delete(_quarantine).where(
+                _quarantine.c.connection_id == scope.connection_id,
+                _quarantine.c.data_source == scope.data_source,
+                _quarantine.c.external_id.in_(ids[start : start + 1000]),
+            )
+        )
+
+
 def _quarantine_rows(db: DBConnection, scope: PageScope, rows: Iterable[tuple[str, str, str]]) -> int:
+    rows = list(rows)
+    _release(db, scope, [external_id for external_id, _, _ in rows])  # one row per record: the newest failure
     values = [
         {
             "connection_id": scope.connection_id,

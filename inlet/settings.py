@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connectors.spec import RateLimit, RetryPolicy
 
-__all__ = ["DestinationSettings", "Settings", "get_settings"]
+__all__ = ["AppSchemaSettings", "DestinationSettings", "Settings", "get_settings"]
 
 
 class DestinationSettings(BaseModel):
@@ -45,6 +45,17 @@ class DestinationSettings(BaseModel):
     rate_per_second: float = Field(50.0, gt=0, description="request budget per second to the destination")
 
 
+class AppSchemaSettings(BaseModel):
+    """Where the JSON Schema of the team's app records comes from (INLET_APP_SCHEMA__SOURCE=app ...)."""
+
+    source: Literal["static", "app"] = Field(
+        "static", description="static: <folder>/<data source>.yaml when it exists; app: fetched per tenant"
+    )
+    folder: Path | None = Field(None, description="static schemas; default <home>/schemas")
+    path: str = Field("/inlet/schemas/{data_source}", description="GET {destination}{path}?tenant=<tenant>, signed")
+    ttl_seconds: float = Field(3600, ge=0, description="a fetched schema is used this long before it is fetched again")
+
+
 class Settings(BaseSettings):
     """Everything that is the same for all tenants of one inlet installation."""
 
@@ -56,6 +67,8 @@ class Settings(BaseSettings):
     secret_key_block: str | None = Field(None, description="or: the name of a Prefect Secret block holding that key")
     overrides_dir: Path | None = Field(None, description="per-tenant mapping files; default <home>/mappings")
     destination: DestinationSettings = DestinationSettings()
+    app_schema: AppSchemaSettings = AppSchemaSettings()
+    keep_raw: bool = Field(True, description="keep each record's source payload in the ledger, for `inlet remap`")
     prefect_port: int = 4200
     demo_app_port: int = 8400
     simulator_port: int = 8410

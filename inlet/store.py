@@ -21,7 +21,9 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlmodel import Field, SQLModel, create_engine
 
 __all__ = [
+    "AppSchemaCache",
     "Checkpoint",
+    "MappingOverride",
     "Connection",
     "DestinationOverride",
     "DestinationState",
@@ -99,6 +101,9 @@ class LedgerEntry(SQLModel, table=True):
     first_seen_run: str
     last_seen_run: str = Field(description="generation of the last enumeration that saw it")
     deleted_at: datetime | None = None
+    raw: str | None = Field(
+        default=None, sa_column=Column(Text), description="the source record as JSON, for remap (INLET_KEEP_RAW)"
+    )
 
 
 class OutboxEvent(SQLModel, table=True):
@@ -169,6 +174,33 @@ class QuarantinedRecord(SQLModel, table=True):
     error: str
     run_id: str
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class MappingOverride(SQLModel, table=True):
+    """A tenant's layer of field mappings (connection_id ""), or one connection's; edited with `inlet mappings`."""
+
+    __tablename__ = "mapping_override"
+
+    tenant_id: str = Field(primary_key=True)
+    connection_id: str = Field(primary_key=True, description='"" for the layer of every connection of the tenant')
+    data_source: str = Field(primary_key=True)
+    fields: dict[str, str | None] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False), description="target -> expression; null removes"
+    )
+    lookups: dict[str, dict[str, Any]] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class AppSchemaCache(SQLModel, table=True):
+    """The JSON Schema the team's app gave for one tenant's data source, and when it was fetched."""
+
+    __tablename__ = "app_schema"
+
+    tenant_id: str = Field(primary_key=True)
+    data_source: str = Field(primary_key=True)
+    document: str = Field(sa_column=Column(Text, nullable=False))
+    source: str = Field(description="the URL it was fetched from")
+    fetched_at: datetime = Field(default_factory=utcnow)
 
 
 class InboxEvent(SQLModel, table=True):

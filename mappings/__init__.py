@@ -1,18 +1,25 @@
-"""Field mappings: UDMs, the sandboxed expression engine and the mapping layers."""
+"""Field mappings: UDMs, the sandboxed expression engine, the mapping layers and app schemas."""
 
 from mappings.engine import CompiledMapping, compile_expression, compile_mapping
-from mappings.errors import MappingError, RecordError, TemplateError
-from mappings.loader import effective_mapping, read_layer
+from mappings.errors import MappingError, RecordError, SchemaMismatch, TemplateError
+from mappings.loader import Layer, effective_mapping, layer_from_document, merge, read_layer
 from mappings.pipeline import RecordMapper
+from mappings.schema import AppSchema, read_schema
 
 __all__ = [
+    "AppSchema",
     "CompiledMapping",
+    "Layer",
     "MappingError",
     "RecordError",
     "RecordMapper",
+    "SchemaMismatch",
     "TemplateError",
     "compile_expression",
     "compile_mapping",
     "effective_mapping",
+    "layer_from_document",
+    "merge",
     "read_layer",
+    "read_schema",
 ]

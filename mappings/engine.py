@@ -4,7 +4,10 @@ A field whose expression is a single value keeps its native type (`{{ age }}` st
 The common shapes skip Jinja's render machinery: a constant, a dotted path (`{{ raw.properties.email }}`),
 `not` of one, and a chain of plain filters with constant arguments (`{{ raw.name | default(none) | trim }}`)
 compile, from Jinja's own parse tree, to direct lookups and filter calls with the same semantics
-(a missing path is a StrictUndefined). Everything else renders through the sandbox.
+(a missing path is a StrictUndefined). Everything else renders through the sandbox, where operators and
+padding filters are size-limited (mappings/limits.py). A whole mapping then becomes one generated function
+(mappings/codegen.py). Any failure of an expression on a record is a RecordError naming the field; any
+failure to compile one is a TemplateError naming the origin, the field and the line.
 """
 
 from __future__ import annotations
@@ -13,13 +16,17 @@ from collections.abc import Callable, Iterable, Mapping
 from itertools import chain, islice
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateRuntimeError, TemplateSyntaxError, Undefined, nodes
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
+from jinja2 import TemplateError as JinjaError
 from jinja2.compiler import Frame
 from jinja2.nativetypes import NativeCodeGenerator, NativeTemplate
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import _PassArg  # how @pass_context marks a filter; no public name for it
 
-from mappings.errors import RecordError, TemplateError
-from mappings.filters import FILTERS
+from mappings.codegen import record_function
+from mappings.errors import MappingError, RecordError, TemplateError
+from mappings.filters import FILTERS, GLOBALS
+from mappings.limits import LIMITED_FILTERS, limited_binop
 
 __all__ = ["CompiledMapping", "compile_expression", "compile_mapping"]
 
@@ -67,6 +74,10 @@ class _NativeCodeGenerator(NativeCodeGenerator):
 class _NativeSandbox(ImmutableSandboxedEnvironment):
     code_generator_class = _NativeCodeGenerator
     concat = staticmethod(_native_concat)
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        return limited_binop(operator, left, right)
 
 
 class _NativeSandboxTemplate(NativeTemplate):
@@ -76,6 +87,10 @@ class _NativeSandboxTemplate(NativeTemplate):
 _NativeSandbox.template_class = _NativeSandboxTemplate
 _env = _NativeSandbox(undefined=StrictUndefined, autoescape=False)
 _env.filters.update(FILTERS)
+_env.filters.update(LIMITED_FILTERS)
+_env.globals.update(GLOBALS)
+for _name in ("lipsum", "cycler", "joiner"):  # text generators and stateful helpers no mapping needs
+    del _env.globals[_name]
 
 
 def compile_expression(template: str, *, origin: str, field: str) -> Renderer:
@@ -93,6 +108,13 @@ def compile_expression(template: str, *, origin: str, field: str) -> Renderer:
             origin=origin,
             field=field,
         ) from None
+    except (JinjaError, RecursionError, MemoryError, ValueError, TypeError, ArithmeticError, LookupError) as exc:
+        # Jinja's compiler can fail on inputs its parser accepted (constant folding, nesting too deep).
+        raise TemplateError(
+            f"{origin}: field {field!r}: cannot compile the expression ({type(exc).__name__}: {exc})",
+            origin=origin,
+            field=field,
+        ) from None
 
     root = compiled.root_render_func
     template_globals = dict(compiled.globals)
@@ -102,6 +124,19 @@ def compile_expression(template: str, *, origin: str, field: str) -> Renderer:
         return _defined(_native_concat(root(compiled.new_context({**template_globals, **context}, shared=True))))
 
     return render
+
+
+def plain_path(template: str) -> list[str] | None:
+    """`["raw", "properties", "email"]` for `{{ raw.properties.email }}`; None for any other template."""
+    if "{" not in template:
+        return None
+    try:
+        body = _env.parse(template).body
+    except Exception:  # noqa: BLE001  # compile_expression reports bad templates
+        return None
+    if len(body) != 1 or not isinstance(body[0], nodes.Output) or len(body[0].nodes) != 1:
+        return None
+    return _path(body[0].nodes[0])
 
 
 def _compile_direct(tree: nodes.Template) -> Renderer | None:
@@ -129,7 +164,8 @@ def _direct(node: nodes.Node) -> Renderer | None:
 
 def _filter_call(node: nodes.Filter) -> Renderer | None:
     function = _env.filters.get(node.name)
-    plain = function is not None and getattr(function, "jinja_pass_arg", None) is None
+    pass_arg = getattr(function, "jinja_pass_arg", None)
+    plain = function is not None and pass_arg in (None, _PassArg.context)
     constant = all(isinstance(a, nodes.Const) for a in node.args) and all(
         isinstance(k.value, nodes.Const) for k in node.kwargs
     )
@@ -138,6 +174,8 @@ def _filter_call(node: nodes.Filter) -> Renderer | None:
         return None
     args = [a.value for a in node.args]  # type: ignore[attr-defined]  # checked to be Const above
     kwargs = {str(k.key): k.value.value for k in node.kwargs}  # type: ignore[attr-defined]
+    if pass_arg is _PassArg.context:  # such filters only call `context.get(name)`, which a dict answers too
+        return lambda context: function(context, inner(context), *args, **kwargs)
     return lambda context: function(inner(context), *args, **kwargs)
 
 
@@ -169,23 +207,56 @@ def _lookup(steps: list[str]) -> Renderer:
 class CompiledMapping:
     """Target field -> compiled expression, with where each field was defined."""
 
-    def __init__(self, fields: Mapping[str, str], origins: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        fields: Mapping[str, str],
+        origins: Mapping[str, str],
+        *,
+        lookups: Mapping[str, Mapping[str, Any]] | None = None,
+        tenant: str = "",
+    ) -> None:
         self.templates = dict(fields)
         self.origins = dict(origins)
-        self._renderers = [
-            (target, compile_expression(template, origin=self.origins.get(target, "?"), field=target))
-            for target, template in fields.items()
-        ]
+        self.lookups = {name: dict(table) for name, table in (lookups or {}).items()}
+        self._renderers = []
+        for target, template in fields.items():
+            try:
+                renderer = compile_expression(template, origin=self.origins.get(target, "?"), field=target)
+            except TemplateError as exc:
+                if tenant:
+                    exc.tenant = tenant
+                    exc.args = (f"tenant {tenant!r}: {exc}",)
+                raise
+            self._renderers.append((target, renderer))
+        self._fast = record_function(
+            [
+                (target, renderer, plain_path(fields[target]), fields[target] if "{" not in fields[target] else None)
+                for target, renderer in self._renderers
+            ]
+        )
 
     def render(self, context: Mapping[str, Any]) -> dict[str, Any]:
         """Apply every field expression to one context; a failure is a RecordError naming the field."""
+        try:
+            return self._fast(context)
+        except Exception:  # noqa: BLE001  # the careful path below gives the exact result or error
+            return self._render_each(context)
+
+    def _render_each(self, context: Mapping[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for target, renderer in self._renderers:
             try:
                 result[target] = renderer(context)
-            except (TemplateRuntimeError, TypeError, ValueError, ArithmeticError) as exc:
+            except MappingError as exc:
                 raise RecordError(f"field {target!r}: {exc}", field=target) from None
+            except Exception as exc:  # noqa: BLE001  # any failure of one expression on one record is that record's
+                raise RecordError(f"field {target!r}: {_describe(exc)}", field=target) from None
         return result
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 300 else text[:300] + "..."
 
 
 def compile_mapping(fields: Mapping[str, str], *, origin: str) -> CompiledMapping:

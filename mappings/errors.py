@@ -1,13 +1,15 @@
 """Mapping errors.
 
 * MappingError(ValueError)
-  x TemplateError   a field expression or a mapping file is wrong; raised when the mapping is loaded
-  x RecordError     one record could not be mapped or validated; skip (quarantine) it, never stop the run
+  x TemplateError     a field expression or a mapping file is wrong; raised when the mapping is loaded or saved
+    + SchemaMismatch  the mapping does not fit the app schema (unknown target field, required field unmapped)
+  x RecordError       one record could not be mapped or its result fails the app schema; quarantine it, never
+                      stop the run
 """
 
 from __future__ import annotations
 
-__all__ = ["MappingError", "RecordError", "TemplateError"]
+__all__ = ["MappingError", "RecordError", "SchemaMismatch", "TemplateError"]
 
 
 class MappingError(ValueError):
@@ -15,12 +17,17 @@ class MappingError(ValueError):
 
 
 class TemplateError(MappingError):
-    """A mapping that cannot be compiled; the message names the file, the field and the line."""
+    """A mapping that cannot be compiled; the message names the file (or tenant), the field and the line."""
 
-    def __init__(self, message: str, *, origin: str = "", field: str = "") -> None:
+    def __init__(self, message: str, *, origin: str = "", field: str = "", tenant: str = "") -> None:
         super().__init__(message)
         self.origin = origin
         self.field = field
+        self.tenant = tenant
+
+
+class SchemaMismatch(TemplateError):
+    """A mapping that compiles but cannot produce records the team's app accepts; nothing was saved."""
 
 
 class RecordError(MappingError):

@@ -2,8 +2,9 @@
 
 from pydantic import BaseModel
 
+from mappings.udm.contacts import Contact
 from mappings.udm.users import User
 
-__all__ = ["UDMS", "User"]
+__all__ = ["UDMS", "Contact", "User"]
 
-UDMS: dict[str, type[BaseModel]] = {"users": User}
+UDMS: dict[str, type[BaseModel]] = {"users": User, "contacts": Contact}

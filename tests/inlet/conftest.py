@@ -25,6 +25,8 @@ STORE_TABLES = (
     "oauth_client",
     "oauth_state",
     "oauth_token",
+    "mapping_override",
+    "app_schema",
 )
 
 

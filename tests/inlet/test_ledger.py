@@ -214,3 +214,23 @@ def test_sweep_leaves_other_connections_alone(store: Engine) -> None:
     write_page(store, SCOPE, [user("1")], next_request=None)
     result = sweep(store, replace(NEXT_RUN, connection_id="acme-hubspot"), max_share=1.0)
     assert result.deleted_ids == ["1"] and entries(store)["9"].deleted_at is None
+
+
+def test_raw_payload_is_kept_and_follows_the_source_even_when_the_mapped_record_is_unchanged(store: Engine) -> None:
+    write_page(store, SCOPE, [replace(user("1"), raw='{"id":"1","v":1}')], next_request=None)
+    counts = write_page(store, NEXT_RUN, [replace(user("1"), raw='{"id":"1","v":2}')], next_request=None)
+    assert counts.unchanged == 1 and entries(store)["1"].raw == '{"id":"1","v":2}'
+
+
+def test_a_record_that_maps_again_leaves_the_quarantine_and_a_new_failure_replaces_the_old(store: Engine) -> None:
+    write_page(store, SCOPE, [], quarantined=[("1", "{}", "first"), ("2", "{}", "first")], next_request=None)
+    write_page(store, NEXT_RUN, [user("1")], quarantined=[("2", "{}", "second")], next_request=None)
+    assert [(row.external_id, row.error, row.run_id) for row in rows(store, QuarantinedRecord)] == [
+        ("2", "second", "run-2")
+    ]
+
+
+def test_a_quarantined_record_deleted_at_the_source_leaves_the_quarantine(store: Engine) -> None:
+    ledger.write_changes(store, SCOPE, [user("1")], [], quarantined=[("2", "{}", "bad")])
+    ledger.write_changes(store, SCOPE, [], ["2"])
+    assert rows(store, QuarantinedRecord) == []

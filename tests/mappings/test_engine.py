@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -154,3 +155,60 @@ def test_compiled_mapping_is_reused_across_records() -> None:
     mapping = compile_mapping({"id": "{{ raw.id }}", "label": "n{{ raw.id }}"}, origin="users.yaml")
     results = [mapping.render({"raw": {"id": n}}) for n in range(3)]
     assert results == [{"id": 0, "label": "n0"}, {"id": 1, "label": "n1"}, {"id": 2, "label": "n2"}]
+
+
+@pytest.mark.parametrize(
+    "context",
+    [
+        {"raw": RAW, "email": "a@x.org"},
+        {"raw": {"id": 7, "properties": "text, not a dict"}, "email": None},
+        {"raw": {"id": 7, "properties": {"email": ["a", "b"]}}, "email": 3},
+    ],
+)
+def test_the_generated_function_equals_rendering_field_by_field(context: dict[str, Any]) -> None:
+    mapping = compile_mapping(
+        {
+            "email": "{{ email }}",
+            "id": "{{ raw.id }}",
+            "deep": "{{ raw.properties.email | default('none') }}",
+            "label": "n{{ raw.id }}",
+            "const": "fixed",
+        },
+        origin="users.yaml",
+    )
+    assert mapping.render(context) == mapping._render_each(context)
+
+
+def test_field_names_and_paths_cannot_inject_code_into_the_generated_function() -> None:
+    target = "x': __import__('os').getcwd(), 'y"
+    mapping = compile_mapping({target: "{{ raw.a }}", "b": "{{ raw[\"'] + 1 + ['\"] }}"}, origin="users.yaml")
+    assert mapping.render({"raw": {"a": 1, "'] + 1 + ['": 2}}) == {target: 1, "b": 2}
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ ''.__class__.__mro__[1].__subclasses__()[40]('/etc/passwd').read() }}",
+        "{{ ''|attr('__class__') }}",
+        "{{ raw|attr('\\x5f\\x5fclass\\x5f\\x5f') }}",
+        "{{ lookups.__class__.__init__.__globals__ }}",
+        "{{ '{0.__class__.__init__.__globals__}'.format(raw) }}",
+        "{{ '%s' | format(raw.__class__) }}",
+        "{{ range.__init__.__globals__['__builtins__'] }}",
+        "{{ dict.__base__.__subclasses__() }}",
+        "{{ coalesce.__globals__['hashlib'] }}",
+        "{{ namespace.__init__.__globals__ }}",
+        "{% for c in ().__class__.__base__.__subclasses__() %}{{ c }}{% endfor %}",
+        "{% include '/etc/passwd' %}",
+        "{% import 'os' as os %}{{ os.getcwd() }}",
+        "{% extends '/etc/hostname' %}",
+        "{% set x = raw.__setitem__('id', 0) %}{{ x }}",
+        "{{ raw.properties.setdefault('hacked', 1) }}",
+        "{{ raw.emails.append('x') }}",
+    ],
+)
+def test_classic_sandbox_escapes_reach_nothing(template: str) -> None:
+    context: dict[str, Any] = {"raw": copy.deepcopy(RAW), "lookups": {}}
+    with pytest.raises((RecordError, TemplateError)):
+        compile_mapping({"out": template}, origin="users.yaml").render(context)
+    assert context["raw"] == RAW
