@@ -46,9 +46,15 @@ def _wait_for(url: str, proc: subprocess.Popen[bytes], timeout: float = 180) -> 
 
 def _run_deployment(api: str, parameters: dict[str, Any]) -> dict[str, Any]:
     deployment = httpx.get(f"{api}/deployments/name/full-import/full-import", timeout=10).json()
-    run = httpx.post(
-        f"{api}/deployments/{deployment['id']}/create_flow_run", json={"parameters": parameters}, timeout=10
-    ).json()
+    for _ in range(10):  # a busy SQLite server answers 503; Prefect's own client retries those too
+        answer = httpx.post(
+            f"{api}/deployments/{deployment['id']}/create_flow_run", json={"parameters": parameters}, timeout=10
+        )
+        if answer.status_code != 503:
+            break
+        time.sleep(1)
+    assert answer.status_code == 201, answer.text
+    run = answer.json()
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         state = httpx.get(f"{api}/flow_runs/{run['id']}", timeout=10).json()
@@ -119,14 +125,25 @@ def test_inlet_up_serves_a_manual_run_and_stops_every_process(tmp_path: Path) ->
 
 def test_with_the_deployment_runner_a_webhook_starts_an_incremental_import_flow_run(tmp_path: Path) -> None:
     """INLET_INCREMENTAL_RUNNER=deployment: the event's automation runs the incremental-import deployment."""
-    with _inlet_up(tmp_path, INLET_INCREMENTAL_RUNNER="deployment") as (_, ports, _env):
+    with _inlet_up(tmp_path, INLET_INCREMENTAL_RUNNER="deployment") as (up, ports, _env):
         api = f"http://127.0.0.1:{ports['INLET_PREFECT_PORT']}/api"
+        _wait_for_automation(api, up)  # serve() registers the trigger after the first deployments
         _webhook_reaches_the_app(ports, f"http://127.0.0.1:{ports['INLET_DEMO_APP_PORT']}")
         assert "COMPLETED" in _final_states(api, "flow_runs", "incremental-import/acme/acme-hubspot")
         assert _final_states(api, "task_runs", "apply-inbox/acme/acme-hubspot") == set()
         body = {"artifacts": {"key": {"any_": ["incremental-import-acme-acme-hubspot-trigger"]}}}
         (link,) = httpx.post(f"{api}/artifacts/filter", json=body, timeout=10).json()
         assert "/events/event/" in link["data"]  # the run links to the event that started it
+
+
+def _wait_for_automation(api: str, up: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert up.poll() is None, f"inlet up exited with {up.returncode}"
+        if httpx.post(f"{api}/automations/filter", json={}, timeout=10).json():
+            return
+        time.sleep(0.5)
+    raise AssertionError("serve() registered no automation for incremental-import")
 
 
 def _final_states(api: str, kind: str, name: str) -> set[str]:
@@ -215,9 +232,12 @@ def test_the_flow_run_page_in_a_real_browser_shows_the_run_and_its_artifacts(tmp
         html = _render_until(page, expected)
         for seen in expected:
             assert seen in html, f"{seen!r} is not on the flow run page"
-        summary_page = f"http://127.0.0.1:{ports['INLET_PREFECT_PORT']}/artifacts/key/{SUMMARY_KEY}"
-        summary = _render_until(summary_page, ["run summary"])
-        assert "full-import/acme/acme-hubspot/users: run summary" in summary, "the summary artifact is not in the UI"
+        body = {"artifacts": {"key": {"any_": [SUMMARY_KEY]}}}
+        (artifact,) = httpx.post(f"{api}/artifacts/filter", json=body, timeout=10).json()
+        summary_page = f"http://127.0.0.1:{ports['INLET_PREFECT_PORT']}/artifacts/artifact/{artifact['id']}"
+        summary = _render_until(summary_page, ["records_seen"])
+        for seen in ("full-import/acme/acme-hubspot/users: run summary", "records_seen", "delivered"):
+            assert seen in summary, f"{seen!r} is not on the summary artifact's page"
         png = capture(page, tmp_path / "flow-run.png")
     width, height = struct.unpack(">II", png.read_bytes()[16:24])  # the PNG's IHDR chunk
     assert (width, height) == (1440, 1100) and png.stat().st_size > 40_000  # a blank page compresses to a few KB
