@@ -19,6 +19,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run, task_run
 from pydantic import BaseModel
 
+from connectors.errors import NeedsReauth
 from flows.artifacts import publish_delivery_status, publish_summary, publish_trigger
 from flows.events import TriggeringEvent
 from flows.run_tags import label_run
@@ -58,6 +59,7 @@ class IncrementalSummary(BaseModel):
     delivered: int = 0
     dead_letters: int = 0
     pending_delivery: bool = False
+    auth: str = "ok"  # needs_reauth: the OAuth grant was revoked; the tenant must connect again
 
 
 @flow(name="incremental-import", flow_run_name="incremental-import/{tenant}/{connection}", persist_result=False)
@@ -93,7 +95,14 @@ async def _apply(
         if not ours:
             get_run_logger().info("another run of %s waits to drain its inbox; it will apply these changes", connection)
             return IncrementalSummary(tenant=tenant, connection=connection, data_source=data_source, flow_run_id=run_id)
-        run = open_runtime(ImportJob(tenant=tenant, connection=connection, data_source=data_source), get_settings())
+        try:
+            run = open_runtime(ImportJob(tenant=tenant, connection=connection, data_source=data_source), get_settings())
+        except NeedsReauth:  # fail at once, keeping the inbox: no request, no token endpoint call
+            flagged = IncrementalSummary(
+                tenant=tenant, connection=connection, data_source=data_source, flow_run_id=run_id, auth="needs_reauth"
+            )
+            await publish_summary("incremental-import", tenant, connection, summary=flagged.model_dump())
+            raise
         try:
             await label_run(tenant, connection, run.loaded.connection.app, data_source)
             async with single_flight(connection, run.settings.single_flight_lease_seconds):

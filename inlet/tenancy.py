@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 from connectors.registry import available, load
 from connectors.spec import RESERVED_PARAMETERS
 from inlet.errors import ConfigError, NotFound
-from inlet.store import Connection, Tenant
+from inlet.store import Connection, OAuthToken, Tenant
 from inlet.vault import Vault
 
 __all__ = ["LoadedConnection", "add_connection", "add_tenant", "list_connections", "list_tenants", "load_connection"]
@@ -85,6 +85,8 @@ def add_connection(
         connection.data_source = data_source
         connection.parameters = dict(parameters)
         connection.credentials_encrypted = vault.encrypt(credentials)
+        if existing is not None and (token := session.get(OAuthToken, connection_id)) is not None:
+            session.delete(token)  # new credentials replace the old sign-in; stale tokens would override them
         session.add(connection)
         session.commit()
         session.refresh(connection)

@@ -31,6 +31,7 @@ from pydantic import SecretStr
 from connectors.errors import NeedsReauth, RetryableError
 from connectors.oauth_simulation import SIM_CLIENT_ID
 from flows.full_import import ImportSummary, full_import
+from flows.incremental_import import incremental_import
 from flows.poll_changes import poll_changes
 from flows.runtime import ImportJob
 from inlet.oauth import finish_connect, register_client, start_connect
@@ -118,10 +119,12 @@ def test_a_revoked_grant_fails_fast_marks_the_connection_and_spares_the_token_en
             run_import("acme-revoked")
     with pytest.raises(NeedsReauth, match="needs re-authorization"):
         asyncio.run(poll_changes("acme", "acme-revoked"))
+    with pytest.raises(NeedsReauth, match="needs re-authorization"):
+        asyncio.run(incremental_import("acme", "acme-revoked"))
     assert oauth(env)["refused"] == 1 and env.sim("stats")["requests"] == requests
     status = {row["connection"]: row["auth"] for row in connection_status(open_store(env.settings.store_url))}
     assert status == {"acme-hubspot": "credentials", "acme-revoked": "oauth:needs_reauth"}
-    assert asyncio.run(_summaries("acme-revoked")).count("needs_reauth") == 4
+    assert asyncio.run(_summaries("acme-revoked")).count("needs_reauth") == 5
 
 
 async def _summaries(connection: str) -> str:

@@ -121,6 +121,19 @@ def test_replace_updates_the_tenants_own_connection(tenants: Engine, vault: Vaul
     assert loaded.credentials["token"].get_secret_value() == "new"
 
 
+def test_replacing_a_connections_credentials_forgets_its_oauth_tokens(tenants: Engine, vault: Vault) -> None:
+    from sqlmodel import Session
+
+    from inlet.store import OAuthToken
+
+    with Session(tenants) as session:
+        session.add(OAuthToken(connection_id="acme-hubspot", grant="authorization_code", tokens_encrypted=b"x"))
+        session.commit()
+    connect(tenants, vault, "acme", "acme-hubspot", credentials={"token": SecretStr("pasted")}, replace=True)
+    with Session(tenants) as session:
+        assert session.get(OAuthToken, "acme-hubspot") is None
+
+
 def test_tenants_and_connections_are_listed_per_tenant(tenants: Engine) -> None:
     assert [t.id for t in list_tenants(tenants)] == ["acme", "globex"]
     assert [c.id for c in list_connections(tenants, "globex")] == ["globex-hubspot"]
