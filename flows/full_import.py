@@ -1,5 +1,6 @@
 """Import every record of one tenant's connection into the team's app.
 
+One run at a time per connection (the connection's Prefect concurrency slot, shared with incremental-import).
 A loop of `list-records` tasks, one per page, each committing its ledger rows, outbox events and
 checkpoint in one transaction, while `send-to-app` drains the outbox alongside. A run that crashed or
 was cancelled resumes from its checkpoint. After a complete enumeration, records never seen become
@@ -28,6 +29,7 @@ from connectors.errors import NeedsReauth
 from flows.artifacts import Progress, publish_delivery_status, publish_summary
 from flows.run_tags import label_run
 from flows.runtime import ImportJob, ImportRuntime, open_runtime
+from flows.single_flight import single_flight
 from flows.tasks import list_records, send_to_app
 from inlet.delivery import DrainResult
 from inlet.errors import DeliveryError
@@ -84,7 +86,8 @@ async def full_import(job: ImportJob) -> ImportSummary:
         raise
     try:
         await label_run(job.tenant, job.connection, run.loaded.connection.app, job.data_source)
-        return await _import(run)
+        async with single_flight(job.connection, run.settings.single_flight_lease_seconds):
+            return await _import(run)
     finally:
         await run.aclose()
 

@@ -19,6 +19,7 @@ from connectors.errors import AuthError, MalformedPage, RetryableError
 from flows.deliver_outbox import deliver_outbox
 from flows.full_import import ImportSummary, full_import
 from flows.runtime import ImportJob
+from flows.single_flight import release
 from inlet import outbox
 from inlet.errors import DeliveryError
 from inlet.settings import Settings
@@ -209,6 +210,7 @@ def test_killed_run_resumes_from_its_checkpoint_and_loses_nothing(inlet_env: Inl
     finally:
         proc.kill()  # SIGKILL: no clean-up of any kind
         proc.wait(10)
+    asyncio.run(release("acme-hubspot"))  # the killed run's slot; the server's lease expiry does this in production
     env.sim("reset", {})
     summary = run_import()
     assert summary.resumed_at_page >= 5 and summary.pages == 20 - summary.resumed_at_page

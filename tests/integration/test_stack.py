@@ -4,10 +4,7 @@
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
-import hmac
 import os
 import signal
 import sqlite3
@@ -21,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import psutil
 import pytest
 
 from inlet.processes import free_port
+from tests.support.webhooks import hubspot_delivery
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -162,25 +159,8 @@ def _webhook_reaches_the_app(ports: dict[str, int], app: str) -> None:
 
     sim = f"http://127.0.0.1:{ports['INLET_SIMULATOR_PORT']}"
     created = httpx.post(f"{sim}/_sim/mutate", json={"create": 1}, timeout=10).json()["created"][0]
-    events = [
-        {
-            "eventId": 1,
-            "subscriptionType": "contact.creation",
-            "objectId": int(created),
-            "portalId": 1,
-            "occurredAt": int(time.time() * 1000),
-            "attemptNumber": 0,
-        }
-    ]
-    body = orjson.dumps(events)
     url = f"http://127.0.0.1:{ports['INLET_RECEIVER_PORT']}/webhooks/hubspot/acme/acme-hubspot"
-    stamp = str(int(time.time() * 1000))
-    digest = hmac.new(DEMO_WEBHOOK_SECRET.encode(), b"POST" + url.encode() + body + stamp.encode(), hashlib.sha256)
-    headers = {
-        "X-HubSpot-Signature-v3": base64.b64encode(digest.digest()).decode(),
-        "X-HubSpot-Request-Timestamp": stamp,
-        "Content-Type": "application/json",
-    }
+    body, headers = hubspot_delivery(url, DEMO_WEBHOOK_SECRET, [("creation", created)])
     answer = httpx.post(url, content=body, headers=headers, timeout=10)
     assert answer.status_code == 200 and answer.json()["accepted"] == 1, answer.text
     deadline = time.monotonic() + 90
