@@ -8,14 +8,18 @@ seconds), and a run that finds another already waiting leaves the work to it.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from uuid import UUID
 
-from prefect.client.orchestration import get_client
+import httpx
+from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-from prefect.concurrency.asyncio import concurrency
-from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from prefect.client.schemas.responses import ConcurrencyLimitWithLeaseResponse
+from prefect.concurrency._leases import amaintain_concurrency_lease
+from prefect.exceptions import ObjectAlreadyExists
 
 __all__ = ["release", "single_flight", "take_turn"]
 
@@ -27,7 +31,6 @@ class _Turns:
 
 
 _turns: dict[tuple[int, str], _Turns] = {}
-_known_limits: set[str] = set()
 
 
 @asynccontextmanager
@@ -53,29 +56,54 @@ async def take_turn(connection: str) -> AsyncIterator[bool]:
 async def single_flight(connection: str, lease_seconds: float = 60, wait_seconds: float = 900) -> AsyncIterator[None]:
     """Hold the connection's slot (`inlet-connection-<id>`, limit 1, created on first use).
 
-    Prefect renews the lease while the run lives; a killed run's slot frees itself `lease_seconds` later
+    The lease is renewed while the run lives; a killed run's slot frees itself `lease_seconds` later
     (Prefect allows 60 s at least; its default of 300 s would stall the connection for five minutes).
     After `wait_seconds` without the slot the run fails with a TimeoutError naming the limit, instead of
     waiting forever for a slot that a crashed holder's server never reclaimed
     (`prefect gcl update inlet-connection-<id> --active-slots 0` frees it by hand).
+
+    This takes the slot through the client's lease calls, not `prefect.concurrency.asyncio.concurrency()`:
+    that keeps an acquisition service alive per distinct limit name (about 2 MB each in Prefect 3.9), so a
+    task worker serving thousands of connections would grow by gigabytes.
     """
     name = f"inlet-connection-{connection}"
-    if name not in _known_limits:
-        await _create_limit(name)
-        _known_limits.add(name)
-    async with concurrency(name, occupy=1, strict=True, lease_duration=lease_seconds, timeout_seconds=wait_seconds):
-        yield
+    lease_id = await _acquire(name, lease_seconds, wait_seconds)
+    try:
+        async with amaintain_concurrency_lease(lease_id, lease_seconds, raise_on_lease_renewal_failure=True):
+            yield
+    finally:
+        async with get_client() as client:
+            await client.release_concurrency_slots_with_lease(lease_id)
 
 
-async def _create_limit(name: str) -> None:
+async def _acquire(name: str, lease_seconds: float, wait_seconds: float) -> UUID:
+    """The lease on one slot of `name`, waiting as the server's Retry-After says while it is taken."""
+    deadline = time.monotonic() + wait_seconds
     async with get_client() as client:
-        try:
-            await client.read_global_concurrency_limit_by_name(name)
-        except ObjectNotFound:
+        while True:
             try:
-                await client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
-            except ObjectAlreadyExists:
-                pass  # another run created it first
+                answer = await client.increment_concurrency_slots_with_lease(
+                    names=[name], slots=1, mode="concurrency", lease_duration=lease_seconds
+                )
+            except httpx.HTTPStatusError as exc:
+                if exc.response.status_code != 423:
+                    raise
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no free slot on {name} within {wait_seconds:.0f}s") from None
+                await asyncio.sleep(min(float(exc.response.headers.get("Retry-After", 1)), left))
+                continue
+            granted = ConcurrencyLimitWithLeaseResponse.model_validate(answer.json())
+            if granted.limits:
+                return granted.lease_id
+            await _create_limit(client, name)  # the first run of this connection; then ask again
+
+
+async def _create_limit(client: PrefectClient, name: str) -> None:
+    try:
+        await client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+    except ObjectAlreadyExists:
+        pass  # another run created it first
 
 
 async def release(connection: str) -> None:

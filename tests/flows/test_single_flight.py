@@ -1,0 +1,69 @@
+"""One run at a time per connection, on a real Prefect server: the slot, the wait, the timeout, the memory."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from prefect._internal.concurrency.services import _QueueServiceBase
+from prefect.client.orchestration import get_client
+
+from flows.single_flight import single_flight
+
+
+def _connection() -> str:
+    return f"sf-{uuid.uuid4().hex[:10]}"
+
+
+async def _active_slots(connection: str) -> int:
+    async with get_client() as client:
+        limit = await client.read_global_concurrency_limit_by_name(f"inlet-connection-{connection}")
+    return limit.active_slots
+
+
+async def test_a_second_holder_enters_only_after_the_first_leaves(prefect_api: str) -> None:
+    connection, order = _connection(), []
+
+    async def hold(who: str, seconds: float) -> None:
+        async with single_flight(connection):
+            order.append(f"{who} in")
+            assert await _active_slots(connection) == 1
+            await asyncio.sleep(seconds)
+            order.append(f"{who} out")
+
+    first = asyncio.create_task(hold("first", 1.5))
+    await asyncio.sleep(0.5)  # the first holds the slot (created on first use) before the second asks
+    await asyncio.gather(first, hold("second", 0))
+    assert order == ["first in", "first out", "second in", "second out"]
+    assert await _active_slots(connection) == 0
+
+
+async def test_no_slot_within_the_wait_fails_naming_the_limit_and_frees_nothing(prefect_api: str) -> None:
+    connection = _connection()
+    async with single_flight(connection):
+        with pytest.raises(TimeoutError, match=f"inlet-connection-{connection}"):
+            async with single_flight(connection, wait_seconds=1):
+                pass
+        assert await _active_slots(connection) == 1  # the holder keeps its slot
+    assert await _active_slots(connection) == 0
+
+
+async def test_a_failing_run_gives_its_slot_back(prefect_api: str) -> None:
+    connection = _connection()
+    with pytest.raises(RuntimeError):
+        async with single_flight(connection):
+            raise RuntimeError("the run failed")
+    assert await _active_slots(connection) == 0
+
+
+async def test_many_connections_leave_no_service_behind(prefect_api: str) -> None:
+    """`concurrency()` would keep an acquisition service per limit name alive for good (MBs per connection in
+    a long-lived task worker); single_flight leaves none."""
+    before = len(_QueueServiceBase._instances)
+    connections = [_connection() for _ in range(20)]
+    for connection in connections:
+        async with single_flight(connection):
+            pass
+    assert len(_QueueServiceBase._instances) == before
+    assert [await _active_slots(c) for c in connections] == [0] * 20
