@@ -16,6 +16,12 @@ def _connection() -> str:
     return f"sf-{uuid.uuid4().hex[:10]}"
 
 
+def _services() -> int:
+    """Prefect's live queue services (each `concurrency()` limit name keeps one)."""
+    instances: dict[int, object] = vars(_QueueServiceBase)["_instances"]
+    return len(instances)
+
+
 async def _active_slots(connection: str) -> int:
     async with get_client() as client:
         limit = await client.read_global_concurrency_limit_by_name(f"inlet-connection-{connection}")
@@ -60,10 +66,10 @@ async def test_a_failing_run_gives_its_slot_back(prefect_api: str) -> None:
 async def test_many_connections_leave_no_service_behind(prefect_api: str) -> None:
     """`concurrency()` would keep an acquisition service per limit name alive for good (MBs per connection in
     a long-lived task worker); single_flight leaves none."""
-    before = len(_QueueServiceBase._instances)
+    before = _services()
     connections = [_connection() for _ in range(20)]
     for connection in connections:
         async with single_flight(connection):
             pass
-    assert len(_QueueServiceBase._instances) == before
+    assert _services() == before
     assert [await _active_slots(c) for c in connections] == [0] * 20
