@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -105,19 +106,36 @@ def _wait_for_demo_connection(store: Path) -> None:
     raise AssertionError("inlet up never added the demo connection")
 
 
-def test_inlet_up_serves_a_manual_run_and_stops_every_process(tmp_path: Path) -> None:
-    with _inlet_up(tmp_path) as (up, ports, env):
-        api = f"http://127.0.0.1:{ports['INLET_PREFECT_PORT']}/api"
-        app = f"http://127.0.0.1:{ports['INLET_DEMO_APP_PORT']}"
-        children = psutil.Process(up.pid).children(recursive=True)
-        run = _run_deployment(api, {"job": {"tenant": "acme", "connection": "acme-hubspot"}})
-        assert run["state"]["type"] == "COMPLETED" and run["name"] == "full-import/acme/acme-hubspot/users"
-        assert httpx.get(app + "/stats", timeout=10).json()["records"] == 300
-        _webhook_reaches_the_app(ports, app)
-        assert _final_states(api, "task_runs", "apply-inbox/acme/acme-hubspot") == {"COMPLETED"}
-        _deploy_from_prefect_yaml(api, env)
-    assert children
-    assert not [c.pid for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+@dataclass
+class Served:
+    """`inlet up` running for this module's tests, its ports and environment."""
+
+    up: subprocess.Popen[bytes]
+    ports: dict[str, int]
+    env: dict[str, str]
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.ports['INLET_PREFECT_PORT']}/api"
+
+    @property
+    def app(self) -> str:
+        return f"http://127.0.0.1:{self.ports['INLET_DEMO_APP_PORT']}"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """One `inlet up` (task-worker runner) shared by the tests below; the last of them stops it."""
+    with _inlet_up(tmp_path_factory.mktemp("up")) as (up, ports, env):
+        yield Served(up, ports, env)
+
+
+def test_inlet_up_serves_a_manual_run_and_applies_a_webhook_on_its_task_worker(served: Served) -> None:
+    run = _run_deployment(served.api, {"job": {"tenant": "acme", "connection": "acme-hubspot"}})
+    assert run["state"]["type"] == "COMPLETED" and run["name"] == "full-import/acme/acme-hubspot/users"
+    assert httpx.get(served.app + "/stats", timeout=10).json()["records"] == 300
+    _webhook_reaches_the_app(served.ports, served.app)
+    assert _final_states(served.api, "task_runs", "apply-inbox/acme/acme-hubspot") == {"COMPLETED"}
 
 
 def test_with_the_deployment_runner_a_webhook_starts_an_incremental_import_flow_run(tmp_path: Path) -> None:
@@ -199,28 +217,41 @@ SUMMARY_KEY = "full-import-acme-acme-hubspot-users-summary"
 
 
 @pytest.mark.needs_chromium
-def test_the_flow_run_page_in_a_real_browser_shows_the_run_and_its_artifacts(tmp_path: Path) -> None:
+def test_the_flow_run_page_in_a_real_browser_shows_the_run_and_its_artifacts(served: Served, tmp_path: Path) -> None:
     """Headless Chromium renders the Prefect UI's page of a full import: its name, tags and artifacts."""
     from tests.support.browser import capture
 
-    with _inlet_up(tmp_path) as (_, ports, _env):
-        api = f"http://127.0.0.1:{ports['INLET_PREFECT_PORT']}/api"
-        run = _run_deployment(api, {"job": {"tenant": "acme", "connection": "acme-hubspot"}})
-        assert run["state"]["type"] == "COMPLETED"
-        page = f"http://127.0.0.1:{ports['INLET_PREFECT_PORT']}/runs/flow-run/{run['id']}"
-        expected = ["full-import/acme/acme-hubspot/users", "tenant:acme", "connection:acme-hubspot", "Completed"]
-        html = _render_until(page, expected)
-        for seen in expected:
-            assert seen in html, f"{seen!r} is not on the flow run page"
-        body = {"artifacts": {"key": {"any_": [SUMMARY_KEY]}}}
-        (artifact,) = httpx.post(f"{api}/artifacts/filter", json=body, timeout=10).json()
-        summary_page = f"http://127.0.0.1:{ports['INLET_PREFECT_PORT']}/artifacts/artifact/{artifact['id']}"
-        summary = _render_until(summary_page, ["records_seen"])
-        for seen in ("full-import/acme/acme-hubspot/users: run summary", "records_seen", "delivered"):
-            assert seen in summary, f"{seen!r} is not on the summary artifact's page"
-        png = capture(page, tmp_path / "flow-run.png")
+    ports, api = served.ports, served.api
+    run = _run_deployment(api, {"job": {"tenant": "acme", "connection": "acme-hubspot"}})
+    assert run["state"]["type"] == "COMPLETED"
+    page = f"http://127.0.0.1:{ports['INLET_PREFECT_PORT']}/runs/flow-run/{run['id']}"
+    expected = ["full-import/acme/acme-hubspot/users", "tenant:acme", "connection:acme-hubspot", "Completed"]
+    html = _render_until(page, expected)
+    for seen in expected:
+        assert seen in html, f"{seen!r} is not on the flow run page"
+    body = {"artifacts": {"key": {"any_": [SUMMARY_KEY]}, "flow_run_id": {"any_": [run["id"]]}}}
+    (artifact,) = httpx.post(f"{api}/artifacts/filter", json=body, timeout=10).json()
+    summary_page = f"http://127.0.0.1:{ports['INLET_PREFECT_PORT']}/artifacts/artifact/{artifact['id']}"
+    summary = _render_until(summary_page, ["records_seen"])
+    for seen in ("full-import/acme/acme-hubspot/users: run summary", "records_seen", "delivered"):
+        assert seen in summary, f"{seen!r} is not on the summary artifact's page"
+    png = capture(page, tmp_path / "flow-run.png")
     width, height = struct.unpack(">II", png.read_bytes()[16:24])  # the PNG's IHDR chunk
     assert (width, height) == (1440, 1100) and png.stat().st_size > 40_000  # a blank page compresses to a few KB
+
+
+def test_prefect_yaml_deploys_on_the_running_server(served: Served) -> None:
+    """prefect.yaml deploys on any Prefect server (here: the one `inlet up` started). It moves the served
+    deployments to the `inlet-process` pool, so it runs after the tests that need them served."""
+    _deploy_from_prefect_yaml(served.api, served.env)
+
+
+def test_sigterm_stops_inlet_up_and_every_process_it_started(served: Served) -> None:
+    children = psutil.Process(served.up.pid).children(recursive=True)
+    assert len(children) >= 5  # Prefect server, simulator, demo app, task worker, receiver, flows
+    served.up.send_signal(signal.SIGTERM)
+    assert served.up.wait(60) == 0
+    assert not [c.pid for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
 
 
 def _render_until(url: str, expected: list[str], attempts: int = 3) -> str:
