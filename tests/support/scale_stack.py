@@ -16,6 +16,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 from cryptography.fernet import Fernet
 
 from inlet.processes import free_port, start_process, stop_process
@@ -37,6 +38,15 @@ class ScaleStack:
     env: dict[str, str]
     worker_logs: dict[str, Path] = field(default_factory=dict)
     task_workers: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time (user + system) each component has used so far, with its finished children's."""
+        used = {}
+        for name, proc in self.processes.items():
+            times = psutil.Process(proc.pid).cpu_times()
+            used[name] = round(times.user + times.system + times.children_user + times.children_system, 1)
+        return used
 
 
 def _bin(name: str) -> str:
@@ -66,6 +76,7 @@ def scale_stack(home: Path, prefect_database: str, store_database: str, workers:
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
     logs = home / "logs"
+    processes: dict[str, subprocess.Popen[bytes]] = {}
     with ExitStack() as stack:
 
         def start(name: str, cmd: list[str], health: str, extra: dict[str, str] | None = None) -> None:
@@ -73,6 +84,7 @@ def scale_stack(home: Path, prefect_database: str, store_database: str, workers:
                 cmd, health, cwd=ROOT, env={**env, **(extra or {})}, timeout=180, log_path=logs / f"{name}.log"
             )
             stack.callback(stop_process, proc, 15.0)
+            processes[name] = proc
 
         server_env = {"PREFECT_API_DATABASE_CONNECTION_URL": prefect_database.replace("+psycopg", "+asyncpg")}
         start(
@@ -83,7 +95,9 @@ def scale_stack(home: Path, prefect_database: str, store_database: str, workers:
         )
         _prefect_cli(env, logs, "work-pool", "create", POOL, "--type", "process")
         _prefect_cli(env, logs, "--no-prompt", "deploy", "--name", "full-import")
-        scale = ScaleStack(api, f"http://127.0.0.1:{receiver_port}", f"http://127.0.0.1:{app_port}", env)
+        scale = ScaleStack(
+            api, f"http://127.0.0.1:{receiver_port}", f"http://127.0.0.1:{app_port}", env, processes=processes
+        )
         for n in range(1, workers + 1):
             name, port = f"scale-worker-{n}", free_port()
             start(
