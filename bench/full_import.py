@@ -15,6 +15,7 @@ import asyncio
 import os
 import resource
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -60,7 +61,10 @@ def cpu_seconds(processes: list[Any]) -> list[float]:
     return [of(psutil.Process(p.pid)) for p in processes] + [own.ru_utime + own.ru_stime]
 
 
-def start_source(kind: str, records: int, folder: Path) -> tuple[object, str, dict[str, str], dict[str, SecretStr]]:
+def start_source(
+    kind: str, records: int, folder: Path
+) -> tuple[subprocess.Popen[bytes], str, dict[str, str], dict[str, SecretStr]]:
+    """Start the source with `records` users; the process, the connector's name, its parameters and credentials."""
     port = free_port()
     if kind == "hubspot":
         cmd = [
@@ -118,7 +122,7 @@ def main() -> None:
     initialise(settings)
     secret = settings.destination_secret()
     assert secret is not None
-    processes = []
+    processes: list[subprocess.Popen[bytes]] = []
     try:
         source, connector, parameters, credentials = start_source(args.source, args.records, OUT)
         processes.append(source)
@@ -174,7 +178,7 @@ def main() -> None:
         stats = httpx.get(f"http://127.0.0.1:{app_port}/stats", timeout=30).json()
     finally:
         for proc in reversed(processes):
-            stop_process(proc)  # type: ignore[arg-type]
+            stop_process(proc)
 
     raw = (raw_before + raw_after) / 2
     inlet = summary.records_seen / elapsed

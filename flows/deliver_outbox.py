@@ -31,7 +31,7 @@ from inlet.delivery import Destination, DrainResult, drain
 from inlet.destinations import destination_for
 from inlet.errors import DeliveryError
 from inlet.settings import get_settings
-from inlet.store import open_store
+from inlet.store import shared_store
 from inlet.tenancy import load_connection
 from inlet.vault import Vault
 
@@ -61,7 +61,7 @@ async def destination_slot(destination: Destination, wait_seconds: float = 600) 
 )
 async def _send(tenant: str, connection: str) -> DrainResult:
     settings = get_settings()
-    engine = open_store(settings.store_url)
+    engine = shared_store(settings.store_url)
     loaded = load_connection(engine, Vault.from_settings(settings), tenant, connection)
     await label_run(tenant, connection, loaded.connection.app, loaded.connection.data_source)
     destination = destination_for(engine, settings, tenant)
@@ -81,7 +81,7 @@ async def deliver_outbox(tenant: str | None = None, connection: str | None = Non
     """Deliver one connection's pending events (it fails, keeping them, while the app does not take them),
     or, without parameters, every connection's due events (it completes while deliveries stay parked)."""
     settings = get_settings()
-    engine = open_store(settings.store_url)
+    engine = shared_store(settings.store_url)
     one = tenant is not None and connection is not None
     targets = [(tenant, connection)] if one else await anyio.to_thread.run_sync(outbox.due_connections, engine, tenant)
     results = await asyncio.gather(*(_send(t, c) for t, c in targets if t and c))

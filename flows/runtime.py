@@ -21,7 +21,7 @@ from inlet.destinations import destination_for
 from inlet.mapping_store import build_mapper
 from inlet.oauth import oauth_auth
 from inlet.settings import Settings
-from inlet.store import open_store
+from inlet.store import shared_store
 from inlet.tenancy import LoadedConnection, load_connection
 from inlet.vault import Vault
 from mappings import RecordMapper
@@ -105,7 +105,7 @@ def runtime_for(key: str) -> ImportRuntime:
 
 def open_runtime(job: ImportJob, settings: Settings, *, engine: Engine | None = None) -> ImportRuntime:
     """Load the connection, its connector and mapping, and the destination; fails before any page is read."""
-    engine = engine or open_store(settings.store_url)
+    engine = engine or shared_store(settings.store_url)
     vault = Vault.from_settings(settings)
     loaded = load_connection(engine, vault, job.tenant, job.connection)
     auth = oauth_auth(engine, vault, settings, loaded)  # a connection flagged needs_reauth stops here

@@ -18,7 +18,7 @@ from sqlmodel import Session
 from connectors.errors import AuthError, MalformedPage, RetryableError
 from flows.deliver_outbox import deliver_outbox
 from flows.full_import import ImportSummary, full_import
-from flows.runtime import ImportJob
+from flows.runtime import ImportJob, open_runtime
 from flows.single_flight import release
 from inlet import outbox
 from inlet.errors import DeliveryError
@@ -51,6 +51,16 @@ def test_full_import_delivers_every_record_and_a_rerun_sends_nothing(inlet_env: 
         "batches": 0,
         "rejected_signatures": 0,
     }
+
+
+async def test_runs_in_one_process_share_one_store_engine(inlet_env: InletEnvFactory) -> None:
+    env = inlet_env(records=1)
+    first, second = open_runtime(JOB, env.settings), open_runtime(JOB, env.settings)
+    try:
+        assert first.engine is second.engine
+    finally:
+        await first.aclose()
+        await second.aclose()
 
 
 def test_app_receives_mapped_records(inlet_env: InletEnvFactory) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel
 
-from inlet.store import Connection, Tenant, create_store_engine, head_revision, migrate
+from inlet.store import Connection, Tenant, create_store_engine, head_revision, migrate, shared_store
 from tests.conftest import DatabaseFactory
 from tests.inlet.conftest import STORE_TABLES
 
@@ -88,6 +88,16 @@ def test_in_memory_sqlite_keeps_one_database_across_connections() -> None:
     with engine.connect() as other:
         assert "ledger" in inspect(other).get_table_names()
     engine.dispose()
+
+
+def test_shared_store_is_one_migrated_engine_per_url(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'inlet.db'}"
+    engine = shared_store(url)
+
+    assert shared_store(url) is engine
+    assert shared_store(f"sqlite:///{tmp_path / 'other.db'}") is not engine
+    with engine.connect() as db:
+        assert db.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == head_revision()
 
 
 @pytest.mark.postgres
