@@ -12,7 +12,16 @@ from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel
 
-from inlet.store import Connection, Tenant, create_store_engine, head_revision, migrate, shared_store
+from inlet.store import (
+    Connection,
+    Tenant,
+    create_store_engine,
+    head_revision,
+    migrate,
+    newest_revision,
+    open_store,
+    shared_store,
+)
 from tests.conftest import DatabaseFactory
 from tests.inlet.conftest import STORE_TABLES
 
@@ -51,6 +60,26 @@ def test_migrate_twice_is_a_no_op_that_keeps_data(fresh: Engine) -> None:
     assert _versions(fresh) == [head_revision()]
     with Session(fresh) as session:
         assert session.get(Tenant, "acme") is not None
+
+
+def test_the_newest_migration_file_names_alembic_s_head() -> None:
+    assert newest_revision() == head_revision()  # open_store's fast path relies on `NNNN_what.py` holding "NNNN"
+
+
+def test_open_store_runs_alembic_only_while_the_store_is_behind(fresh: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = fresh.url.render_as_string(hide_password=False)
+    open_store(url).dispose()  # a new store: migrated
+    assert _versions(fresh) == [head_revision()]
+
+    def no_alembic(engine: Engine) -> None:
+        raise AssertionError("alembic ran on an up-to-date store")
+
+    monkeypatch.setattr("inlet.store.migrate", no_alembic)
+    open_store(url).dispose()
+    with fresh.begin() as db:
+        db.execute(text("UPDATE alembic_version SET version_num = '0004'"))
+    with pytest.raises(AssertionError, match="alembic ran"):
+        open_store(url)  # a store behind the code is migrated
 
 
 def test_migrations_build_exactly_the_tables_the_models_declare(fresh: Engine) -> None:

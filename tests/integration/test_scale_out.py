@@ -1,10 +1,12 @@
 """Scale-out on PostgreSQL (docs/scale-out.md): 50 tenants x 2 connections, two workers of each kind.
 
-The Prefect server and the inlet store run on the PostgreSQL at 127.0.0.1:5432; the full-import deployment
-comes from prefect.yaml through the Prefect CLI; two `prefect worker` processes on the `inlet-process` pool
-share the 100 full imports, and two task workers share the webhook-driven incremental runs, one run at a
-time per connection. At the end, every tenant's records are in the team's app exactly once, with no change
-applied twice. (The deployment runner of the incremental path is tested in test_stack.py.)
+The Prefect server and the inlet store run on the PostgreSQL at 127.0.0.1:5432; the deployments come from
+prefect.yaml through the Prefect CLI; two `prefect worker` processes on the `inlet-process` pool share the
+100 full imports. Webhooks then change every source: 90 connections' go to a receiver that submits
+`apply-inbox` to two task workers (the sub-second path), 10 connections' to a receiver whose events start
+`incremental-import` flow runs through the deployment's trigger, on the process workers (a new process per
+run, so only 10: each costs ~3.5 CPU-s). One run at a time per connection throughout. At the end, every
+tenant's records are in the team's app exactly once, with no change applied twice.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from tests.support.webhooks import HubSpotChange, hubspot_delivery
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 TENANTS, RECORDS = 50, 30
+BY_DEPLOYMENT = 10  # connections whose changes run as incremental-import flow runs on the process workers
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
@@ -47,11 +50,16 @@ def test_two_workers_share_50_tenants_and_every_record_arrives_exactly_once(
         assert min(shares.values()) >= 10, f"the workers did not share the work: {shares}"
         _wait_until_app_matches(stack.app, connections, sims)
 
-        _change_every_source_and_send_webhooks(stack.receiver, connections, sims)
+        by_deployment, by_task_worker = connections[:BY_DEPLOYMENT], connections[BY_DEPLOYMENT:]
+        _change_every_source_and_send_webhooks(stack.receivers["deployment"], by_deployment, sims)
+        _change_every_source_and_send_webhooks(stack.receivers["task-worker"], by_task_worker, sims)
         _wait_until_app_matches(stack.app, connections, sims)
         applied = _wait_for_task_runs(stack.api, "apply-inbox")
         assert {run["state"]["type"] for run in applied} == {"COMPLETED"}
-        assert {run["name"].rsplit("/", 1)[-1] for run in applied} == {c.connection for c in connections}
+        assert {run["name"].rsplit("/", 1)[-1] for run in applied} == {c.connection for c in by_task_worker}
+        flow_runs = _wait_for_runs(stack.api, _flow_run_ids(stack.api, "incremental-import"))
+        assert {run["state"]["type"] for run in flow_runs} == {"COMPLETED"}
+        assert {run["parameters"]["connection"] for run in flow_runs} == {c.connection for c in by_deployment}
         finished = {
             name: sum(httpx.get(url, timeout=10).json()["finished"].values())
             for name, url in stack.task_workers.items()
@@ -106,6 +114,10 @@ def _start_full_import(api: str, c: FarmConnection) -> str:
     answer = httpx.post(f"{api}/deployments/{deployment['id']}/create_flow_run", json=body, timeout=30)
     assert answer.status_code == 201, answer.text
     return str(answer.json()["id"])
+
+
+def _flow_run_ids(api: str, flow_name: str) -> list[str]:
+    return [run["id"] for run in _filter(api, "flow_runs", {"flows": {"name": {"any_": [flow_name]}}})]
 
 
 def _wait_for_task_runs(api: str, task_name: str, timeout: float = 120) -> list[dict[str, Any]]:

@@ -1,9 +1,11 @@
 """The scale-out deployment of docs/scale-out.md as real processes, for the scale-out test.
 
-A Prefect server on PostgreSQL, the `inlet-process` work pool and the full-import deployment of prefect.yaml
-(created with the Prefect CLI, as an operator would), N process workers for flow runs, N task workers for
-the incremental path (`INLET_INCREMENTAL_RUNNER=task-worker`), the webhook receiver and the demo app; the
-inlet store is a PostgreSQL database too. Every process binds 127.0.0.1 and is stopped by its PID.
+A Prefect server on PostgreSQL, the `inlet-process` work pool and the full-import and incremental-import
+deployments of prefect.yaml (created with the Prefect CLI, as an operator would, with the trigger), N process
+workers for flow runs, N task workers, two webhook receivers (one per incremental runner: `task-worker`
+submits `apply-inbox` to the task workers, `deployment` lets the trigger start `incremental-import` flow runs
+on the process workers) and the demo app; the inlet store is a PostgreSQL database too. Every process binds
+127.0.0.1 and is stopped by its PID.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class ScaleStack:
     """URLs, the environment every inlet process shares, each process worker's log, each task worker's status."""
 
     api: str
-    receiver: str
+    receivers: dict[str, str]  # incremental runner -> the receiver's URL
     app: str
     env: dict[str, str]
     worker_logs: dict[str, Path] = field(default_factory=dict)
@@ -56,7 +58,8 @@ def _bin(name: str) -> str:
 @contextmanager
 def scale_stack(home: Path, prefect_database: str, store_database: str, workers: int = 2) -> Iterator[ScaleStack]:
     """Start everything; stop it all, newest first, when the block ends."""
-    api_port, app_port, receiver_port = free_port(), free_port(), free_port()
+    api_port, app_port = free_port(), free_port()
+    receivers = {runner: f"http://127.0.0.1:{free_port()}" for runner in ("task-worker", "deployment")}
     api = f"http://127.0.0.1:{api_port}/api"
     env = {
         "PREFECT_HOME": str(home / "prefect"),
@@ -94,10 +97,8 @@ def scale_stack(home: Path, prefect_database: str, store_database: str, workers:
             server_env,
         )
         _prefect_cli(env, logs, "work-pool", "create", POOL, "--type", "process")
-        _prefect_cli(env, logs, "--no-prompt", "deploy", "--name", "full-import")
-        scale = ScaleStack(
-            api, f"http://127.0.0.1:{receiver_port}", f"http://127.0.0.1:{app_port}", env, processes=processes
-        )
+        _prefect_cli(env, logs, "--no-prompt", "deploy", "--name", "full-import", "--name", "incremental-import")
+        scale = ScaleStack(api, receivers, f"http://127.0.0.1:{app_port}", env, processes=processes)
         for n in range(1, workers + 1):
             name, port = f"scale-worker-{n}", free_port()
             start(
@@ -128,11 +129,13 @@ def scale_stack(home: Path, prefect_database: str, store_database: str, workers:
             scale.app + "/health",
             {"INLET_DEMO_APP_SECRET": APP_SECRET},
         )
-        start(
-            "receiver",
-            [sys.executable, "-m", "inlet.cli", "serve", "--port", str(receiver_port)],
-            scale.receiver + "/health",
-        )
+        for runner, url in receivers.items():
+            start(
+                f"receiver-{runner}",
+                [sys.executable, "-m", "inlet.cli", "serve", "--port", url.rsplit(":", 1)[1]],
+                url + "/health",
+                {"INLET_INCREMENTAL_RUNNER": runner},
+            )
         yield scale
 
 
