@@ -112,7 +112,7 @@ def scale_stack(home: Path, prefect_database: str, store_database: str, workers:
                     "--name",
                     name,
                     "--limit",
-                    "4",
+                    "2",
                     "--with-healthcheck",
                 ],
                 f"http://127.0.0.1:{port}/health",
