@@ -17,6 +17,7 @@ from prefect.artifacts import (
 from prefect.settings import PREFECT_UI_URL
 from sqlalchemy import Engine
 
+from inlet.delivery import shown_url
 from inlet.delivery_status import DestinationFigures, destination_figures
 from inlet.settings import Settings
 
@@ -84,7 +85,7 @@ async def publish_delivery_status(engine: Engine, settings: Settings) -> None:
         key="delivery-status",
         table=[
             row.as_row()
-            for row in figures or [DestinationFigures(settings.destination_url + settings.destination.path)]
+            for row in figures or [DestinationFigures(shown_url(settings.destination_url) + settings.destination.path)]
         ],
         description="deliveries per destination: pending, parked, dead, oldest age, breaker",
     )

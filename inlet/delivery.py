@@ -48,12 +48,21 @@ from inlet.settings import Settings
 from inlet.signing import sign_headers
 from inlet.store import utcnow
 
-__all__ = ["Destination", "DrainResult", "drain", "encode_batch", "full_jitter"]
+__all__ = ["Destination", "DrainResult", "drain", "encode_batch", "full_jitter", "shown_url"]
 
 logger = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+
+def shown_url(url: str) -> str:
+    """The URL without what may be a credential: `user:password@` and the query string."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return "<invalid URL>"
+    return str(parsed.copy_with(username=None, password=None, query=None, fragment=None))
 
 
 @dataclass(frozen=True)
@@ -78,12 +87,12 @@ class Destination:
     auth: httpx.Auth | None = field(default=None, compare=False)
 
     def __repr__(self) -> str:
-        return f"Destination(url={self.url!r}, path={self.path!r}, secrets=***)"
+        return f"Destination(url={shown_url(self.url)!r}, path={self.path!r}, secrets=***)"
 
     @property
     def key(self) -> str:
-        """What the breaker and the limits are keyed by: the endpoint, never a secret."""
-        return self.url + self.path
+        """What the breaker and the limits are keyed by, and what status shows: the endpoint, never a secret."""
+        return shown_url(self.url) + self.path
 
     @property
     def breaker(self) -> breaker.BreakerPolicy:

@@ -222,3 +222,18 @@ def test_encode_batch_is_the_contract_body(sqlite_engine: Engine) -> None:
 
 def test_destination_repr_hides_the_secret() -> None:
     assert SECRET not in repr(DemoApp("http://127.0.0.1:1").destination())
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://inlet:hunter2@app.example.com/api?token=t0k3n#x", "https://app.example.com/api/inlet/events"),
+        ("http://127.0.0.1:8400", "http://127.0.0.1:8400/inlet/events"),
+    ],
+)
+def test_what_status_and_logs_show_of_a_destination_carries_no_credential(url: str, shown: str) -> None:
+    """The breaker's key is what `inlet deliveries status`, `inlet status` and the run artifacts show."""
+    destination = Destination(url=url, path="/inlet/events", secrets=(SecretStr(SECRET),))
+    assert destination.key == shown
+    for secret in ("hunter2", "t0k3n", SECRET):
+        assert secret not in destination.key and secret not in repr(destination)
