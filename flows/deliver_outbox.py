@@ -2,6 +2,10 @@
 by its schedule without parameters, every connection with work due, so parked and deferred deliveries are
 retried by Prefect, not by a scheduler of ours.
 
+The scheduled sweep is also the safety net of the incremental path: a connection whose inbox holds a change
+older than `INLET_STRANDED_INBOX_SECONDS` (its notice was lost: a receiver killed between commit and notice,
+a task worker or an automation that was down) is drained here first, unless a run is draining it already.
+
 Each connection's drain is a `send-to-app` task holding a slot of the destination's Prefect global
 concurrency limit (`inlet-destination-<host>-<hash>`, created with the destination's `concurrency`), so
 the workers of every machine together keep to it. The run publishes the delivery figures as an artifact.
@@ -23,10 +27,13 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.concurrency.asyncio import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from prefect.runtime import flow_run
+from sqlalchemy import Engine
 
 from flows.artifacts import publish_delivery_status
+from flows.incremental_import import apply_stranded
 from flows.run_tags import label_run
-from inlet import outbox
+from inlet import inbox, outbox
 from inlet.delivery import Destination, DrainResult, drain
 from inlet.destinations import destination_for
 from inlet.errors import DeliveryError
@@ -70,10 +77,28 @@ async def _send(tenant: str, connection: str) -> DrainResult:
 
 
 def _run_name() -> str:
-    from prefect.runtime import flow_run
-
     tenant, connection = flow_run.parameters.get("tenant"), flow_run.parameters.get("connection")
     return f"deliver-outbox/{tenant}/{connection}" if tenant and connection else "deliver-outbox/all"
+
+
+async def _apply_stranded_changes(engine: Engine, older_than_seconds: float) -> None:
+    logger = get_run_logger()
+    for tenant, connection, data_source in await anyio.to_thread.run_sync(inbox.stranded, engine, older_than_seconds):
+        try:
+            applied = await apply_stranded(tenant, connection, data_source, str(flow_run.id or ""))
+        except Exception as exc:  # one connection's failure (say, needs_reauth) must not stop the sweep
+            logger.error("%s/%s: its stranded changes stay in the inbox: %s", tenant, connection, exc)
+            continue
+        if applied is None:
+            logger.info("%s/%s: a run is draining its inbox already", tenant, connection)
+        else:
+            logger.warning(
+                "%s/%s: applied %d changes older than %.0f s that no run had picked up",
+                tenant,
+                connection,
+                applied.inbox_events,
+                older_than_seconds,
+            )
 
 
 @flow(name="deliver-outbox", flow_run_name=_run_name, persist_result=False)
@@ -83,6 +108,8 @@ async def deliver_outbox(tenant: str | None = None, connection: str | None = Non
     settings = get_settings()
     engine = shared_store(settings.store_url)
     one = tenant is not None and connection is not None
+    if not one:
+        await _apply_stranded_changes(engine, settings.stranded_inbox_seconds)
     targets = [(tenant, connection)] if one else await anyio.to_thread.run_sync(outbox.due_connections, engine, tenant)
     results = await asyncio.gather(*(_send(t, c) for t, c in targets if t and c))
     total = DrainResult()

@@ -34,7 +34,7 @@ from inlet.settings import get_settings
 from inlet.store import Checkpoint
 from mappings import RecordError
 
-__all__ = ["IncrementalSummary", "apply_inbox", "incremental_import"]
+__all__ = ["IncrementalSummary", "apply_inbox", "apply_stranded", "incremental_import"]
 
 _FETCH_CONCURRENCY = 8
 
@@ -86,8 +86,22 @@ async def apply_inbox(
     return await _apply(tenant, connection, data_source, str(task_run.id or ""), triggered_by)
 
 
+async def apply_stranded(tenant: str, connection: str, data_source: str, run_id: str) -> IncrementalSummary | None:
+    """Drain a connection whose changes wait longer than they should (deliver-outbox's sweep, in its flow run);
+    None, at once, when another run holds the connection: that run is draining it."""
+    try:
+        return await _apply(tenant, connection, data_source, run_id, None, wait_seconds=0)
+    except TimeoutError:
+        return None
+
+
 async def _apply(
-    tenant: str, connection: str, data_source: str, run_id: str, triggered_by: TriggeringEvent | None
+    tenant: str,
+    connection: str,
+    data_source: str,
+    run_id: str,
+    triggered_by: TriggeringEvent | None,
+    wait_seconds: float = 900,
 ) -> IncrementalSummary:
     if triggered_by is not None:
         await publish_trigger(triggered_by.ui_path(), "incremental-import", tenant, connection)
@@ -105,7 +119,7 @@ async def _apply(
             raise
         try:
             await label_run(tenant, connection, run.loaded.connection.app, data_source)
-            async with single_flight(connection, run.settings.single_flight_lease_seconds):
+            async with single_flight(connection, run.settings.single_flight_lease_seconds, wait_seconds):
                 return await _drain(run, run_id)
         finally:
             await run.aclose()

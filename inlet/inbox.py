@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -18,7 +19,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from inlet.store import InboxEvent, SyncState, WebhookReceipt, utcnow
 
-__all__ = ["HeardChange", "InboxRow", "add", "depth", "pending", "remove", "save_since", "stored_since"]
+__all__ = [
+    "HeardChange",
+    "InboxRow",
+    "add",
+    "depth",
+    "pending",
+    "remove",
+    "save_since",
+    "stored_since",
+    "stranded",
+]
 
 _inbox = InboxEvent.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ at class creation
 _sync = SyncState.__table__  # type: ignore[attr-defined]
@@ -100,6 +111,17 @@ def pending(engine: Engine, connection_id: str, limit: int) -> list[InboxRow]:
         InboxRow(r.id, r.external_id, r.kind, orjson.loads(r.record) if r.record else None, r.source, r.occurred_at)
         for r in rows
     ]
+
+
+def stranded(engine: Engine, older_than_seconds: float) -> list[tuple[str, str, str]]:
+    """(tenant, connection, data source) of every connection holding a change received longer ago than this:
+    a change whose notice never started a run (a receiver killed between its commit and its notice, a task
+    worker or an automation that was down), or one that waits behind a long drain."""
+    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+    columns = (_inbox.c.tenant_id, _inbox.c.connection_id, _inbox.c.data_source)
+    with engine.connect() as db:
+        rows = db.execute(select(*columns).where(_inbox.c.received_at < cutoff).distinct()).all()
+    return sorted((row.tenant_id, row.connection_id, row.data_source) for row in rows)
 
 
 def remove(db: DBConnection, ids: Sequence[int]) -> None:

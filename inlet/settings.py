@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     max_delete_share: float = Field(
         0.5, ge=0, le=1, description="a sweep refusing to delete more than this share of live records"
     )
+    stranded_inbox_seconds: float = Field(
+        120, gt=0, description="deliver-outbox's sweep applies inbox changes older than this (their notice was lost)"
+    )
 
     @property
     def notify_window(self) -> float:

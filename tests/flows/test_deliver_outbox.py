@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 from typing import Any
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+from sqlalchemy import update
 
 from flows.deliver_outbox import deliver_outbox
-from inlet import outbox
+from flows.single_flight import single_flight
+from inlet import inbox, outbox
+from inlet.inbox import HeardChange
 from inlet.ledger import MappedRecord, PageScope, write_page
-from inlet.store import create_store_engine
+from inlet.store import InboxEvent, create_store_engine, utcnow
 from tests.conftest import InletEnvFactory
 
 SCOPE = PageScope("acme", "acme-hubspot", "users", generation="gen-1", run_id="run-1")
@@ -61,3 +65,43 @@ def test_the_sweep_completes_while_the_app_is_down_and_the_figures_show_what_wai
         5,
         "closed",
     )
+
+
+def _heard(env: Any, seconds_ago: float) -> str:
+    """A change at the simulator that reached the inbox `seconds_ago`, whose notice never started a run."""
+    (created,) = env.sim("mutate", {"create": 1})["created"]
+    engine = create_store_engine(env.settings.store_url)
+    inbox.add(engine, [HeardChange("acme", "acme-hubspot", "users", created, "upsert", "webhook")])
+    with engine.begin() as db:
+        db.execute(update(InboxEvent).values(received_at=utcnow() - timedelta(seconds=seconds_ago)))
+    return str(created)
+
+
+def _at_app(env: Any) -> set[str]:
+    return {record["external_id"] for record in env.app_records()}
+
+
+def test_the_sweep_applies_changes_whose_notice_was_lost(inlet_env: InletEnvFactory) -> None:
+    env = inlet_env(records=1)
+    created = _heard(env, seconds_ago=600)
+    asyncio.run(run_sweep())
+    assert created in _at_app(env)
+    assert inbox.depth(create_store_engine(env.settings.store_url)) == 0
+
+
+def test_the_sweep_leaves_fresh_changes_and_busy_connections_to_their_runs(inlet_env: InletEnvFactory) -> None:
+    env = inlet_env(records=1)
+    engine = create_store_engine(env.settings.store_url)
+    fresh = _heard(env, seconds_ago=1)
+    asyncio.run(run_sweep())
+    assert fresh not in _at_app(env) and inbox.depth(engine) == 1  # its notice's run applies it
+
+    async def sweep_while_a_run_drains() -> None:
+        async with single_flight("acme-hubspot"):
+            await run_sweep()
+
+    _heard(env, seconds_ago=600)
+    asyncio.run(sweep_while_a_run_drains())
+    assert inbox.depth(engine) == 2  # the sweep did not wait for, nor race, the draining run
+    asyncio.run(run_sweep())
+    assert inbox.depth(engine) == 0 and fresh in _at_app(env)
