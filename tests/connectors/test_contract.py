@@ -128,8 +128,7 @@ async def test_a_page_that_repeats_its_token_raises_the_loop_error(app: str, ope
 
 
 async def test_an_oauth_connection_lists_everything_across_token_expiries(app: str, opened: list[Connector]) -> None:
-    if not load(app)[0].oauth.get("authorization_code"):
-        pytest.skip(f"{app} declares no OAuth sign-in")
+    assert load(app)[0].oauth.get("authorization_code"), f"{app}: connector.yaml declares no OAuth sign-in"
     sim = make_simulator(app, page_size(app) * 3)
     assert sim.oauth is not None
     async with asgi_client(sim) as http:
