@@ -12,8 +12,8 @@ tenant's records are in the team's app exactly once, with no change applied twic
 from __future__ import annotations
 
 import re
-import time
 from collections import Counter
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from connectors.simulation import SimulatorBase
 from inlet.settings import get_settings
 from tests.conftest import DatabaseFactory
 from tests.support.farm import FarmConnection, build_farm, farm_connections
+from tests.support.progress import wait_for_progress
 from tests.support.scale_stack import ScaleStack, scale_stack
 from tests.support.serving import serve_in_thread
 from tests.support.webhooks import HubSpotChange, hubspot_delivery
@@ -33,9 +34,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 TENANTS, RECORDS = 50, 30
 BY_DEPLOYMENT = 10  # connections whose changes run as incremental-import flow runs on the process workers
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+STALL_SECONDS = 240  # waits fail when nothing moves for this long, never on a total deadline (CI shares 2 cores)
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(3600)  # a last resort against a hang; the waits below fail on a stall long before
 def test_two_workers_share_50_tenants_and_every_record_arrives_exactly_once(
     tmp_path: Path, pg_databases: DatabaseFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -120,27 +122,28 @@ def _flow_run_ids(api: str, flow_name: str) -> list[str]:
     return [run["id"] for run in _filter(api, "flow_runs", {"flows": {"name": {"any_": [flow_name]}}})]
 
 
-def _wait_for_task_runs(api: str, task_name: str, timeout: float = 120) -> list[dict[str, Any]]:
+def _wait_for_task_runs(api: str, task_name: str) -> list[dict[str, Any]]:
     """The runs of this task, once none is still scheduled, pending or running."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def measure() -> tuple[bool, Hashable, list[dict[str, Any]]]:
         runs = _filter(api, "task_runs", {"task_runs": {"name": {"like_": task_name + "/"}}})
-        if runs and all(run["state"]["type"] in FINAL for run in runs):
-            return runs
-        if time.monotonic() > deadline:
-            raise AssertionError(f"task runs unfinished after {timeout}s: {Counter(r['state']['type'] for r in runs)}")
-        time.sleep(1)
+        states = Counter(run["state"]["type"] for run in runs)
+        done = bool(runs) and all(run["state"]["type"] in FINAL for run in runs)
+        return done, tuple(sorted(states.items())), runs
+
+    return wait_for_progress(measure, stall_seconds=STALL_SECONDS, what=f"{task_name} task runs")
 
 
-def _wait_for_runs(api: str, ids: list[str], timeout: float = 360) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    while True:
+def _wait_for_runs(api: str, ids: list[str]) -> list[dict[str, Any]]:
+    """These flow runs once all are final; fails only when no run changes state for STALL_SECONDS."""
+
+    def measure() -> tuple[bool, Hashable, list[dict[str, Any]]]:
         runs = _filter(api, "flow_runs", {"flow_runs": {"id": {"any_": ids}}})
-        if len(runs) == len(ids) and all(run["state"]["type"] in FINAL for run in runs):
-            return runs
-        if time.monotonic() > deadline:
-            raise AssertionError(f"runs unfinished after {timeout}s: {Counter(r['state']['type'] for r in runs)}")
-        time.sleep(2)
+        states = Counter(run["state"]["type"] for run in runs)
+        done = len(runs) == len(ids) and all(run["state"]["type"] in FINAL for run in runs)
+        return done, tuple(sorted(states.items())), runs
+
+    return wait_for_progress(measure, stall_seconds=STALL_SECONDS, interval=2, what=f"{len(ids)} flow runs")
 
 
 def _filter(api: str, kind: str, body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -192,23 +195,23 @@ def _change_every_source_and_send_webhooks(
                 assert answer.status_code == 200, f"{c.connection}: {answer.status_code} {answer.text}"
 
 
-def _wait_until_app_matches(
-    app: str, connections: list[FarmConnection], sims: dict[str, SimulatorBase], timeout: float = 300
-) -> None:
-    """Every connection's live records at the app equal its source's, field for field (email, title)."""
-    deadline = time.monotonic() + timeout
-    while True:
+def _wait_until_app_matches(app: str, connections: list[FarmConnection], sims: dict[str, SimulatorBase]) -> None:
+    """Every connection's live records at the app equal its source's, field for field (email, title).
+
+    Progress is the app's whole state: the wait fails only when the app stops changing while it still differs.
+    """
+
+    def measure() -> tuple[bool, Hashable, str]:
         rows = httpx.get(app + "/records", timeout=60).json()
         at_app: dict[str, dict[str, tuple[Any, Any]]] = {c.connection: {} for c in connections}
         for row in rows:
             record = row["record"]
             at_app[row["connection"]][row["external_id"]] = (record.get("email"), record.get("title"))
         differing = [c.connection for c in connections if at_app[c.connection] != _source(sims[c.connection])]
-        if not differing:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{len(differing)} connections differ from their source, e.g. {differing[:5]}")
-        time.sleep(2)
+        state = (len(rows), len(differing), hash(str(sorted(map(str, rows)))))
+        return not differing, state, f"{len(differing)} connections differ from their source, e.g. {differing[:5]}"
+
+    wait_for_progress(measure, stall_seconds=STALL_SECONDS, interval=2, what="the app catching up")
 
 
 def _source(sim: SimulatorBase) -> dict[str, tuple[Any, Any]]:
