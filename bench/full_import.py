@@ -28,7 +28,7 @@ OUT = ROOT / "bench" / "out"
 import httpx  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
-from inlet.processes import free_port, start_process, stop_process  # noqa: E402
+from inlet.local import free_port, start_process, stop_process  # noqa: E402
 
 
 def raw_listing(connector_name: str, parameters: dict[str, str], credentials: dict[str, SecretStr]) -> float:
@@ -111,12 +111,10 @@ def main() -> None:
             "PREFECT_LOGGING_LEVEL": "WARNING",
         }
     )
-    from inlet.cli import initialise
-    from inlet.prefect_env import apply_prefect_env, local_api_url, prefect_env
+    from inlet.local import apply_prefect_env, local_api_url, prefect_env
+    from inlet.service import initialise
     from inlet.settings import get_settings
-    from inlet.store import open_store
-    from inlet.tenancy import add_connection, add_tenant
-    from inlet.vault import Vault
+    from inlet.store import Vault, add_connection, add_tenant, open_store
 
     settings = get_settings()
     initialise(settings)
@@ -128,7 +126,7 @@ def main() -> None:
         processes.append(source)
         processes.append(
             start_process(
-                [sys.executable, "-m", "inlet.demo_app", "--port", str(app_port), "--db", str(OUT / "app.db")],
+                [sys.executable, "-m", "inlet.demo.app", "--port", str(app_port), "--db", str(OUT / "app.db")],
                 f"http://127.0.0.1:{app_port}/health",
                 env={"INLET_DEMO_APP_SECRET": secret.get_secret_value()},
                 log_path=OUT / "app.log",

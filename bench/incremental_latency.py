@@ -44,7 +44,7 @@ OUT = ROOT / "bench" / "out"
 import httpx  # noqa: E402
 import orjson  # noqa: E402
 
-from inlet.processes import free_port  # noqa: E402
+from inlet.local import free_port  # noqa: E402
 
 MODES = ("task-worker", "deployment", "poll")
 TENANT, CONNECTION = "acme", "acme-hubspot"

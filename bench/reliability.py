@@ -28,7 +28,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from inlet import outbox  # noqa: E402
+from inlet.store import outbox  # noqa: E402
 from tests.support.drill import BENCH_POLICY, Drill, Figures, spawn_drain  # noqa: E402
 
 RESULTS = ROOT / "bench" / "RESULTS.md"

@@ -40,9 +40,8 @@ sys.path.insert(0, str(ROOT))
 from full_import import cpu_seconds, start_source  # noqa: E402  # bench/full_import.py, next to this file
 from pydantic import SecretStr  # noqa: E402
 
-from inlet.processes import free_port, local_client, stop_process  # noqa: E402
+from inlet.local import DEMO_TOKEN, Stack, free_port, local_client, start_stack, stop_process  # noqa: E402
 from inlet.settings import Settings  # noqa: E402
-from inlet.stack import DEMO_TOKEN, Stack, start_stack  # noqa: E402
 
 RESULT = "RESULT "  # a child's last stdout line: this prefix, then JSON
 PER_TENANT = 10
@@ -100,8 +99,8 @@ def _measure(args: argparse.Namespace, out: Path) -> dict[str, Any]:
             "PREFECT_LOGGING_LEVEL": "WARNING",
         }
     )
-    from inlet.cli import initialise
-    from inlet.prefect_env import local_api_url, prefect_env
+    from inlet.local import local_api_url, prefect_env
+    from inlet.service import initialise
     from inlet.settings import get_settings
 
     settings = get_settings()
@@ -175,9 +174,7 @@ def _add_connections(
     parameters: dict[str, str],
     credentials: dict[str, SecretStr],
 ) -> None:
-    from inlet.store import open_store
-    from inlet.tenancy import add_connection, add_tenant
-    from inlet.vault import Vault
+    from inlet.store import Vault, add_connection, add_tenant, open_store
 
     engine, vault = open_store(settings.store_url), Vault.from_settings(settings)
     for tenant in dict.fromkeys(tenant for tenant, _ in jobs):

@@ -17,8 +17,7 @@ from prefect.artifacts import (
 from prefect.settings import PREFECT_UI_URL
 from sqlalchemy import Engine
 
-from inlet.delivery import shown_url
-from inlet.delivery_status import DestinationFigures, destination_figures
+from inlet.delivery import DestinationFigures, destination_figures, shown_url
 from inlet.settings import Settings
 
 __all__ = ["Progress", "artifact_key", "publish_delivery_status", "publish_summary"]

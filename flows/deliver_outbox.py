@@ -33,14 +33,10 @@ from sqlalchemy import Engine
 from flows.artifacts import publish_delivery_status
 from flows.incremental_import import apply_stranded
 from flows.run_tags import label_run
-from inlet import inbox, outbox
-from inlet.delivery import Destination, DrainResult, drain
-from inlet.destinations import destination_for
+from inlet.delivery import Destination, DrainResult, destination_for, drain
 from inlet.errors import DeliveryError
 from inlet.settings import get_settings
-from inlet.store import shared_store
-from inlet.tenancy import load_connection
-from inlet.vault import Vault
+from inlet.store import Vault, inbox, load_connection, outbox, shared_store
 
 __all__ = ["deliver_outbox", "destination_slot"]
 

@@ -33,9 +33,8 @@ from flows.single_flight import single_flight
 from flows.tasks import list_records, send_to_app
 from inlet.delivery import DrainResult
 from inlet.errors import DeliveryError
-from inlet.ledger import PageCounts, PageScope, SweepResult, sweep
 from inlet.settings import get_settings
-from inlet.store import Checkpoint, LedgerEntry, utcnow
+from inlet.store import Checkpoint, LedgerEntry, PageCounts, PageScope, SweepResult, sweep, utcnow
 
 __all__ = ["ImportSummary", "full_import"]
 

@@ -26,12 +26,9 @@ from flows.run_tags import label_run
 from flows.runtime import ConnectionId, DataSource, ImportJob, ImportRuntime, TenantId, open_runtime, runtime_for
 from flows.single_flight import single_flight, take_turn
 from flows.tasks import send_to_app
-from inlet import inbox
 from inlet.errors import DeliveryError
-from inlet.inbox import InboxRow
-from inlet.ledger import MappedRecord, PageCounts, PageScope, write_changes
 from inlet.settings import get_settings
-from inlet.store import Checkpoint
+from inlet.store import Checkpoint, InboxRow, MappedRecord, PageCounts, PageScope, inbox, write_changes
 from mappings import RecordError
 
 __all__ = ["IncrementalSummary", "apply_inbox", "apply_stranded", "incremental_import"]

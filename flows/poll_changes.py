@@ -24,10 +24,8 @@ from flows.events import emit_changed
 from flows.incremental_import import apply_inbox
 from flows.run_tags import label_run
 from flows.runtime import ConnectionId, DataSource, ImportJob, ImportRuntime, TenantId, open_runtime, runtime_for
-from inlet import inbox
-from inlet.inbox import HeardChange
-from inlet.ledger import PageScope, live_ids, payload_hash, stored_hashes
 from inlet.settings import get_settings
+from inlet.store import HeardChange, PageScope, inbox, live_ids, payload_hash, stored_hashes
 from mappings import RecordError
 
 __all__ = ["PollSummary", "poll_changes"]

@@ -22,10 +22,8 @@ from flows.artifacts import publish_summary
 from flows.runtime import ImportJob, ImportRuntime, open_runtime, runtime_for
 from flows.tasks import send_to_app
 from inlet.errors import DeliveryError
-from inlet.ledger import MappedRecord, PageCounts, PageScope, write_changes
 from inlet.settings import get_settings
-from inlet.store import Checkpoint
-from inlet.stored_records import quarantined, raw_batches
+from inlet.store import Checkpoint, MappedRecord, PageCounts, PageScope, quarantined, raw_batches, write_changes
 from mappings import RecordError
 
 __all__ = ["RemapSummary", "remap", "retry_quarantine"]

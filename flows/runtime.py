@@ -16,14 +16,11 @@ from sqlalchemy import Engine
 from connectors.base import Connector, Page, PageGuard, PageRequest
 from connectors.budget import RequestBudget
 from connectors.registry import load, open_connector
-from inlet.delivery import Destination
-from inlet.destinations import destination_for
-from inlet.mapping_store import build_mapper
+from inlet.delivery import Destination, destination_for
+from inlet.mapping import build_mapper
 from inlet.oauth import oauth_auth
 from inlet.settings import Settings
-from inlet.store import shared_store
-from inlet.tenancy import LoadedConnection, load_connection
-from inlet.vault import Vault
+from inlet.store import LoadedConnection, Vault, load_connection, shared_store
 from mappings import RecordMapper
 
 __all__ = ["ImportJob", "ImportRuntime", "Prefetcher", "open_runtime", "runtime_for"]

@@ -13,7 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from connectors.base import Page, PageRequest
 from flows.runtime import ImportRuntime, runtime_for
 from inlet.delivery import DrainResult, drain
-from inlet.ledger import MappedRecord, PageCounts, PageScope, write_page
+from inlet.store import MappedRecord, PageCounts, PageScope, write_page
 from mappings import RecordError
 
 __all__ = ["PageOutcome", "list_records", "send_to_app"]

@@ -30,7 +30,7 @@ import pytest  # noqa: E402
 from psycopg import sql  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
-from inlet.processes import free_port, start_process, stop_process  # noqa: E402
+from inlet.local import free_port, start_process, stop_process  # noqa: E402
 from inlet.settings import Settings, get_settings  # noqa: E402
 
 _NEEDS = {
@@ -158,9 +158,8 @@ def inlet_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_api: str)
     def factory(
         records: int = 300, start_app: bool = True, sim_args: tuple[str, ...] = (), database_url: str | None = None
     ) -> InletEnv:
-        from inlet.cli import initialise
-        from inlet.tenancy import add_connection, add_tenant
-        from inlet.vault import Vault
+        from inlet.service import initialise
+        from inlet.store import Vault, add_connection, add_tenant
 
         sim_port, app_port = free_port(), free_port()
         env = {
@@ -210,7 +209,7 @@ def inlet_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_api: str)
 def start_app_process(port: int, folder: Path, secret: str) -> Any:
     """The demo app on 127.0.0.1:port, storing into folder/app.db."""
     return start_process(
-        [sys.executable, "-m", "inlet.demo_app", "--port", str(port), "--db", str(folder / "app.db")],
+        [sys.executable, "-m", "inlet.demo.app", "--port", str(port), "--db", str(folder / "app.db")],
         f"http://127.0.0.1:{port}/health",
         env={"INLET_DEMO_APP_SECRET": secret},
         log_path=folder / "app.log",

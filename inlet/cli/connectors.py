@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from inlet.cli_common import credential_value, known_errors, pairs
+from inlet.cli.common import credential_value, known_errors, pairs
 from inlet.settings import get_settings
 from inlet.store import open_store
 
@@ -103,8 +103,7 @@ def connectors_changes(
     """Pull what changed in a connection since a token, and print it with the next token."""
     from connectors.registry import load, open_connector
     from inlet.oauth import oauth_auth
-    from inlet.tenancy import load_connection
-    from inlet.vault import Vault
+    from inlet.store import Vault, load_connection
 
     with known_errors():
         settings = get_settings()

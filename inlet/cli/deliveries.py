@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from pydantic import SecretStr
 
-from inlet.cli_common import credential_value, known_errors
+from inlet.cli.common import credential_value, known_errors
 from inlet.settings import get_settings
 from inlet.store import open_store, utcnow
 
@@ -34,7 +34,7 @@ def parse_age(text: str) -> timedelta:
 @deliveries_app.command("status")
 def status() -> None:
     """Per destination: pending, parked, dead letters, the oldest pending age and the breaker's state."""
-    from inlet.delivery_status import destination_figures
+    from inlet.delivery import destination_figures
 
     with known_errors():
         settings = get_settings()
@@ -52,7 +52,7 @@ def list_(
     limit: Annotated[int, typer.Option(help="at most this many")] = 100,
 ) -> None:
     """Events waiting for the app (or, with --dead, dead letters), oldest first, with the app's last answer."""
-    from inlet.outbox import entries
+    from inlet.store import entries
 
     with known_errors():
         for e in entries(open_store(get_settings().store_url), "dead" if dead else "pending", tenant, limit):
@@ -72,7 +72,7 @@ def replay(
     all_: Annotated[bool, typer.Option("--all", help="every dead letter")] = False,
 ) -> None:
     """Make dead letters pending again (after the app was fixed); the next drain sends them in order."""
-    from inlet.outbox import replay as replay_dead
+    from inlet.store import replay as replay_dead
 
     if not (ids or tenant or all_):
         raise typer.BadParameter("say which dead letters: --id N, --tenant T or --all")
@@ -86,7 +86,7 @@ def purge(
     older_than: Annotated[str, typer.Option("--older-than", help="age of the dead letters to delete: 7d, 12h ...")],
 ) -> None:
     """Delete dead letters that died longer ago than the given age."""
-    from inlet.outbox import purge as purge_dead
+    from inlet.store import purge as purge_dead
 
     age = parse_age(older_than)
     with known_errors():
@@ -106,7 +106,7 @@ def destination_set(
     oauth_scope: Annotated[str | None, typer.Option()] = None,
 ) -> None:
     """Give a tenant its own destination; prints its new signing secret once, when one is made."""
-    from inlet.destinations import set_destination
+    from inlet.delivery import set_destination
 
     oauth_parts = (oauth_token_url, oauth_client_id, oauth_client_secret)
     if any(oauth_parts) and not all(oauth_parts):
@@ -128,7 +128,7 @@ def destination_set(
 @destination_app.command("rotate-secret")
 def rotate(tenant: OptionalTenant = None) -> None:
     """Make a new signing secret; deliveries carry both signatures until `retire-secret`."""
-    from inlet.destinations import rotate_secret
+    from inlet.delivery import rotate_secret
 
     with known_errors():
         settings = get_settings()
@@ -139,7 +139,7 @@ def rotate(tenant: OptionalTenant = None) -> None:
 @destination_app.command("retire-secret")
 def retire(tenant: OptionalTenant = None) -> None:
     """Stop signing with the old secret once the app knows the new one."""
-    from inlet.destinations import retire_secret
+    from inlet.delivery import retire_secret
 
     with known_errors():
         settings = get_settings()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,9 +9,10 @@ import orjson
 import typer
 import yaml
 
-from inlet.cli_common import known_errors as _errors
-from inlet.cli_common import pairs as _pairs
+from inlet.cli.common import known_errors as _errors
+from inlet.cli.common import pairs as _pairs
 from inlet.errors import NotFound
+from inlet.local import format_summary, run_flow
 from inlet.settings import Settings, get_settings
 from inlet.store import open_store
 
@@ -36,9 +36,13 @@ def register(app: typer.Typer) -> None:
     app.command("remap")(remap_command)
 
 
+def _print(summary: Any) -> None:
+    for line in format_summary(summary):
+        typer.echo(line)
+
+
 def _tenant_connection(settings: Settings, tenant: str, connection: str) -> Any:
-    from inlet.tenancy import load_connection
-    from inlet.vault import Vault
+    from inlet.store import Vault, load_connection
 
     return load_connection(open_store(settings.store_url), Vault.from_settings(settings), tenant, connection).connection
 
@@ -46,7 +50,7 @@ def _tenant_connection(settings: Settings, tenant: str, connection: str) -> Any:
 @mappings_app.command("show")
 def mappings_show(tenant: Tenant, connection: MaybeConnection = None, data_source: DataSource = "users") -> None:
     """The effective mapping, field by field, with the layer each field comes from."""
-    from inlet.mapping_store import mapping_for, stored_layers
+    from inlet.mapping import mapping_for, stored_layers
     from mappings import effective_mapping
 
     with _errors():
@@ -90,7 +94,7 @@ def mappings_set(
     data_source: DataSource = "users",
 ) -> None:
     """Set one field (or a YAML file's fields and lookups) in the tenant's or connection's layer, if valid."""
-    from inlet.mapping_store import Change, save
+    from inlet.mapping import Change, save
     from mappings import layer_from_document
 
     with _errors():
@@ -116,7 +120,7 @@ def mappings_unset(
     data_source: DataSource = "users",
 ) -> None:
     """Forget fields of the tenant's or connection's stored layer (the lower layers apply again)."""
-    from inlet.mapping_store import Change, save
+    from inlet.mapping import Change, save
 
     with _errors():
         settings = get_settings()
@@ -129,7 +133,7 @@ def mappings_unset(
 @mappings_app.command("reset")
 def mappings_reset(tenant: Tenant, connection: MaybeConnection = None, data_source: DataSource = "users") -> None:
     """Drop the tenant's or connection's stored layer."""
-    from inlet.mapping_store import reset
+    from inlet.mapping import reset
 
     with _errors():
         settings = get_settings()
@@ -148,8 +152,8 @@ def mappings_preview(
     data_source: DataSource = "users",
 ) -> None:
     """Raw -> mapped for a few stored records, with the current mapping or with changes not yet saved."""
-    from inlet.mapping_store import build_mapper, stored_layers
-    from inlet.stored_records import raw_sample
+    from inlet.mapping import build_mapper, stored_layers
+    from inlet.store import raw_sample
     from mappings import Layer, RecordError
 
     with _errors():
@@ -180,7 +184,7 @@ def mappings_schema(
     refresh: Annotated[bool, typer.Option(help="fetch it from the app now, whatever the cache holds")] = False,
 ) -> None:
     """The app schema the tenant's mappings and records are checked against."""
-    from inlet.app_schemas import schema_for
+    from inlet.mapping import schema_for
 
     with _errors():
         settings = get_settings()
@@ -199,7 +203,7 @@ def quarantine_list(
     tenant: Tenant, connection: MaybeConnection = None, limit: Annotated[int, typer.Option(min=1)] = 100
 ) -> None:
     """Quarantined records of the tenant: id, connection, external id, run and error."""
-    from inlet.stored_records import quarantined
+    from inlet.store import quarantined
 
     with _errors():
         engine = open_store(get_settings().store_url)
@@ -211,7 +215,7 @@ def quarantine_list(
 @quarantine_app.command("show")
 def quarantine_show(tenant: Tenant, record_id: Annotated[int, typer.Argument(help="quarantine id")]) -> None:
     """One quarantined record with its raw payload and error."""
-    from inlet.stored_records import quarantined
+    from inlet.store import quarantined
 
     with _errors():
         engine = open_store(get_settings().store_url)
@@ -236,7 +240,7 @@ def quarantine_retry(
     with _errors():
         settings = get_settings()
         _tenant_connection(settings, tenant, connection)
-        _print(_run(settings, "retry_quarantine", tenant, connection, data_source, ids))
+        _print(run_flow(settings, "retry-quarantine", tenant, connection, data_source, ids))
 
 
 def remap_command(tenant: Tenant, connection: Connection, data_source: DataSource = "users") -> None:
@@ -244,26 +248,7 @@ def remap_command(tenant: Tenant, connection: Connection, data_source: DataSourc
     with _errors():
         settings = get_settings()
         _tenant_connection(settings, tenant, connection)
-        _print(_run(settings, "remap", tenant, connection, data_source))
-
-
-def _run(settings: Settings, flow_name: str, *args: Any) -> Any:
-    """Run a flow of flows/remap.py in this process, on the Prefect server `inlet up` runs (if any)."""
-    from inlet.cli import _flush_prefect
-    from inlet.prefect_env import apply_prefect_env
-
-    apply_prefect_env(settings)
-    from flows import remap
-
-    try:
-        return asyncio.run(getattr(remap, flow_name)(*args))
-    finally:
-        _flush_prefect()
-
-
-def _print(summary: Any) -> None:
-    for name, value in summary.model_dump().items():
-        typer.echo(f"  {name:>16}: {value}")
+        _print(run_flow(settings, "remap", tenant, connection, data_source))
 
 
 def _check_tenant(engine: Any, tenant: str) -> None:
@@ -277,7 +262,7 @@ def _check_tenant(engine: Any, tenant: str) -> None:
 
 
 def _connection_ids(engine: Any, tenant: str, connection: str | None) -> list[str]:
-    from inlet.tenancy import list_connections
+    from inlet.store import list_connections
 
     _check_tenant(engine, tenant)
     ids = [c.id for c in list_connections(engine, tenant)]

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 import httpx
 import typer
 
-from inlet.cli_common import credential_value, known_errors, pairs
+from inlet.cli.common import credential_value, known_errors, pairs
 from inlet.settings import get_settings
 from inlet.store import open_store
 
@@ -32,7 +32,7 @@ def clients_add(
 ) -> None:
     """Register (or replace) your OAuth client for an app; the secret is stored encrypted."""
     from inlet.oauth import register_client
-    from inlet.vault import Vault
+    from inlet.store import Vault
 
     with known_errors():
         settings = get_settings()
@@ -64,7 +64,7 @@ def connect(
 ) -> None:
     """Connect a tenant's account with OAuth: print the consent URL (or, app-only, fetch the token now)."""
     from inlet.oauth import connect_app_only, connect_link, start_connect
-    from inlet.vault import Vault
+    from inlet.store import Vault
 
     with known_errors():
         settings = get_settings()
@@ -105,9 +105,8 @@ def show(
     connection_id: Annotated[str, typer.Option("--connection", "-c", "--id", help="connection id")],
 ) -> None:
     """One connection: parameters, credential names and OAuth state; every secret masked."""
-    from inlet.oauth_tokens import read_tokens
-    from inlet.tenancy import load_connection
-    from inlet.vault import Vault
+    from inlet.oauth import read_tokens
+    from inlet.store import Vault, load_connection
 
     with known_errors():
         settings = get_settings()

@@ -16,13 +16,12 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from inlet.delivery import Destination
-from inlet.destination_auth import BearerToken, ClientCredentials
+from inlet.delivery.auth import BearerToken, ClientCredentials
+from inlet.delivery.policy import Destination
+from inlet.delivery.signing import generate_secret
 from inlet.errors import ConfigError, NotFound
 from inlet.settings import Settings
-from inlet.signing import generate_secret
-from inlet.store import DestinationOverride, Tenant, utcnow
-from inlet.vault import Vault
+from inlet.store import DestinationOverride, Tenant, Vault, utcnow
 
 __all__ = ["destination_for", "retire_secret", "rotate_secret", "set_destination"]
 

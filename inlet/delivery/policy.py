@@ -37,18 +37,16 @@ import anyio
 import httpx
 import orjson
 from pydantic import SecretStr
-from sqlalchemy import Engine
 
 from connectors.budget import RequestBudget
 from connectors.errors import parse_retry_after
-from inlet import breaker
+from inlet.delivery import breaker
+from inlet.delivery.signing import sign_headers
 from inlet.errors import ConfigError
-from inlet.outbox import PendingEvent
 from inlet.settings import Settings
-from inlet.signing import sign_headers
-from inlet.store import utcnow
+from inlet.store import PendingEvent
 
-__all__ = ["Destination", "DrainResult", "drain", "encode_batch", "full_jitter", "shown_url"]
+__all__ = ["Destination", "DrainResult", "encode_batch", "full_jitter", "shown_url"]
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +98,7 @@ class Destination:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Destination:
-        from inlet.destination_auth import BearerToken, ClientCredentials
+        from inlet.delivery.auth import BearerToken, ClientCredentials
 
         secret = settings.destination_secret()
         if secret is None:
@@ -178,21 +176,6 @@ def full_jitter(attempt: int, base: float, cap: float, rng: random.Random | None
     """uniform(0, min(cap, base * 2**attempt)): AWS's "full jitter". One line, so not worth a library; and the
     attempt count of a deferred batch lives in the outbox across runs, which tenacity/stamina do not model."""
     return (rng or random).uniform(0, min(cap, base * 2 ** min(attempt, 60)))
-
-
-async def drain(
-    engine: Engine,
-    connection_id: str,
-    destination: Destination,
-    client: httpx.AsyncClient,
-    *,
-    sleep: Callable[[float], object] = asyncio.sleep,
-    clock: Callable[[], datetime] = utcnow,
-) -> DrainResult:
-    """Send every due pending event of one connection, batch by batch, until none is left or the app fails."""
-    from inlet.delivery_send import Sender
-
-    return await Sender(engine, destination, client, sleep, clock).drain(connection_id)
 
 
 def aware(when: datetime) -> datetime:

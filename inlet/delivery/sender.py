@@ -1,5 +1,5 @@
 """One drain of a connection's outbox: batches, in-run retries, bisection, deferral and the breaker (see
-inlet.delivery for the policy)."""
+inlet.delivery.policy for the policy)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import httpx
 import orjson
 from sqlalchemy import Engine
 
-from inlet import breaker, outbox
-from inlet.delivery import (
+from inlet.delivery import breaker
+from inlet.delivery.policy import (
     Destination,
     DrainResult,
     age,
@@ -27,9 +27,9 @@ from inlet.delivery import (
     signed_headers,
 )
 from inlet.errors import ConfigError
-from inlet.outbox import PendingEvent
+from inlet.store import PendingEvent, outbox, utcnow
 
-__all__ = ["Sender"]
+__all__ = ["Sender", "drain"]
 
 logger = logging.getLogger("inlet.delivery")
 
@@ -227,3 +227,16 @@ def _rejected(response: httpx.Response, events: list[PendingEvent]) -> list[Pend
     except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
         return []
     return [e for e in events if e.event_id in named or e.idempotency_key in named]
+
+
+async def drain(
+    engine: Engine,
+    connection_id: str,
+    destination: Destination,
+    client: httpx.AsyncClient,
+    *,
+    sleep: Callable[[float], object] = asyncio.sleep,
+    clock: Callable[[], datetime] = utcnow,
+) -> DrainResult:
+    """Send every due pending event of one connection, batch by batch, until none is left or the app fails."""
+    return await Sender(engine, destination, client, sleep, clock).drain(connection_id)

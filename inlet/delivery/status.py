@@ -10,9 +10,9 @@ from typing import Any
 
 from sqlalchemy import Engine, case, func, or_, select
 
-from inlet import breaker
-from inlet.delivery import aware
-from inlet.destinations import destination_for
+from inlet.delivery import breaker
+from inlet.delivery.destinations import destination_for
+from inlet.delivery.policy import aware
 from inlet.settings import Settings
 from inlet.store import OutboxEvent, utcnow
 

@@ -38,9 +38,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from inlet.demo_faults import FaultConfig, Faults, OAuthServer
-from inlet.demo_schemas import SchemaEndpoints
-from inlet.signing import SignatureError, verify
+from inlet.delivery import SignatureError, verify
+from inlet.demo.faults import FaultConfig, Faults, OAuthServer
+from inlet.demo.schemas import SchemaEndpoints
 
 __all__ = ["Batch", "DemoStore", "Event", "FaultConfig", "create_demo_app", "main"]
 

@@ -7,9 +7,10 @@ import typer
 from pydantic import SecretStr
 
 from inlet.errors import InletError
+from inlet.local import DEMO_TOKEN, Stack, format_summary, run_flow, start_stack, wait_for_signal
+from inlet.service import initialise
 from inlet.settings import Settings
-from inlet.stack import DEMO_TOKEN, Stack, start_stack, wait_for_signal
-from inlet.vault import Vault
+from inlet.store import Vault
 
 __all__ = ["DEMO_CONNECTION", "DEMO_TENANT", "run_demo", "run_up"]
 
@@ -20,8 +21,7 @@ DEMO_WEBHOOK_SECRET = "hs-demo-client-secret"  # the demo simulator's app secret
 
 def ensure_demo_tenant(settings: Settings, simulator_url: str) -> None:
     """The demo tenant with a HubSpot connection pointing at the local simulator."""
-    from inlet.store import open_store
-    from inlet.tenancy import add_connection, add_tenant, list_tenants
+    from inlet.store import add_connection, add_tenant, list_tenants, open_store
 
     engine = open_store(settings.store_url)
     if DEMO_TENANT not in {t.id for t in list_tenants(engine)}:
@@ -39,8 +39,6 @@ def ensure_demo_tenant(settings: Settings, simulator_url: str) -> None:
 
 
 def _start(settings: Settings, records: int, serve_flows: bool) -> Stack:
-    from inlet.cli import initialise
-
     for line in initialise(settings):
         typer.echo(line)
     typer.echo("starting the Prefect server, the demo HubSpot and the demo app on 127.0.0.1 ...")
@@ -51,15 +49,12 @@ def _start(settings: Settings, records: int, serve_flows: bool) -> Stack:
 
 def run_demo(settings: Settings, *, records: int, wait: bool) -> int:
     """Full import of the demo tenant's HubSpot into the demo app; 0 when the app holds every record."""
-    from inlet.cli import _print_summary, run_full_import
-    from inlet.prefect_env import apply_prefect_env
-
     stack = _start(settings, records, serve_flows=wait)
     try:
-        apply_prefect_env(settings, use_local_server=True)
         typer.echo(f"full import of {DEMO_TENANT}/{DEMO_CONNECTION} ({records} users) ...")
-        summary = run_full_import(settings, DEMO_TENANT, DEMO_CONNECTION)
-        _print_summary(summary)
+        summary = run_flow(settings, "full-import", DEMO_TENANT, DEMO_CONNECTION, use_local_server=True)
+        for line in format_summary(summary):
+            typer.echo(line)
         stats = httpx.get(stack.urls["demo-app"] + "/stats", timeout=10).json()
         source = httpx.get(stack.urls["simulator"] + "/_sim/stats", timeout=10).json()
         typer.echo(f"the demo app holds {stats['records']} users; the demo HubSpot has {source['records']}")

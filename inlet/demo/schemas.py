@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from inlet.signing import SignatureError, verify
+from inlet.delivery import SignatureError, verify
 
 __all__ = ["USERS_SCHEMA", "SchemaEndpoints"]
 

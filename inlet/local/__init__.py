@@ -1,0 +1,34 @@
+"""What `inlet up` and `inlet demo` start on this machine: a Prefect server, workers, the receiver."""
+
+from inlet.local.environment import apply_prefect_env, local_api_url, prefect_env
+from inlet.local.processes import (
+    RealAppError,
+    free_port,
+    local_client,
+    process_log,
+    start_process,
+    stop_process,
+)
+from inlet.local.runner import FlowName, flush_prefect, format_summary, run_flow, serve_receiver
+from inlet.local.stack import DEMO_TOKEN, Stack, start_stack, wait_for_signal
+
+__all__ = [
+    "FlowName",
+    "flush_prefect",
+    "format_summary",
+    "run_flow",
+    "serve_receiver",
+    "DEMO_TOKEN",
+    "RealAppError",
+    "Stack",
+    "apply_prefect_env",
+    "free_port",
+    "local_api_url",
+    "local_client",
+    "prefect_env",
+    "process_log",
+    "start_process",
+    "start_stack",
+    "stop_process",
+    "wait_for_signal",
+]

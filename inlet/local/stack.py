@@ -17,8 +17,8 @@ from pathlib import Path
 
 import httpx
 
-from inlet.prefect_env import local_api_url, prefect_env
-from inlet.processes import start_process, stop_process
+from inlet.local.environment import local_api_url, prefect_env
+from inlet.local.processes import start_process, stop_process
 from inlet.settings import Settings
 
 __all__ = ["DEMO_TOKEN", "Stack", "start_stack", "wait_for_signal"]
@@ -102,7 +102,7 @@ def start_stack(settings: Settings, *, simulator_records: int, serve_flows: bool
             cmd=[
                 sys.executable,
                 "-m",
-                "inlet.demo_app",
+                "inlet.demo.app",
                 "--port",
                 str(settings.demo_app_port),
                 "--db",

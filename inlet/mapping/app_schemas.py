@@ -19,9 +19,9 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from inlet.delivery import sign_headers
 from inlet.errors import ConfigError
 from inlet.settings import Settings
-from inlet.signing import sign_headers
 from inlet.store import AppSchemaCache, utcnow
 from mappings import AppSchema, read_schema
 

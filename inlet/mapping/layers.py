@@ -16,11 +16,10 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from connectors.registry import load
-from inlet.app_schemas import schema_for
 from inlet.errors import NotFound
+from inlet.mapping.app_schemas import schema_for
 from inlet.settings import Settings
-from inlet.store import Connection, MappingOverride, utcnow
-from inlet.tenancy import list_connections
+from inlet.store import Connection, MappingOverride, list_connections, utcnow
 from mappings import AppSchema, CompiledMapping, Layer, RecordMapper, effective_mapping
 from mappings.loader import StoredLevel
 

@@ -14,8 +14,7 @@ from connectors.oauth import Grant, OAuth2Spec, OAuthClient
 from connectors.registry import available, load
 from inlet.errors import ConfigError
 from inlet.settings import Settings
-from inlet.store import OAuthClientRow
-from inlet.vault import Vault
+from inlet.store import OAuthClientRow, Vault
 
 __all__ = ["client_for", "grant_spec", "redirect_url", "register_client"]
 

@@ -35,12 +35,10 @@ from connectors.oauth import (
 )
 from connectors.registry import load
 from inlet.errors import ConfigError, NotFound
-from inlet.oauth_clients import client_for, grant_spec, redirect_url, register_client
-from inlet.oauth_tokens import StoredTokens, read_tokens, reauth_message, save_tokens
+from inlet.oauth.clients import client_for, grant_spec, redirect_url, register_client
+from inlet.oauth.tokens import StoredTokens, read_tokens, reauth_message, save_tokens
 from inlet.settings import Settings
-from inlet.store import Connection, OAuthState, Tenant, utcnow
-from inlet.tenancy import LoadedConnection
-from inlet.vault import Vault
+from inlet.store import Connection, LoadedConnection, OAuthState, Tenant, Vault, utcnow
 
 __all__ = [
     "Connected",

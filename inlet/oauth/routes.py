@@ -28,9 +28,9 @@ from starlette.routing import BaseRoute, Route
 
 from connectors.errors import ConnectorError
 from inlet.errors import InletError
-from inlet.oauth import StateRefused, finish_connect, open_link, spend_state
+from inlet.oauth.connect import StateRefused, finish_connect, open_link, spend_state
 from inlet.settings import Settings, get_settings
-from inlet.vault import Vault
+from inlet.store import Vault
 
 __all__ = ["oauth_routes"]
 

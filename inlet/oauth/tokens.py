@@ -26,8 +26,7 @@ from sqlmodel import Session, col
 from connectors.errors import NeedsReauth
 from connectors.oauth import Grant, InvalidGrant, OAuth2Spec, OAuthClient, TokenSet, request_token
 from inlet.errors import NotFound
-from inlet.store import OAuthToken, utcnow
-from inlet.vault import Vault
+from inlet.store import OAuthToken, Vault, utcnow
 
 __all__ = [
     "StoredTokens",

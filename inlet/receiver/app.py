@@ -57,14 +57,10 @@ from connectors.base import Hooks
 from connectors.errors import WebhookRejected
 from connectors.registry import available, load
 from connectors.webhooks import WebhookEvent, WebhookRequest
-from inlet import inbox
 from inlet.errors import NotFound
-from inlet.inbox import HeardChange
-from inlet.oauth_routes import oauth_routes
+from inlet.oauth import oauth_routes
 from inlet.settings import Settings
-from inlet.store import Connection
-from inlet.tenancy import LoadedConnection, list_connections, load_connection
-from inlet.vault import Vault
+from inlet.store import Connection, HeardChange, LoadedConnection, Vault, inbox, list_connections, load_connection
 
 __all__ = ["RETRY_AFTER_SECONDS", "SECRET_CREDENTIAL", "create_receiver", "receipt_digest"]
 

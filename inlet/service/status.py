@@ -10,8 +10,16 @@ from typing import Any
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
-from inlet import outbox
-from inlet.store import Checkpoint, Connection, InboxEvent, LedgerEntry, OAuthToken, QuarantinedRecord, SyncState
+from inlet.store import (
+    Checkpoint,
+    Connection,
+    InboxEvent,
+    LedgerEntry,
+    OAuthToken,
+    QuarantinedRecord,
+    SyncState,
+    outbox,
+)
 
 __all__ = ["connection_status", "run_history"]
 

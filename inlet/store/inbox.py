@@ -17,7 +17,7 @@ from sqlalchemy import Connection as DBConnection
 from sqlalchemy import Engine, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from inlet.store import InboxEvent, SyncState, WebhookReceipt, utcnow
+from inlet.store.tables import InboxEvent, SyncState, WebhookReceipt, utcnow
 
 __all__ = [
     "HeardChange",

@@ -17,7 +17,8 @@ import orjson
 from sqlalchemy import Connection as DBConnection
 from sqlalchemy import Engine, and_, bindparam, delete, func, insert, null, select, update
 
-from inlet.store import Checkpoint, LedgerEntry, OutboxEvent, QuarantinedRecord, bind_value, execute_many, utcnow
+from inlet.store.engine import bind_value, execute_many
+from inlet.store.tables import Checkpoint, LedgerEntry, OutboxEvent, QuarantinedRecord, utcnow
 
 __all__ = [
     "MappedRecord",

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, delete, func, or_, select, update
 
-from inlet.store import OutboxEvent, utcnow
+from inlet.store.tables import OutboxEvent, utcnow
 
 __all__ = [
     "OutboxCounts",

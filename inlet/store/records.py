@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, func, select
 
-from inlet.store import LedgerEntry, QuarantinedRecord
+from inlet.store.tables import LedgerEntry, QuarantinedRecord
 
 __all__ = ["Quarantined", "quarantine_count", "quarantined", "raw_batches", "raw_sample"]
 

@@ -16,8 +16,8 @@ from sqlmodel import Session, select
 from connectors.registry import available, load
 from connectors.spec import RESERVED_PARAMETERS
 from inlet.errors import ConfigError, NotFound
-from inlet.store import Connection, OAuthToken, Tenant
-from inlet.vault import Vault
+from inlet.store.tables import Connection, OAuthToken, Tenant
+from inlet.store.vault import Vault
 
 __all__ = ["LoadedConnection", "add_connection", "add_tenant", "list_connections", "list_tenants", "load_connection"]
 

@@ -13,10 +13,17 @@ from sqlalchemy import update
 
 from flows.deliver_outbox import deliver_outbox
 from flows.single_flight import single_flight
-from inlet import inbox, outbox
-from inlet.inbox import HeardChange
-from inlet.ledger import MappedRecord, PageScope, write_page
-from inlet.store import InboxEvent, create_store_engine, utcnow
+from inlet.store import (
+    HeardChange,
+    InboxEvent,
+    MappedRecord,
+    PageScope,
+    create_store_engine,
+    inbox,
+    outbox,
+    utcnow,
+    write_page,
+)
 from tests.conftest import InletEnvFactory
 
 SCOPE = PageScope("acme", "acme-hubspot", "users", generation="gen-1", run_id="run-1")

@@ -20,10 +20,9 @@ from flows.deliver_outbox import deliver_outbox
 from flows.full_import import ImportSummary, full_import
 from flows.runtime import ImportJob, open_runtime
 from flows.single_flight import release
-from inlet import outbox
 from inlet.errors import DeliveryError
 from inlet.settings import Settings
-from inlet.store import Checkpoint, OutboxEvent, create_store_engine
+from inlet.store import Checkpoint, OutboxEvent, create_store_engine, outbox
 from mappings.errors import TemplateError
 from tests.conftest import DatabaseFactory, InletEnvFactory, start_app_process
 
@@ -248,9 +247,7 @@ def _wait_for_pages(engine: Engine, pages: int, proc: subprocess.Popen[bytes] | 
 def _point_connection_at(settings: Settings, base_url: str, token: str | None = None) -> None:
     from pydantic import SecretStr
 
-    from inlet.store import open_store
-    from inlet.tenancy import add_connection
-    from inlet.vault import Vault
+    from inlet.store import Vault, add_connection, open_store
     from tests.conftest import SIM_TOKEN
 
     add_connection(

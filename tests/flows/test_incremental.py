@@ -13,9 +13,7 @@ from flows.incremental_import import incremental_import
 from flows.poll_changes import poll_changes
 from flows.runtime import ImportJob
 from flows.single_flight import release
-from inlet import inbox
-from inlet.inbox import HeardChange
-from inlet.store import open_store
+from inlet.store import HeardChange, inbox, open_store
 from tests.conftest import InletEnv, InletEnvFactory
 
 TENANT, CONNECTION = "acme", "acme-hubspot"
@@ -167,9 +165,8 @@ def test_a_receiver_restart_loses_nothing_it_acknowledged(inlet_env: InletEnvFac
     import orjson
     from pydantic import SecretStr
 
-    from inlet.processes import free_port, start_process, stop_process
-    from inlet.tenancy import add_connection
-    from inlet.vault import Vault
+    from inlet.local import free_port, start_process, stop_process
+    from inlet.store import Vault, add_connection
     from tests.conftest import SIM_TOKEN
 
     env = inlet_env(records=10)
@@ -304,7 +301,7 @@ def test_status_shows_the_inbox_lag_and_finds_the_last_incremental_run_by_its_ta
 
     from prefect.client.orchestration import get_client
 
-    from inlet.status import connection_status, run_history
+    from inlet.service import connection_status, run_history
 
     env = inlet_env(records=10)
     import_all()

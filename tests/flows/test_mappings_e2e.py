@@ -14,10 +14,9 @@ from flows.full_import import ImportSummary, full_import
 from flows.remap import remap, retry_quarantine
 from flows.runtime import ImportJob
 from inlet.cli import app
-from inlet.demo_schemas import USERS_SCHEMA
+from inlet.demo import USERS_SCHEMA
 from inlet.settings import get_settings
-from inlet.store import create_store_engine
-from inlet.stored_records import quarantined, raw_sample
+from inlet.store import create_store_engine, quarantined, raw_sample
 from tests.conftest import InletEnv, InletEnvFactory
 
 runner = CliRunner()

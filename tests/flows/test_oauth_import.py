@@ -35,10 +35,9 @@ from flows.incremental_import import incremental_import
 from flows.poll_changes import poll_changes
 from flows.runtime import ImportJob
 from inlet.oauth import finish_connect, register_client, start_connect
+from inlet.service import connection_status
 from inlet.settings import get_settings
-from inlet.status import connection_status
-from inlet.store import open_store
-from inlet.vault import Vault
+from inlet.store import Vault, open_store
 from tests.conftest import InletEnv, InletEnvFactory
 
 CANARY = "CANARY7f3q"

@@ -11,12 +11,11 @@ from cryptography.fernet import Fernet
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
-from inlet.app_schemas import fetch_schema, schema_for
-from inlet.demo_app import create_demo_app
-from inlet.demo_schemas import USERS_SCHEMA
+from inlet.delivery import generate_secret
+from inlet.demo import USERS_SCHEMA, create_demo_app
 from inlet.errors import ConfigError
+from inlet.mapping import fetch_schema, schema_for
 from inlet.settings import AppSchemaSettings, DestinationSettings, Settings
-from inlet.signing import generate_secret
 from mappings import TemplateError
 from tests.support.serving import serve_in_thread
 

@@ -8,8 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine
 
-from inlet import breaker
-from inlet.delivery import full_jitter
+from inlet.delivery import breaker, full_jitter
 from inlet.store import utcnow
 
 KEY = "http://app.example/inlet/events"

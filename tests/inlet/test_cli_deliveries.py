@@ -7,13 +7,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from inlet import outbox
 from inlet.cli import app
-from inlet.cli_deliveries import parse_age
-from inlet.ledger import MappedRecord, PageScope, write_page
+from inlet.cli.deliveries import parse_age
 from inlet.settings import get_settings
-from inlet.store import open_store
-from inlet.tenancy import add_tenant
+from inlet.store import MappedRecord, PageScope, add_tenant, open_store, outbox, write_page
 
 runner = CliRunner()
 SCOPE = PageScope("acme", "acme-hubspot", "users", generation="gen-1", run_id="run-1")

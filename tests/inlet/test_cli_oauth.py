@@ -16,11 +16,10 @@ from connectors.oauth_simulation import SIM_CLIENT_ID, SIM_CLIENT_SECRET
 from connectors.registry import make_simulator
 from connectors.simulation import SimulatorBase
 from inlet.cli import app
-from inlet.oauth_tokens import read_tokens
+from inlet.oauth import read_tokens
 from inlet.receiver import create_receiver
 from inlet.settings import get_settings
-from inlet.store import open_store
-from inlet.vault import Vault
+from inlet.store import Vault, open_store
 from tests.support.serving import serve_in_thread
 
 runner = CliRunner()

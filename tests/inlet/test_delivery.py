@@ -15,10 +15,8 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
-from inlet import outbox
-from inlet.delivery import Destination, drain, encode_batch
-from inlet.ledger import MappedRecord, PageScope, sweep, write_page
-from inlet.signing import generate_secret
+from inlet.delivery import Destination, drain, encode_batch, generate_secret
+from inlet.store import MappedRecord, PageScope, outbox, sweep, write_page
 from tests.support.real_apps import free_port, local_client, repo_root, start_process, stop_process
 
 SECRET = generate_secret()
@@ -38,7 +36,7 @@ class DemoApp:
 
     def start(self, db: Path) -> None:
         port = self.base_url.rsplit(":", 1)[1]
-        cmd = [sys.executable, "-m", "inlet.demo_app", "--port", port, "--db", str(db), "--secret", SECRET]
+        cmd = [sys.executable, "-m", "inlet.demo.app", "--port", port, "--db", str(db), "--secret", SECRET]
         self.processes.append(start_process(cmd, f"{self.base_url}/health", cwd=repo_root()))
 
     def stop(self) -> None:

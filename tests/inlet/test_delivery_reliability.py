@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from inlet import outbox
+from inlet.store import outbox
 from tests.support.drill import TEST_POLICY, Drill, Figures, spawn_drain
 
 

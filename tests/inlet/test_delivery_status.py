@@ -8,12 +8,9 @@ from pathlib import Path
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
-from inlet import breaker, outbox
-from inlet.delivery_status import destination_figures
-from inlet.ledger import MappedRecord, PageScope, write_page
+from inlet.delivery import breaker, destination_figures, generate_secret
 from inlet.settings import Settings
-from inlet.signing import generate_secret
-from inlet.store import utcnow
+from inlet.store import MappedRecord, PageScope, outbox, utcnow, write_page
 
 SCOPE = PageScope("acme", "acme-hubspot", "users", generation="gen-1", run_id="run-1")
 

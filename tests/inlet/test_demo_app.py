@@ -17,8 +17,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from inlet.demo_app import create_demo_app
-from inlet.signing import generate_secret, sign_headers
+from inlet.delivery import generate_secret, sign_headers
+from inlet.demo import create_demo_app
 
 SECRET = generate_secret()
 PATH = "/inlet/events"

@@ -13,18 +13,22 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
-from inlet import outbox
-from inlet.cli import initialise
-from inlet.delivery import Destination, drain
-from inlet.destination_auth import BearerToken, ClientCredentials
-from inlet.destinations import destination_for, retire_secret, rotate_secret, set_destination
+from inlet.delivery import (
+    BearerToken,
+    ClientCredentials,
+    Destination,
+    destination_for,
+    drain,
+    generate_secret,
+    retire_secret,
+    rotate_secret,
+    set_destination,
+)
 from inlet.errors import ConfigError
-from inlet.ledger import MappedRecord, PageScope, write_page
-from inlet.processes import free_port, local_client, start_process, stop_process
+from inlet.local import free_port, local_client, start_process, stop_process
+from inlet.service import initialise
 from inlet.settings import Settings
-from inlet.signing import generate_secret
-from inlet.store import open_store, utcnow
-from inlet.tenancy import add_tenant
+from inlet.store import MappedRecord, PageScope, add_tenant, open_store, outbox, utcnow, write_page
 
 SCOPE = PageScope("acme", "acme-hubspot", "users", generation="gen-1", run_id="run-1")
 
@@ -47,7 +51,7 @@ def store(settings: Settings) -> Engine:
 def oauth_app(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """A demo app that wants OAuth2 tokens from client `inlet` / `s3cret`; (base URL, signing secret)."""
     secret, port = generate_secret(), free_port()
-    cmd = [sys.executable, "-m", "inlet.demo_app", "--port", str(port), "--db", str(tmp_path / "app.db")]
+    cmd = [sys.executable, "-m", "inlet.demo.app", "--port", str(port), "--db", str(tmp_path / "app.db")]
     cmd += ["--secret", secret, "--oauth-client", "inlet:s3cret"]
     proc = start_process(cmd, f"http://127.0.0.1:{port}/health", log_path=tmp_path / "app.log")
     yield f"http://127.0.0.1:{port}", secret

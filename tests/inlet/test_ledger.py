@@ -10,9 +10,19 @@ import pytest
 from sqlalchemy import Engine, Row, select
 from sqlmodel import Session
 
-from inlet import ledger
-from inlet.ledger import MappedRecord, PageScope, idempotency_key, payload_hash, sweep, write_page
-from inlet.store import Checkpoint, LedgerEntry, OutboxEvent, QuarantinedRecord
+from inlet.store import (
+    Checkpoint,
+    LedgerEntry,
+    MappedRecord,
+    OutboxEvent,
+    PageScope,
+    QuarantinedRecord,
+    idempotency_key,
+    ledger,
+    payload_hash,
+    sweep,
+    write_page,
+)
 
 SCOPE = PageScope("acme", "acme-hubspot", "users", generation="gen-1", run_id="run-1")
 NEXT_RUN = replace(SCOPE, generation="gen-2", run_id="run-2")

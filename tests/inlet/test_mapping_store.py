@@ -11,11 +11,9 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from inlet.mapping_store import Change, build_mapper, mapping_for, reset, save
+from inlet.mapping import Change, build_mapper, mapping_for, reset, save
 from inlet.settings import Settings
-from inlet.store import Connection, MappingOverride
-from inlet.tenancy import add_connection, add_tenant
-from inlet.vault import Vault
+from inlet.store import Connection, MappingOverride, Vault, add_connection, add_tenant
 from mappings import RecordError, SchemaMismatch, TemplateError
 
 SCHEMA = """\

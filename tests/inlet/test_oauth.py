@@ -21,20 +21,22 @@ from connectors.oauth import TokenSet
 from connectors.oauth_simulation import SIM_CLIENT_ID, SIM_CLIENT_SECRET, OAuthServer
 from connectors.registry import make_simulator, open_connector
 from inlet.oauth import (
+    StoredTokens,
     client_for,
     connect_app_only,
     connect_link,
     grant_spec,
     oauth_auth,
+    read_tokens,
     register_client,
+    save_tokens,
     start_connect,
+    swap_tokens,
 )
-from inlet.oauth_tokens import StoredTokens, read_tokens, save_tokens, swap_tokens
 from inlet.receiver import create_receiver
+from inlet.service import connection_status
 from inlet.settings import Settings
-from inlet.status import connection_status
-from inlet.tenancy import add_tenant, load_connection
-from inlet.vault import Vault
+from inlet.store import Vault, add_tenant, load_connection
 from tests.support.serving import serve_in_thread
 
 
@@ -221,7 +223,7 @@ def test_connecting_again_clears_needs_reauth(world: OAuthWorld) -> None:
     world.connected()
     row = read_tokens(world.engine, world.vault, "acme-hubspot")
     assert row is not None
-    from inlet.oauth_tokens import mark_needs_reauth
+    from inlet.oauth import mark_needs_reauth
 
     assert mark_needs_reauth(world.engine, "acme-hubspot", row.version, "revoked")
     world.connected()

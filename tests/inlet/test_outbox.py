@@ -8,9 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine, select
 
-from inlet import outbox
-from inlet.ledger import MappedRecord, PageScope, write_page
-from inlet.store import OutboxEvent, utcnow
+from inlet.store import MappedRecord, OutboxEvent, PageScope, outbox, utcnow, write_page
 
 USERS = PageScope("acme", "acme-hubspot", "users", generation="gen-1", run_id="run-1")
 CONTACTS = replace(USERS, data_source="contacts")

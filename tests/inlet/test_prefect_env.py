@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from inlet.prefect_env import apply_prefect_env, prefect_env
+from inlet.local import apply_prefect_env, prefect_env
 from inlet.settings import Settings
 
 

@@ -30,12 +30,10 @@ with warnings.catch_warnings():
 
 from connectors.base import Hooks
 from connectors.webhooks import WebhookRequest
-from inlet import inbox, receiver
-from inlet.processes import free_port, local_client, start_process, stop_process
+from inlet.local import free_port, local_client, start_process, stop_process
+from inlet.receiver import app as receiver
 from inlet.receiver import create_receiver, receipt_digest
-from inlet.store import open_store
-from inlet.tenancy import add_connection, add_tenant
-from inlet.vault import Vault
+from inlet.store import Vault, add_connection, add_tenant, inbox, open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = 1_800_000_000.0

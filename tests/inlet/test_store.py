@@ -74,7 +74,7 @@ def test_open_store_runs_alembic_only_while_the_store_is_behind(fresh: Engine, m
     def no_alembic(engine: Engine) -> None:
         raise AssertionError("alembic ran on an up-to-date store")
 
-    monkeypatch.setattr("inlet.store.migrate", no_alembic)
+    monkeypatch.setattr("inlet.store.engine.migrate", no_alembic)
     open_store(url).dispose()
     with fresh.begin() as db:
         db.execute(text("UPDATE alembic_version SET version_num = '0004'"))

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from inlet.errors import ConfigError
 from inlet.settings import Settings
-from inlet.vault import Vault
+from inlet.store import Vault
 
 
 def test_the_key_can_live_in_a_prefect_secret_block(prefect_api: str, tmp_path: Path) -> None:

@@ -13,9 +13,16 @@ from sqlalchemy import Engine, select
 
 from inlet.errors import ConfigError, NotFound
 from inlet.settings import Settings
-from inlet.store import Connection
-from inlet.tenancy import add_connection, add_tenant, list_connections, list_tenants, load_connection
-from inlet.vault import Vault, ensure_key_file
+from inlet.store import (
+    Connection,
+    Vault,
+    add_connection,
+    add_tenant,
+    ensure_key_file,
+    list_connections,
+    list_tenants,
+    load_connection,
+)
 
 TOKEN = "pat-na1-5ecret-t0ken-value"
 CREDENTIALS = {"token": SecretStr(TOKEN)}

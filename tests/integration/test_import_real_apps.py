@@ -9,9 +9,7 @@ from pydantic import SecretStr
 
 from flows.full_import import ImportSummary, full_import
 from flows.runtime import ImportJob
-from inlet.store import open_store
-from inlet.tenancy import add_connection
-from inlet.vault import Vault
+from inlet.store import Vault, add_connection, open_store
 from tests.conftest import InletEnv, InletEnvFactory
 from tests.integration.conftest import JsonServerFactory
 from tests.support.real_apps import KintoServer

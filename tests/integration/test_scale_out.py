@@ -84,9 +84,7 @@ def _add_connections(
 ) -> None:
     from pydantic import SecretStr
 
-    from inlet.store import open_store
-    from inlet.tenancy import add_connection, add_tenant
-    from inlet.vault import Vault
+    from inlet.store import Vault, add_connection, add_tenant, open_store
 
     for name in ("INLET_HOME", "INLET_DATABASE_URL", "INLET_SECRET_KEY"):
         monkeypatch.setenv(name, stack.env[name])

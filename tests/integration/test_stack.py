@@ -22,7 +22,7 @@ import httpx
 import psutil
 import pytest
 
-from inlet.processes import free_port
+from inlet.local import free_port
 from tests.support.webhooks import hubspot_delivery
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -22,12 +22,9 @@ import httpx
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
-from inlet import outbox
-from inlet.delivery import Destination, DrainResult, drain
-from inlet.ledger import MappedRecord, PageScope, write_page
-from inlet.processes import free_port, local_client, start_process, stop_process
-from inlet.signing import generate_secret
-from inlet.store import create_store_engine, migrate
+from inlet.delivery import Destination, DrainResult, drain, generate_secret
+from inlet.local import free_port, local_client, start_process, stop_process
+from inlet.store import MappedRecord, PageScope, create_store_engine, migrate, outbox, write_page
 
 __all__ = ["BENCH_POLICY", "TEST_POLICY", "Drill", "Figures"]
 
@@ -95,7 +92,7 @@ class Drill:
 
     def start_app(self) -> None:
         port = self.url.rsplit(":", 1)[1]
-        cmd = [sys.executable, "-m", "inlet.demo_app", "--port", port, "--db", str(self.folder / "app.db")]
+        cmd = [sys.executable, "-m", "inlet.demo.app", "--port", port, "--db", str(self.folder / "app.db")]
         self.app = start_process(
             cmd,
             self.url + "/health",

@@ -27,7 +27,7 @@ from typing import Any, cast
 
 import httpx
 
-from inlet.processes import RealAppError, free_port, local_client, process_log, start_process, stop_process
+from inlet.local import RealAppError, free_port, local_client, process_log, start_process, stop_process
 
 __all__ = [
     "JsonServer",

@@ -21,7 +21,7 @@ from pathlib import Path
 import psutil
 from cryptography.fernet import Fernet
 
-from inlet.processes import free_port, start_process, stop_process
+from inlet.local import free_port, start_process, stop_process
 
 __all__ = ["ScaleStack", "scale_stack"]
 
@@ -125,7 +125,7 @@ def scale_stack(home: Path, prefect_database: str, store_database: str, workers:
             scale.task_workers[name] = status
         start(
             "demo-app",
-            [sys.executable, "-m", "inlet.demo_app", "--port", str(app_port), "--db", str(home / "demo-app.db")],
+            [sys.executable, "-m", "inlet.demo.app", "--port", str(app_port), "--db", str(home / "demo-app.db")],
             scale.app + "/health",
             {"INLET_DEMO_APP_SECRET": APP_SECRET},
         )

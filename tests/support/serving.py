@@ -10,7 +10,7 @@ from typing import Any
 
 import uvicorn
 
-from inlet.processes import free_port
+from inlet.local import free_port
 
 __all__ = ["serve_in_thread"]
 

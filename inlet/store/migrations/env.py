@@ -5,12 +5,12 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-import inlet.store  # noqa: F401  (registers the tables on SQLModel.metadata)
+import inlet.store.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 connection = context.config.attributes.get("connection")
 if connection is None:
     from inlet.settings import get_settings
-    from inlet.store import create_store_engine
+    from inlet.store.engine import create_store_engine
 
     connection = create_store_engine(get_settings().store_url).connect()
 

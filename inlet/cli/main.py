@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from inlet.cli_common import credential_value as _credential
-from inlet.cli_common import known_errors as _errors
-from inlet.cli_common import pairs as _pairs
-from inlet.cli_connectors import connectors_app
-from inlet.cli_deliveries import deliveries_app
-from inlet.cli_deliveries import status as deliveries_status
-from inlet.cli_mappings import register as _register_mappings
-from inlet.cli_oauth import oauth_app, register_connection_commands
+from inlet.cli.common import credential_value as _credential
+from inlet.cli.common import known_errors as _errors
+from inlet.cli.common import pairs as _pairs
+from inlet.cli.connectors import connectors_app
+from inlet.cli.deliveries import deliveries_app
+from inlet.cli.deliveries import status as deliveries_status
+from inlet.cli.mappings import register as _register_mappings
+from inlet.cli.oauth import oauth_app, register_connection_commands
 from inlet.errors import InletError
-from inlet.settings import Settings, get_settings
+from inlet.local import format_summary, run_flow, serve_receiver
+from inlet.service import initialise
+from inlet.settings import get_settings
 from inlet.store import open_store
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -38,6 +39,11 @@ Tenant = Annotated[str, typer.Option("--tenant", "-t", help="tenant id")]
 ConnectionId = Annotated[str, typer.Option("--connection", "-c", help="connection id")]
 
 
+def _echo_lines(lines: list[str]) -> None:
+    for line in lines:
+        typer.echo(line)
+
+
 def main() -> None:
     app()
 
@@ -50,29 +56,10 @@ def init() -> None:
             typer.echo(line)
 
 
-def initialise(settings: Settings) -> list[str]:
-    from inlet.signing import generate_secret
-    from inlet.vault import ensure_key_file
-
-    settings.home.mkdir(parents=True, exist_ok=True)
-    lines = []
-    if settings.secret_key is None and ensure_key_file(settings.home / "secret.key"):
-        lines.append(f"created the credentials key {settings.home / 'secret.key'}")
-    secret_file = settings.home / "destination.secret"
-    if settings.destination.secret is None and not secret_file.exists():
-        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(generate_secret())
-        lines.append(f"created the delivery signing secret {secret_file}")
-    open_store(settings.store_url)
-    lines.append(f"store ready at {settings.store_url}")
-    return lines
-
-
 @tenants.command("add")
 def tenants_add(tenant_id: str, name: Annotated[str | None, typer.Option(help="display name")] = None) -> None:
     """Add a tenant."""
-    from inlet.tenancy import add_tenant
+    from inlet.store import add_tenant
 
     with _errors():
         add_tenant(open_store(get_settings().store_url), tenant_id, name)
@@ -82,7 +69,7 @@ def tenants_add(tenant_id: str, name: Annotated[str | None, typer.Option(help="d
 @tenants.command("list")
 def tenants_list() -> None:
     """List the tenants."""
-    from inlet.tenancy import list_tenants
+    from inlet.store import list_tenants
 
     with _errors():
         for tenant in list_tenants(open_store(get_settings().store_url)):
@@ -101,8 +88,7 @@ def connections_add(
     replace: Annotated[bool, typer.Option(help="replace an existing connection of this tenant")] = False,
 ) -> None:
     """Connect a tenant's account in an external app; credentials are stored encrypted."""
-    from inlet.tenancy import add_connection
-    from inlet.vault import Vault
+    from inlet.store import Vault, add_connection
 
     with _errors():
         settings = get_settings()
@@ -123,7 +109,7 @@ def connections_add(
 @connections.command("list")
 def connections_list(tenant: Annotated[str | None, typer.Option("--tenant", "-t")] = None) -> None:
     """List connections; credentials are never shown."""
-    from inlet.tenancy import list_connections
+    from inlet.store import list_connections
 
     with _errors():
         for c in list_connections(open_store(get_settings().store_url), tenant):
@@ -140,94 +126,47 @@ def import_full(
 ) -> None:
     """Run a full import of one connection now (resumes an unfinished one)."""
     with _errors():
-        summary = run_full_import(
-            get_settings(), tenant, connection, data_source=data_source, restart=restart, force_delete=force_delete
+        summary = run_flow(
+            get_settings(),
+            "full-import",
+            tenant,
+            connection,
+            data_source=data_source,
+            restart=restart,
+            force_delete=force_delete,
         )
-        _print_summary(summary)
+        _echo_lines(format_summary(summary))
 
 
 @imports.command("poll")
 def import_poll(tenant: Tenant, connection: ConnectionId) -> None:
     """Poll a connection for changes into its inbox (what the poll-changes schedule runs)."""
     with _errors():
-        _print_summary(_run_flow(get_settings(), tenant, connection, "poll"))
+        _echo_lines(format_summary(run_flow(get_settings(), "poll-changes", tenant, connection)))
 
 
 @imports.command("incremental")
 def import_incremental(tenant: Tenant, connection: ConnectionId) -> None:
     """Apply a connection's inbox to your app now (what the inlet.records.changed trigger runs)."""
     with _errors():
-        _print_summary(_run_flow(get_settings(), tenant, connection, "incremental"))
-
-
-def _run_flow(settings: Settings, tenant: str, connection: str, which: str) -> Any:
-    from inlet.prefect_env import apply_prefect_env
-    from inlet.tenancy import load_connection
-    from inlet.vault import Vault
-
-    load_connection(open_store(settings.store_url), Vault.from_settings(settings), tenant, connection)
-    apply_prefect_env(settings)
-    from flows.incremental_import import incremental_import
-    from flows.poll_changes import poll_changes
-
-    flow = poll_changes if which == "poll" else incremental_import
-    try:
-        return asyncio.run(flow(tenant, connection))
-    finally:
-        _flush_prefect()
-
-
-def run_full_import(settings: Settings, tenant: str, connection: str, **options: Any) -> Any:
-    """Check the connection exists, then run the full-import flow in this process."""
-    from inlet.prefect_env import apply_prefect_env
-    from inlet.tenancy import load_connection
-    from inlet.vault import Vault
-
-    load_connection(open_store(settings.store_url), Vault.from_settings(settings), tenant, connection)
-    apply_prefect_env(settings)
-    from flows.full_import import full_import
-    from flows.runtime import ImportJob
-
-    try:
-        return asyncio.run(full_import(ImportJob(tenant=tenant, connection=connection, **options)))
-    finally:
-        _flush_prefect()
-
-
-def _flush_prefect() -> None:
-    """Ship buffered run logs and events before this process (or the server it started) goes away."""
-    from prefect.events.worker import EventsWorker
-    from prefect.logging.handlers import APILogWorker
-
-    APILogWorker.drain_all(timeout=5)
-    EventsWorker.drain_all()
+        _echo_lines(format_summary(run_flow(get_settings(), "incremental-import", tenant, connection)))
 
 
 @app.command()
 def deliver(tenant: Tenant, connection: ConnectionId) -> None:
     """Send what waits in a connection's outbox (after the app was down)."""
-    from inlet.prefect_env import apply_prefect_env
-    from inlet.tenancy import load_connection
-    from inlet.vault import Vault
+    from inlet.local import run_flow
 
     with _errors():
-        settings = get_settings()
-        load_connection(open_store(settings.store_url), Vault.from_settings(settings), tenant, connection)
-        apply_prefect_env(settings)
-        from flows.deliver_outbox import deliver_outbox
-
-        try:
-            result = asyncio.run(deliver_outbox(tenant, connection))
-        finally:
-            _flush_prefect()
+        result = run_flow(get_settings(), "deliver-outbox", tenant, connection)
         typer.echo(f"delivered {result.delivered} events in {result.batches} batches; dead letters: {result.dead}")
 
 
 @app.command()
 def status() -> None:
     """Per connection: imports, last poll and incremental run, inbox lag, outbox, quarantine, last error."""
-    from inlet.prefect_env import apply_prefect_env
-    from inlet.status import connection_status, run_history
+    from inlet.local import apply_prefect_env
+    from inlet.service import connection_status, run_history
 
     with _errors():
         settings = get_settings()
@@ -273,54 +212,13 @@ def serve(
     """Run the webhook receiver: POST /webhooks/{app}/{tenant}/{connection} (or /webhooks/{app})."""
     with _errors():
         settings = get_settings()
-        run_receiver(settings, host, port or settings.receiver_port)
-
-
-def run_receiver(settings: Settings, host: str, port: int) -> None:
-    """Serve webhooks until SIGTERM or Ctrl-C, then send the change events still waiting in the debouncer."""
-    import logging
-    import signal
-
-    import uvicorn
-
-    from inlet.prefect_env import apply_prefect_env
-    from inlet.receiver import create_receiver
-    from inlet.vault import Vault
-
-    engine = open_store(settings.store_url)
-    vault = Vault.from_settings(settings)
-    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")  # receiver logs belong to no run
-    apply_prefect_env(settings)
-    from flows.events import ChangeNotifier
-
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("inlet").setLevel(logging.INFO)
-    if "PREFECT_API_URL" not in os.environ:
-        logging.getLogger("inlet.receiver").warning(
-            "no Prefect server answers on port %d and PREFECT_API_URL is unset: change events go to a temporary "
-            "server and start no import; run `inlet up` or set PREFECT_API_URL",
-            settings.prefect_port,
-        )
-    # uvicorn re-raises the signal it stopped on; exiting through SystemExit runs the `finally` below.
-    for stop in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(stop, _exit_quietly)
-    notifier = ChangeNotifier(window=settings.notify_window)
-    typer.echo(f"receiving webhooks at http://{host}:{port}/webhooks/{{app}}/{{tenant}}/{{connection}}")
-    try:
-        uvicorn.run(create_receiver(engine, vault, notifier.notify), host=host, port=port, log_level="warning")
-    finally:
-        notifier.close()
-        _flush_prefect()
-
-
-def _exit_quietly(signum: int, frame: Any) -> None:
-    raise SystemExit(0)
+        serve_receiver(settings, host, port or settings.receiver_port)
 
 
 @app.command("demo-app")
 def demo_app(port: Annotated[int | None, typer.Option(help="port on 127.0.0.1")] = None) -> None:
     """Run the demo receiving app in the foreground."""
-    from inlet import demo_app as module
+    from inlet.demo import app as module
 
     with _errors():
         settings = get_settings()
@@ -329,11 +227,6 @@ def demo_app(port: Annotated[int | None, typer.Option(help="port on 127.0.0.1")]
             raise InletError("no signing secret: run `inlet init` first")
         os.environ.setdefault("INLET_DEMO_APP_SECRET", secret.get_secret_value())
         module.main(["--port", str(port or settings.demo_app_port), "--db", str(settings.home / "demo-app.db")])
-
-
-def _print_summary(summary: Any) -> None:
-    for name, value in summary.model_dump().items():
-        typer.echo(f"  {name:>16}: {value}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,117 @@
+"""Run a flow in this process, on the Prefect server `inlet up` runs (if any): the one place in `inlet/` that
+imports `flows/`. The CLI and the demo call it; deployments run the same flows on workers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Callable, Coroutine
+from typing import Any, Literal, NoReturn
+
+from inlet.local.environment import apply_prefect_env
+from inlet.settings import Settings
+from inlet.store import Vault, load_connection, open_store
+
+__all__ = ["FlowName", "flush_prefect", "format_summary", "run_flow", "serve_receiver"]
+
+FlowName = Literal["full-import", "poll-changes", "incremental-import", "deliver-outbox", "remap", "retry-quarantine"]
+
+
+def run_flow(
+    settings: Settings,
+    name: FlowName,
+    tenant: str,
+    connection: str,
+    *args: Any,
+    use_local_server: bool | None = None,
+    **options: Any,
+) -> Any:
+    """Check the connection exists, then run flow `name` for it here and return what the flow returns."""
+    load_connection(open_store(settings.store_url), Vault.from_settings(settings), tenant, connection)
+    apply_prefect_env(settings, use_local_server=use_local_server)
+    call = _flow_call(name, tenant, connection, *args, **options)
+    try:
+        return asyncio.run(call())
+    finally:
+        flush_prefect()
+
+
+def _flow_call(
+    name: FlowName, tenant: str, connection: str, *args: Any, **options: Any
+) -> Callable[[], Coroutine[Any, Any, Any]]:
+    """The flow's coroutine, imported only now: Prefect's settings must be in place before `flows` loads."""
+    if name == "full-import":
+        from flows.full_import import full_import
+        from flows.runtime import ImportJob
+
+        return lambda: full_import(ImportJob(tenant=tenant, connection=connection, **options))
+    if name == "poll-changes":
+        from flows.poll_changes import poll_changes
+
+        return lambda: poll_changes(tenant, connection)
+    if name == "incremental-import":
+        from flows.incremental_import import incremental_import
+
+        return lambda: incremental_import(tenant, connection)
+    if name == "deliver-outbox":
+        from flows.deliver_outbox import deliver_outbox
+
+        return lambda: deliver_outbox(tenant, connection)
+    from flows import remap
+
+    flow = remap.remap if name == "remap" else remap.retry_quarantine
+    return lambda: flow(tenant, connection, *args)
+
+
+def flush_prefect() -> None:
+    """Ship buffered run logs and events before this process (or the server it started) goes away."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=5)
+    EventsWorker.drain_all()
+
+
+def format_summary(summary: Any) -> list[str]:
+    """A run summary, one aligned `name: value` line per figure."""
+    return [f"  {name:>16}: {value}" for name, value in summary.model_dump().items()]
+
+
+def serve_receiver(settings: Settings, host: str, port: int) -> None:
+    """Serve webhooks until SIGTERM or Ctrl-C, then send the change events still waiting in the debouncer."""
+    import uvicorn
+
+    from inlet.receiver import create_receiver
+
+    engine = open_store(settings.store_url)
+    vault = Vault.from_settings(settings)
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")  # receiver logs belong to no run
+    apply_prefect_env(settings)
+    from flows.events import ChangeNotifier  # after apply_prefect_env: Prefect reads its settings on import
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("inlet").setLevel(logging.INFO)
+    if "PREFECT_API_URL" not in os.environ:
+        logging.getLogger("inlet.receiver").warning(
+            "no Prefect server answers on port %d and PREFECT_API_URL is unset: change events go to a temporary "
+            "server and start no import; run `inlet up` or set PREFECT_API_URL",
+            settings.prefect_port,
+        )
+    # uvicorn re-raises the signal it stopped on; exiting through SystemExit runs the `finally` below.
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, _exit_quietly)
+    notifier = ChangeNotifier(window=settings.notify_window)
+    logging.getLogger("inlet.receiver").info(
+        "receiving webhooks at http://%s:%d/webhooks/{app}/{tenant}/{connection}", host, port
+    )
+    try:
+        uvicorn.run(create_receiver(engine, vault, notifier.notify), host=host, port=port, log_level="warning")
+    finally:
+        notifier.close()
+        flush_prefect()
+
+
+def _exit_quietly(signum: int, frame: Any) -> NoReturn:
+    raise SystemExit(0)
