@@ -1,0 +1,70 @@
+"""The connector framework: one declarative spec per external app (connector.yaml plus hooks where the API is
+odd), the one page loop, incremental pulls, webhooks, OAuth grants and the error tree. Knows httpx and pydantic,
+never Prefect or the store.
+
+    connector = open_connector("hubspot", parameters=..., credentials=...)
+    async for page in connector.pages("contacts"): ...
+    changes = await pull_changes(connector, "contacts", since)
+"""
+
+from connectors.base import Connector, Hooks, PageGuard
+from connectors.base_types import Page, PageRequest
+from connectors.budget import RequestBudget
+from connectors.changes import Change, ChangePage, ChangeSet
+from connectors.check import CheckResult, run_checks
+from connectors.errors import (
+    AuthError,
+    ConnectorError,
+    FatalError,
+    NeedsReauth,
+    RetryableError,
+    SinceExpired,
+    SpecError,
+    WebhookRejected,
+    parse_retry_after,
+)
+from connectors.incremental import change_pages, pull_changes
+from connectors.oauth import Grant, InvalidGrant, OAuth2Auth, OAuth2Spec, OAuthClient, TokenSet
+from connectors.registry import available, load, open_connector
+from connectors.spec import RESERVED_PARAMETERS, ConnectorSpec, RateLimit, RetryPolicy
+from connectors.webhooks import WebhookEvent, WebhookRequest
+
+__all__ = [
+    "RESERVED_PARAMETERS",
+    "AuthError",
+    "Change",
+    "ChangePage",
+    "ChangeSet",
+    "CheckResult",
+    "Connector",
+    "ConnectorError",
+    "ConnectorSpec",
+    "FatalError",
+    "Grant",
+    "Hooks",
+    "InvalidGrant",
+    "NeedsReauth",
+    "OAuth2Auth",
+    "OAuth2Spec",
+    "OAuthClient",
+    "TokenSet",
+    "Page",
+    "PageGuard",
+    "PageRequest",
+    "RateLimit",
+    "RequestBudget",
+    "RetryPolicy",
+    "RetryableError",
+    "SinceExpired",
+    "SpecError",
+    "WebhookEvent",
+    "WebhookRejected",
+    "WebhookRequest",
+    "available",
+    "change_pages",
+    "load",
+    "open_connector",
+    "parse_retry_after",
+    "pull_changes",
+    "run_checks",
+]

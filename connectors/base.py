@@ -23,7 +23,7 @@ from pydantic import SecretStr
 
 from connectors.base_types import Page, PageRequest
 from connectors.budget import RequestBudget
-from connectors.changes import ChangePage, ChangeSet
+from connectors.changes import ChangePage
 from connectors.errors import (
     ConnectorError,
     FatalError,
@@ -245,19 +245,6 @@ class Connector:
     def redact(self, text: str) -> str:
         """Text with this connection's credentials removed, for messages and logs."""
         return redact(text, self._secrets)
-
-    async def changes(self, collection: str, since: str | None = None) -> AsyncIterator[ChangePage]:
-        """Pages of what changed since `since` (everything, on the first pull); raises SinceExpired."""
-        from connectors.incremental import pull_pages
-
-        async for page in pull_pages(self, collection, since):
-            yield page
-
-    async def pull_changes(self, collection: str, since: str | None = None) -> ChangeSet:
-        """A whole pull, one change per record; an expired `since` falls back to a full resync."""
-        from connectors.incremental import pull_all
-
-        return await pull_all(self, collection, since)
 
     def build(self, request: PageRequest) -> httpx.Request:
         headers = {"Content-Type": "application/json"} if request.body else None

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from connectors.base import Connector
 from connectors.errors import ConnectorError
+from connectors.incremental import pull_changes
 
 __all__ = ["CheckResult", "run_checks"]
 
@@ -65,10 +66,10 @@ async def run_checks(connector: Connector, collection: str) -> list[CheckResult]
     async def changes() -> str:
         if connector.collection(collection).changes is None and connector.hooks.changes is None:
             return "skipped: no incremental API (full imports with deletion sweeps)"
-        first = await connector.pull_changes(collection)
+        first = await pull_changes(connector, collection)
         if not first.since:
             raise AssertionError("the first pull handed out no token for the next one")
-        again = await connector.pull_changes(collection, first.since)
+        again = await pull_changes(connector, collection, first.since)
         return f"first pull {len(first.changes)} changes; a pull since its token {len(again.changes)} changes"
 
     checks: list[tuple[str, Callable[[], Awaitable[str]]]] = [

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
+from connectors.base import Connector, PageGuard
 from connectors.base_types import PageRequest
 from connectors.changes import Change, ChangePage, ChangeSet
 from connectors.errors import FatalError, SinceExpired, error_for_response
@@ -22,23 +23,18 @@ from connectors.pagination import PageView
 from connectors.paths import MISSING, lookup
 from connectors.spec import ChangesSpec
 
-if TYPE_CHECKING:
-    from connectors.base import Connector
-
-__all__ = ["pull_all", "pull_pages"]
+__all__ = ["change_pages", "pull_changes"]
 
 logger = logging.getLogger(__name__)
 
 
-async def pull_pages(connector: Connector, collection: str, since: str | None) -> AsyncIterator[ChangePage]:
+async def change_pages(connector: Connector, collection: str, since: str | None = None) -> AsyncIterator[ChangePage]:
     """The pages of one pull, each with its changes; the last one carries the next `since`."""
     if connector.hooks.changes is not None:
         async for page in connector.hooks.changes(connector, collection, since):
             yield page
         return
     spec = _spec(connector, collection)
-    from connectors.base import PageGuard
-
     guard = PageGuard(connector.name, connector.spec.max_pages)
     request: PageRequest | None = _first_request(connector, spec, since)
     watermark, seen = since, 0
@@ -62,7 +58,7 @@ async def pull_pages(connector: Connector, collection: str, since: str | None) -
         yield ChangePage(changes=changes, next=request, since=next_since)
 
 
-async def pull_all(connector: Connector, collection: str, since: str | None) -> ChangeSet:
+async def pull_changes(connector: Connector, collection: str, since: str | None = None) -> ChangeSet:
     """A whole pull with one change per record (its latest); an expired token becomes a full resync."""
     result = ChangeSet()
     try:
@@ -76,7 +72,7 @@ async def pull_all(connector: Connector, collection: str, since: str | None) -> 
 
 async def _collect(connector: Connector, collection: str, since: str | None, into: ChangeSet) -> None:
     latest: dict[str, Change] = {}
-    async for page in pull_pages(connector, collection, since):
+    async for page in change_pages(connector, collection, since):
         for change in page.changes:
             latest.pop(change.external_id, None)  # re-insert: the order follows each record's last change
             latest[change.external_id] = change

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from connectors.changes import Change
 from connectors.errors import NeedsReauth
+from connectors.incremental import pull_changes as pull_source_changes
 from flows.artifacts import publish_summary
 from flows.events import emit_changed
 from flows.incremental_import import apply_inbox
@@ -103,7 +104,7 @@ async def _listen(run: ImportRuntime, summary: PollSummary) -> tuple[list[HeardC
 async def pull_changes(run_key: str, since: str | None) -> tuple[list[HeardChange], str | None, bool]:
     """The app's own incremental API since the stored token (an expired token: a full resync)."""
     run = runtime_for(run_key)
-    result = await run.connector.pull_changes(run.collection, since)
+    result = await pull_source_changes(run.connector, run.collection, since)
     source = "resync" if result.resynced else "poll"
     return [_heard(run, change, source) for change in result.changes], result.since, result.resynced
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from connectors.incremental import pull_changes
 from inlet.cli.common import credential_value, known_errors, pairs
 from inlet.settings import get_settings
 from inlet.store import open_store
@@ -120,7 +121,7 @@ def connectors_changes(
                 credentials=loaded.credentials,
                 auth=auth,
             ) as connector:
-                return await connector.pull_changes(collection, since)
+                return await pull_changes(connector, collection, since)
 
         result = asyncio.run(pull())
         kinds = Counter(change.kind for change in result.changes)

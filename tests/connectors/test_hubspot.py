@@ -19,6 +19,7 @@ from connectors.budget import RequestBudget
 from connectors.errors import AuthError, MalformedPage, RetryableError, WebhookRejected
 from connectors.hubspot.hooks import parse_webhook, retry_after, verify_webhook
 from connectors.hubspot.simulator import HubSpotSimulator
+from connectors.incremental import pull_changes
 from connectors.spec import RateLimit
 from connectors.webhooks import WebhookEvent, WebhookRequest
 
@@ -196,7 +197,7 @@ async def test_a_first_pull_searches_every_live_contact_and_hands_out_the_highes
     sim = simulator(450)
     sim.delete(3)
     async with open_hubspot(sim) as hubspot:
-        first = await hubspot.pull_changes("contacts")
+        first = await pull_changes(hubspot, "contacts")
     assert sorted(c.external_id for c in first.changes) == sorted(sim.ids())
     assert {c.kind for c in first.changes} == {"upsert"} and sim.stats()["search_requests"] == 3
     assert first.since == str(highest_stamp(sim)) and sim.stats()["list_requests"] == 1
@@ -206,10 +207,10 @@ async def test_a_later_pull_has_the_upserts_from_search_and_the_deletions_from_t
     sim = simulator(50)
     sim.delete(2)  # archived before the first pull: never imported, not reported
     async with open_hubspot(sim) as hubspot:
-        first = await hubspot.pull_changes("contacts")
+        first = await pull_changes(hubspot, "contacts")
         created, updated, deleted = sim.create(2), sim.update(sim.ids()[5:8]), sim.delete(sim.ids()[:2])
-        later = await hubspot.pull_changes("contacts", first.since)
-        again = await hubspot.pull_changes("contacts", later.since)
+        later = await pull_changes(hubspot, "contacts", first.since)
+        again = await pull_changes(hubspot, "contacts", later.since)
     assert {c.external_id for c in later.changes if c.kind == "upsert"} == set(created) | set(updated)
     assert {c.external_id for c in later.changes if c.kind == "deleted"} == set(deleted)
     assert later.since == str(highest_stamp(sim)) and again.changes == [] and again.since == later.since
@@ -220,7 +221,7 @@ async def test_a_watermark_may_be_iso_and_a_deletion_carries_its_archived_time()
     before = sim.people.tick()
     [gone] = sim.delete(1)
     async with open_hubspot(sim) as hubspot:
-        pulled = await hubspot.pull_changes("contacts", "2024-01-01T00:00:00.000Z")
+        pulled = await pull_changes(hubspot, "contacts", "2024-01-01T00:00:00.000Z")
     [deletion] = [c for c in pulled.changes if c.kind == "deleted"]
     assert deletion.external_id == gone and deletion.updated_at is not None and deletion.updated_at.endswith("Z")
     assert int(pulled.since or 0) > before
@@ -229,7 +230,7 @@ async def test_a_watermark_may_be_iso_and_a_deletion_carries_its_archived_time()
 async def test_more_than_10000_changed_contacts_are_each_returned_once_across_the_search_cap() -> None:
     sim = simulator(10_300)
     async with open_hubspot(sim, budget=RequestBudget(10_000, 1)) as hubspot:
-        pulled = await hubspot.pull_changes("contacts", "0")
+        pulled = await pull_changes(hubspot, "contacts", "0")
     counted = Counter(c.external_id for c in pulled.changes)
     assert counted == Counter(sim.ids()) and len(pulled.changes) == 10_300
     assert sim.stats()["search_requests"] >= 52
@@ -240,7 +241,7 @@ async def test_more_than_10000_contacts_sharing_one_timestamp_are_walked_by_obje
     for person in sim.people.all:
         person.modified_ms = 1_714_564_800_000  # one bulk import
     async with open_hubspot(sim, budget=RequestBudget(10_000, 1)) as hubspot:
-        pulled = await hubspot.pull_changes("contacts", "1714564799999")
+        pulled = await pull_changes(hubspot, "contacts", "1714564799999")
     assert Counter(c.external_id for c in pulled.changes) == Counter(sim.ids())
     assert pulled.since == "1714564800000"
 
@@ -249,7 +250,7 @@ async def test_a_429_during_a_search_is_waited_out_by_the_policy(waits: list[flo
     sim = simulator(30)
     sim.inject(status_429=1)
     async with open_hubspot(sim) as hubspot:
-        pulled = await hubspot.pull_changes("contacts")
+        pulled = await pull_changes(hubspot, "contacts")
     assert waits == [0.05] and len(pulled.changes) == 30
 
 
@@ -257,7 +258,7 @@ async def test_an_expired_token_cannot_happen_so_an_old_watermark_is_answered_in
     sim = simulator(20)
     sim.inject(expire_tokens=True)
     async with open_hubspot(sim) as hubspot:
-        pulled = await hubspot.pull_changes("contacts", "1")
+        pulled = await pull_changes(hubspot, "contacts", "1")
     assert not pulled.resynced and sorted(c.external_id for c in pulled.changes) == sorted(sim.ids())
 
 

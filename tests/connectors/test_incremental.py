@@ -9,6 +9,7 @@ import pytest
 
 from connectors.base import Connector
 from connectors.errors import SinceExpired
+from connectors.incremental import change_pages, pull_changes
 from connectors.spec import ConnectorSpec
 
 CONTACTS: dict[str, Any] = {"list": {"path": "/contacts", "records_path": "items"}}
@@ -49,14 +50,14 @@ def sync_api(request: httpx.Request) -> httpx.Response:
 
 async def test_first_pull_sends_initial_params_and_returns_the_next_token() -> None:
     async with connector(SYNC_TOKEN, sync_api) as acme:
-        result = await acme.pull_changes("contacts")
+        result = await pull_changes(acme, "contacts")
     assert [(c.kind, c.external_id) for c in result.changes] == [("upsert", "1"), ("upsert", "2")]
     assert result.since == "t1" and not result.resynced
 
 
 async def test_a_later_pull_sends_the_token_and_reports_deletions() -> None:
     async with connector(SYNC_TOKEN, sync_api) as acme:
-        result = await acme.pull_changes("contacts", "t1")
+        result = await pull_changes(acme, "contacts", "t1")
     assert [(c.kind, c.external_id, c.record) for c in result.changes] == [("deleted", "2", None)]
     assert result.since == "t2"
 
@@ -64,12 +65,12 @@ async def test_a_later_pull_sends_the_token_and_reports_deletions() -> None:
 async def test_an_expired_token_raises_since_expired_from_the_page_iterator() -> None:
     async with connector(SYNC_TOKEN, sync_api) as acme:
         with pytest.raises(SinceExpired, match="acme: the stored incremental token was refused"):
-            [page async for page in acme.changes("contacts", "old")]
+            [page async for page in change_pages(acme, "contacts", "old")]
 
 
 async def test_pull_changes_falls_back_to_a_full_resync_on_an_expired_token() -> None:
     async with connector(SYNC_TOKEN, sync_api) as acme:
-        result = await acme.pull_changes("contacts", "old")
+        result = await pull_changes(acme, "contacts", "old")
     assert result.resynced and result.since == "t1" and len(result.changes) == 2
 
 
@@ -79,7 +80,7 @@ async def test_a_400_without_the_expiry_marker_is_an_ordinary_error() -> None:
 
     async with connector(SYNC_TOKEN, api) as acme:
         with pytest.raises(Exception, match="answered 400") as raised:
-            await acme.pull_changes("contacts", "t1")
+            await pull_changes(acme, "contacts", "t1")
     assert not isinstance(raised.value, SinceExpired)
 
 
@@ -106,8 +107,8 @@ def delta_api(request: httpx.Request) -> httpx.Response:
 
 async def test_a_delta_link_is_followed_as_a_url_and_removed_means_deleted() -> None:
     async with connector(DELTA_LINK, delta_api) as graph:
-        first = await graph.pull_changes("contacts")
-        later = await graph.pull_changes("contacts", "https://api.acme.test/users/delta?token=d1")
+        first = await pull_changes(graph, "contacts")
+        later = await pull_changes(graph, "contacts", "https://api.acme.test/users/delta?token=d1")
     assert [c.external_id for c in first.changes] == ["a", "b"] and first.since == "/users/delta?token=d1"
     assert [(c.kind, c.external_id) for c in later.changes] == [("deleted", "a")]
 
@@ -133,8 +134,8 @@ def watermark_api(request: httpx.Request) -> httpx.Response:
 
 async def test_the_watermark_is_the_highest_record_value_and_the_latest_change_per_record_wins() -> None:
     async with connector(WATERMARK, watermark_api) as pipedrive:
-        result = await pipedrive.pull_changes("contacts")
-        empty = await pipedrive.pull_changes("contacts", result.since)
+        result = await pull_changes(pipedrive, "contacts")
+        empty = await pull_changes(pipedrive, "contacts", result.since)
     assert [(c.kind, c.external_id) for c in result.changes] == [("upsert", "2"), ("deleted", "1")]
     assert result.since == "2026-01-04T00:00:00Z" and empty.changes == [] and empty.since == result.since
 

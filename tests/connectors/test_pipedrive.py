@@ -15,6 +15,7 @@ import pytest
 from connectors import registry
 from connectors.base import Connector
 from connectors.errors import AuthError, RetryableError, SinceExpired, WebhookRejected
+from connectors.incremental import change_pages, pull_changes
 from connectors.pipedrive.hooks import SinceToken, classify_error, parse_webhook, retry_after, verify_webhook
 from connectors.pipedrive.simulator import CUSTOM_FIELD, DEFAULT_TOKEN, PipedriveSimulator
 from connectors.spec import RateLimit, RetryPolicy
@@ -245,9 +246,9 @@ async def test_get_returns_the_v2_person_and_none_once_deleted() -> None:
 async def test_deletions_come_from_recents_as_deleted_changes() -> None:
     sim = PipedriveSimulator(20)
     async with open_pipedrive(sim) as pipedrive:
-        first = await pipedrive.pull_changes("persons")
+        first = await pull_changes(pipedrive, "persons")
         sim.delete(["4", "9"])
-        later = await pipedrive.pull_changes("persons", first.since)
+        later = await pull_changes(pipedrive, "persons", first.since)
     assert sorted((c.kind, c.external_id) for c in later.changes) == [("deleted", "4"), ("deleted", "9")]
     assert sim.stats()["recents"] == 1
 
@@ -255,8 +256,8 @@ async def test_deletions_come_from_recents_as_deleted_changes() -> None:
 async def test_a_pull_without_changes_reports_nothing_although_updated_since_is_inclusive() -> None:
     sim = PipedriveSimulator(20)
     async with open_pipedrive(sim) as pipedrive:
-        first = await pipedrive.pull_changes("persons")
-        second = await pipedrive.pull_changes("persons", first.since)
+        first = await pull_changes(pipedrive, "persons")
+        second = await pull_changes(pipedrive, "persons", first.since)
     assert second.changes == [] and second.since is not None
     assert SinceToken.parse(second.since).updated_since == SinceToken.parse(first.since or "").updated_since
 
@@ -277,21 +278,21 @@ async def test_a_record_changed_again_within_the_watermark_second_is_reported() 
     a, b = {"id": 1, "update_time": same, "name": "Ada"}, {"id": 2, "update_time": same, "name": "Alan"}
     api = one_second_api([[a], [a, b], [{**a, "name": "Ada L."}, b]])
     async with open_pipedrive(handler=api) as pipedrive:
-        first = await pipedrive.pull_changes("persons")
-        second = await pipedrive.pull_changes("persons", first.since)
-        third = await pipedrive.pull_changes("persons", second.since)
+        first = await pull_changes(pipedrive, "persons")
+        second = await pull_changes(pipedrive, "persons", first.since)
+        third = await pull_changes(pipedrive, "persons", second.since)
     assert [c.external_id for c in second.changes] == ["2"] and [c.external_id for c in third.changes] == ["1"]
 
 
 async def test_a_token_older_than_the_deletion_retention_raises_since_expired() -> None:
     sim = PipedriveSimulator(10)
     async with open_pipedrive(sim) as pipedrive:
-        since = (await pipedrive.pull_changes("persons")).since
+        since = (await pull_changes(pipedrive, "persons")).since
         sim.inject(expire_tokens=True)
         with pytest.raises(SinceExpired, match="30 days"):
-            [page async for page in pipedrive.changes("persons", since)]
-        resynced = await pipedrive.pull_changes("persons", since)
-        after = await pipedrive.pull_changes("persons", resynced.since)
+            [page async for page in change_pages(pipedrive, "persons", since)]
+        resynced = await pull_changes(pipedrive, "persons", since)
+        after = await pull_changes(pipedrive, "persons", resynced.since)
     assert resynced.resynced and len(resynced.changes) == 10 and not after.resynced and after.changes == []
 
 
@@ -303,14 +304,14 @@ async def test_the_latest_date_header_is_the_servers_clock() -> None:
 
     async with open_pipedrive(handler=api) as pipedrive:
         with pytest.raises(SinceExpired):
-            [page async for page in pipedrive.changes("persons", "2024-05-01T12:00:00Z")]
+            [page async for page in change_pages(pipedrive, "persons", "2024-05-01T12:00:00Z")]
 
 
 @pytest.mark.parametrize("since", ["not a token", "updated_since=2024-05-01T00:00:00Z"])
 async def test_an_unreadable_token_falls_back_to_a_full_resync(since: str) -> None:
     sim = PipedriveSimulator(4)
     async with open_pipedrive(sim) as pipedrive:
-        result = await pipedrive.pull_changes("persons", since)
+        result = await pull_changes(pipedrive, "persons", since)
     assert result.resynced and len(result.changes) == 4
 
 
@@ -330,8 +331,8 @@ async def test_the_v2_feed_asks_for_update_time_order_from_the_watermark() -> No
         return await httpx.ASGITransport(app=sim.app).handle_async_request(request)
 
     async with open_pipedrive(handler=spy) as pipedrive:
-        first = await pipedrive.pull_changes("persons")
-        await pipedrive.pull_changes("persons", first.since)
+        first = await pull_changes(pipedrive, "persons")
+        await pull_changes(pipedrive, "persons", first.since)
     assert seen[0].params["sort_by"] == "update_time" and seen[0].params["limit"] == "500"
     assert f"updated_since={seen[1].params['updated_since']}&" in (first.since or "")
     assert seen[2].path == "/api/v1/recents" and " " in seen[2].params["since_timestamp"]

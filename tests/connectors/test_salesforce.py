@@ -11,6 +11,7 @@ import pytest
 
 from connectors.base import Connector
 from connectors.errors import AuthError, RetryableError
+from connectors.incremental import pull_changes
 from connectors.registry import load, open_connector
 from connectors.salesforce.hooks import DAILY_LIMIT_WAIT, classify_error
 from connectors.salesforce.simulator import DEFAULT_TOKEN, SalesforceSimulator
@@ -276,9 +277,9 @@ async def test_pull_asks_soql_since_the_token_and_reads_deletions_from_deleted()
     sim = SalesforceSimulator(records=30)
     transport = Recording(sim)
     async with connect(sim, transport) as connector:
-        since = (await connector.pull_changes("contacts")).since
+        since = (await pull_changes(connector, "contacts")).since
         gone, changed = sim.delete(2), sim.update(2)
-        later = await connector.pull_changes("contacts", since)
+        later = await pull_changes(connector, "contacts", since)
     assert since and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", since)
     assert {c.external_id for c in later.changes if c.kind == "deleted"} == set(gone)
     assert {c.external_id for c in later.changes if c.kind == "upsert"} == set(changed)
@@ -290,7 +291,7 @@ async def test_pull_asks_soql_since_the_token_and_reads_deletions_from_deleted()
 async def test_a_since_older_than_the_delete_log_resyncs() -> None:
     sim = SalesforceSimulator(records=12)
     async with connect(sim) as connector:
-        result = await connector.pull_changes("contacts", "2024-01-01T00:00:00Z")
+        result = await pull_changes(connector, "contacts", "2024-01-01T00:00:00Z")
     assert result.resynced and len(result.changes) == 12 and result.since
 
 
@@ -299,7 +300,7 @@ async def test_a_token_from_after_the_purge_still_works() -> None:
     sim.inject(expire_tokens=True)
     after = (datetime.now(UTC) + timedelta(seconds=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
     async with connect(sim) as connector:
-        result = await connector.pull_changes("contacts", after)
+        result = await pull_changes(connector, "contacts", after)
     assert not result.resynced and result.changes == []
 
 
@@ -315,9 +316,9 @@ async def test_a_where_clause_of_the_listing_is_kept_and_deactivated_users_come_
     async with Connector(
         spec, parameters=parameters, credentials=credentials, hooks=hooks, transport=transport
     ) as users:
-        first = await users.pull_changes("contacts")
+        first = await pull_changes(users, "contacts")
         sim.delete(1)
-        later = await users.pull_changes("contacts", first.since)
+        later = await pull_changes(users, "contacts", first.since)
     assert len(first.changes) == 10  # the automated and guest users are filtered out
     assert [(c.kind, c.record and c.record["IsActive"]) for c in later.changes] == [("upsert", False)]
 

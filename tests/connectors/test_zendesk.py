@@ -13,6 +13,7 @@ import pytest
 from connectors import registry
 from connectors.base import Connector
 from connectors.errors import WebhookRejected
+from connectors.incremental import pull_changes
 from connectors.spec import RateLimit
 from connectors.webhooks import WebhookEvent, WebhookRequest
 from connectors.zendesk.hooks import check_signature, parse_webhook, sign, verify_webhook
@@ -269,9 +270,9 @@ async def test_get_returns_a_soft_deleted_user_inactive_and_none_for_a_purged_on
 async def test_soft_and_permanent_deletions_come_as_deleted_changes() -> None:
     sim = simulator(20)
     async with open_zendesk(sim) as zendesk:
-        first = await zendesk.pull_changes("users")
+        first = await pull_changes(zendesk, "users")
         deleted = sim.soft_delete(1) + sim.delete(1)
-        later = await zendesk.pull_changes("users", first.since)
+        later = await pull_changes(zendesk, "users", first.since)
     assert sorted((c.kind, c.external_id, c.record) for c in later.changes) == [
         ("deleted", i, None) for i in sorted(deleted)
     ]
@@ -281,7 +282,7 @@ async def test_the_export_limit_is_waited_out_for_its_retry_after(waits: list[fl
     ticks = itertools.count(0, 30)
     sim = simulator(1500, export_rate_limit=1, clock=lambda: float(next(ticks)))
     async with open_zendesk(sim) as zendesk:
-        result = await zendesk.pull_changes("users")
+        result = await pull_changes(zendesk, "users")
     assert waits == [30.0] and len(result.changes) == 1500 and sim.stats()["export"] == 3
 
 
@@ -289,7 +290,7 @@ async def test_an_injected_429_on_the_export_is_waited_out(waits: list[float]) -
     sim = simulator(10)
     sim.inject(status_429=1, retry_after=2)
     async with open_zendesk(sim) as zendesk:
-        result = await zendesk.pull_changes("users")
+        result = await pull_changes(zendesk, "users")
     assert waits == [2.0] and len(result.changes) == 10
 
 

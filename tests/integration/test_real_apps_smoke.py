@@ -9,6 +9,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from connectors.incremental import pull_changes
 from tests.integration.conftest import JsonServerFactory
 from tests.support.real_apps import (
     KintoServer,
@@ -148,10 +149,10 @@ async def test_kinto_changes_since_a_pull_are_its_updates_and_tombstones(kinto_c
     params = {"base_url": kinto_collection.base_url, "collection": kinto_collection.collection}
     creds = {"username": SecretStr("admin"), "password": SecretStr("s3cret")}
     async with open_connector("kinto", parameters=params, credentials=creds) as kinto:
-        first = await kinto.pull_changes("records")
+        first = await pull_changes(kinto, "records")
         ids = [r["id"] for r in kinto_collection.list_all()]
         kinto_collection.update(ids[0], {"name": "Renamed"})
         kinto_collection.delete(ids[1])
-        later = await kinto.pull_changes("records", first.since)
+        later = await pull_changes(kinto, "records", first.since)
     assert len(first.changes) == 30 and first.since
     assert [(c.kind, c.external_id) for c in later.changes] == [("upsert", ids[0]), ("deleted", ids[1])]
