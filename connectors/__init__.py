@@ -9,7 +9,7 @@ never Prefect or the store.
 
 from connectors.base import Connector, Hooks, PageGuard
 from connectors.base_types import Page, PageRequest
-from connectors.budget import RequestBudget
+from connectors.budget import RequestBudget, full_jitter
 from connectors.changes import Change, ChangePage, ChangeSet
 from connectors.check import CheckResult, run_checks
 from connectors.errors import (
@@ -62,6 +62,7 @@ __all__ = [
     "WebhookRequest",
     "available",
     "change_pages",
+    "full_jitter",
     "load",
     "open_connector",
     "parse_retry_after",

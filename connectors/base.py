@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Self
@@ -22,7 +22,7 @@ import orjson
 from pydantic import SecretStr
 
 from connectors.base_types import Page, PageRequest
-from connectors.budget import RequestBudget
+from connectors.budget import RequestBudget, full_jitter
 from connectors.changes import ChangePage
 from connectors.errors import (
     ConnectorError,
@@ -30,6 +30,7 @@ from connectors.errors import (
     MalformedPage,
     PaginationLimit,
     PaginationLoop,
+    RequestRejected,
     RetryableError,
     error_for_response,
     redact,
@@ -206,7 +207,9 @@ class Connector:
             raise FatalError(f"{self.name}.{collection} declares no `get`", connector=self.name)
         path = spec.path.format_map({**self._parameters, "id": quote(str(record_id), safe=spec.id_safe)})
         params = {k: v.format_map(self._parameters) for k, v in spec.params.items()}
-        response = await self.send(self._client.build_request("GET", path, params=params), spec.not_found)
+        with self._valid_url(path):
+            request = self._client.build_request("GET", path, params=params)
+        response = await self.send(request, spec.not_found)
         if response.status_code in spec.not_found:
             return None
         record = lookup(self.read_json(response, redact(str(response.request.url), self._secrets)), spec.record_path)
@@ -234,13 +237,14 @@ class Connector:
         self, method: str, path: str, params: Mapping[str, str] | None = None, json: Any = None
     ) -> httpx.Request:
         """A request to this app; `{parameter}` placeholders in path and params are filled in."""
-        return self._client.build_request(
-            method,
-            path.format_map(self._parameters),
-            params={k: v.format_map(self._parameters) for k, v in (params or {}).items()},
-            content=orjson.dumps(json) if json is not None else None,
-            headers={"Content-Type": "application/json"} if json is not None else None,
-        )
+        with self._valid_url(path):
+            return self._client.build_request(
+                method,
+                path.format_map(self._parameters),
+                params={k: v.format_map(self._parameters) for k, v in (params or {}).items()},
+                content=orjson.dumps(json) if json is not None else None,
+                headers={"Content-Type": "application/json"} if json is not None else None,
+            )
 
     def redact(self, text: str) -> str:
         """Text with this connection's credentials removed, for messages and logs."""
@@ -248,7 +252,20 @@ class Connector:
 
     def build(self, request: PageRequest) -> httpx.Request:
         headers = {"Content-Type": "application/json"} if request.body else None
-        return self._client.build_request(request.method, request.url, content=request.body, headers=headers)
+        with self._valid_url(request.url):
+            return self._client.build_request(request.method, request.url, content=request.body, headers=headers)
+
+    @contextmanager
+    def _valid_url(self, url: str) -> Iterator[None]:
+        """httpx.InvalidURL (an id of 100,000 characters, a control character) becomes our RequestRejected."""
+        try:
+            yield
+        except httpx.InvalidURL as exc:
+            raise RequestRejected(
+                f"{self.name}: cannot build a request for {self.redact(url)[:200]!r}: {exc}; "
+                "the value that went into the URL is not valid for this API",
+                connector=self.name,
+            ) from None
 
     async def send(self, request: httpx.Request, accept: list[int] | tuple[int, ...] = ()) -> httpx.Response:
         policy = self._retry
@@ -260,7 +277,7 @@ class Connector:
                 raise error
             wait = error.retry_after
             if wait is None:
-                wait = random.uniform(0, min(policy.max_backoff_seconds, policy.backoff_seconds * 2**attempt))
+                wait = full_jitter(attempt, policy.backoff_seconds, policy.max_backoff_seconds)
             if wait > policy.max_wait_seconds:
                 raise error
             logger.warning("%s (attempt %d of %d, waiting %.2fs)", error, attempt, policy.attempts, wait)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import random
 import time
 from collections.abc import Awaitable, Callable
 
-__all__ = ["RequestBudget"]
+__all__ = ["RequestBudget", "full_jitter"]
 
 
 class RequestBudget:
@@ -43,3 +44,9 @@ class RequestBudget:
                 wait = self._sent[0] + self.per_seconds - now
                 self.waited += wait
                 await self._sleep(wait)
+
+
+def full_jitter(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
+    """uniform(0, min(cap, base * 2**attempt)): AWS's "full jitter". One line, so not worth a library; and the
+    attempt count of a deferred batch lives in the outbox across runs, which tenacity/stamina do not model."""
+    return (rng or random).uniform(0, min(cap, base * 2 ** min(attempt, 60)))

@@ -2,9 +2,9 @@
 
 from inlet.delivery.auth import BearerToken, ClientCredentials
 from inlet.delivery.destinations import destination_for, retire_secret, rotate_secret, set_destination
-from inlet.delivery.policy import Destination, DrainResult, encode_batch, full_jitter, shown_url
+from inlet.delivery.policy import Destination, DrainResult, encode_batch, shown_url
 from inlet.delivery.sender import drain
-from inlet.delivery.signing import SignatureError, generate_secret, sign_headers, verify
+from inlet.delivery.signing import generate_secret, sign_headers, verify
 from inlet.delivery.status import DestinationFigures, destination_figures
 
 __all__ = [
@@ -13,12 +13,10 @@ __all__ = [
     "Destination",
     "DestinationFigures",
     "DrainResult",
-    "SignatureError",
     "destination_figures",
     "destination_for",
     "drain",
     "encode_batch",
-    "full_jitter",
     "generate_secret",
     "retire_secret",
     "rotate_secret",

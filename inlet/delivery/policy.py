@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,7 +45,7 @@ from inlet.errors import ConfigError
 from inlet.settings import Settings
 from inlet.store import PendingEvent
 
-__all__ = ["Destination", "DrainResult", "encode_batch", "full_jitter", "shown_url"]
+__all__ = ["Destination", "DrainResult", "encode_batch", "shown_url"]
 
 logger = logging.getLogger(__name__)
 
@@ -170,12 +169,6 @@ def encode_batch(events: list[PendingEvent]) -> bytes:
             ],
         }
     )
-
-
-def full_jitter(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
-    """uniform(0, min(cap, base * 2**attempt)): AWS's "full jitter". One line, so not worth a library; and the
-    attempt count of a deferred batch lives in the outbox across runs, which tenacity/stamina do not model."""
-    return (rng or random).uniform(0, min(cap, base * 2 ** min(attempt, 60)))
 
 
 def aware(when: datetime) -> datetime:

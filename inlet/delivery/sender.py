@@ -14,13 +14,13 @@ import httpx
 import orjson
 from sqlalchemy import Engine
 
+from connectors import full_jitter
 from inlet.delivery import breaker
 from inlet.delivery.policy import (
     Destination,
     DrainResult,
     age,
     encode_batch,
-    full_jitter,
     in_thread,
     limits,
     retry_after,

@@ -26,15 +26,13 @@ from time import time
 
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
-__all__ = ["SignatureError", "generate_secret", "sign_headers", "verify"]
+from inlet.errors import SignatureError
+
+__all__ = ["generate_secret", "sign_headers", "verify"]
 
 _SECRET_PREFIX = "whsec_"
 _SECRET_BYTES = 32
 _ID, _TIMESTAMP, _SIGNATURE = "webhook-id", "webhook-timestamp", "webhook-signature"
-
-
-class SignatureError(ValueError):
-    """A delivery failed verification; the message says which check failed, never a secret."""
 
 
 def generate_secret() -> str:

@@ -38,9 +38,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from inlet.delivery import SignatureError, verify
+from inlet.delivery import verify
 from inlet.demo.faults import FaultConfig, Faults, OAuthServer
 from inlet.demo.schemas import SchemaEndpoints
+from inlet.errors import SignatureError
 
 __all__ = ["Batch", "DemoStore", "Event", "FaultConfig", "create_demo_app", "main"]
 

@@ -15,7 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from inlet.delivery import SignatureError, verify
+from inlet.delivery import verify
+from inlet.errors import SignatureError
 
 __all__ = ["USERS_SCHEMA", "SchemaEndpoints"]
 

@@ -2,7 +2,6 @@
 
 from inlet.local.environment import apply_prefect_env, local_api_url, prefect_env
 from inlet.local.processes import (
-    RealAppError,
     free_port,
     local_client,
     process_log,
@@ -19,7 +18,6 @@ __all__ = [
     "run_flow",
     "serve_receiver",
     "DEMO_TOKEN",
-    "RealAppError",
     "Stack",
     "apply_prefect_env",
     "free_port",

@@ -21,17 +21,15 @@ from typing import Any
 
 import httpx
 
-__all__ = ["RealAppError", "free_port", "local_client", "process_log", "start_process", "stop_process"]
+from inlet.errors import ProcessError
+
+__all__ = ["ProcessError", "free_port", "local_client", "process_log", "start_process", "stop_process"]
 
 HOST = "127.0.0.1"
 
 # Processes started by start_process() and not yet stopped; stopped at interpreter exit as a safety net.
 _RUNNING: dict[int, subprocess.Popen[bytes]] = {}
 _LOGS: dict[int, Path] = {}
-
-
-class RealAppError(RuntimeError):
-    """A child process did not start (exited early or never became ready)."""
 
 
 def free_port() -> int:
@@ -69,7 +67,7 @@ def start_process(
     """Start ``cmd`` in its own session and wait until GET ``health_url`` answers with a status in ``ok``.
 
     ``env`` is added to the current environment. Output goes to ``log_path`` (default: a new file in the
-    temp dir). Raises RealAppError with the log tail if the process exits first or is not ready in time;
+    temp dir). Raises ProcessError with the log tail if the process exits first or is not ready in time;
     in the latter case the process is stopped first.
     """
     if log_path is None:
@@ -97,7 +95,7 @@ def start_process(
             if code is not None:
                 _RUNNING.pop(proc.pid, None)
                 detail = process_log(proc)
-                raise RealAppError(
+                raise ProcessError(
                     f"{cmd[0]} exited with {code} before {health_url} was ready; log {log_path}:\n{detail}"
                 )
             try:
@@ -107,7 +105,7 @@ def start_process(
                 pass
             if time.monotonic() >= deadline:
                 stop_process(proc)
-                raise RealAppError(
+                raise ProcessError(
                     f"{health_url} was not ready after {timeout:.0f}s; log {log_path}:\n{process_log(proc)}"
                 )
             time.sleep(0.05)

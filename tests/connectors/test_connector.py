@@ -336,6 +336,15 @@ async def test_get_escapes_the_id() -> None:
     assert app.requests[0].url.raw_path == b"/v2/contacts/a%2Fb%20c"
 
 
+async def test_an_id_no_url_can_hold_is_a_rejected_request_not_a_raw_httpx_error() -> None:
+    app = Acme()
+    async with connect(app) as acme:
+        with pytest.raises(RequestRejected, match="cannot build a request") as caught:
+            await acme.get("contacts", "9" * 100_000)
+    assert app.requests == []  # nothing was sent
+    assert len(str(caught.value)) < 1_000
+
+
 async def test_get_errors_other_than_not_found_raise() -> None:
     async with connect(Acme(httpx.Response(401))) as acme:
         with pytest.raises(AuthError):

@@ -8,7 +8,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine
 
-from inlet.delivery import breaker, full_jitter
+from connectors import full_jitter
+from inlet.delivery import breaker
 from inlet.store import utcnow
 
 KEY = "http://app.example/inlet/events"

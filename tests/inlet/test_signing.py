@@ -8,7 +8,8 @@ import time
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from inlet.delivery import SignatureError, generate_secret, sign_headers, verify
+from inlet.delivery import generate_secret, sign_headers, verify
+from inlet.errors import SignatureError
 
 VECTOR_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 VECTOR_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"

@@ -13,7 +13,7 @@ from connectors.incremental import pull_changes
 from tests.integration.conftest import JsonServerFactory
 from tests.support.real_apps import (
     KintoServer,
-    RealAppError,
+    ProcessError,
     free_port,
     iter_link_pages,
     local_client,
@@ -132,7 +132,7 @@ def test_stop_process_leaves_no_pid(tmp_path: Path) -> None:
 def test_start_process_fails_fast_with_output(tmp_path: Path) -> None:
     code = "import sys; sys.stderr.write('boom: cannot start\\n'); sys.exit(3)"
     port = free_port()
-    with pytest.raises(RealAppError, match="boom: cannot start") as info:
+    with pytest.raises(ProcessError, match="boom: cannot start") as info:
         start_process(
             [sys.executable, "-c", code], f"http://127.0.0.1:{port}/", timeout=30, log_path=tmp_path / "x.log"
         )

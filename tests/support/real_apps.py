@@ -27,12 +27,13 @@ from typing import Any, cast
 
 import httpx
 
-from inlet.local import RealAppError, free_port, local_client, process_log, start_process, stop_process
+from inlet.errors import ProcessError
+from inlet.local import free_port, local_client, process_log, start_process, stop_process
 
 __all__ = [
     "JsonServer",
     "KintoServer",
-    "RealAppError",
+    "ProcessError",
     "free_port",
     "iter_link_pages",
     "json_server_bin",
@@ -79,7 +80,7 @@ def _start_on_free_port(
     timeout: float = 60.0,
 ) -> tuple[subprocess.Popen[bytes], int, float]:
     """Start ``build(port)`` = (cmd, health_url) on a free port, retrying if the child exits early."""
-    error: RealAppError | None = None
+    error: ProcessError | None = None
     for attempt in range(_STARTUP_ATTEMPTS):
         port = free_port()
         cmd, health_url = build(port)
@@ -88,7 +89,7 @@ def _start_on_free_port(
             proc = start_process(
                 cmd, health_url, cwd=cwd, env=env, timeout=timeout, log_path=cwd / f"{log_name}-{attempt}.log"
             )
-        except RealAppError as exc:
+        except ProcessError as exc:
             error = exc
             continue
         return proc, port, time.perf_counter() - started
@@ -118,7 +119,7 @@ def require_kinto() -> Path:
     """The ``kinto`` executable; tests that need it are skipped at collection where it is absent."""
     path = kinto_bin()
     if path is None:
-        raise RealAppError(KINTO_SKIP_REASON)
+        raise ProcessError(KINTO_SKIP_REASON)
     return path
 
 
@@ -266,7 +267,7 @@ def start_kinto(
         )
         if init.returncode != 0 or not ini.exists():
             output = init.stdout.decode(errors="replace")
-            raise RealAppError(f"kinto init failed ({init.returncode}):\n{output}")
+            raise ProcessError(f"kinto init failed ({init.returncode}):\n{output}")
         _KINTO_INI_CACHE[:] = [ini.read_text(encoding="utf-8")]
     _check_kinto_ini(ini)
 
@@ -306,7 +307,7 @@ def _check_kinto_ini(ini: Path) -> None:
         elif section == "[server:main]" and line.replace(" ", "").startswith(("host=", "listen=")):
             value = line.split("=", 1)[1].strip()
             if value not in (HOST, f"{HOST}:%(http_port)s"):
-                raise RealAppError(f"{ini}: [server:main] {line!r} does not bind {HOST} only")
+                raise ProcessError(f"{ini}: [server:main] {line!r} does not bind {HOST} only")
 
 
 # ------------------------------------------------------------------------------------------- json-server
@@ -327,7 +328,7 @@ def require_json_server() -> Path:
     """The json-server executable; tests that need it are skipped at collection where it is absent."""
     path = json_server_bin()
     if path is None:
-        raise RealAppError(JSON_SERVER_SKIP_REASON)
+        raise ProcessError(JSON_SERVER_SKIP_REASON)
     return path
 
 
