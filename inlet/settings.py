@@ -17,22 +17,12 @@ from connectors.spec import RateLimit, RetryPolicy
 __all__ = ["AppSchemaSettings", "DestinationSettings", "Settings", "get_settings"]
 
 
-class DestinationSettings(BaseModel):
-    """The team's app: where events go and how they are signed and retried."""
+class DeliveryPolicy(BaseModel):
+    """How deliveries to the team's app are batched, retried and budgeted: declared once, for the settings and
+    for each tenant's destination."""
 
-    url: str | None = Field(None, description="base URL of the team's app; default: the demo app on demo_app_port")
-    path: str = "/inlet/events"
-    secret: SecretStr | None = Field(None, description="whsec_... signing secret; default: .inlet/destination.secret")
     batch_size: int = Field(500, ge=1, le=10_000)
     timeout_seconds: float = Field(30.0, gt=0)
-    previous_secret: SecretStr | None = Field(
-        None, description="the secret being rotated out; default: .inlet/destination.secret.previous"
-    )
-    bearer_token: SecretStr | None = Field(None, description="sent as `Authorization: Bearer ...`")
-    oauth_token_url: str | None = Field(None, description="OAuth2 client credentials: the token endpoint")
-    oauth_client_id: str | None = None
-    oauth_client_secret: SecretStr | None = None
-    oauth_scope: str | None = None
     max_attempts: int = Field(8, ge=1, description="tries of one batch within a run before it waits for the next")
     backoff_seconds: float = Field(0.5, ge=0, description="in-run backoff base (full jitter)")
     max_backoff_seconds: float = Field(60.0, ge=0, description="in-run backoff cap; a longer Retry-After defers")
@@ -43,6 +33,22 @@ class DestinationSettings(BaseModel):
     breaker_cooldown_seconds: float = Field(30.0, ge=0, description="first probe after opening; doubles per trip")
     concurrency: int = Field(4, ge=1, description="requests in flight to the destination at once")
     rate_per_second: float = Field(50.0, gt=0, description="request budget per second to the destination")
+
+
+class DestinationSettings(DeliveryPolicy):
+    """The team's app: where events go and how they are signed and retried."""
+
+    url: str | None = Field(None, description="base URL of the team's app; default: the demo app on demo_app_port")
+    path: str = "/inlet/events"
+    secret: SecretStr | None = Field(None, description="whsec_... signing secret; default: .inlet/destination.secret")
+    previous_secret: SecretStr | None = Field(
+        None, description="the secret being rotated out; default: .inlet/destination.secret.previous"
+    )
+    bearer_token: SecretStr | None = Field(None, description="sent as `Authorization: Bearer ...`")
+    oauth_token_url: str | None = Field(None, description="OAuth2 client credentials: the token endpoint")
+    oauth_client_id: str | None = None
+    oauth_client_secret: SecretStr | None = None
+    oauth_scope: str | None = None
 
 
 class AppSchemaSettings(BaseModel):

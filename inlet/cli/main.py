@@ -8,40 +8,37 @@ from typing import Annotated
 
 import typer
 
-from inlet.cli.common import credential_value as _credential
 from inlet.cli.common import known_errors as _errors
-from inlet.cli.common import pairs as _pairs
+from inlet.cli.connections import connections_app, tenants_app
 from inlet.cli.connectors import connectors_app
 from inlet.cli.deliveries import deliveries_app
 from inlet.cli.deliveries import status as deliveries_status
-from inlet.cli.mappings import register as _register_mappings
-from inlet.cli.oauth import oauth_app, register_connection_commands
+from inlet.cli.imports import imports_app
+from inlet.cli.mappings import mappings_app, quarantine_app, remap_command
+from inlet.cli.oauth import oauth_app
 from inlet.errors import InletError
-from inlet.local import format_summary, run_flow, serve_receiver
+from inlet.local import run_flow, serve_receiver
 from inlet.service import initialise
 from inlet.settings import get_settings
 from inlet.store import open_store
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
-tenants = typer.Typer(no_args_is_help=True, help="Customers of your app.")
-connections = typer.Typer(no_args_is_help=True, help="A tenant's accounts in external apps.")
-imports = typer.Typer(no_args_is_help=True, help="Run imports.")
-app.add_typer(tenants, name="tenants")
-app.add_typer(connectors_app, name="connectors")
-app.add_typer(connections, name="connections")
-app.add_typer(imports, name="import")
-app.add_typer(deliveries_app, name="deliveries")
-app.add_typer(oauth_app, name="oauth")
-register_connection_commands(connections)
-_register_mappings(app)
+# Every command group is a Typer of its own module, attached here; root commands are defined below.
+for group, name in (
+    (tenants_app, "tenants"),
+    (connectors_app, "connectors"),
+    (connections_app, "connections"),
+    (imports_app, "import"),
+    (mappings_app, "mappings"),
+    (quarantine_app, "quarantine"),
+    (deliveries_app, "deliveries"),
+    (oauth_app, "oauth"),
+):
+    app.add_typer(group, name=name)
+app.command("remap")(remap_command)
 
 Tenant = Annotated[str, typer.Option("--tenant", "-t", help="tenant id")]
 ConnectionId = Annotated[str, typer.Option("--connection", "-c", help="connection id")]
-
-
-def _echo_lines(lines: list[str]) -> None:
-    for line in lines:
-        typer.echo(line)
 
 
 def main() -> None:
@@ -56,106 +53,9 @@ def init() -> None:
             typer.echo(line)
 
 
-@tenants.command("add")
-def tenants_add(tenant_id: str, name: Annotated[str | None, typer.Option(help="display name")] = None) -> None:
-    """Add a tenant."""
-    from inlet.store import add_tenant
-
-    with _errors():
-        add_tenant(open_store(get_settings().store_url), tenant_id, name)
-        typer.echo(f"tenant {tenant_id} added")
-
-
-@tenants.command("list")
-def tenants_list() -> None:
-    """List the tenants."""
-    from inlet.store import list_tenants
-
-    with _errors():
-        for tenant in list_tenants(open_store(get_settings().store_url)):
-            typer.echo(f"{tenant.id}\t{tenant.name}")
-
-
-@connections.command("add")
-def connections_add(
-    tenant: Tenant,
-    connection_id: Annotated[str, typer.Option("--id", help="connection id, e.g. acme-hubspot")],
-    app_name: Annotated[str, typer.Option("--app", help="connector name, e.g. hubspot")],
-    param: Annotated[list[str], typer.Option("--param", "-p", help="name=value, repeatable")] = [],  # noqa: B006
-    credential: Annotated[
-        list[str], typer.Option("--credential", help="name=value, name=env:VAR or name=@file; repeatable")
-    ] = [],  # noqa: B006
-    replace: Annotated[bool, typer.Option(help="replace an existing connection of this tenant")] = False,
-) -> None:
-    """Connect a tenant's account in an external app; credentials are stored encrypted."""
-    from inlet.store import Vault, add_connection
-
-    with _errors():
-        settings = get_settings()
-        credentials = {name: _credential(value) for name, value in _pairs(credential, "credential").items()}
-        add_connection(
-            open_store(settings.store_url),
-            Vault.from_settings(settings),
-            tenant_id=tenant,
-            connection_id=connection_id,
-            app=app_name,
-            parameters=_pairs(param, "param"),
-            credentials=credentials,
-            replace=replace,
-        )
-        typer.echo(f"connection {connection_id} ({app_name}) added to tenant {tenant}")
-
-
-@connections.command("list")
-def connections_list(tenant: Annotated[str | None, typer.Option("--tenant", "-t")] = None) -> None:
-    """List connections; credentials are never shown."""
-    from inlet.store import list_connections
-
-    with _errors():
-        for c in list_connections(open_store(get_settings().store_url), tenant):
-            typer.echo(f"{c.tenant_id}\t{c.id}\t{c.app}\t{c.data_source}\t{c.parameters}\tcredentials=***")
-
-
-@imports.command("full")
-def import_full(
-    tenant: Tenant,
-    connection: ConnectionId,
-    data_source: Annotated[str, typer.Option(help="the data model to import")] = "users",
-    restart: Annotated[bool, typer.Option(help="ignore an unfinished checkpoint")] = False,
-    force_delete: Annotated[bool, typer.Option(help="let the deletion sweep pass its guard")] = False,
-) -> None:
-    """Run a full import of one connection now (resumes an unfinished one)."""
-    with _errors():
-        summary = run_flow(
-            get_settings(),
-            "full-import",
-            tenant,
-            connection,
-            data_source=data_source,
-            restart=restart,
-            force_delete=force_delete,
-        )
-        _echo_lines(format_summary(summary))
-
-
-@imports.command("poll")
-def import_poll(tenant: Tenant, connection: ConnectionId) -> None:
-    """Poll a connection for changes into its inbox (what the poll-changes schedule runs)."""
-    with _errors():
-        _echo_lines(format_summary(run_flow(get_settings(), "poll-changes", tenant, connection)))
-
-
-@imports.command("incremental")
-def import_incremental(tenant: Tenant, connection: ConnectionId) -> None:
-    """Apply a connection's inbox to your app now (what the inlet.records.changed trigger runs)."""
-    with _errors():
-        _echo_lines(format_summary(run_flow(get_settings(), "incremental-import", tenant, connection)))
-
-
 @app.command()
 def deliver(tenant: Tenant, connection: ConnectionId) -> None:
     """Send what waits in a connection's outbox (after the app was down)."""
-    from inlet.local import run_flow
 
     with _errors():
         result = run_flow(get_settings(), "deliver-outbox", tenant, connection)

@@ -16,7 +16,7 @@ from inlet.local import format_summary, run_flow
 from inlet.settings import Settings, get_settings
 from inlet.store import open_store
 
-__all__ = ["register"]
+__all__ = ["mappings_app", "quarantine_app", "remap_command"]
 
 mappings_app = typer.Typer(no_args_is_help=True, help="Field mappings per tenant and connection.")
 quarantine_app = typer.Typer(no_args_is_help=True, help="Records that failed their mapping or the app schema.")
@@ -27,13 +27,6 @@ MaybeConnection = Annotated[
     str | None, typer.Option("--connection", "-c", help="connection id; default: every connection of the tenant")
 ]
 DataSource = Annotated[str, typer.Option(help="the data model")]
-
-
-def register(app: typer.Typer) -> None:
-    """Add these commands to the `inlet` command."""
-    app.add_typer(mappings_app, name="mappings")
-    app.add_typer(quarantine_app, name="quarantine")
-    app.command("remap")(remap_command)
 
 
 def _print(summary: Any) -> None:

@@ -1,19 +1,16 @@
-"""`inlet oauth clients ...` and `inlet connections connect|show`: OAuth clients, the connect flow, masked views."""
+"""`inlet oauth clients ...`: your OAuth apps at the external apps."""
 
 from __future__ import annotations
 
-import asyncio
-from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
-import httpx
 import typer
 
-from inlet.cli.common import credential_value, known_errors, pairs
+from inlet.cli.common import credential_value, known_errors
 from inlet.settings import get_settings
 from inlet.store import open_store
 
-__all__ = ["oauth_app", "register_connection_commands"]
+__all__ = ["oauth_app"]
 
 oauth_app = typer.Typer(no_args_is_help=True, help="Your OAuth apps at the external apps (client id and secret).")
 clients = typer.Typer(no_args_is_help=True, help="OAuth clients, one per external app.")
@@ -51,83 +48,3 @@ def clients_list() -> None:
     with known_errors(), Session(open_store(get_settings().store_url)) as session:
         for row in session.exec(select(OAuthClientRow).order_by(OAuthClientRow.app)):
             typer.echo(f"{row.app}\tclient_id={row.client_id}\tclient_secret=***")
-
-
-def connect(
-    tenant: Tenant,
-    app_name: AppName,
-    connection_id: Annotated[str | None, typer.Option("--id", help="connection id; default <tenant>-<app>")] = None,
-    param: Params = [],  # noqa: B006  (typer reads the default; it is never mutated)
-    grant: Annotated[
-        Literal["authorization_code", "client_credentials"], typer.Option(help="client_credentials: app-only (Graph)")
-    ] = "authorization_code",
-) -> None:
-    """Connect a tenant's account with OAuth: print the consent URL (or, app-only, fetch the token now)."""
-    from inlet.oauth import connect_app_only, connect_link, start_connect
-    from inlet.store import Vault
-
-    with known_errors():
-        settings = get_settings()
-        engine, vault = open_store(settings.store_url), Vault.from_settings(settings)
-        target = connection_id or f"{tenant}-{app_name}"
-        parameters = pairs(param, "param")
-        if grant == "client_credentials":
-
-            async def fetch() -> None:
-                async with httpx.AsyncClient(timeout=30) as http:
-                    await connect_app_only(
-                        engine,
-                        vault,
-                        settings,
-                        tenant_id=tenant,
-                        app=app_name,
-                        connection_id=target,
-                        parameters=parameters,
-                        http=http,
-                    )
-
-            asyncio.run(fetch())
-            typer.echo(f"connection {target} ({app_name}, app-only) connected for tenant {tenant}")
-            return
-        url = start_connect(
-            engine, vault, settings, tenant_id=tenant, app=app_name, connection_id=target, parameters=parameters
-        )
-        link = connect_link(vault, settings, tenant_id=tenant, app=app_name, connection_id=target)
-        days = settings.oauth_link_ttl_seconds / 86_400
-        typer.echo(f"Send the tenant this link (served by `inlet serve`, valid {days:.0f} days):\n  {link}")
-        minutes = settings.oauth_state_ttl_seconds / 60
-        typer.echo(f"or open this consent URL directly (valid {minutes:.0f} min, once):")
-        typer.echo(url)
-
-
-def show(
-    tenant: Tenant,
-    connection_id: Annotated[str, typer.Option("--connection", "-c", "--id", help="connection id")],
-) -> None:
-    """One connection: parameters, credential names and OAuth state; every secret masked."""
-    from inlet.oauth import read_tokens
-    from inlet.store import Vault, load_connection
-
-    with known_errors():
-        settings = get_settings()
-        engine, vault = open_store(settings.store_url), Vault.from_settings(settings)
-        loaded = load_connection(engine, vault, tenant, connection_id)
-        c = loaded.connection
-        typer.echo(f"connection: {c.id}\ntenant: {c.tenant_id}\napp: {c.app}\ndata_source: {c.data_source}")
-        typer.echo(f"parameters: {c.parameters}")
-        typer.echo("credentials: " + (", ".join(f"{name}=***" for name in sorted(loaded.credentials)) or "-"))
-        row = read_tokens(engine, vault, c.id)
-        if row is None:
-            typer.echo("oauth: -")
-            return
-        expires = row.tokens.expires_at
-        when = datetime.fromtimestamp(expires, UTC).isoformat(timespec="seconds") if expires else "not said"
-        typer.echo(f"oauth: {row.grant}, {row.status}" + (f" ({row.status_reason})" if row.status_reason else ""))
-        typer.echo(f"access_token=*** expires {when}; refresh_token={'***' if row.tokens.refresh_token else '-'}")
-        typer.echo(f"refreshes: {row.refreshes}; token version {row.version}")
-
-
-def register_connection_commands(connections: typer.Typer) -> None:
-    """Add `connect` and `show` to `inlet connections`."""
-    connections.command("connect")(connect)
-    connections.command("show")(show)

@@ -9,7 +9,6 @@ A tenant's secrets, bearer token and OAuth2 client secret are encrypted in the s
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -42,8 +41,13 @@ def destination_for(engine: Engine, settings: Settings, tenant_id: str) -> Desti
         )
     elif "bearer_token" in stored:
         auth = BearerToken(stored["bearer_token"])
-    return replace(
-        default, url=(row.url or default.url).rstrip("/"), path=row.path or default.path, secrets=secrets, auth=auth
+    return default.model_copy(
+        update={
+            "url": (row.url or default.url).rstrip("/"),
+            "path": row.path or default.path,
+            "secrets": secrets,
+            "auth": auth,
+        }
     )
 
 

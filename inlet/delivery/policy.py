@@ -35,14 +35,14 @@ from typing import ParamSpec, TypeVar
 import anyio
 import httpx
 import orjson
-from pydantic import SecretStr
+from pydantic import ConfigDict, Field, SecretStr
 
 from connectors.budget import RequestBudget
 from connectors.errors import parse_retry_after
 from inlet.delivery import breaker
 from inlet.delivery.signing import sign_headers
 from inlet.errors import ConfigError
-from inlet.settings import Settings
+from inlet.settings import DeliveryPolicy, Settings
 from inlet.store import PendingEvent
 
 __all__ = ["Destination", "DrainResult", "encode_batch", "shown_url"]
@@ -62,26 +62,15 @@ def shown_url(url: str) -> str:
     return str(parsed.copy_with(username=None, password=None, query=None, fragment=None))
 
 
-@dataclass(frozen=True)
-class Destination:
+class Destination(DeliveryPolicy):
     """The team's app as one tenant sees it, with the retry policy that applies to it."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     url: str
     path: str
     secrets: tuple[SecretStr, ...]
-    batch_size: int = 500
-    timeout_seconds: float = 30.0
-    max_attempts: int = 8
-    backoff_seconds: float = 0.5
-    max_backoff_seconds: float = 60.0
-    retry_base_seconds: float = 30.0
-    retry_cap_seconds: float = 3600.0
-    max_age_seconds: float = 3 * 86400.0
-    breaker_threshold: int = 5
-    breaker_cooldown_seconds: float = 30.0
-    concurrency: int = 4
-    rate_per_second: float = 50.0
-    auth: httpx.Auth | None = field(default=None, compare=False)
+    auth: httpx.Auth | None = Field(default=None, exclude=True)
 
     def __repr__(self) -> str:
         return f"Destination(url={shown_url(self.url)!r}, path={self.path!r}, secrets=***)"
@@ -106,8 +95,7 @@ class Destination:
             )
         previous = settings.destination_previous_secret()
         d = settings.destination
-        credentials = {"url", "path", "secret", "previous_secret", "bearer_token"}
-        policy = {k: v for k, v in d.model_dump(exclude=credentials).items() if not k.startswith("oauth_")}
+        policy = d.model_dump(include=set(DeliveryPolicy.model_fields))
         auth: httpx.Auth | None = BearerToken(d.bearer_token) if d.bearer_token else None
         if d.oauth_token_url and d.oauth_client_id and d.oauth_client_secret:
             auth = ClientCredentials(d.oauth_token_url, d.oauth_client_id, d.oauth_client_secret, d.oauth_scope)

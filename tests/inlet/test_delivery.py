@@ -163,7 +163,7 @@ async def test_wrong_secret_is_rejected_and_the_batch_kept_as_dead(
     sqlite_engine: Engine, app: DemoApp, client: httpx.AsyncClient
 ) -> None:
     write_page(sqlite_engine, SCOPE, users("1"), next_request=None)
-    forged = replace(app.destination(), secrets=(SecretStr(generate_secret()),))
+    forged = app.destination().model_copy(update={"secrets": (SecretStr(generate_secret()),)})
     result = await drain(sqlite_engine, CONNECTION, forged, client)
     assert result.dead == 1 and "signature verification failed" in result.dead_errors[0]
     assert app.stats()["rejected_signatures"] == 1 and delivered(app) == {}
@@ -171,7 +171,7 @@ async def test_wrong_secret_is_rejected_and_the_batch_kept_as_dead(
 
 async def test_rotating_secrets_are_all_signed(sqlite_engine: Engine, app: DemoApp, client: httpx.AsyncClient) -> None:
     write_page(sqlite_engine, SCOPE, users("1"), next_request=None)
-    rotating = replace(app.destination(), secrets=(SecretStr(generate_secret()), SecretStr(SECRET)))
+    rotating = app.destination().model_copy(update={"secrets": (SecretStr(generate_secret()), SecretStr(SECRET))})
     result = await drain(sqlite_engine, CONNECTION, rotating, client)
     assert result.delivered == 1 and app.stats()["rejected_signatures"] == 0
 

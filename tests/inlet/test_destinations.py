@@ -134,7 +134,11 @@ async def test_a_batch_older_than_the_max_age_becomes_a_dead_letter_with_the_las
     four_days_on = utcnow() + timedelta(days=4)
     async with httpx.AsyncClient(trust_env=False) as client:
         result = await drain(
-            sqlite_engine, "acme-hubspot", replace(nowhere, max_attempts=1), client, clock=lambda: four_days_on
+            sqlite_engine,
+            "acme-hubspot",
+            nowhere.model_copy(update={"max_attempts": 1}),
+            client,
+            clock=lambda: four_days_on,
         )
     (dead,) = outbox.entries(sqlite_engine, "dead")
     assert result.dead == 1 and dead.last_error is not None and "max age" in dead.last_error

@@ -1,0 +1,161 @@
+"""`inlet tenants ...` and `inlet connections ...`: customers of your app and their accounts in external apps."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+import httpx
+import typer
+
+from inlet.cli.common import credential_value as _credential
+from inlet.cli.common import known_errors as _errors
+from inlet.cli.common import pairs as _pairs
+from inlet.settings import get_settings
+from inlet.store import open_store
+
+__all__ = ["connections_app", "tenants_app"]
+
+tenants_app = typer.Typer(no_args_is_help=True, help="Customers of your app.")
+connections_app = typer.Typer(no_args_is_help=True, help="A tenant's accounts in external apps.")
+
+Tenant = Annotated[str, typer.Option("--tenant", "-t", help="tenant id")]
+AppName = Annotated[str, typer.Option("--app", help="connector name, e.g. hubspot")]
+Params = Annotated[list[str], typer.Option("--param", "-p", help="name=value, repeatable")]
+
+
+@tenants_app.command("add")
+def tenants_add(tenant_id: str, name: Annotated[str | None, typer.Option(help="display name")] = None) -> None:
+    """Add a tenant."""
+    from inlet.store import add_tenant
+
+    with _errors():
+        add_tenant(open_store(get_settings().store_url), tenant_id, name)
+        typer.echo(f"tenant {tenant_id} added")
+
+
+@tenants_app.command("list")
+def tenants_list() -> None:
+    """List the tenants."""
+    from inlet.store import list_tenants
+
+    with _errors():
+        for tenant in list_tenants(open_store(get_settings().store_url)):
+            typer.echo(f"{tenant.id}\t{tenant.name}")
+
+
+@connections_app.command("add")
+def connections_add(
+    tenant: Tenant,
+    connection_id: Annotated[str, typer.Option("--id", help="connection id, e.g. acme-hubspot")],
+    app_name: Annotated[str, typer.Option("--app", help="connector name, e.g. hubspot")],
+    param: Annotated[list[str], typer.Option("--param", "-p", help="name=value, repeatable")] = [],  # noqa: B006
+    credential: Annotated[
+        list[str], typer.Option("--credential", help="name=value, name=env:VAR or name=@file; repeatable")
+    ] = [],  # noqa: B006
+    replace: Annotated[bool, typer.Option(help="replace an existing connection of this tenant")] = False,
+) -> None:
+    """Connect a tenant's account in an external app; credentials are stored encrypted."""
+    from inlet.store import Vault, add_connection
+
+    with _errors():
+        settings = get_settings()
+        credentials = {name: _credential(value) for name, value in _pairs(credential, "credential").items()}
+        add_connection(
+            open_store(settings.store_url),
+            Vault.from_settings(settings),
+            tenant_id=tenant,
+            connection_id=connection_id,
+            app=app_name,
+            parameters=_pairs(param, "param"),
+            credentials=credentials,
+            replace=replace,
+        )
+        typer.echo(f"connection {connection_id} ({app_name}) added to tenant {tenant}")
+
+
+@connections_app.command("list")
+def connections_list(tenant: Annotated[str | None, typer.Option("--tenant", "-t")] = None) -> None:
+    """List connections; credentials are never shown."""
+    from inlet.store import list_connections
+
+    with _errors():
+        for c in list_connections(open_store(get_settings().store_url), tenant):
+            typer.echo(f"{c.tenant_id}\t{c.id}\t{c.app}\t{c.data_source}\t{c.parameters}\tcredentials=***")
+
+
+@connections_app.command("connect")
+def connect(
+    tenant: Tenant,
+    app_name: AppName,
+    connection_id: Annotated[str | None, typer.Option("--id", help="connection id; default <tenant>-<app>")] = None,
+    param: Params = [],  # noqa: B006  (typer reads the default; it is never mutated)
+    grant: Annotated[
+        Literal["authorization_code", "client_credentials"], typer.Option(help="client_credentials: app-only (Graph)")
+    ] = "authorization_code",
+) -> None:
+    """Connect a tenant's account with OAuth: print the consent URL (or, app-only, fetch the token now)."""
+    from inlet.oauth import connect_app_only, connect_link, start_connect
+    from inlet.store import Vault
+
+    with _errors():
+        settings = get_settings()
+        engine, vault = open_store(settings.store_url), Vault.from_settings(settings)
+        target = connection_id or f"{tenant}-{app_name}"
+        parameters = _pairs(param, "param")
+        if grant == "client_credentials":
+
+            async def fetch() -> None:
+                async with httpx.AsyncClient(timeout=30) as http:
+                    await connect_app_only(
+                        engine,
+                        vault,
+                        settings,
+                        tenant_id=tenant,
+                        app=app_name,
+                        connection_id=target,
+                        parameters=parameters,
+                        http=http,
+                    )
+
+            asyncio.run(fetch())
+            typer.echo(f"connection {target} ({app_name}, app-only) connected for tenant {tenant}")
+            return
+        url = start_connect(
+            engine, vault, settings, tenant_id=tenant, app=app_name, connection_id=target, parameters=parameters
+        )
+        link = connect_link(vault, settings, tenant_id=tenant, app=app_name, connection_id=target)
+        days = settings.oauth_link_ttl_seconds / 86_400
+        typer.echo(f"Send the tenant this link (served by `inlet serve`, valid {days:.0f} days):\n  {link}")
+        minutes = settings.oauth_state_ttl_seconds / 60
+        typer.echo(f"or open this consent URL directly (valid {minutes:.0f} min, once):")
+        typer.echo(url)
+
+
+@connections_app.command("show")
+def show(
+    tenant: Tenant,
+    connection_id: Annotated[str, typer.Option("--connection", "-c", "--id", help="connection id")],
+) -> None:
+    """One connection: parameters, credential names and OAuth state; every secret masked."""
+    from inlet.oauth import read_tokens
+    from inlet.store import Vault, load_connection
+
+    with _errors():
+        settings = get_settings()
+        engine, vault = open_store(settings.store_url), Vault.from_settings(settings)
+        loaded = load_connection(engine, vault, tenant, connection_id)
+        c = loaded.connection
+        typer.echo(f"connection: {c.id}\ntenant: {c.tenant_id}\napp: {c.app}\ndata_source: {c.data_source}")
+        typer.echo(f"parameters: {c.parameters}")
+        typer.echo("credentials: " + (", ".join(f"{name}=***" for name in sorted(loaded.credentials)) or "-"))
+        row = read_tokens(engine, vault, c.id)
+        if row is None:
+            typer.echo("oauth: -")
+            return
+        expires = row.tokens.expires_at
+        when = datetime.fromtimestamp(expires, UTC).isoformat(timespec="seconds") if expires else "not said"
+        typer.echo(f"oauth: {row.grant}, {row.status}" + (f" ({row.status_reason})" if row.status_reason else ""))
+        typer.echo(f"access_token=*** expires {when}; refresh_token={'***' if row.tokens.refresh_token else '-'}")
+        typer.echo(f"refreshes: {row.refreshes}; token version {row.version}")
