@@ -33,6 +33,9 @@ def prefect_env(settings: Settings) -> dict[str, str]:
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
         # a busy SQLite server answers 503 ("database is locked"); 5 retries lost 2 runs in 1,000 (bench/scale.py)
         "PREFECT_CLIENT_MAX_RETRIES": "10",
+        # leases on disk under PREFECT_HOME: a slot held when the server died lapses after its restart (in memory,
+        # the lease vanished and the slot stayed taken for good); several API replicas need prefect-redis's storage
+        "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect.server.concurrency.lease_storage.filesystem",
     }
 
 
