@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from typing import Any
 
 import anyio
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
-from sqlalchemy import Engine, func, select
-from sqlmodel import Session
 
 from connectors.base import PageRequest
 from connectors.errors import NeedsReauth
@@ -34,7 +31,7 @@ from flows.tasks import list_records, send_to_app
 from inlet.delivery import DrainResult
 from inlet.errors import DeliveryError
 from inlet.settings import get_settings
-from inlet.store import Checkpoint, LedgerEntry, PageCounts, PageScope, SweepResult, sweep, utcnow
+from inlet.store import Checkpoint, PageCounts, PageScope, SweepResult, live_count, start_or_resume, sweep
 
 __all__ = ["ImportSummary", "full_import"]
 
@@ -95,7 +92,9 @@ async def _import(run: ImportRuntime) -> ImportSummary:
     started = time.perf_counter()
     logger = get_run_logger()
     job, app = run.job, run.loaded.connection.app
-    checkpoint = await anyio.to_thread.run_sync(_start_or_resume, run.engine, run, job.restart)
+    checkpoint = await anyio.to_thread.run_sync(
+        lambda: start_or_resume(run.engine, job.connection, job.data_source, restart=job.restart)
+    )
     scope = PageScope(job.tenant, job.connection, job.data_source, checkpoint.generation, str(flow_run.id or "local"))
     summary = ImportSummary(
         tenant=job.tenant, connection=job.connection, data_source=job.data_source, flow_run_id=str(flow_run.id or "")
@@ -104,7 +103,11 @@ async def _import(run: ImportRuntime) -> ImportSummary:
     if checkpoint.pages:
         logger.info("resuming enumeration %s at page %d", checkpoint.generation[:8], checkpoint.pages + 1)
     progress = await Progress.start(
-        "full-import", job.tenant, job.connection, job.data_source, expected=_live_count(run)
+        "full-import",
+        job.tenant,
+        job.connection,
+        job.data_source,
+        expected=live_count(run.engine, job.connection, job.data_source) or None,
     )
     importing_done = asyncio.Event()
     delivery = asyncio.create_task(_deliver_alongside(run, importing_done))
@@ -202,39 +205,3 @@ def _fill(summary: ImportSummary, counts: PageCounts, drained: DrainResult) -> N
         "seconds_posting_to_app",
     ):
         setattr(summary, name, round(getattr(summary, name), 2))
-
-
-def _start_or_resume(engine: Engine, run: ImportRuntime, restart: bool) -> Checkpoint:
-    """The unfinished checkpoint of this connection, or a new enumeration."""
-    job = run.job
-    with Session(engine) as session:
-        checkpoint = session.get(Checkpoint, (job.connection, job.data_source))
-        if checkpoint is None or checkpoint.complete or restart:
-            checkpoint = checkpoint or Checkpoint(
-                connection_id=job.connection, data_source=job.data_source, generation=""
-            )
-            checkpoint.generation = uuid.uuid4().hex
-            checkpoint.next_request = None
-            checkpoint.pages = checkpoint.records = 0
-            checkpoint.complete = False
-            checkpoint.started_at = checkpoint.updated_at = utcnow()
-            session.add(checkpoint)
-            session.commit()
-            session.refresh(checkpoint)
-        session.expunge(checkpoint)
-        return checkpoint
-
-
-def _live_count(run: ImportRuntime) -> int | None:
-    ledger = LedgerEntry.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__
-    with run.engine.connect() as db:
-        live = db.execute(
-            select(func.count())
-            .select_from(ledger)
-            .where(
-                ledger.c.connection_id == run.job.connection,
-                ledger.c.data_source == run.job.data_source,
-                ledger.c.deleted_at.is_(None),
-            )
-        ).scalar_one()
-    return int(live) or None

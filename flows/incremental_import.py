@@ -28,7 +28,7 @@ from flows.single_flight import single_flight, take_turn
 from flows.tasks import send_to_app
 from inlet.errors import DeliveryError
 from inlet.settings import get_settings
-from inlet.store import Checkpoint, InboxRow, MappedRecord, PageCounts, PageScope, inbox, write_changes
+from inlet.store import InboxRow, MappedRecord, PageCounts, PageScope, current_generation, inbox, write_changes
 from mappings import RecordError
 
 __all__ = ["IncrementalSummary", "apply_inbox", "apply_stranded", "incremental_import"]
@@ -190,9 +190,7 @@ async def apply_changes(
         upserts.append(MappedRecord(row.external_id, mapped, updated_at, kept))
     ids = [row.id for row in rows]
     counts = await anyio.to_thread.run_sync(
-        lambda: write_changes(
-            run.engine, scope, upserts, deleted, quarantined=quarantined, handled=lambda db: inbox.remove(db, ids)
-        )
+        lambda: write_changes(run.engine, scope, upserts, deleted, quarantined=quarantined, handled_inbox_ids=ids)
     )
     run.page_written.set()
     return counts
@@ -213,8 +211,4 @@ def _needs_fetch(row: InboxRow) -> bool:
 
 def _generation(run: ImportRuntime) -> str:
     """The enumeration a record counts as seen by: the current full import's, so its sweep keeps it."""
-    from sqlmodel import Session
-
-    with Session(run.engine) as session:
-        checkpoint = session.get(Checkpoint, (run.job.connection, run.job.data_source))
-        return checkpoint.generation if checkpoint is not None else "incremental"
+    return current_generation(run.engine, run.job.connection, run.job.data_source) or "incremental"

@@ -16,14 +16,21 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from pydantic import BaseModel
-from sqlmodel import Session
 
 from flows.artifacts import publish_summary
 from flows.runtime import ImportJob, ImportRuntime, open_runtime, runtime_for
 from flows.tasks import send_to_app
 from inlet.errors import DeliveryError
 from inlet.settings import get_settings
-from inlet.store import Checkpoint, MappedRecord, PageCounts, PageScope, quarantined, raw_batches, write_changes
+from inlet.store import (
+    MappedRecord,
+    PageCounts,
+    PageScope,
+    current_generation,
+    quarantined,
+    raw_batches,
+    write_changes,
+)
 from mappings import RecordError
 
 __all__ = ["RemapSummary", "remap", "retry_quarantine"]
@@ -118,6 +125,4 @@ async def map_stored(run_key: str, scope: PageScope, batch: list[tuple[str, str]
 
 def _generation(run: ImportRuntime) -> str:
     """The enumeration records count as seen by: the current full import's, so its sweep keeps them."""
-    with Session(run.engine) as session:
-        checkpoint = session.get(Checkpoint, (run.job.connection, run.job.data_source))
-        return checkpoint.generation if checkpoint is not None else "remap"
+    return current_generation(run.engine, run.job.connection, run.job.data_source) or "remap"

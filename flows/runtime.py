@@ -11,7 +11,6 @@ from typing import Annotated
 
 import httpx
 from pydantic import BaseModel, Field
-from sqlalchemy import Engine
 
 from connectors.base import Connector, Page, PageGuard, PageRequest
 from connectors.budget import RequestBudget
@@ -20,7 +19,7 @@ from inlet.delivery import Destination, destination_for
 from inlet.mapping import build_mapper
 from inlet.oauth import oauth_auth
 from inlet.settings import Settings
-from inlet.store import LoadedConnection, Vault, load_connection, shared_store
+from inlet.store import LoadedConnection, Store, Vault, load_connection, shared_store
 from mappings import RecordMapper
 
 __all__ = ["ImportJob", "ImportRuntime", "Prefetcher", "open_runtime", "runtime_for"]
@@ -73,7 +72,7 @@ class ImportRuntime:
     key: str
     job: ImportJob
     settings: Settings
-    engine: Engine
+    engine: Store
     loaded: LoadedConnection
     connector: Connector
     collection: str
@@ -100,7 +99,7 @@ def runtime_for(key: str) -> ImportRuntime:
     return _RUNTIMES[key]
 
 
-def open_runtime(job: ImportJob, settings: Settings, *, engine: Engine | None = None) -> ImportRuntime:
+def open_runtime(job: ImportJob, settings: Settings, *, engine: Store | None = None) -> ImportRuntime:
     """Load the connection, its connector and mapping, and the destination; fails before any page is read."""
     engine = engine or shared_store(settings.store_url)
     vault = Vault.from_settings(settings)

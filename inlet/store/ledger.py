@@ -8,17 +8,18 @@ enumeration never saw into `deleted` events, unless that would delete a suspicio
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection as DBConnection
 from sqlalchemy import Engine, and_, bindparam, delete, func, insert, null, select, update
 
+from inlet.store.checkpoints import advance
 from inlet.store.engine import bind_value, execute_many
-from inlet.store.tables import Checkpoint, LedgerEntry, OutboxEvent, QuarantinedRecord, utcnow
+from inlet.store.inbox import remove as remove_from_inbox
+from inlet.store.tables import LedgerEntry, OutboxEvent, QuarantinedRecord, utcnow
 
 __all__ = [
     "MappedRecord",
@@ -36,7 +37,6 @@ __all__ = [
 
 _ledger = LedgerEntry.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ at class creation
 _outbox = OutboxEvent.__table__  # type: ignore[attr-defined]
-_checkpoint = Checkpoint.__table__  # type: ignore[attr-defined]
 _quarantine = QuarantinedRecord.__table__  # type: ignore[attr-defined]
 
 
@@ -108,7 +108,7 @@ def write_page(
     with engine.begin() as db:
         _stage_and_apply(db, scope, latest, held, counts)
         counts.quarantined = _quarantine_rows(db, scope, quarantined)
-        _save_checkpoint(db, scope, next_request, len(records))
+        advance(db, scope.connection_id, scope.data_source, next_request, len(records))
     return counts
 
 
@@ -119,10 +119,10 @@ def write_changes(
     deleted_ids: Sequence[str],
     *,
     quarantined: Iterable[tuple[str, str, str]] = (),
-    handled: Callable[[DBConnection], None] | None = None,
+    handled_inbox_ids: Sequence[int] = (),
 ) -> PageCounts:
-    """Classify changed records and record deletions, in one transaction with `handled` (the incremental
-    import removes its inbox rows there), so a change reaches the outbox exactly once."""
+    """Classify changed records and record deletions, and remove the inbox rows they came from
+    (`handled_inbox_ids`) in the same transaction, so a change reaches the outbox exactly once."""
     latest = {r.external_id: r for r in records}
     quarantined = list(quarantined)
     held = [external_id for external_id, _, _ in quarantined if external_id not in latest]
@@ -133,8 +133,7 @@ def write_changes(
         counts.deleted = _delete(db, scope, gone)
         _release(db, scope, gone)  # a quarantined record deleted at the source has nothing left to retry
         counts.quarantined = _quarantine_rows(db, scope, quarantined)
-        if handled is not None:
-            handled(db)
+        remove_from_inbox(db, handled_inbox_ids)
     return counts
 
 
@@ -365,18 +364,3 @@ def _quarantine_rows(db: DBConnection, scope: PageScope, rows: Iterable[tuple[st
     if values:
         db.execute(insert(_quarantine), values)
     return len(values)
-
-
-def _save_checkpoint(db: DBConnection, scope: PageScope, next_request: str | None, records: int) -> None:
-    now: datetime = utcnow()
-    db.execute(
-        update(_checkpoint)
-        .where(_checkpoint.c.connection_id == scope.connection_id, _checkpoint.c.data_source == scope.data_source)
-        .values(
-            next_request=next_request,
-            pages=_checkpoint.c.pages + 1,
-            records=_checkpoint.c.records + records,
-            complete=next_request is None,
-            updated_at=now,
-        )
-    )
