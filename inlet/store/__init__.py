@@ -15,9 +15,7 @@ from inlet.store.inbox import HeardChange, InboxRow
 from inlet.store.ledger import (
     MappedRecord,
     PageCounts,
-    PageScope,
     SweepResult,
-    idempotency_key,
     live_ids,
     payload_hash,
     stored_hashes,
@@ -25,8 +23,9 @@ from inlet.store.ledger import (
     write_changes,
     write_page,
 )
-from inlet.store.outbox import PendingEvent, entries, purge, replay
+from inlet.store.outbox import PendingEvent, entries, idempotency_key, purge, replay
 from inlet.store.records import live_count, quarantined, raw_batches, raw_sample
+from inlet.store.scope import PageScope
 from inlet.store.tables import (
     AppSchemaCache,
     Checkpoint,

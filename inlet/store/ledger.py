@@ -17,16 +17,16 @@ from sqlalchemy import Connection as DBConnection
 from sqlalchemy import Engine, and_, bindparam, delete, func, insert, null, select, update
 
 from inlet.store.checkpoints import advance
-from inlet.store.engine import bind_value, execute_many
+from inlet.store.engine import execute_many
 from inlet.store.inbox import remove as remove_from_inbox
-from inlet.store.tables import LedgerEntry, OutboxEvent, QuarantinedRecord, utcnow
+from inlet.store.outbox import event_row, write_events
+from inlet.store.scope import PageScope
+from inlet.store.tables import LedgerEntry, QuarantinedRecord, utcnow
 
 __all__ = [
     "MappedRecord",
     "PageCounts",
-    "PageScope",
     "SweepResult",
-    "idempotency_key",
     "payload_hash",
     "live_ids",
     "stored_hashes",
@@ -36,19 +36,7 @@ __all__ = [
 ]
 
 _ledger = LedgerEntry.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ at class creation
-_outbox = OutboxEvent.__table__  # type: ignore[attr-defined]
 _quarantine = QuarantinedRecord.__table__  # type: ignore[attr-defined]
-
-
-@dataclass(frozen=True)
-class PageScope:
-    """Who a page belongs to and which enumeration read it."""
-
-    tenant_id: str
-    connection_id: str
-    data_source: str
-    generation: str
-    run_id: str
 
 
 @dataclass(frozen=True)
@@ -84,11 +72,6 @@ class SweepResult:
 
 def payload_hash(record: dict[str, Any]) -> str:
     return hashlib.blake2b(orjson.dumps(record, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
-
-
-def idempotency_key(scope: PageScope, external_id: str, version: int) -> str:
-    material = f"{scope.tenant_id}\x1f{scope.connection_id}\x1f{scope.data_source}\x1f{external_id}\x1f{version}"
-    return hashlib.sha256(material.encode()).hexdigest()[:40]
 
 
 def write_page(
@@ -228,13 +211,7 @@ def _mark_deleted(db: DBConnection, scope: PageScope, records: Sequence[tuple[st
             .values(version=bindparam("v"), deleted_at=now),
             [{"e": external_id, "v": version + 1} for external_id, version in chunk],
         )
-        _insert_events(
-            db,
-            [
-                _event(scope, MappedRecord(external_id, {}, None), "deleted", version + 1)
-                for external_id, version in chunk
-            ],
-        )
+        write_events(db, [event_row(scope, external_id, "deleted", version + 1) for external_id, version in chunk])
 
 
 def _scope_filter(scope: PageScope) -> list[Any]:
@@ -250,6 +227,10 @@ def _known(db: DBConnection, scope: PageScope, ids: list[str]) -> dict[str, Any]
         )
     )
     return {row.external_id: row for row in rows}
+
+
+def _event(scope: PageScope, mapped: MappedRecord, kind: str, version: int) -> dict[str, Any]:
+    return event_row(scope, mapped.external_id, kind, version, mapped.record, mapped.source_updated_at)
 
 
 def _ledger_key(scope: PageScope, external_id: str) -> dict[str, str]:
@@ -268,27 +249,6 @@ def _ledger_row(scope: PageScope, mapped: MappedRecord, digest: str) -> dict[str
         "last_seen_run": scope.generation,
         "deleted_at": None,
         "raw": mapped.raw,
-    }
-
-
-def _event(scope: PageScope, mapped: MappedRecord, kind: str, version: int) -> dict[str, Any]:
-    key = idempotency_key(scope, mapped.external_id, version)
-    return {
-        "event_id": f"evt_{key[:26]}",
-        "tenant_id": scope.tenant_id,
-        "connection_id": scope.connection_id,
-        "data_source": scope.data_source,
-        "external_id": mapped.external_id,
-        "type": kind,
-        "record": None if kind == "deleted" else orjson.dumps(mapped.record).decode(),
-        "source_updated_at": mapped.source_updated_at,
-        "idempotency_key": key,
-        "version": version,
-        "status": "pending",
-        "attempts": 0,
-        "next_attempt_at": None,
-        "last_error": None,
-        "created_at": None,  # set per page, in the driver's form, by _apply
     }
 
 
@@ -324,14 +284,7 @@ def _apply(
         )
     execute_many(db, update(_ledger).where(key).values(last_seen_run=bindparam("g"), raw=bindparam("r")), seen)
     execute_many(db, update(_ledger).where(key).values(last_seen_run=bindparam("g")), kept)
-    _insert_events(db, events)
-
-
-def _insert_events(db: DBConnection, events: list[dict[str, Any]]) -> None:
-    created = bind_value(db, _outbox.c.created_at, utcnow())
-    for event in events:
-        event["created_at"] = created
-    execute_many(db, insert(_outbox), events)
+    write_events(db, events)
 
 
 def _release(db: DBConnection, scope: PageScope, ids: Sequence[str]) -> None:
