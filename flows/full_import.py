@@ -25,7 +25,7 @@ from connectors.base import PageRequest
 from connectors.errors import NeedsReauth
 from flows.artifacts import Progress, publish_delivery_status, publish_summary
 from flows.run_tags import label_run
-from flows.runtime import ImportJob, ImportRuntime, open_runtime
+from flows.runtime import ImportJob, ImportRuntime, by_reference, open_runtime
 from flows.single_flight import single_flight
 from flows.tasks import list_records, send_to_app
 from inlet.delivery import DrainResult
@@ -151,7 +151,7 @@ async def _read_pages(
     )
     page_no, seen = checkpoint.pages, checkpoint.records
     while request is not None:
-        outcome = await list_records(run.key, scope, request, page_no + 1, seen)
+        outcome = await list_records(by_reference(run), scope, request, page_no + 1, seen)
         page_no += outcome.pages
         seen += outcome.records
         summary.pages += outcome.pages
@@ -175,7 +175,7 @@ async def _deliver_alongside(run: ImportRuntime, importing_done: asyncio.Event) 
         run.page_written.clear()
         run.events_written = 0
         finished = importing_done.is_set()
-        result = await send_to_app(run.key)
+        result = await send_to_app(by_reference(run))
         total.add(result)
         if result.pending_left or finished:
             return total

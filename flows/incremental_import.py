@@ -23,7 +23,7 @@ from connectors.errors import NeedsReauth
 from flows.artifacts import publish_delivery_status, publish_summary, publish_trigger
 from flows.events import TriggeringEvent
 from flows.run_tags import label_run
-from flows.runtime import ConnectionId, DataSource, ImportJob, ImportRuntime, TenantId, open_runtime, runtime_for
+from flows.runtime import ConnectionId, DataSource, ImportJob, ImportRuntime, TenantId, by_reference, open_runtime
 from flows.single_flight import single_flight, take_turn
 from flows.tasks import send_to_app
 from inlet.errors import DeliveryError
@@ -130,14 +130,14 @@ async def _drain(run: ImportRuntime, run_id: str) -> IncrementalSummary:
     scope = PageScope(job.tenant, job.connection, job.data_source, _generation(run), run_id or "local")
     counts = PageCounts()
     while rows := await anyio.to_thread.run_sync(inbox.pending, run.engine, job.connection, run.destination.batch_size):
-        fetched = await fetch_records(run.key, [r.external_id for r in _coalesce(rows) if _needs_fetch(r)])
-        counts.add(await apply_changes(run.key, scope, rows, fetched))
+        fetched = await fetch_records(by_reference(run), [r.external_id for r in _coalesce(rows) if _needs_fetch(r)])
+        counts.add(await apply_changes(by_reference(run), scope, rows, fetched))
         summary.batches += 1
         summary.inbox_events += len(rows)
         summary.records += len(_coalesce(rows))
         summary.fetched += len(fetched)
         summary.gone_when_fetched += sum(1 for record in fetched.values() if record is None)
-        drained = await send_to_app(run.key)
+        drained = await send_to_app(by_reference(run))
         summary.delivered += drained.delivered
         summary.dead_letters += drained.dead
         if drained.pending_left:
@@ -154,9 +154,8 @@ async def _drain(run: ImportRuntime, run_id: str) -> IncrementalSummary:
 
 
 @task(name="fetch-records", cache_policy=NO_CACHE, persist_result=False)
-async def fetch_records(run_key: str, external_ids: list[str]) -> dict[str, dict[str, Any] | None]:
+async def fetch_records(run: ImportRuntime, external_ids: list[str]) -> dict[str, dict[str, Any] | None]:
     """Read changed records by id (a few at a time); None for a record the app no longer has."""
-    run = runtime_for(run_key)
     gate = asyncio.Semaphore(_FETCH_CONCURRENCY)
 
     async def one(external_id: str) -> tuple[str, dict[str, Any] | None]:
@@ -168,10 +167,9 @@ async def fetch_records(run_key: str, external_ids: list[str]) -> dict[str, dict
 
 @task(name="apply-changes", cache_policy=NO_CACHE, persist_result=False)
 async def apply_changes(
-    run_key: str, scope: PageScope, rows: list[InboxRow], fetched: dict[str, dict[str, Any] | None]
+    run: ImportRuntime, scope: PageScope, rows: list[InboxRow], fetched: dict[str, dict[str, Any] | None]
 ) -> PageCounts:
     """Map the batch's newest change of each record and commit it with the removal of the inbox rows."""
-    run = runtime_for(run_key)
     upserts: list[MappedRecord] = []
     deleted: list[str] = []
     quarantined: list[tuple[str, str, str]] = []

@@ -23,7 +23,7 @@ from flows.artifacts import publish_summary
 from flows.events import emit_changed
 from flows.incremental_import import apply_inbox
 from flows.run_tags import label_run
-from flows.runtime import ConnectionId, DataSource, ImportJob, ImportRuntime, TenantId, open_runtime, runtime_for
+from flows.runtime import ConnectionId, DataSource, ImportJob, ImportRuntime, TenantId, by_reference, open_runtime
 from inlet.settings import get_settings
 from inlet.store import HeardChange, PageScope, inbox, live_ids, payload_hash, stored_hashes
 from mappings import RecordError
@@ -89,9 +89,9 @@ async def _listen(run: ImportRuntime, summary: PollSummary) -> tuple[list[HeardC
     collection = run.connector.collection(run.collection)
     if collection.changes is None and run.connector.hooks.changes is None:
         summary.mode = "scan"
-        return await scan_source(run.key), None, False
+        return await scan_source(by_reference(run)), None, False
     since = inbox.stored_since(run.engine, run.job.connection, run.job.data_source)
-    heard, next_since, resynced = await pull_changes(run.key, since)
+    heard, next_since, resynced = await pull_changes(by_reference(run), since)
     summary.mode = "resync" if resynced else "changes"
     if resynced:
         seen = {h.external_id for h in heard}
@@ -100,18 +100,16 @@ async def _listen(run: ImportRuntime, summary: PollSummary) -> tuple[list[HeardC
 
 
 @task(name="pull-changes", cache_policy=NO_CACHE, persist_result=False)
-async def pull_changes(run_key: str, since: str | None) -> tuple[list[HeardChange], str | None, bool]:
+async def pull_changes(run: ImportRuntime, since: str | None) -> tuple[list[HeardChange], str | None, bool]:
     """The app's own incremental API since the stored token (an expired token: a full resync)."""
-    run = runtime_for(run_key)
     result = await run.connector.pull_changes(run.collection, since)
     source = "resync" if result.resynced else "poll"
     return [_heard(run, change, source) for change in result.changes], result.since, result.resynced
 
 
 @task(name="scan-source", cache_policy=NO_CACHE, persist_result=False)
-async def scan_source(run_key: str) -> list[HeardChange]:
+async def scan_source(run: ImportRuntime) -> list[HeardChange]:
     """Enumerate the source and keep what differs from the ledger: new or changed records, vanished ones."""
-    run = runtime_for(run_key)
     scope = _scope(run)
     seen: set[str] = set()
     heard: list[HeardChange] = []

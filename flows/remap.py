@@ -18,7 +18,7 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel
 
 from flows.artifacts import publish_summary
-from flows.runtime import ImportJob, ImportRuntime, open_runtime, runtime_for
+from flows.runtime import ImportJob, ImportRuntime, by_reference, open_runtime
 from flows.tasks import send_to_app
 from inlet.errors import DeliveryError
 from inlet.settings import get_settings
@@ -88,11 +88,11 @@ async def _remap(run: ImportRuntime, name: str, records: Iterable[tuple[str, str
     for item in records:
         batch.append(item)
         if len(batch) >= 1000:
-            counts.add(await map_stored(run.key, scope, batch))
+            counts.add(await map_stored(by_reference(run), scope, batch))
             batch = []
     if batch:
-        counts.add(await map_stored(run.key, scope, batch))
-    drained = await send_to_app(run.key)
+        counts.add(await map_stored(by_reference(run), scope, batch))
+    drained = await send_to_app(by_reference(run))
     summary.records = counts.created + counts.updated + counts.unchanged + counts.quarantined
     summary.created, summary.updated, summary.unchanged = counts.created, counts.updated, counts.unchanged
     summary.quarantined = counts.quarantined
@@ -106,9 +106,8 @@ async def _remap(run: ImportRuntime, name: str, records: Iterable[tuple[str, str
 
 
 @task(name="map-stored", cache_policy=NO_CACHE, persist_result=False)
-async def map_stored(run_key: str, scope: PageScope, batch: list[tuple[str, str]]) -> PageCounts:
+async def map_stored(run: ImportRuntime, scope: PageScope, batch: list[tuple[str, str]]) -> PageCounts:
     """Map a batch of stored raw payloads and commit the changed ones to the ledger and the outbox."""
-    run = runtime_for(run_key)
     mapped: list[MappedRecord] = []
     failed: list[tuple[str, str, str]] = []
     for external_id, raw_json in batch:

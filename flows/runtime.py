@@ -1,15 +1,15 @@
 """What a run works with: its job parameters (a pydantic model, so the UI renders a form) and the
-resources opened for it (store, connector, mapper, destination), kept out of task parameters.
+resources opened for it (store, connector, mapper, destination), handed to its tasks by reference.
 """
 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, cast
 
 import httpx
+from prefect.utilities.annotations import quote
 from pydantic import BaseModel, Field
 
 from connectors.base import Connector, Page, PageGuard, PageRequest
@@ -22,7 +22,7 @@ from inlet.settings import Settings
 from inlet.store import LoadedConnection, Store, Vault, load_connection, shared_store
 from mappings import RecordMapper
 
-__all__ = ["ImportJob", "ImportRuntime", "Prefetcher", "open_runtime", "runtime_for"]
+__all__ = ["ImportJob", "ImportRuntime", "Prefetcher", "by_reference", "open_runtime"]
 
 
 TenantId = Annotated[str, Field(description="tenant id, e.g. acme", pattern=r"^[a-z0-9][a-z0-9_-]*$")]
@@ -67,9 +67,8 @@ class Prefetcher:
 
 @dataclass
 class ImportRuntime:
-    """Resources of one run; tasks find them by run key instead of receiving them as parameters."""
+    """Resources of one run; its tasks take it as an argument, passed `by_reference`."""
 
-    key: str
     job: ImportJob
     settings: Settings
     engine: Store
@@ -89,14 +88,13 @@ class ImportRuntime:
         await self.prefetcher.aclose()
         await self.connector.aclose()
         await self.app_client.aclose()
-        _RUNTIMES.pop(self.key, None)
 
 
-_RUNTIMES: dict[str, ImportRuntime] = {}
-
-
-def runtime_for(key: str) -> ImportRuntime:
-    return _RUNTIMES[key]
+def by_reference(run: ImportRuntime) -> ImportRuntime:
+    """The runtime as a task argument Prefect neither walks nor records (`quote`): it holds clients, a
+    connection's credentials and asyncio state, and the task must get this very object, not a rebuilt copy.
+    The task receives it unwrapped; its run shows the argument without a value."""
+    return cast(ImportRuntime, quote(run))
 
 
 def open_runtime(job: ImportJob, settings: Settings, *, engine: Store | None = None) -> ImportRuntime:
@@ -119,8 +117,7 @@ def open_runtime(job: ImportJob, settings: Settings, *, engine: Store | None = N
         auth=auth,
     )
     destination = destination_for(engine, settings, job.tenant)
-    runtime = ImportRuntime(
-        key=uuid.uuid4().hex,
+    return ImportRuntime(
         job=job,
         settings=settings,
         engine=engine,
@@ -134,5 +131,3 @@ def open_runtime(job: ImportJob, settings: Settings, *, engine: Store | None = N
         guard=PageGuard(connector.name, connector.spec.max_pages),
         records_per_task=settings.records_per_task,
     )
-    _RUNTIMES[runtime.key] = runtime
-    return runtime

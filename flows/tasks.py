@@ -11,7 +11,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from connectors.base import Page, PageRequest
-from flows.runtime import ImportRuntime, runtime_for
+from flows.runtime import ImportRuntime
 from inlet.delivery import DrainResult, drain
 from inlet.store import MappedRecord, PageCounts, PageScope, write_page
 from mappings import RecordError
@@ -40,13 +40,14 @@ class PageOutcome:
 
 
 @task(name="list-records", task_run_name="list-records/page-{page_no}", cache_policy=NO_CACHE, persist_result=False)
-async def list_records(run_key: str, scope: PageScope, request: PageRequest, page_no: int, seen: int) -> PageOutcome:
+async def list_records(
+    run: ImportRuntime, scope: PageScope, request: PageRequest, page_no: int, seen: int
+) -> PageOutcome:
     """Read pages from `page_no` on, each mapped and committed with its checkpoint in one transaction.
 
     Small pages (HubSpot's cap is 100) are read several to a task, until about `records_per_task` records:
     a Prefect task run costs the server ~20 ms of CPU, more than a page of 100 records costs inlet.
     """
-    run = runtime_for(run_key)
     outcome = PageOutcome(0, PageCounts(), request, 0, 0.0, 0.0)
     next_request: PageRequest | None = request
     while next_request is not None and (outcome.pages == 0 or outcome.records < run.records_per_task):
@@ -66,9 +67,8 @@ async def list_records(run_key: str, scope: PageScope, request: PageRequest, pag
 
 
 @task(name="send-to-app", cache_policy=NO_CACHE, persist_result=False)
-async def send_to_app(run_key: str) -> DrainResult:
+async def send_to_app(run: ImportRuntime) -> DrainResult:
     """Deliver the connection's pending events to the team's app, batch by batch."""
-    run = runtime_for(run_key)
     return await drain(run.engine, run.loaded.connection.id, run.destination, run.app_client)
 
 
