@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import aclosing
 from typing import Any
 
 import anyio
@@ -144,23 +145,22 @@ async def _read_pages(
     counts: PageCounts,
     progress: Progress,
 ) -> None:
-    request: PageRequest | None = (
-        PageRequest.from_json(checkpoint.next_request)
-        if checkpoint.next_request
-        else run.connector.first_request(run.collection)
-    )
+    start = PageRequest.from_json(checkpoint.next_request) if checkpoint.next_request else None
     page_no, seen = checkpoint.pages, checkpoint.records
-    while request is not None:
-        outcome = await list_records(by_reference(run), scope, request, page_no + 1, seen)
-        page_no += outcome.pages
-        seen += outcome.records
-        summary.pages += outcome.pages
-        summary.records_seen += outcome.records
-        summary.seconds_waiting_for_source += outcome.seconds_waiting
-        summary.seconds_mapping_and_writing += outcome.seconds_processing
-        counts.add(outcome.counts)
-        await progress.update(seen)
-        request = outcome.next
+    listing = run.connector.pages(run.collection, start, seen=seen, prefetch=True)
+    async with aclosing(listing) as pages:
+        while True:
+            outcome = await list_records(by_reference(run), pages, scope, page_no + 1)
+            page_no += outcome.pages
+            seen += outcome.records
+            summary.pages += outcome.pages
+            summary.records_seen += outcome.records
+            summary.seconds_waiting_for_source += outcome.seconds_waiting
+            summary.seconds_mapping_and_writing += outcome.seconds_processing
+            counts.add(outcome.counts)
+            await progress.update(seen)
+            if outcome.next is None:
+                return
 
 
 async def _deliver_alongside(run: ImportRuntime, importing_done: asyncio.Event) -> DrainResult:

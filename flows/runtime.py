@@ -12,7 +12,7 @@ import httpx
 from prefect.utilities.annotations import quote
 from pydantic import BaseModel, Field
 
-from connectors.base import Connector, Page, PageGuard, PageRequest
+from connectors.base import Connector
 from connectors.budget import RequestBudget
 from connectors.registry import load, open_connector
 from inlet.delivery import Destination, destination_for
@@ -22,7 +22,7 @@ from inlet.settings import Settings
 from inlet.store import LoadedConnection, Store, Vault, load_connection, shared_store
 from mappings import RecordMapper
 
-__all__ = ["ImportJob", "ImportRuntime", "Prefetcher", "by_reference", "open_runtime"]
+__all__ = ["ImportJob", "ImportRuntime", "by_reference", "open_runtime"]
 
 
 TenantId = Annotated[str, Field(description="tenant id, e.g. acme", pattern=r"^[a-z0-9][a-z0-9_-]*$")]
@@ -40,31 +40,6 @@ class ImportJob(BaseModel):
     force_delete: bool = Field(False, description="let the deletion sweep pass its mass-delete guard")
 
 
-class Prefetcher:
-    """Fetches the next page while the current one is mapped and written."""
-
-    def __init__(self, connector: Connector, collection: str) -> None:
-        self._connector = connector
-        self._collection = collection
-        self._pending: dict[PageRequest, asyncio.Task[Page]] = {}
-
-    def start(self, request: PageRequest, seen: int) -> None:
-        if request not in self._pending:
-            self._pending[request] = asyncio.create_task(self._connector.fetch_page(self._collection, request, seen))
-
-    async def take(self, request: PageRequest, seen: int) -> Page:
-        task = self._pending.pop(request, None)
-        if task is None:
-            return await self._connector.fetch_page(self._collection, request, seen)
-        return await task
-
-    async def aclose(self) -> None:
-        for task in self._pending.values():
-            task.cancel()
-        await asyncio.gather(*self._pending.values(), return_exceptions=True)
-        self._pending.clear()
-
-
 @dataclass
 class ImportRuntime:
     """Resources of one run; its tasks take it as an argument, passed `by_reference`."""
@@ -78,14 +53,11 @@ class ImportRuntime:
     mapper: RecordMapper
     destination: Destination
     app_client: httpx.AsyncClient
-    prefetcher: Prefetcher
-    guard: PageGuard
     records_per_task: int
     page_written: asyncio.Event = field(default_factory=asyncio.Event)
     events_written: int = 0  # since the last drain: the deliverer waits for a full batch
 
     async def aclose(self) -> None:
-        await self.prefetcher.aclose()
         await self.connector.aclose()
         await self.app_client.aclose()
 
@@ -127,7 +99,5 @@ def open_runtime(job: ImportJob, settings: Settings, *, engine: Store | None = N
         mapper=mapper,
         destination=destination,
         app_client=httpx.AsyncClient(timeout=destination.timeout_seconds),
-        prefetcher=Prefetcher(connector, collection),
-        guard=PageGuard(connector.name, connector.spec.max_pages),
         records_per_task=settings.records_per_task,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import anyio
@@ -25,7 +26,7 @@ class PageOutcome:
 
     records: int
     counts: PageCounts
-    next: PageRequest | None
+    next: PageRequest | None  # None: the listing is complete
     pages: int
     seconds_waiting: float  # for the source's answer (not overlapped by the previous page's work)
     seconds_processing: float  # mapping, ledger, outbox and checkpoint
@@ -40,29 +41,23 @@ class PageOutcome:
 
 
 @task(name="list-records", task_run_name="list-records/page-{page_no}", cache_policy=NO_CACHE, persist_result=False)
-async def list_records(
-    run: ImportRuntime, scope: PageScope, request: PageRequest, page_no: int, seen: int
-) -> PageOutcome:
-    """Read pages from `page_no` on, each mapped and committed with its checkpoint in one transaction.
+async def list_records(run: ImportRuntime, pages: AsyncIterator[Page], scope: PageScope, page_no: int) -> PageOutcome:
+    """Take the next pages of the run's listing (page `page_no` on), each mapped and committed with its
+    checkpoint in one transaction, while the connector reads the page after it.
 
-    Small pages (HubSpot's cap is 100) are read several to a task, until about `records_per_task` records:
+    Small pages (HubSpot's cap is 100) are taken several to a task, until about `records_per_task` records:
     a Prefect task run costs the server ~20 ms of CPU, more than a page of 100 records costs inlet.
     """
-    outcome = PageOutcome(0, PageCounts(), request, 0, 0.0, 0.0)
-    next_request: PageRequest | None = request
-    while next_request is not None and (outcome.pages == 0 or outcome.records < run.records_per_task):
-        run.guard.check(next_request)
+    outcome = PageOutcome(0, PageCounts(), None, 0, 0.0, 0.0)
+    while outcome.pages == 0 or (outcome.next is not None and outcome.records < run.records_per_task):
         started = time.perf_counter()
-        page = await run.prefetcher.take(next_request, seen + outcome.records)
+        page = await anext(pages)
         fetched = time.perf_counter()
-        if page.next is not None:
-            run.prefetcher.start(page.next, seen + outcome.records + len(page.records))
         counts = await anyio.to_thread.run_sync(_map_and_write, run, scope, page)
         outcome.add(page, counts, fetched - started, time.perf_counter() - fetched)
         run.events_written += counts.created + counts.updated
         if run.events_written >= run.destination.batch_size:
             run.page_written.set()
-        next_request = page.next
     return outcome
 
 
