@@ -131,7 +131,7 @@ def test_run_has_readable_name_and_publishes_artifacts(inlet_env: InletEnvFactor
     name, artifacts, task_inputs = asyncio.run(read())
     assert name == "full-import/acme/acme-hubspot/users"
     # the run's resources go to its tasks by reference: the UI lists the argument, with no value to show
-    assert task_inputs["list-records/page-1"] == {"run": [], "scope": [], "request": [], "page_no": [], "seen": []}
+    assert task_inputs["list-records/page-1"] == {"run": [], "pages": [], "scope": [], "page_no": []}
     assert artifacts["full-import-acme-acme-hubspot-users-progress"] == 100
     assert "records_seen" in str(artifacts["full-import-acme-acme-hubspot-users-summary"])
     assert "breaker" in str(artifacts["delivery-status"])
