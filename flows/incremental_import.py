@@ -13,7 +13,6 @@ import asyncio
 from typing import Any
 
 import anyio
-import orjson
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run, task_run
@@ -25,11 +24,10 @@ from flows.events import TriggeringEvent
 from flows.run_tags import label_run
 from flows.runtime import ConnectionId, DataSource, ImportJob, ImportRuntime, TenantId, by_reference, open_runtime
 from flows.single_flight import single_flight, take_turn
-from flows.tasks import send_to_app
+from flows.tasks import map_records, send_to_app
 from inlet.errors import DeliveryError
 from inlet.settings import get_settings
-from inlet.store import InboxRow, MappedRecord, PageCounts, PageScope, current_generation, inbox, write_changes
-from mappings import RecordError
+from inlet.store import InboxRow, PageCounts, PageScope, current_generation, inbox, write_changes
 
 __all__ = ["IncrementalSummary", "apply_inbox", "apply_stranded", "incremental_import"]
 
@@ -170,25 +168,18 @@ async def apply_changes(
     run: ImportRuntime, scope: PageScope, rows: list[InboxRow], fetched: dict[str, dict[str, Any] | None]
 ) -> PageCounts:
     """Map the batch's newest change of each record and commit it with the removal of the inbox rows."""
-    upserts: list[MappedRecord] = []
+    upserts: list[tuple[str, dict[str, Any]]] = []
     deleted: list[str] = []
-    quarantined: list[tuple[str, str, str]] = []
     for row in _coalesce(rows):
         raw = row.record if not _needs_fetch(row) else fetched.get(row.external_id)
         if row.kind == "deleted" or raw is None:
             deleted.append(row.external_id)
-            continue
-        try:
-            mapped = run.mapper.map(raw)
-        except RecordError as exc:
-            quarantined.append((row.external_id, orjson.dumps(raw).decode(), str(exc)))
-            continue
-        updated_at = run.connector.updated_at(run.collection, raw)
-        kept = orjson.dumps(raw).decode() if run.settings.keep_raw else None
-        upserts.append(MappedRecord(row.external_id, mapped, updated_at, kept))
+        else:
+            upserts.append((row.external_id, raw))
+    mapped, quarantined = map_records(run, upserts)
     ids = [row.id for row in rows]
     counts = await anyio.to_thread.run_sync(
-        lambda: write_changes(run.engine, scope, upserts, deleted, quarantined=quarantined, handled_inbox_ids=ids)
+        lambda: write_changes(run.engine, scope, mapped, deleted, quarantined=quarantined, handled_inbox_ids=ids)
     )
     run.page_written.set()
     return counts

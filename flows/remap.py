@@ -19,11 +19,10 @@ from pydantic import BaseModel
 
 from flows.artifacts import publish_summary
 from flows.runtime import ImportJob, ImportRuntime, by_reference, open_runtime
-from flows.tasks import send_to_app
+from flows.tasks import map_records, send_to_app
 from inlet.errors import DeliveryError
 from inlet.settings import get_settings
 from inlet.store import (
-    MappedRecord,
     PageCounts,
     PageScope,
     current_generation,
@@ -31,7 +30,6 @@ from inlet.store import (
     raw_batches,
     write_changes,
 )
-from mappings import RecordError
 
 __all__ = ["RemapSummary", "remap", "retry_quarantine"]
 
@@ -108,17 +106,7 @@ async def _remap(run: ImportRuntime, name: str, records: Iterable[tuple[str, str
 @task(name="map-stored", cache_policy=NO_CACHE, persist_result=False)
 async def map_stored(run: ImportRuntime, scope: PageScope, batch: list[tuple[str, str]]) -> PageCounts:
     """Map a batch of stored raw payloads and commit the changed ones to the ledger and the outbox."""
-    mapped: list[MappedRecord] = []
-    failed: list[tuple[str, str, str]] = []
-    for external_id, raw_json in batch:
-        raw = orjson.loads(raw_json)
-        try:
-            record = run.mapper.map(raw)
-        except RecordError as exc:
-            failed.append((external_id, raw_json, str(exc)))
-            continue
-        updated_at = run.connector.updated_at(run.collection, raw)
-        mapped.append(MappedRecord(external_id, record, updated_at, raw_json if run.settings.keep_raw else None))
+    mapped, failed = map_records(run, ((external_id, orjson.loads(raw)) for external_id, raw in batch))
     return await anyio.to_thread.run_sync(lambda: write_changes(run.engine, scope, mapped, [], quarantined=failed))
 
 

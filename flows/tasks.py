@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 import orjson
@@ -17,7 +18,7 @@ from inlet.delivery import DrainResult, drain
 from inlet.store import MappedRecord, PageCounts, PageScope, write_page
 from mappings import RecordError
 
-__all__ = ["PageOutcome", "list_records", "send_to_app"]
+__all__ = ["PageOutcome", "list_records", "map_records", "send_to_app"]
 
 
 @dataclass
@@ -67,12 +68,16 @@ async def send_to_app(run: ImportRuntime) -> DrainResult:
     return await drain(run.engine, run.loaded.connection.id, run.destination, run.app_client)
 
 
-def _map_and_write(run: ImportRuntime, scope: PageScope, page: Page) -> PageCounts:
+def map_records(
+    run: ImportRuntime, raws: Iterable[tuple[str, dict[str, Any]]]
+) -> tuple[list[MappedRecord], list[tuple[str, str, str]]]:
+    """Map raw records, given with their external ids. A record that fails its mapping or the app schema is
+    quarantined as (external id, raw JSON, error) and the others go on; the raw JSON is kept with a mapped
+    record only with INLET_KEEP_RAW (for remap)."""
     mapped: list[MappedRecord] = []
     quarantined: list[tuple[str, str, str]] = []
     keep_raw = run.settings.keep_raw
-    for raw in page.records:
-        external_id = run.connector.record_id(run.collection, raw)
+    for external_id, raw in raws:
         try:
             record = run.mapper.map(raw)
         except RecordError as exc:
@@ -80,6 +85,12 @@ def _map_and_write(run: ImportRuntime, scope: PageScope, page: Page) -> PageCoun
             continue
         updated_at = run.connector.updated_at(run.collection, raw)
         mapped.append(MappedRecord(external_id, record, updated_at, orjson.dumps(raw).decode() if keep_raw else None))
+    return mapped, quarantined
+
+
+def _map_and_write(run: ImportRuntime, scope: PageScope, page: Page) -> PageCounts:
+    identified = ((run.connector.record_id(run.collection, raw), raw) for raw in page.records)
+    mapped, quarantined = map_records(run, identified)
     return write_page(
         run.engine, scope, mapped, quarantined=quarantined, next_request=page.next.to_json() if page.next else None
     )
