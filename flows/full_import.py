@@ -20,7 +20,7 @@ from typing import Any
 import anyio
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from connectors.base import PageRequest
 from connectors.errors import NeedsReauth
@@ -28,6 +28,7 @@ from flows.artifacts import Progress, publish_delivery_status, publish_summary
 from flows.run_tags import label_run
 from flows.runtime import ImportJob, ImportRuntime, by_reference, open_runtime
 from flows.single_flight import single_flight
+from flows.summaries import Auth, DeliverySummary
 from flows.tasks import list_records, send_to_app
 from inlet.delivery import DrainResult
 from inlet.errors import DeliveryError
@@ -37,31 +38,19 @@ from inlet.store import Checkpoint, PageCounts, PageScope, SweepResult, live_cou
 __all__ = ["ImportSummary", "full_import"]
 
 
-class ImportSummary(BaseModel):
+class ImportSummary(DeliverySummary):
     """The figures of one full-import run."""
 
-    tenant: str
-    connection: str
-    data_source: str
-    flow_run_id: str = ""
     resumed_at_page: int = 0
     pages: int = 0
     records_seen: int = 0
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    deleted: int = 0
-    quarantined: int = 0
-    delivered: int = 0
-    dead_letters: int = 0
-    pending_delivery: bool = False
     delete_guard: str = ""
     complete: bool = False
     seconds_total: float = 0.0
     seconds_waiting_for_source: float = 0.0
     seconds_mapping_and_writing: float = 0.0
     seconds_posting_to_app: float = 0.0
-    auth: str = Field("ok", description="needs_reauth: the OAuth grant was revoked; the tenant must connect again")
+    auth: Auth = "ok"
 
 
 def _run_name() -> str:
@@ -76,8 +65,8 @@ async def full_import(job: ImportJob) -> ImportSummary:
     try:
         run = open_runtime(job, get_settings())
     except NeedsReauth as exc:  # fail fast: no request, no token endpoint call, no retries burnt
-        summary = ImportSummary(tenant=job.tenant, connection=job.connection, data_source=job.data_source)
-        summary.auth, summary.flow_run_id = "needs_reauth", str(flow_run.id or "")
+        summary = ImportSummary.of(job, str(flow_run.id or ""))
+        summary.auth = "needs_reauth"
         await publish_summary("full-import", job.tenant, job.connection, job.data_source, summary=summary.model_dump())
         get_run_logger().error("%s", exc)
         raise
@@ -97,9 +86,7 @@ async def _import(run: ImportRuntime) -> ImportSummary:
         lambda: start_or_resume(run.engine, job.connection, job.data_source, restart=job.restart)
     )
     scope = PageScope(job.tenant, job.connection, job.data_source, checkpoint.generation, str(flow_run.id or "local"))
-    summary = ImportSummary(
-        tenant=job.tenant, connection=job.connection, data_source=job.data_source, flow_run_id=str(flow_run.id or "")
-    )
+    summary = ImportSummary.of(job, str(flow_run.id or ""))
     summary.resumed_at_page = checkpoint.pages
     if checkpoint.pages:
         logger.info("resuming enumeration %s at page %d", checkpoint.generation[:8], checkpoint.pages + 1)
@@ -193,10 +180,8 @@ def _sweep(run: ImportRuntime, scope: PageScope, summary: ImportSummary, logger:
 
 
 def _fill(summary: ImportSummary, counts: PageCounts, drained: DrainResult) -> None:
-    summary.created, summary.updated, summary.unchanged = counts.created, counts.updated, counts.unchanged
-    summary.quarantined = counts.quarantined
-    summary.delivered, summary.dead_letters = drained.delivered, drained.dead
-    summary.pending_delivery = drained.pending_left
+    summary.add_counts(counts)
+    summary.add_delivery(drained)
     summary.seconds_posting_to_app = drained.seconds_posting
     for name in (
         "seconds_total",

@@ -15,7 +15,7 @@ import anyio
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from connectors.changes import Change
 from connectors.errors import NeedsReauth
@@ -24,6 +24,7 @@ from flows.events import emit_changed
 from flows.incremental_import import apply_inbox
 from flows.run_tags import label_run
 from flows.runtime import ConnectionId, DataSource, ImportJob, ImportRuntime, TenantId, by_reference, open_runtime
+from flows.summaries import Auth, RunSummary
 from inlet.settings import get_settings
 from inlet.store import HeardChange, PageScope, inbox, live_ids, payload_hash, stored_hashes
 from mappings import RecordError
@@ -31,12 +32,9 @@ from mappings import RecordError
 __all__ = ["PollSummary", "poll_changes"]
 
 
-class PollSummary(BaseModel):
+class PollSummary(RunSummary):
     """What one poll found."""
 
-    tenant: str
-    connection: str
-    data_source: str
     mode: str = ""  # changes, resync or scan
     changes: int = 0
     upserts: int = 0
@@ -44,7 +42,7 @@ class PollSummary(BaseModel):
     added_to_inbox: int = 0
     since: str | None = None
     delete_guard: str = ""
-    auth: str = "ok"  # needs_reauth: the OAuth grant was revoked; the tenant must connect again
+    auth: Auth = "ok"
 
 
 @flow(name="poll-changes", flow_run_name="poll-changes/{tenant}/{connection}", persist_result=False)
@@ -55,15 +53,17 @@ async def poll_changes(
     force_delete: Annotated[bool, Field(description="let a full-scan diff delete past the mass-delete guard")] = False,
 ) -> PollSummary:
     """Pull what changed since the last poll into the connection's inbox."""
+    job = ImportJob(tenant=tenant, connection=connection, data_source=data_source)
     try:
-        run = open_runtime(ImportJob(tenant=tenant, connection=connection, data_source=data_source), get_settings())
+        run = open_runtime(job, get_settings())
     except NeedsReauth:  # a scheduled poll fails at once: no request, no token endpoint call, no retries burnt
-        flagged = PollSummary(tenant=tenant, connection=connection, data_source=data_source, auth="needs_reauth")
+        flagged = PollSummary.of(job, str(flow_run.id or ""))
+        flagged.auth = "needs_reauth"
         await publish_summary("poll-changes", tenant, connection, summary=flagged.model_dump())
         raise
     try:
         await label_run(tenant, connection, run.loaded.connection.app, data_source)
-        summary = PollSummary(tenant=tenant, connection=connection, data_source=data_source)
+        summary = PollSummary.of(job, str(flow_run.id or ""))
         heard, since, resynced = await _listen(run, summary)
         deletions = [h for h in heard if h.kind == "deleted"]
         if (resynced or summary.mode == "scan") and deletions:

@@ -15,10 +15,10 @@ import orjson
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
-from pydantic import BaseModel
 
 from flows.artifacts import publish_summary
 from flows.runtime import ImportJob, ImportRuntime, by_reference, open_runtime
+from flows.summaries import DeliverySummary
 from flows.tasks import map_records, send_to_app
 from inlet.errors import DeliveryError
 from inlet.settings import get_settings
@@ -34,21 +34,10 @@ from inlet.store import (
 __all__ = ["RemapSummary", "remap", "retry_quarantine"]
 
 
-class RemapSummary(BaseModel):
+class RemapSummary(DeliverySummary):
     """The figures of one remap or quarantine retry."""
 
-    tenant: str
-    connection: str
-    data_source: str
-    flow_run_id: str = ""
     records: int = 0
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    quarantined: int = 0
-    delivered: int = 0
-    dead_letters: int = 0
-    pending_delivery: bool = False
 
 
 @flow(name="remap", flow_run_name="remap/{tenant}/{connection}", persist_result=False)
@@ -77,9 +66,7 @@ async def retry_quarantine(
 
 async def _remap(run: ImportRuntime, name: str, records: Iterable[tuple[str, str]]) -> RemapSummary:
     job = run.job
-    summary = RemapSummary(
-        tenant=job.tenant, connection=job.connection, data_source=job.data_source, flow_run_id=str(flow_run.id or "")
-    )
+    summary = RemapSummary.of(job, str(flow_run.id or ""))
     scope = PageScope(job.tenant, job.connection, job.data_source, _generation(run), str(flow_run.id or "local"))
     counts = PageCounts()
     batch: list[tuple[str, str]] = []
@@ -92,10 +79,8 @@ async def _remap(run: ImportRuntime, name: str, records: Iterable[tuple[str, str
         counts.add(await map_stored(by_reference(run), scope, batch))
     drained = await send_to_app(by_reference(run))
     summary.records = counts.created + counts.updated + counts.unchanged + counts.quarantined
-    summary.created, summary.updated, summary.unchanged = counts.created, counts.updated, counts.unchanged
-    summary.quarantined = counts.quarantined
-    summary.delivered, summary.dead_letters = drained.delivered, drained.dead
-    summary.pending_delivery = drained.pending_left
+    summary.add_counts(counts)
+    summary.add_delivery(drained)
     await publish_summary(name, job.tenant, job.connection, summary=summary.model_dump())
     get_run_logger().info("%s of %s/%s: %s", name, job.tenant, job.connection, summary.model_dump())
     if drained.pending_left:
