@@ -19,9 +19,17 @@ from prefect.runtime import flow_run, task_run
 
 from connectors.errors import NeedsReauth
 from flows.artifacts import publish_delivery_status, publish_summary, publish_trigger
-from flows.events import TriggeringEvent
 from flows.run_tags import label_run
-from flows.runtime import ConnectionId, DataSource, ImportJob, ImportRuntime, TenantId, by_reference, open_runtime
+from flows.runtime import (
+    ConnectionId,
+    DataSource,
+    ImportJob,
+    ImportRuntime,
+    TenantId,
+    TriggeringEvent,
+    by_reference,
+    open_runtime,
+)
 from flows.single_flight import single_flight, take_turn
 from flows.summaries import Auth, DeliverySummary
 from flows.tasks import map_records, send_to_app

@@ -1,4 +1,4 @@
-"""What a run works with: its job parameters (a pydantic model, so the UI renders a form) and the
+"""What a run works with: its parameters (pydantic types, so the UI renders a form and validates it) and the
 resources opened for it (store, connector, mapper, destination), handed to its tasks by reference.
 """
 
@@ -22,12 +22,31 @@ from inlet.settings import Settings
 from inlet.store import LoadedConnection, Store, Vault, load_connection, shared_store
 from mappings import RecordMapper
 
-__all__ = ["ImportJob", "ImportRuntime", "by_reference", "open_runtime"]
+__all__ = [
+    "ConnectionId",
+    "DataSource",
+    "ImportJob",
+    "ImportRuntime",
+    "TenantId",
+    "TriggeringEvent",
+    "by_reference",
+    "open_runtime",
+]
 
 
 TenantId = Annotated[str, Field(description="tenant id, e.g. acme", pattern=r"^[a-z0-9][a-z0-9_-]*$")]
 ConnectionId = Annotated[str, Field(description="connection id, e.g. acme-hubspot", min_length=1)]
 DataSource = Annotated[str, Field(description="the universal data model, e.g. users", min_length=1)]
+
+
+class TriggeringEvent(BaseModel):
+    """The `inlet.records.changed` event that started an incremental run (its page in the Prefect UI)."""
+
+    id: str = Field(description="the Prefect event's id")
+    occurred: str = Field(description="when it occurred (ISO 8601)")
+
+    def ui_path(self) -> str:
+        return f"/events/event/{self.occurred[:10]}/{self.id}"
 
 
 class ImportJob(BaseModel):
