@@ -22,8 +22,8 @@ from prefect import tags
 from prefect.events import emit_event
 
 from flows.incremental_import import apply_inbox
-from flows.run_tags import run_tags
 from flows.runtime import TriggeringEvent
+from inlet.service import run_tags
 from inlet.settings import get_settings
 
 __all__ = [
