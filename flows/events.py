@@ -28,20 +28,12 @@ from inlet.settings import get_settings
 
 __all__ = [
     "EVENT",
-    "TRIGGER_MATCH",
-    "TRIGGER_PARAMETERS",
     "ChangeNotifier",
     "emit_changed",
     "resource_id",
 ]
 
-EVENT = "inlet.records.changed"
-TRIGGER_MATCH = {"prefect.resource.id": "inlet.connection.*", "inlet.runner": "deployment"}
-TRIGGER_PARAMETERS = {
-    "tenant": "{{ event.payload.tenant }}",
-    "connection": "{{ event.payload.connection }}",
-    "triggered_by": {"id": "{{ event.id | string }}", "occurred": "{{ event.occurred | string }}"},
-}
+EVENT = "inlet.records.changed"  # incremental-import's trigger in prefect.yaml expects it
 
 
 def resource_id(connection: str) -> str:
