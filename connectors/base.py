@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -188,17 +188,31 @@ class Connector:
         logger.info("%s: %d %s records from %s", self.name, len(records), collection, url)
         return Page(records=records, next=PageRequest.from_httpx(nxt) if nxt else None, url=url)
 
-    async def pages(self, collection: str, start: PageRequest | None = None) -> AsyncIterator[Page]:
-        """Every page of a listing, guarded against loops and runaway lengths."""
+    async def pages(
+        self, collection: str, start: PageRequest | None = None, *, seen: int = 0, prefetch: bool = False
+    ) -> AsyncGenerator[Page, None]:
+        """Every page of a listing from `start` (a checkpoint's request; by default the first page, and `seen`
+        records before it), guarded against loops and runaway lengths. With `prefetch`, the next page is read
+        while the caller works on this one; close the iterator (`contextlib.aclosing`) to drop a page read ahead."""
         guard = PageGuard(self.name, self.spec.max_pages, self._secrets)
-        request: PageRequest | None = start or self.first_request(collection)
-        seen = 0
-        while request is not None:
+
+        async def read(request: PageRequest, seen: int) -> Page:
             guard.check(request)
-            page = await self.fetch_page(collection, request, seen)
-            seen += len(page.records)
-            yield page
-            request = page.next
+            return await self.fetch_page(collection, request, seen)
+
+        request: PageRequest | None = start or self.first_request(collection)
+        ahead: asyncio.Task[Page] | None = None
+        try:
+            while request is not None:
+                page = await (ahead if ahead is not None else read(request, seen))
+                seen += len(page.records)
+                request = page.next
+                ahead = asyncio.ensure_future(read(request, seen)) if prefetch and request is not None else None
+                yield page
+        finally:
+            if ahead is not None:
+                ahead.cancel()
+                await asyncio.gather(ahead, return_exceptions=True)
 
     async def get(self, collection: str, record_id: str) -> dict[str, Any] | None:
         """One record by id, or None when the app says it does not exist."""

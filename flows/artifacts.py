@@ -15,10 +15,10 @@ from prefect.artifacts import (
     aupdate_progress_artifact,
 )
 from prefect.settings import PREFECT_UI_URL
-from sqlalchemy import Engine
 
 from inlet.delivery import DestinationFigures, destination_figures, shown_url
 from inlet.settings import Settings
+from inlet.store import Store
 
 __all__ = ["Progress", "artifact_key", "publish_delivery_status", "publish_summary"]
 
@@ -77,7 +77,7 @@ async def publish_trigger(ui_path: str, *parts: str) -> None:
     )
 
 
-async def publish_delivery_status(engine: Engine, settings: Settings) -> None:
+async def publish_delivery_status(engine: Store, settings: Settings) -> None:
     """The delivery figures per destination (what `inlet deliveries status` prints) as a table artifact."""
     figures = await anyio.to_thread.run_sync(destination_figures, engine, settings)
     await acreate_table_artifact(

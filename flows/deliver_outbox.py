@@ -28,7 +28,6 @@ from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.concurrency.asyncio import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.runtime import flow_run
-from sqlalchemy import Engine
 
 from flows.artifacts import publish_delivery_status
 from flows.incremental_import import apply_stranded
@@ -36,7 +35,7 @@ from flows.run_tags import label_run
 from inlet.delivery import Destination, DrainResult, destination_for, drain
 from inlet.errors import DeliveryError
 from inlet.settings import get_settings
-from inlet.store import Vault, inbox, load_connection, outbox, shared_store
+from inlet.store import Store, Vault, inbox, load_connection, outbox, shared_store
 
 __all__ = ["deliver_outbox", "destination_slot"]
 
@@ -77,7 +76,7 @@ def _run_name() -> str:
     return f"deliver-outbox/{tenant}/{connection}" if tenant and connection else "deliver-outbox/all"
 
 
-async def _apply_stranded_changes(engine: Engine, older_than_seconds: float) -> None:
+async def _apply_stranded_changes(engine: Store, older_than_seconds: float) -> None:
     logger = get_run_logger()
     for tenant, connection, data_source in await anyio.to_thread.run_sync(inbox.stranded, engine, older_than_seconds):
         try:

@@ -20,28 +20,20 @@ from collections.abc import Callable
 
 from prefect import tags
 from prefect.events import emit_event
-from pydantic import BaseModel, Field
 
-from flows.run_tags import run_tags
+from flows.incremental_import import apply_inbox
+from flows.runtime import TriggeringEvent
+from inlet.service import run_tags
 from inlet.settings import get_settings
 
 __all__ = [
     "EVENT",
-    "TRIGGER_MATCH",
-    "TRIGGER_PARAMETERS",
     "ChangeNotifier",
-    "TriggeringEvent",
     "emit_changed",
     "resource_id",
 ]
 
-EVENT = "inlet.records.changed"
-TRIGGER_MATCH = {"prefect.resource.id": "inlet.connection.*", "inlet.runner": "deployment"}
-TRIGGER_PARAMETERS = {
-    "tenant": "{{ event.payload.tenant }}",
-    "connection": "{{ event.payload.connection }}",
-    "triggered_by": {"id": "{{ event.id | string }}", "occurred": "{{ event.occurred | string }}"},
-}
+EVENT = "inlet.records.changed"  # incremental-import's trigger in prefect.yaml expects it
 
 
 def resource_id(connection: str) -> str:
@@ -61,21 +53,9 @@ def emit_changed(tenant: str, connection: str, *, source: str = "webhook", submi
     payload = {"tenant": tenant, "connection": connection, "source": source}
     event = emit_event(event=EVENT, resource=resource, payload=payload)
     if runner == "task-worker" and submit:
-        from flows.incremental_import import apply_inbox
-
         trigger = TriggeringEvent(id=str(event.id), occurred=event.occurred.isoformat()) if event else None
         with tags(*run_tags(tenant, connection)):
             apply_inbox.delay(tenant, connection, triggered_by=trigger)
-
-
-class TriggeringEvent(BaseModel):
-    """The `inlet.records.changed` event that started an incremental run (its page in the Prefect UI)."""
-
-    id: str = Field(description="the Prefect event's id")
-    occurred: str = Field(description="when it occurred (ISO 8601)")
-
-    def ui_path(self) -> str:
-        return f"/events/event/{self.occurred[:10]}/{self.id}"
 
 
 class ChangeNotifier:

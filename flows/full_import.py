@@ -14,56 +14,43 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
+from contextlib import aclosing
 from typing import Any
 
 import anyio
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
-from pydantic import BaseModel, Field
-from sqlalchemy import Engine, func, select
-from sqlmodel import Session
+from pydantic import BaseModel
 
 from connectors.base import PageRequest
 from connectors.errors import NeedsReauth
 from flows.artifacts import Progress, publish_delivery_status, publish_summary
 from flows.run_tags import label_run
-from flows.runtime import ImportJob, ImportRuntime, open_runtime
+from flows.runtime import ImportJob, ImportRuntime, by_reference, open_runtime
 from flows.single_flight import single_flight
+from flows.summaries import Auth, DeliverySummary
 from flows.tasks import list_records, send_to_app
 from inlet.delivery import DrainResult
 from inlet.errors import DeliveryError
 from inlet.settings import get_settings
-from inlet.store import Checkpoint, LedgerEntry, PageCounts, PageScope, SweepResult, sweep, utcnow
+from inlet.store import Checkpoint, PageCounts, PageScope, SweepResult, live_count, start_or_resume, sweep
 
 __all__ = ["ImportSummary", "full_import"]
 
 
-class ImportSummary(BaseModel):
+class ImportSummary(DeliverySummary):
     """The figures of one full-import run."""
 
-    tenant: str
-    connection: str
-    data_source: str
-    flow_run_id: str = ""
     resumed_at_page: int = 0
     pages: int = 0
     records_seen: int = 0
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    deleted: int = 0
-    quarantined: int = 0
-    delivered: int = 0
-    dead_letters: int = 0
-    pending_delivery: bool = False
     delete_guard: str = ""
     complete: bool = False
     seconds_total: float = 0.0
     seconds_waiting_for_source: float = 0.0
     seconds_mapping_and_writing: float = 0.0
     seconds_posting_to_app: float = 0.0
-    auth: str = Field("ok", description="needs_reauth: the OAuth grant was revoked; the tenant must connect again")
+    auth: Auth = "ok"
 
 
 def _run_name() -> str:
@@ -78,8 +65,8 @@ async def full_import(job: ImportJob) -> ImportSummary:
     try:
         run = open_runtime(job, get_settings())
     except NeedsReauth as exc:  # fail fast: no request, no token endpoint call, no retries burnt
-        summary = ImportSummary(tenant=job.tenant, connection=job.connection, data_source=job.data_source)
-        summary.auth, summary.flow_run_id = "needs_reauth", str(flow_run.id or "")
+        summary = ImportSummary.of(job, str(flow_run.id or ""))
+        summary.auth = "needs_reauth"
         await publish_summary("full-import", job.tenant, job.connection, job.data_source, summary=summary.model_dump())
         get_run_logger().error("%s", exc)
         raise
@@ -95,16 +82,20 @@ async def _import(run: ImportRuntime) -> ImportSummary:
     started = time.perf_counter()
     logger = get_run_logger()
     job, app = run.job, run.loaded.connection.app
-    checkpoint = await anyio.to_thread.run_sync(_start_or_resume, run.engine, run, job.restart)
-    scope = PageScope(job.tenant, job.connection, job.data_source, checkpoint.generation, str(flow_run.id or "local"))
-    summary = ImportSummary(
-        tenant=job.tenant, connection=job.connection, data_source=job.data_source, flow_run_id=str(flow_run.id or "")
+    checkpoint = await anyio.to_thread.run_sync(
+        lambda: start_or_resume(run.engine, job.connection, job.data_source, restart=job.restart)
     )
+    scope = PageScope(job.tenant, job.connection, job.data_source, checkpoint.generation, str(flow_run.id or "local"))
+    summary = ImportSummary.of(job, str(flow_run.id or ""))
     summary.resumed_at_page = checkpoint.pages
     if checkpoint.pages:
         logger.info("resuming enumeration %s at page %d", checkpoint.generation[:8], checkpoint.pages + 1)
     progress = await Progress.start(
-        "full-import", job.tenant, job.connection, job.data_source, expected=_live_count(run)
+        "full-import",
+        job.tenant,
+        job.connection,
+        job.data_source,
+        expected=live_count(run.engine, job.connection, job.data_source) or None,
     )
     importing_done = asyncio.Event()
     delivery = asyncio.create_task(_deliver_alongside(run, importing_done))
@@ -141,23 +132,22 @@ async def _read_pages(
     counts: PageCounts,
     progress: Progress,
 ) -> None:
-    request: PageRequest | None = (
-        PageRequest.from_json(checkpoint.next_request)
-        if checkpoint.next_request
-        else run.connector.first_request(run.collection)
-    )
+    start = PageRequest.from_json(checkpoint.next_request) if checkpoint.next_request else None
     page_no, seen = checkpoint.pages, checkpoint.records
-    while request is not None:
-        outcome = await list_records(run.key, scope, request, page_no + 1, seen)
-        page_no += outcome.pages
-        seen += outcome.records
-        summary.pages += outcome.pages
-        summary.records_seen += outcome.records
-        summary.seconds_waiting_for_source += outcome.seconds_waiting
-        summary.seconds_mapping_and_writing += outcome.seconds_processing
-        counts.add(outcome.counts)
-        await progress.update(seen)
-        request = outcome.next
+    listing = run.connector.pages(run.collection, start, seen=seen, prefetch=True)
+    async with aclosing(listing) as pages:
+        while True:
+            outcome = await list_records(by_reference(run), pages, scope, page_no + 1)
+            page_no += outcome.pages
+            seen += outcome.records
+            summary.pages += outcome.pages
+            summary.records_seen += outcome.records
+            summary.seconds_waiting_for_source += outcome.seconds_waiting
+            summary.seconds_mapping_and_writing += outcome.seconds_processing
+            counts.add(outcome.counts)
+            await progress.update(seen)
+            if outcome.next is None:
+                return
 
 
 async def _deliver_alongside(run: ImportRuntime, importing_done: asyncio.Event) -> DrainResult:
@@ -172,7 +162,7 @@ async def _deliver_alongside(run: ImportRuntime, importing_done: asyncio.Event) 
         run.page_written.clear()
         run.events_written = 0
         finished = importing_done.is_set()
-        result = await send_to_app(run.key)
+        result = await send_to_app(by_reference(run))
         total.add(result)
         if result.pending_left or finished:
             return total
@@ -190,10 +180,8 @@ def _sweep(run: ImportRuntime, scope: PageScope, summary: ImportSummary, logger:
 
 
 def _fill(summary: ImportSummary, counts: PageCounts, drained: DrainResult) -> None:
-    summary.created, summary.updated, summary.unchanged = counts.created, counts.updated, counts.unchanged
-    summary.quarantined = counts.quarantined
-    summary.delivered, summary.dead_letters = drained.delivered, drained.dead
-    summary.pending_delivery = drained.pending_left
+    summary.add_counts(counts)
+    summary.add_delivery(drained)
     summary.seconds_posting_to_app = drained.seconds_posting
     for name in (
         "seconds_total",
@@ -202,39 +190,3 @@ def _fill(summary: ImportSummary, counts: PageCounts, drained: DrainResult) -> N
         "seconds_posting_to_app",
     ):
         setattr(summary, name, round(getattr(summary, name), 2))
-
-
-def _start_or_resume(engine: Engine, run: ImportRuntime, restart: bool) -> Checkpoint:
-    """The unfinished checkpoint of this connection, or a new enumeration."""
-    job = run.job
-    with Session(engine) as session:
-        checkpoint = session.get(Checkpoint, (job.connection, job.data_source))
-        if checkpoint is None or checkpoint.complete or restart:
-            checkpoint = checkpoint or Checkpoint(
-                connection_id=job.connection, data_source=job.data_source, generation=""
-            )
-            checkpoint.generation = uuid.uuid4().hex
-            checkpoint.next_request = None
-            checkpoint.pages = checkpoint.records = 0
-            checkpoint.complete = False
-            checkpoint.started_at = checkpoint.updated_at = utcnow()
-            session.add(checkpoint)
-            session.commit()
-            session.refresh(checkpoint)
-        session.expunge(checkpoint)
-        return checkpoint
-
-
-def _live_count(run: ImportRuntime) -> int | None:
-    ledger = LedgerEntry.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__
-    with run.engine.connect() as db:
-        live = db.execute(
-            select(func.count())
-            .select_from(ledger)
-            .where(
-                ledger.c.connection_id == run.job.connection,
-                ledger.c.data_source == run.job.data_source,
-                ledger.c.deleted_at.is_(None),
-            )
-        ).scalar_one()
-    return int(live) or None

@@ -13,50 +13,44 @@ import asyncio
 from typing import Any
 
 import anyio
-import orjson
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run, task_run
-from pydantic import BaseModel
 
 from connectors.errors import NeedsReauth
 from flows.artifacts import publish_delivery_status, publish_summary, publish_trigger
-from flows.events import TriggeringEvent
 from flows.run_tags import label_run
-from flows.runtime import ConnectionId, DataSource, ImportJob, ImportRuntime, TenantId, open_runtime, runtime_for
+from flows.runtime import (
+    ConnectionId,
+    DataSource,
+    ImportJob,
+    ImportRuntime,
+    TenantId,
+    TriggeringEvent,
+    by_reference,
+    open_runtime,
+)
 from flows.single_flight import single_flight, take_turn
-from flows.tasks import send_to_app
+from flows.summaries import Auth, DeliverySummary
+from flows.tasks import map_records, send_to_app
 from inlet.errors import DeliveryError
 from inlet.settings import get_settings
-from inlet.store import Checkpoint, InboxRow, MappedRecord, PageCounts, PageScope, inbox, write_changes
-from mappings import RecordError
+from inlet.store import InboxRow, PageCounts, PageScope, current_generation, inbox, write_changes
 
 __all__ = ["IncrementalSummary", "apply_inbox", "apply_stranded", "incremental_import"]
 
 _FETCH_CONCURRENCY = 8
 
 
-class IncrementalSummary(BaseModel):
+class IncrementalSummary(DeliverySummary):
     """The figures of one incremental-import run."""
 
-    tenant: str
-    connection: str
-    data_source: str
-    flow_run_id: str = ""
     batches: int = 0
     inbox_events: int = 0
     records: int = 0
     fetched: int = 0
     gone_when_fetched: int = 0
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    deleted: int = 0
-    quarantined: int = 0
-    delivered: int = 0
-    dead_letters: int = 0
-    pending_delivery: bool = False
-    auth: str = "ok"  # needs_reauth: the OAuth grant was revoked; the tenant must connect again
+    auth: Auth = "ok"
 
 
 @flow(name="incremental-import", flow_run_name="incremental-import/{tenant}/{connection}", persist_result=False)
@@ -102,16 +96,16 @@ async def _apply(
 ) -> IncrementalSummary:
     if triggered_by is not None:
         await publish_trigger(triggered_by.ui_path(), "incremental-import", tenant, connection)
+    job = ImportJob(tenant=tenant, connection=connection, data_source=data_source)
     async with take_turn(connection) as ours:
         if not ours:
             get_run_logger().info("another run of %s waits to drain its inbox; it will apply these changes", connection)
-            return IncrementalSummary(tenant=tenant, connection=connection, data_source=data_source, flow_run_id=run_id)
+            return IncrementalSummary.of(job, run_id)
         try:
-            run = open_runtime(ImportJob(tenant=tenant, connection=connection, data_source=data_source), get_settings())
+            run = open_runtime(job, get_settings())
         except NeedsReauth:  # fail at once, keeping the inbox: no request, no token endpoint call
-            flagged = IncrementalSummary(
-                tenant=tenant, connection=connection, data_source=data_source, flow_run_id=run_id, auth="needs_reauth"
-            )
+            flagged = IncrementalSummary.of(job, run_id)
+            flagged.auth = "needs_reauth"
             await publish_summary("incremental-import", tenant, connection, summary=flagged.model_dump())
             raise
         try:
@@ -124,27 +118,19 @@ async def _apply(
 
 async def _drain(run: ImportRuntime, run_id: str) -> IncrementalSummary:
     job = run.job
-    summary = IncrementalSummary(
-        tenant=job.tenant, connection=job.connection, data_source=job.data_source, flow_run_id=run_id
-    )
+    summary = IncrementalSummary.of(job, run_id)
     scope = PageScope(job.tenant, job.connection, job.data_source, _generation(run), run_id or "local")
-    counts = PageCounts()
     while rows := await anyio.to_thread.run_sync(inbox.pending, run.engine, job.connection, run.destination.batch_size):
-        fetched = await fetch_records(run.key, [r.external_id for r in _coalesce(rows) if _needs_fetch(r)])
-        counts.add(await apply_changes(run.key, scope, rows, fetched))
+        fetched = await fetch_records(by_reference(run), [r.external_id for r in _coalesce(rows) if _needs_fetch(r)])
+        summary.add_counts(await apply_changes(by_reference(run), scope, rows, fetched))
         summary.batches += 1
         summary.inbox_events += len(rows)
         summary.records += len(_coalesce(rows))
         summary.fetched += len(fetched)
         summary.gone_when_fetched += sum(1 for record in fetched.values() if record is None)
-        drained = await send_to_app(run.key)
-        summary.delivered += drained.delivered
-        summary.dead_letters += drained.dead
-        if drained.pending_left:
-            summary.pending_delivery = True
+        summary.add_delivery(await send_to_app(by_reference(run)))
+        if summary.pending_delivery:
             break
-    summary.created, summary.updated, summary.unchanged = counts.created, counts.updated, counts.unchanged
-    summary.deleted, summary.quarantined = counts.deleted, counts.quarantined
     await publish_summary("incremental-import", job.tenant, job.connection, summary=summary.model_dump())
     await publish_delivery_status(run.engine, run.settings)
     get_run_logger().info("incremental import of %s/%s: %s", job.tenant, job.connection, summary.model_dump())
@@ -154,9 +140,8 @@ async def _drain(run: ImportRuntime, run_id: str) -> IncrementalSummary:
 
 
 @task(name="fetch-records", cache_policy=NO_CACHE, persist_result=False)
-async def fetch_records(run_key: str, external_ids: list[str]) -> dict[str, dict[str, Any] | None]:
+async def fetch_records(run: ImportRuntime, external_ids: list[str]) -> dict[str, dict[str, Any] | None]:
     """Read changed records by id (a few at a time); None for a record the app no longer has."""
-    run = runtime_for(run_key)
     gate = asyncio.Semaphore(_FETCH_CONCURRENCY)
 
     async def one(external_id: str) -> tuple[str, dict[str, Any] | None]:
@@ -168,31 +153,21 @@ async def fetch_records(run_key: str, external_ids: list[str]) -> dict[str, dict
 
 @task(name="apply-changes", cache_policy=NO_CACHE, persist_result=False)
 async def apply_changes(
-    run_key: str, scope: PageScope, rows: list[InboxRow], fetched: dict[str, dict[str, Any] | None]
+    run: ImportRuntime, scope: PageScope, rows: list[InboxRow], fetched: dict[str, dict[str, Any] | None]
 ) -> PageCounts:
     """Map the batch's newest change of each record and commit it with the removal of the inbox rows."""
-    run = runtime_for(run_key)
-    upserts: list[MappedRecord] = []
+    upserts: list[tuple[str, dict[str, Any]]] = []
     deleted: list[str] = []
-    quarantined: list[tuple[str, str, str]] = []
     for row in _coalesce(rows):
         raw = row.record if not _needs_fetch(row) else fetched.get(row.external_id)
         if row.kind == "deleted" or raw is None:
             deleted.append(row.external_id)
-            continue
-        try:
-            mapped = run.mapper.map(raw)
-        except RecordError as exc:
-            quarantined.append((row.external_id, orjson.dumps(raw).decode(), str(exc)))
-            continue
-        updated_at = run.connector.updated_at(run.collection, raw)
-        kept = orjson.dumps(raw).decode() if run.settings.keep_raw else None
-        upserts.append(MappedRecord(row.external_id, mapped, updated_at, kept))
+        else:
+            upserts.append((row.external_id, raw))
+    mapped, quarantined = map_records(run, upserts)
     ids = [row.id for row in rows]
     counts = await anyio.to_thread.run_sync(
-        lambda: write_changes(
-            run.engine, scope, upserts, deleted, quarantined=quarantined, handled=lambda db: inbox.remove(db, ids)
-        )
+        lambda: write_changes(run.engine, scope, mapped, deleted, quarantined=quarantined, handled_inbox_ids=ids)
     )
     run.page_written.set()
     return counts
@@ -213,8 +188,4 @@ def _needs_fetch(row: InboxRow) -> bool:
 
 def _generation(run: ImportRuntime) -> str:
     """The enumeration a record counts as seen by: the current full import's, so its sweep keeps it."""
-    from sqlmodel import Session
-
-    with Session(run.engine) as session:
-        checkpoint = session.get(Checkpoint, (run.job.connection, run.job.data_source))
-        return checkpoint.generation if checkpoint is not None else "incremental"
+    return current_generation(run.engine, run.job.connection, run.job.data_source) or "incremental"

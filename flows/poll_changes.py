@@ -15,7 +15,7 @@ import anyio
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from connectors.changes import Change
 from connectors.errors import NeedsReauth
@@ -24,7 +24,8 @@ from flows.artifacts import publish_summary
 from flows.events import emit_changed
 from flows.incremental_import import apply_inbox
 from flows.run_tags import label_run
-from flows.runtime import ConnectionId, DataSource, ImportJob, ImportRuntime, TenantId, open_runtime, runtime_for
+from flows.runtime import ConnectionId, DataSource, ImportJob, ImportRuntime, TenantId, by_reference, open_runtime
+from flows.summaries import Auth, RunSummary
 from inlet.settings import get_settings
 from inlet.store import HeardChange, PageScope, inbox, live_ids, payload_hash, stored_hashes
 from mappings import RecordError
@@ -32,12 +33,9 @@ from mappings import RecordError
 __all__ = ["PollSummary", "poll_changes"]
 
 
-class PollSummary(BaseModel):
+class PollSummary(RunSummary):
     """What one poll found."""
 
-    tenant: str
-    connection: str
-    data_source: str
     mode: str = ""  # changes, resync or scan
     changes: int = 0
     upserts: int = 0
@@ -45,7 +43,7 @@ class PollSummary(BaseModel):
     added_to_inbox: int = 0
     since: str | None = None
     delete_guard: str = ""
-    auth: str = "ok"  # needs_reauth: the OAuth grant was revoked; the tenant must connect again
+    auth: Auth = "ok"
 
 
 @flow(name="poll-changes", flow_run_name="poll-changes/{tenant}/{connection}", persist_result=False)
@@ -56,15 +54,17 @@ async def poll_changes(
     force_delete: Annotated[bool, Field(description="let a full-scan diff delete past the mass-delete guard")] = False,
 ) -> PollSummary:
     """Pull what changed since the last poll into the connection's inbox."""
+    job = ImportJob(tenant=tenant, connection=connection, data_source=data_source)
     try:
-        run = open_runtime(ImportJob(tenant=tenant, connection=connection, data_source=data_source), get_settings())
+        run = open_runtime(job, get_settings())
     except NeedsReauth:  # a scheduled poll fails at once: no request, no token endpoint call, no retries burnt
-        flagged = PollSummary(tenant=tenant, connection=connection, data_source=data_source, auth="needs_reauth")
+        flagged = PollSummary.of(job, str(flow_run.id or ""))
+        flagged.auth = "needs_reauth"
         await publish_summary("poll-changes", tenant, connection, summary=flagged.model_dump())
         raise
     try:
         await label_run(tenant, connection, run.loaded.connection.app, data_source)
-        summary = PollSummary(tenant=tenant, connection=connection, data_source=data_source)
+        summary = PollSummary.of(job, str(flow_run.id or ""))
         heard, since, resynced = await _listen(run, summary)
         deletions = [h for h in heard if h.kind == "deleted"]
         if (resynced or summary.mode == "scan") and deletions:
@@ -90,9 +90,9 @@ async def _listen(run: ImportRuntime, summary: PollSummary) -> tuple[list[HeardC
     collection = run.connector.collection(run.collection)
     if collection.changes is None and run.connector.hooks.changes is None:
         summary.mode = "scan"
-        return await scan_source(run.key), None, False
+        return await scan_source(by_reference(run)), None, False
     since = inbox.stored_since(run.engine, run.job.connection, run.job.data_source)
-    heard, next_since, resynced = await pull_changes(run.key, since)
+    heard, next_since, resynced = await pull_changes(by_reference(run), since)
     summary.mode = "resync" if resynced else "changes"
     if resynced:
         seen = {h.external_id for h in heard}
@@ -101,18 +101,16 @@ async def _listen(run: ImportRuntime, summary: PollSummary) -> tuple[list[HeardC
 
 
 @task(name="pull-changes", cache_policy=NO_CACHE, persist_result=False)
-async def pull_changes(run_key: str, since: str | None) -> tuple[list[HeardChange], str | None, bool]:
+async def pull_changes(run: ImportRuntime, since: str | None) -> tuple[list[HeardChange], str | None, bool]:
     """The app's own incremental API since the stored token (an expired token: a full resync)."""
-    run = runtime_for(run_key)
     result = await pull_source_changes(run.connector, run.collection, since)
     source = "resync" if result.resynced else "poll"
     return [_heard(run, change, source) for change in result.changes], result.since, result.resynced
 
 
 @task(name="scan-source", cache_policy=NO_CACHE, persist_result=False)
-async def scan_source(run_key: str) -> list[HeardChange]:
+async def scan_source(run: ImportRuntime) -> list[HeardChange]:
     """Enumerate the source and keep what differs from the ledger: new or changed records, vanished ones."""
-    run = runtime_for(run_key)
     scope = _scope(run)
     seen: set[str] = set()
     heard: list[HeardChange] = []

@@ -15,35 +15,29 @@ import orjson
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
-from pydantic import BaseModel
-from sqlmodel import Session
 
 from flows.artifacts import publish_summary
-from flows.runtime import ImportJob, ImportRuntime, open_runtime, runtime_for
-from flows.tasks import send_to_app
+from flows.runtime import ImportJob, ImportRuntime, by_reference, open_runtime
+from flows.summaries import DeliverySummary
+from flows.tasks import map_records, send_to_app
 from inlet.errors import DeliveryError
 from inlet.settings import get_settings
-from inlet.store import Checkpoint, MappedRecord, PageCounts, PageScope, quarantined, raw_batches, write_changes
-from mappings import RecordError
+from inlet.store import (
+    PageCounts,
+    PageScope,
+    current_generation,
+    quarantined,
+    raw_batches,
+    write_changes,
+)
 
 __all__ = ["RemapSummary", "remap", "retry_quarantine"]
 
 
-class RemapSummary(BaseModel):
+class RemapSummary(DeliverySummary):
     """The figures of one remap or quarantine retry."""
 
-    tenant: str
-    connection: str
-    data_source: str
-    flow_run_id: str = ""
     records: int = 0
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    quarantined: int = 0
-    delivered: int = 0
-    dead_letters: int = 0
-    pending_delivery: bool = False
 
 
 @flow(name="remap", flow_run_name="remap/{tenant}/{connection}", persist_result=False)
@@ -72,25 +66,21 @@ async def retry_quarantine(
 
 async def _remap(run: ImportRuntime, name: str, records: Iterable[tuple[str, str]]) -> RemapSummary:
     job = run.job
-    summary = RemapSummary(
-        tenant=job.tenant, connection=job.connection, data_source=job.data_source, flow_run_id=str(flow_run.id or "")
-    )
+    summary = RemapSummary.of(job, str(flow_run.id or ""))
     scope = PageScope(job.tenant, job.connection, job.data_source, _generation(run), str(flow_run.id or "local"))
     counts = PageCounts()
     batch: list[tuple[str, str]] = []
     for item in records:
         batch.append(item)
         if len(batch) >= 1000:
-            counts.add(await map_stored(run.key, scope, batch))
+            counts.add(await map_stored(by_reference(run), scope, batch))
             batch = []
     if batch:
-        counts.add(await map_stored(run.key, scope, batch))
-    drained = await send_to_app(run.key)
+        counts.add(await map_stored(by_reference(run), scope, batch))
+    drained = await send_to_app(by_reference(run))
     summary.records = counts.created + counts.updated + counts.unchanged + counts.quarantined
-    summary.created, summary.updated, summary.unchanged = counts.created, counts.updated, counts.unchanged
-    summary.quarantined = counts.quarantined
-    summary.delivered, summary.dead_letters = drained.delivered, drained.dead
-    summary.pending_delivery = drained.pending_left
+    summary.add_counts(counts)
+    summary.add_delivery(drained)
     await publish_summary(name, job.tenant, job.connection, summary=summary.model_dump())
     get_run_logger().info("%s of %s/%s: %s", name, job.tenant, job.connection, summary.model_dump())
     if drained.pending_left:
@@ -99,25 +89,12 @@ async def _remap(run: ImportRuntime, name: str, records: Iterable[tuple[str, str
 
 
 @task(name="map-stored", cache_policy=NO_CACHE, persist_result=False)
-async def map_stored(run_key: str, scope: PageScope, batch: list[tuple[str, str]]) -> PageCounts:
+async def map_stored(run: ImportRuntime, scope: PageScope, batch: list[tuple[str, str]]) -> PageCounts:
     """Map a batch of stored raw payloads and commit the changed ones to the ledger and the outbox."""
-    run = runtime_for(run_key)
-    mapped: list[MappedRecord] = []
-    failed: list[tuple[str, str, str]] = []
-    for external_id, raw_json in batch:
-        raw = orjson.loads(raw_json)
-        try:
-            record = run.mapper.map(raw)
-        except RecordError as exc:
-            failed.append((external_id, raw_json, str(exc)))
-            continue
-        updated_at = run.connector.updated_at(run.collection, raw)
-        mapped.append(MappedRecord(external_id, record, updated_at, raw_json if run.settings.keep_raw else None))
+    mapped, failed = map_records(run, ((external_id, orjson.loads(raw)) for external_id, raw in batch))
     return await anyio.to_thread.run_sync(lambda: write_changes(run.engine, scope, mapped, [], quarantined=failed))
 
 
 def _generation(run: ImportRuntime) -> str:
     """The enumeration records count as seen by: the current full import's, so its sweep keeps them."""
-    with Session(run.engine) as session:
-        checkpoint = session.get(Checkpoint, (run.job.connection, run.job.data_source))
-        return checkpoint.generation if checkpoint is not None else "remap"
+    return current_generation(run.engine, run.job.connection, run.job.data_source) or "remap"

@@ -1,5 +1,5 @@
-"""Tags on every run (tenant, connection, app, data source), so the Prefect UI filters runs by them and
-`inlet status` finds a connection's runs.
+"""Tags on every run (tenant, connection, app, data source; named by `inlet.service.run_tags`), so the Prefect
+UI filters runs by them and `inlet status` finds a connection's runs.
 
 A run that a deployment, a schedule or a trigger created carries only the deployment's tags; the flow adds
 the connection's own when it starts. Background `apply-inbox` runs get them when they are submitted.
@@ -10,18 +10,9 @@ from __future__ import annotations
 from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
 
-__all__ = ["connection_tag", "label_run", "run_tags"]
+from inlet.service import run_tags
 
-
-def connection_tag(connection: str) -> str:
-    return f"connection:{connection}"
-
-
-def run_tags(tenant: str, connection: str, app: str | None = None, data_source: str | None = None) -> list[str]:
-    tags = [f"tenant:{tenant}", connection_tag(connection)]
-    tags += [f"app:{app}"] if app else []
-    tags += [f"data-source:{data_source}"] if data_source else []
-    return tags
+__all__ = ["label_run"]
 
 
 async def label_run(tenant: str, connection: str, app: str, data_source: str) -> None:

@@ -1,34 +1,52 @@
-"""What a run works with: its job parameters (a pydantic model, so the UI renders a form) and the
-resources opened for it (store, connector, mapper, destination), kept out of task parameters.
+"""What a run works with: its parameters (pydantic types, so the UI renders a form and validates it) and the
+resources opened for it (store, connector, mapper, destination), handed to its tasks by reference.
 """
 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, cast
 
 import httpx
+from prefect.utilities.annotations import quote
 from pydantic import BaseModel, Field
-from sqlalchemy import Engine
 
-from connectors.base import Connector, Page, PageGuard, PageRequest
+from connectors.base import Connector
 from connectors.budget import RequestBudget
 from connectors.registry import load, open_connector
 from inlet.delivery import Destination, destination_for
 from inlet.mapping import build_mapper
 from inlet.oauth import oauth_auth
 from inlet.settings import Settings
-from inlet.store import LoadedConnection, Vault, load_connection, shared_store
+from inlet.store import LoadedConnection, Store, Vault, load_connection, shared_store
 from mappings import RecordMapper
 
-__all__ = ["ImportJob", "ImportRuntime", "Prefetcher", "open_runtime", "runtime_for"]
+__all__ = [
+    "ConnectionId",
+    "DataSource",
+    "ImportJob",
+    "ImportRuntime",
+    "TenantId",
+    "TriggeringEvent",
+    "by_reference",
+    "open_runtime",
+]
 
 
 TenantId = Annotated[str, Field(description="tenant id, e.g. acme", pattern=r"^[a-z0-9][a-z0-9_-]*$")]
 ConnectionId = Annotated[str, Field(description="connection id, e.g. acme-hubspot", min_length=1)]
 DataSource = Annotated[str, Field(description="the universal data model, e.g. users", min_length=1)]
+
+
+class TriggeringEvent(BaseModel):
+    """The `inlet.records.changed` event that started an incremental run (its page in the Prefect UI)."""
+
+    id: str = Field(description="the Prefect event's id")
+    occurred: str = Field(description="when it occurred (ISO 8601)")
+
+    def ui_path(self) -> str:
+        return f"/events/event/{self.occurred[:10]}/{self.id}"
 
 
 class ImportJob(BaseModel):
@@ -41,66 +59,36 @@ class ImportJob(BaseModel):
     force_delete: bool = Field(False, description="let the deletion sweep pass its mass-delete guard")
 
 
-class Prefetcher:
-    """Fetches the next page while the current one is mapped and written."""
-
-    def __init__(self, connector: Connector, collection: str) -> None:
-        self._connector = connector
-        self._collection = collection
-        self._pending: dict[PageRequest, asyncio.Task[Page]] = {}
-
-    def start(self, request: PageRequest, seen: int) -> None:
-        if request not in self._pending:
-            self._pending[request] = asyncio.create_task(self._connector.fetch_page(self._collection, request, seen))
-
-    async def take(self, request: PageRequest, seen: int) -> Page:
-        task = self._pending.pop(request, None)
-        if task is None:
-            return await self._connector.fetch_page(self._collection, request, seen)
-        return await task
-
-    async def aclose(self) -> None:
-        for task in self._pending.values():
-            task.cancel()
-        await asyncio.gather(*self._pending.values(), return_exceptions=True)
-        self._pending.clear()
-
-
 @dataclass
 class ImportRuntime:
-    """Resources of one run; tasks find them by run key instead of receiving them as parameters."""
+    """Resources of one run; its tasks take it as an argument, passed `by_reference`."""
 
-    key: str
     job: ImportJob
     settings: Settings
-    engine: Engine
+    engine: Store
     loaded: LoadedConnection
     connector: Connector
     collection: str
     mapper: RecordMapper
     destination: Destination
     app_client: httpx.AsyncClient
-    prefetcher: Prefetcher
-    guard: PageGuard
     records_per_task: int
     page_written: asyncio.Event = field(default_factory=asyncio.Event)
     events_written: int = 0  # since the last drain: the deliverer waits for a full batch
 
     async def aclose(self) -> None:
-        await self.prefetcher.aclose()
         await self.connector.aclose()
         await self.app_client.aclose()
-        _RUNTIMES.pop(self.key, None)
 
 
-_RUNTIMES: dict[str, ImportRuntime] = {}
+def by_reference(run: ImportRuntime) -> ImportRuntime:
+    """The runtime as a task argument Prefect neither walks nor records (`quote`): it holds clients, a
+    connection's credentials and asyncio state, and the task must get this very object, not a rebuilt copy.
+    The task receives it unwrapped; its run shows the argument without a value."""
+    return cast(ImportRuntime, quote(run))
 
 
-def runtime_for(key: str) -> ImportRuntime:
-    return _RUNTIMES[key]
-
-
-def open_runtime(job: ImportJob, settings: Settings, *, engine: Engine | None = None) -> ImportRuntime:
+def open_runtime(job: ImportJob, settings: Settings, *, engine: Store | None = None) -> ImportRuntime:
     """Load the connection, its connector and mapping, and the destination; fails before any page is read."""
     engine = engine or shared_store(settings.store_url)
     vault = Vault.from_settings(settings)
@@ -120,8 +108,7 @@ def open_runtime(job: ImportJob, settings: Settings, *, engine: Engine | None = 
         auth=auth,
     )
     destination = destination_for(engine, settings, job.tenant)
-    runtime = ImportRuntime(
-        key=uuid.uuid4().hex,
+    return ImportRuntime(
         job=job,
         settings=settings,
         engine=engine,
@@ -131,9 +118,5 @@ def open_runtime(job: ImportJob, settings: Settings, *, engine: Engine | None = 
         mapper=mapper,
         destination=destination,
         app_client=httpx.AsyncClient(timeout=destination.timeout_seconds),
-        prefetcher=Prefetcher(connector, collection),
-        guard=PageGuard(connector.name, connector.spec.max_pages),
         records_per_task=settings.records_per_task,
     )
-    _RUNTIMES[runtime.key] = runtime
-    return runtime

@@ -1,20 +1,84 @@
-"""Serve inlet's deployments from this process (what `inlet up` runs), so manual runs from the UI work."""
+"""Serve inlet's deployments from this process (what `inlet up` runs), so manual runs from the UI work.
+
+The deployments are prefect.yaml's, read from it: the same names, descriptions, tags, parameters, schedules
+and triggers that `prefect deploy --all` creates on a work pool, so the two never disagree. A key of
+prefect.yaml this module cannot serve stops it with a message, rather than being dropped.
+"""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any
 
-from prefect import serve
+import yaml
+from prefect import Flow, serve
+from prefect.client.schemas.schedules import construct_schedule
 from prefect.deployments.runner import RunnerDeployment
-from prefect.events import DeploymentEventTrigger
+from prefect.events import DeploymentTriggerTypes
+from pydantic import TypeAdapter
 
-from flows.deliver_outbox import deliver_outbox
-from flows.events import EVENT, TRIGGER_MATCH, TRIGGER_PARAMETERS
-from flows.full_import import full_import
-from flows.incremental_import import incremental_import
-from flows.poll_changes import poll_changes
-from flows.remap import remap, retry_quarantine
+__all__ = ["PREFECT_YAML", "deployments", "main"]
+
+PREFECT_YAML = Path(__file__).resolve().parents[1] / "prefect.yaml"
+_SERVED = {
+    "name",
+    "description",
+    "entrypoint",
+    "tags",
+    "parameters",
+    "schedules",
+    "triggers",
+    "enforce_parameter_schema",
+}
+_ON_A_POOL_ONLY = {"work_pool"}  # a served deployment runs in this process
+_WHEN = ("interval", "cron", "rrule", "timezone", "anchor_date")
+_SCHEDULE_OPTIONS = ("parameters", "active", "slug")
+_triggers: TypeAdapter[DeploymentTriggerTypes] = TypeAdapter(DeploymentTriggerTypes)
+
+
+def deployments(project: Path = PREFECT_YAML) -> list[RunnerDeployment]:
+    """prefect.yaml's deployments, as `serve()` takes them."""
+    document = yaml.safe_load(project.read_text())
+    return [_deployment(spec) for spec in document["deployments"]]
+
+
+def _deployment(spec: dict[str, Any]) -> RunnerDeployment:
+    name = spec["name"]
+    _refuse_unknown(f"deployment {name!r}", spec, _SERVED | _ON_A_POOL_ONLY)
+    deployment = _flow(spec["entrypoint"]).to_deployment(
+        name=name,
+        description=spec.get("description"),
+        tags=spec.get("tags"),
+        parameters=spec.get("parameters"),
+        schedules=[_schedule(name, schedule) for schedule in spec.get("schedules") or []],
+        triggers=[_triggers.validate_python(trigger) for trigger in spec.get("triggers") or []],
+        enforce_parameter_schema=spec.get("enforce_parameter_schema", True),
+    )
+    return _sync(deployment)
+
+
+def _flow(entrypoint: str) -> Flow[..., Any]:
+    """The flow an entrypoint such as `flows/full_import.py:full_import` names, imported as a module."""
+    path, _, attribute = entrypoint.partition(":")
+    flow = getattr(importlib.import_module(path.removesuffix(".py").replace("/", ".")), attribute)
+    if not isinstance(flow, Flow):
+        raise ValueError(f"prefect.yaml: entrypoint {entrypoint!r} is not a flow")
+    return flow
+
+
+def _schedule(deployment: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """A schedule as `prefect deploy` reads it: when (interval seconds, cron or rrule) and its options."""
+    _refuse_unknown(f"a schedule of {deployment!r}", spec, {*_WHEN, *_SCHEDULE_OPTIONS})
+    when = construct_schedule(**{key: spec[key] for key in _WHEN if key in spec})
+    return {"schedule": when} | {key: spec[key] for key in _SCHEDULE_OPTIONS if key in spec}
+
+
+def _refuse_unknown(what: str, spec: dict[str, Any], served: set[str]) -> None:
+    unknown = sorted(set(spec) - served)
+    if unknown:
+        raise ValueError(f"prefect.yaml: {what} has keys flows/serve.py does not serve: {unknown}")
 
 
 def _sync(deployment: RunnerDeployment | Coroutine[Any, Any, RunnerDeployment]) -> RunnerDeployment:
@@ -24,51 +88,7 @@ def _sync(deployment: RunnerDeployment | Coroutine[Any, Any, RunnerDeployment]) 
 
 
 def main() -> None:
-    serve(
-        _sync(
-            full_import.to_deployment(
-                name="full-import",
-                description="Full import of one tenant's connection into the team's app; resumes from its checkpoint.",
-                tags=["inlet", "full-import"],
-            )
-        ),
-        _sync(
-            deliver_outbox.to_deployment(
-                name="deliver-outbox",
-                description="Retry the deliveries that wait in the outbox (parked, deferred); every minute.",
-                tags=["inlet", "delivery"],
-                interval=60,
-            )
-        ),
-        _sync(remap.to_deployment(name="remap", description=remap.description, tags=["inlet", "mappings"])),
-        _sync(
-            retry_quarantine.to_deployment(
-                name="retry-quarantine", description=retry_quarantine.description, tags=["inlet", "mappings"]
-            )
-        ),
-        _sync(
-            incremental_import.to_deployment(
-                name="incremental-import",
-                description="Apply a connection's inbox to the team's app (triggered by inlet.records.changed).",
-                tags=["inlet", "incremental"],
-                triggers=[
-                    DeploymentEventTrigger(
-                        expect={EVENT},
-                        match=TRIGGER_MATCH,
-                        parameters=TRIGGER_PARAMETERS,
-                    )
-                ],
-            )
-        ),
-        _sync(
-            poll_changes.to_deployment(
-                name="poll-changes",
-                description="Pull a connection's changes into its inbox (run it on a schedule per connection).",
-                tags=["inlet", "poll"],
-            )
-        ),
-        limit=4,
-    )
+    serve(*deployments(), limit=4)
 
 
 if __name__ == "__main__":

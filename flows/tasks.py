@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 import orjson
@@ -11,12 +13,12 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from connectors.base import Page, PageRequest
-from flows.runtime import ImportRuntime, runtime_for
+from flows.runtime import ImportRuntime
 from inlet.delivery import DrainResult, drain
 from inlet.store import MappedRecord, PageCounts, PageScope, write_page
 from mappings import RecordError
 
-__all__ = ["PageOutcome", "list_records", "send_to_app"]
+__all__ = ["PageOutcome", "list_records", "map_records", "send_to_app"]
 
 
 @dataclass
@@ -25,7 +27,7 @@ class PageOutcome:
 
     records: int
     counts: PageCounts
-    next: PageRequest | None
+    next: PageRequest | None  # None: the listing is complete
     pages: int
     seconds_waiting: float  # for the source's answer (not overlapped by the previous page's work)
     seconds_processing: float  # mapping, ledger, outbox and checkpoint
@@ -40,44 +42,42 @@ class PageOutcome:
 
 
 @task(name="list-records", task_run_name="list-records/page-{page_no}", cache_policy=NO_CACHE, persist_result=False)
-async def list_records(run_key: str, scope: PageScope, request: PageRequest, page_no: int, seen: int) -> PageOutcome:
-    """Read pages from `page_no` on, each mapped and committed with its checkpoint in one transaction.
+async def list_records(run: ImportRuntime, pages: AsyncIterator[Page], scope: PageScope, page_no: int) -> PageOutcome:
+    """Take the next pages of the run's listing (page `page_no` on), each mapped and committed with its
+    checkpoint in one transaction, while the connector reads the page after it.
 
-    Small pages (HubSpot's cap is 100) are read several to a task, until about `records_per_task` records:
+    Small pages (HubSpot's cap is 100) are taken several to a task, until about `records_per_task` records:
     a Prefect task run costs the server ~20 ms of CPU, more than a page of 100 records costs inlet.
     """
-    run = runtime_for(run_key)
-    outcome = PageOutcome(0, PageCounts(), request, 0, 0.0, 0.0)
-    next_request: PageRequest | None = request
-    while next_request is not None and (outcome.pages == 0 or outcome.records < run.records_per_task):
-        run.guard.check(next_request)
+    outcome = PageOutcome(0, PageCounts(), None, 0, 0.0, 0.0)
+    while outcome.pages == 0 or (outcome.next is not None and outcome.records < run.records_per_task):
         started = time.perf_counter()
-        page = await run.prefetcher.take(next_request, seen + outcome.records)
+        page = await anext(pages)
         fetched = time.perf_counter()
-        if page.next is not None:
-            run.prefetcher.start(page.next, seen + outcome.records + len(page.records))
         counts = await anyio.to_thread.run_sync(_map_and_write, run, scope, page)
         outcome.add(page, counts, fetched - started, time.perf_counter() - fetched)
         run.events_written += counts.created + counts.updated
         if run.events_written >= run.destination.batch_size:
             run.page_written.set()
-        next_request = page.next
     return outcome
 
 
 @task(name="send-to-app", cache_policy=NO_CACHE, persist_result=False)
-async def send_to_app(run_key: str) -> DrainResult:
+async def send_to_app(run: ImportRuntime) -> DrainResult:
     """Deliver the connection's pending events to the team's app, batch by batch."""
-    run = runtime_for(run_key)
     return await drain(run.engine, run.loaded.connection.id, run.destination, run.app_client)
 
 
-def _map_and_write(run: ImportRuntime, scope: PageScope, page: Page) -> PageCounts:
+def map_records(
+    run: ImportRuntime, raws: Iterable[tuple[str, dict[str, Any]]]
+) -> tuple[list[MappedRecord], list[tuple[str, str, str]]]:
+    """Map raw records, given with their external ids. A record that fails its mapping or the app schema is
+    quarantined as (external id, raw JSON, error) and the others go on; the raw JSON is kept with a mapped
+    record only with INLET_KEEP_RAW (for remap)."""
     mapped: list[MappedRecord] = []
     quarantined: list[tuple[str, str, str]] = []
     keep_raw = run.settings.keep_raw
-    for raw in page.records:
-        external_id = run.connector.record_id(run.collection, raw)
+    for external_id, raw in raws:
         try:
             record = run.mapper.map(raw)
         except RecordError as exc:
@@ -85,6 +85,12 @@ def _map_and_write(run: ImportRuntime, scope: PageScope, page: Page) -> PageCoun
             continue
         updated_at = run.connector.updated_at(run.collection, raw)
         mapped.append(MappedRecord(external_id, record, updated_at, orjson.dumps(raw).decode() if keep_raw else None))
+    return mapped, quarantined
+
+
+def _map_and_write(run: ImportRuntime, scope: PageScope, page: Page) -> PageCounts:
+    identified = ((run.connector.record_id(run.collection, raw), raw) for raw in page.records)
+    mapped, quarantined = map_records(run, identified)
     return write_page(
         run.engine, scope, mapped, quarantined=quarantined, next_request=page.next.to_json() if page.next else None
     )

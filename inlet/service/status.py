@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
+from inlet.service.tags import connection_tag
 from inlet.store import (
     Checkpoint,
     Connection,
@@ -74,8 +75,6 @@ def run_history(connections: list[str]) -> dict[str, dict[str, str]]:
 async def _run_history(connections: list[str]) -> dict[str, dict[str, str]]:
     from prefect.client.orchestration import get_client
 
-    from flows.run_tags import connection_tag
-
     async with get_client() as client:
 
         async def one(connection: str) -> tuple[str, dict[str, str]]:
@@ -96,7 +95,7 @@ async def _tagged_runs(client: Any, tag: str) -> list[dict[str, str]]:
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags, TaskRunFilter, TaskRunFilterTags
     from prefect.client.schemas.sorting import FlowRunSort, TaskRunSort
 
-    flows = await client.read_flow_runs(
+    flow_runs = await client.read_flow_runs(
         flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[tag])), sort=FlowRunSort.START_TIME_DESC, limit=20
     )
     tasks = await client.read_task_runs(
@@ -110,7 +109,7 @@ async def _tagged_runs(client: Any, tag: str) -> list[dict[str, str]]:
             "start": _when(run.start_time) if run.start_time else "",
             "end": _when(run.end_time) if run.end_time else "",
         }
-        for run in [*flows, *tasks[:20]]
+        for run in [*flow_runs, *tasks[:20]]
     ]
 
 

@@ -1,7 +1,9 @@
-"""The inlet store: tables, engine and migrations, the record ledger, the outbox, the inbox, tenants and
-connections with their sealed credentials. Flows and the CLI reach the database only through these names."""
+"""The inlet store: tables, engine and migrations, checkpoints, the record ledger, the outbox, the inbox,
+tenants and connections with their sealed credentials. Flows and the CLI reach the database only through these names."""
 
+from inlet.store.checkpoints import current_generation, start_or_resume
 from inlet.store.engine import (
+    Store,
     create_store_engine,
     head_revision,
     migrate,
@@ -13,9 +15,7 @@ from inlet.store.inbox import HeardChange, InboxRow
 from inlet.store.ledger import (
     MappedRecord,
     PageCounts,
-    PageScope,
     SweepResult,
-    idempotency_key,
     live_ids,
     payload_hash,
     stored_hashes,
@@ -23,8 +23,9 @@ from inlet.store.ledger import (
     write_changes,
     write_page,
 )
-from inlet.store.outbox import PendingEvent, entries, purge, replay
-from inlet.store.records import quarantined, raw_batches, raw_sample
+from inlet.store.outbox import PendingEvent, entries, idempotency_key, purge, replay
+from inlet.store.records import live_count, quarantined, raw_batches, raw_sample
+from inlet.store.scope import PageScope
 from inlet.store.tables import (
     AppSchemaCache,
     Checkpoint,
@@ -74,6 +75,7 @@ __all__ = [
     "PageScope",
     "PendingEvent",
     "QuarantinedRecord",
+    "Store",
     "SweepResult",
     "SyncState",
     "Tenant",
@@ -81,12 +83,14 @@ __all__ = [
     "add_connection",
     "add_tenant",
     "create_store_engine",
+    "current_generation",
     "ensure_key_file",
     "entries",
     "head_revision",
     "idempotency_key",
     "list_connections",
     "list_tenants",
+    "live_count",
     "live_ids",
     "load_connection",
     "migrate",
@@ -100,6 +104,7 @@ __all__ = [
     "replay",
     "shared_store",
     "stored_hashes",
+    "start_or_resume",
     "sweep",
     "utcnow",
     "write_changes",

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 __all__ = [
+    "Store",
     "bind_value",
     "create_store_engine",
     "execute_many",
@@ -28,6 +29,9 @@ __all__ = [
     "open_store",
     "shared_store",
 ]
+
+Store = Engine
+"""A handle on the inlet store, as the store's functions take it (callers need not know it is SQLAlchemy's)."""
 
 
 def execute_many(db: DBConnection, statement: ClauseElement, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -8,24 +8,25 @@ enumeration never saw into `deleted` events, unless that would delete a suspicio
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection as DBConnection
 from sqlalchemy import Engine, and_, bindparam, delete, func, insert, null, select, update
 
-from inlet.store.engine import bind_value, execute_many
-from inlet.store.tables import Checkpoint, LedgerEntry, OutboxEvent, QuarantinedRecord, utcnow
+from inlet.store.checkpoints import advance
+from inlet.store.engine import execute_many
+from inlet.store.inbox import remove as remove_from_inbox
+from inlet.store.outbox import event_row, write_events
+from inlet.store.scope import PageScope
+from inlet.store.tables import LedgerEntry, QuarantinedRecord, utcnow
 
 __all__ = [
     "MappedRecord",
     "PageCounts",
-    "PageScope",
     "SweepResult",
-    "idempotency_key",
     "payload_hash",
     "live_ids",
     "stored_hashes",
@@ -35,20 +36,7 @@ __all__ = [
 ]
 
 _ledger = LedgerEntry.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ at class creation
-_outbox = OutboxEvent.__table__  # type: ignore[attr-defined]
-_checkpoint = Checkpoint.__table__  # type: ignore[attr-defined]
 _quarantine = QuarantinedRecord.__table__  # type: ignore[attr-defined]
-
-
-@dataclass(frozen=True)
-class PageScope:
-    """Who a page belongs to and which enumeration read it."""
-
-    tenant_id: str
-    connection_id: str
-    data_source: str
-    generation: str
-    run_id: str
 
 
 @dataclass(frozen=True)
@@ -86,11 +74,6 @@ def payload_hash(record: dict[str, Any]) -> str:
     return hashlib.blake2b(orjson.dumps(record, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
 
 
-def idempotency_key(scope: PageScope, external_id: str, version: int) -> str:
-    material = f"{scope.tenant_id}\x1f{scope.connection_id}\x1f{scope.data_source}\x1f{external_id}\x1f{version}"
-    return hashlib.sha256(material.encode()).hexdigest()[:40]
-
-
 def write_page(
     engine: Engine,
     scope: PageScope,
@@ -108,7 +91,7 @@ def write_page(
     with engine.begin() as db:
         _stage_and_apply(db, scope, latest, held, counts)
         counts.quarantined = _quarantine_rows(db, scope, quarantined)
-        _save_checkpoint(db, scope, next_request, len(records))
+        advance(db, scope.connection_id, scope.data_source, next_request, len(records))
     return counts
 
 
@@ -119,10 +102,10 @@ def write_changes(
     deleted_ids: Sequence[str],
     *,
     quarantined: Iterable[tuple[str, str, str]] = (),
-    handled: Callable[[DBConnection], None] | None = None,
+    handled_inbox_ids: Sequence[int] = (),
 ) -> PageCounts:
-    """Classify changed records and record deletions, in one transaction with `handled` (the incremental
-    import removes its inbox rows there), so a change reaches the outbox exactly once."""
+    """Classify changed records and record deletions, and remove the inbox rows they came from
+    (`handled_inbox_ids`) in the same transaction, so a change reaches the outbox exactly once."""
     latest = {r.external_id: r for r in records}
     quarantined = list(quarantined)
     held = [external_id for external_id, _, _ in quarantined if external_id not in latest]
@@ -133,8 +116,7 @@ def write_changes(
         counts.deleted = _delete(db, scope, gone)
         _release(db, scope, gone)  # a quarantined record deleted at the source has nothing left to retry
         counts.quarantined = _quarantine_rows(db, scope, quarantined)
-        if handled is not None:
-            handled(db)
+        remove_from_inbox(db, handled_inbox_ids)
     return counts
 
 
@@ -229,13 +211,7 @@ def _mark_deleted(db: DBConnection, scope: PageScope, records: Sequence[tuple[st
             .values(version=bindparam("v"), deleted_at=now),
             [{"e": external_id, "v": version + 1} for external_id, version in chunk],
         )
-        _insert_events(
-            db,
-            [
-                _event(scope, MappedRecord(external_id, {}, None), "deleted", version + 1)
-                for external_id, version in chunk
-            ],
-        )
+        write_events(db, [event_row(scope, external_id, "deleted", version + 1) for external_id, version in chunk])
 
 
 def _scope_filter(scope: PageScope) -> list[Any]:
@@ -251,6 +227,10 @@ def _known(db: DBConnection, scope: PageScope, ids: list[str]) -> dict[str, Any]
         )
     )
     return {row.external_id: row for row in rows}
+
+
+def _event(scope: PageScope, mapped: MappedRecord, kind: str, version: int) -> dict[str, Any]:
+    return event_row(scope, mapped.external_id, kind, version, mapped.record, mapped.source_updated_at)
 
 
 def _ledger_key(scope: PageScope, external_id: str) -> dict[str, str]:
@@ -269,27 +249,6 @@ def _ledger_row(scope: PageScope, mapped: MappedRecord, digest: str) -> dict[str
         "last_seen_run": scope.generation,
         "deleted_at": None,
         "raw": mapped.raw,
-    }
-
-
-def _event(scope: PageScope, mapped: MappedRecord, kind: str, version: int) -> dict[str, Any]:
-    key = idempotency_key(scope, mapped.external_id, version)
-    return {
-        "event_id": f"evt_{key[:26]}",
-        "tenant_id": scope.tenant_id,
-        "connection_id": scope.connection_id,
-        "data_source": scope.data_source,
-        "external_id": mapped.external_id,
-        "type": kind,
-        "record": None if kind == "deleted" else orjson.dumps(mapped.record).decode(),
-        "source_updated_at": mapped.source_updated_at,
-        "idempotency_key": key,
-        "version": version,
-        "status": "pending",
-        "attempts": 0,
-        "next_attempt_at": None,
-        "last_error": None,
-        "created_at": None,  # set per page, in the driver's form, by _apply
     }
 
 
@@ -325,14 +284,7 @@ def _apply(
         )
     execute_many(db, update(_ledger).where(key).values(last_seen_run=bindparam("g"), raw=bindparam("r")), seen)
     execute_many(db, update(_ledger).where(key).values(last_seen_run=bindparam("g")), kept)
-    _insert_events(db, events)
-
-
-def _insert_events(db: DBConnection, events: list[dict[str, Any]]) -> None:
-    created = bind_value(db, _outbox.c.created_at, utcnow())
-    for event in events:
-        event["created_at"] = created
-    execute_many(db, insert(_outbox), events)
+    write_events(db, events)
 
 
 def _release(db: DBConnection, scope: PageScope, ids: Sequence[str]) -> None:
@@ -365,18 +317,3 @@ def _quarantine_rows(db: DBConnection, scope: PageScope, rows: Iterable[tuple[st
     if values:
         db.execute(insert(_quarantine), values)
     return len(values)
-
-
-def _save_checkpoint(db: DBConnection, scope: PageScope, next_request: str | None, records: int) -> None:
-    now: datetime = utcnow()
-    db.execute(
-        update(_checkpoint)
-        .where(_checkpoint.c.connection_id == scope.connection_id, _checkpoint.c.data_source == scope.data_source)
-        .values(
-            next_request=next_request,
-            pages=_checkpoint.c.pages + 1,
-            records=_checkpoint.c.records + records,
-            complete=next_request is None,
-            updated_at=now,
-        )
-    )

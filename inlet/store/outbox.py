@@ -1,12 +1,20 @@
-"""The outbox: events wait here, in id order per connection, until the team's app answers 2xx."""
+"""The outbox: events are written in the transaction of the page (or batch of changes) that produced them,
+and wait there, in id order per connection, until the team's app answers 2xx; a 4xx parks them as dead letters.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine, delete, func, or_, select, update
+import orjson
+from sqlalchemy import Connection as DBConnection
+from sqlalchemy import Engine, delete, func, insert, or_, select, update
 
+from inlet.store.engine import bind_value, execute_many
+from inlet.store.scope import PageScope
 from inlet.store.tables import OutboxEvent, utcnow
 
 __all__ = [
@@ -18,13 +26,16 @@ __all__ = [
     "entries",
     "defer",
     "due_connections",
+    "event_row",
     "held_by_dead",
+    "idempotency_key",
     "next_attempt",
     "park",
     "park_records",
     "pending_batch",
     "purge",
     "replay",
+    "write_events",
 ]
 
 _outbox = OutboxEvent.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ at class creation
@@ -52,6 +63,49 @@ class OutboxCounts:
     dead: int
     oldest_pending: datetime | None
     deferred: int = 0  # of the pending: waiting for their next attempt
+
+
+def idempotency_key(scope: PageScope, external_id: str, version: int) -> str:
+    """The same for every retry or replay of one change of one record; a new change version, a new key."""
+    material = f"{scope.tenant_id}\x1f{scope.connection_id}\x1f{scope.data_source}\x1f{external_id}\x1f{version}"
+    return hashlib.sha256(material.encode()).hexdigest()[:40]
+
+
+def event_row(
+    scope: PageScope,
+    external_id: str,
+    kind: str,
+    version: int,
+    record: dict[str, Any] | None = None,
+    source_updated_at: str | None = None,
+) -> dict[str, Any]:
+    """One pending event, as `write_events` takes it; `kind` is created, updated or deleted (no record)."""
+    key = idempotency_key(scope, external_id, version)
+    return {
+        "event_id": f"evt_{key[:26]}",
+        "tenant_id": scope.tenant_id,
+        "connection_id": scope.connection_id,
+        "data_source": scope.data_source,
+        "external_id": external_id,
+        "type": kind,
+        "record": None if kind == "deleted" else orjson.dumps(record).decode(),
+        "source_updated_at": source_updated_at,
+        "idempotency_key": key,
+        "version": version,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": None,
+        "last_error": None,
+        "created_at": None,  # set per write, in the driver's form, by write_events
+    }
+
+
+def write_events(db: DBConnection, events: list[dict[str, Any]]) -> None:
+    """Add events inside the caller's transaction (the ledger's page or batch of changes)."""
+    created = bind_value(db, _outbox.c.created_at, utcnow())
+    for event in events:
+        event["created_at"] = created
+    execute_many(db, insert(_outbox), events)
 
 
 def pending_batch(engine: Engine, connection_id: str, limit: int, *, now: datetime | None = None) -> list[PendingEvent]:

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, func, select
 
 from inlet.store.tables import LedgerEntry, QuarantinedRecord
 
-__all__ = ["Quarantined", "quarantine_count", "quarantined", "raw_batches", "raw_sample"]
+__all__ = ["Quarantined", "live_count", "quarantine_count", "quarantined", "raw_batches", "raw_sample"]
 
 _ledger = LedgerEntry.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ at class creation
 _quarantine = QuarantinedRecord.__table__  # type: ignore[attr-defined]
@@ -26,6 +26,21 @@ class Quarantined:
     error: str
     run_id: str
     created_at: datetime
+
+
+def live_count(engine: Engine, connection_id: str, data_source: str) -> int:
+    """How many records of a connection's data source the app holds (imported, not deleted)."""
+    with engine.connect() as db:
+        live: int = db.execute(
+            select(func.count())
+            .select_from(_ledger)
+            .where(
+                _ledger.c.connection_id == connection_id,
+                _ledger.c.data_source == data_source,
+                _ledger.c.deleted_at.is_(None),
+            )
+        ).scalar_one()
+    return live
 
 
 def raw_batches(

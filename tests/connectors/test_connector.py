@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from contextlib import aclosing
 from typing import Any
 
 import httpx
@@ -273,17 +275,19 @@ async def test_records_that_are_not_a_list_of_objects_are_malformed(data: Any) -
             await read_all(acme)
 
 
-async def test_the_same_token_twice_is_a_pagination_loop() -> None:
+@pytest.mark.parametrize("prefetch", [False, True])
+async def test_the_same_token_twice_is_a_pagination_loop(prefetch: bool) -> None:
     app = Acme(*[httpx.Response(200, json={"data": [{"id": 1}], "meta": {"next": "same"}}) for _ in range(3)])
     read: list[Page] = []
     async with connect(app) as acme:
         with pytest.raises(PaginationLoop, match="same next page twice"):
-            async for page in acme.pages("contacts"):
+            async for page in acme.pages("contacts", prefetch=prefetch):
                 read.append(page)
     assert len(read) == 2 and len(app.requests) == 2
 
 
-async def test_max_pages_is_a_pagination_limit() -> None:
+@pytest.mark.parametrize("prefetch", [False, True])
+async def test_max_pages_is_a_pagination_limit(prefetch: bool) -> None:
     def endless(request: httpx.Request) -> httpx.Response:
         n = int(request.url.params.get("cursor", "0"))
         return httpx.Response(200, json={"data": [{"id": n}], "meta": {"next": str(n + 1)}})
@@ -291,9 +295,57 @@ async def test_max_pages_is_a_pagination_limit() -> None:
     read: list[Page] = []
     async with connect(endless, acme_spec(max_pages=3)) as acme:
         with pytest.raises(PaginationLimit, match="more than max_pages=3 pages"):
-            async for page in acme.pages("contacts"):
+            async for page in acme.pages("contacts", prefetch=prefetch):
                 read.append(page)
     assert ids(read) == [0, 1, 2]
+
+
+class SlowSecondPage:
+    """PAGES, except that page `b` is answered only once `release` is set; `asked` is set when it is requested."""
+
+    def __init__(self) -> None:
+        self.asked, self.release, self.cancelled = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        cursor = request.url.params.get("cursor")
+        if cursor == "b":
+            self.asked.set()
+            try:
+                await self.release.wait()
+            except asyncio.CancelledError:
+                self.cancelled.set()
+                raise
+        return httpx.Response(200, json=PAGES[cursor])
+
+
+async def test_prefetch_asks_for_the_next_page_while_the_caller_still_holds_this_one() -> None:
+    app = SlowSecondPage()
+    async with connect(app) as acme:  # type: ignore[arg-type]  # MockTransport takes async handlers too
+        async with aclosing(acme.pages("contacts", prefetch=True)) as pages:
+            first = await anext(pages)
+            await app.asked.wait()  # the caller has not asked for page b
+            app.release.set()
+            rest = [page async for page in pages]
+    assert ids([first, *rest]) == [1, 2, 3, 4]
+
+
+async def test_closing_a_prefetching_listing_cancels_the_page_read_ahead() -> None:
+    app = SlowSecondPage()
+    async with connect(app) as acme:  # type: ignore[arg-type]
+        pages = acme.pages("contacts", prefetch=True)
+        assert ids([await anext(pages)]) == [1, 2]
+        await app.asked.wait()
+        await pages.aclose()
+    assert app.cancelled.is_set() and not app.release.is_set()
+
+
+async def test_a_resumed_listing_counts_the_records_seen_before_its_start() -> None:
+    total = {"data": [{"id": 3}], "meta": {"next": "c"}, "total": 3}
+    app = Acme(httpx.Response(200, json=total))
+    spec = acme_spec({"paginator": {"type": "cursor", "cursor_path": "meta.next", "stop": {"total_path": "total"}}})
+    async with connect(app, spec) as acme:
+        pages = [page async for page in acme.pages("contacts", PageRequest("GET", f"{BASE}/contacts?cursor=b"), seen=2)]
+    assert ids(pages) == [3] and pages[0].next is None and len(app.requests) == 1
 
 
 async def test_an_unknown_collection_is_fatal() -> None:

@@ -8,10 +8,16 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    TaskRunFilter,
+    TaskRunFilterFlowRunId,
+)
 from sqlalchemy import Engine, update
 from sqlmodel import Session
 
@@ -111,15 +117,21 @@ def test_run_has_readable_name_and_publishes_artifacts(inlet_env: InletEnvFactor
     inlet_env(records=30)
     summary = run_import()
 
-    async def read() -> tuple[str, dict[str, object]]:
+    async def read() -> tuple[str, dict[str, object], dict[str, dict[str, list[Any]]]]:
         async with get_client() as client:
             run = await client.read_flow_run(summary.flow_run_id)  # type: ignore[arg-type]
             flt = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]))
             artifacts = await client.read_artifacts(artifact_filter=flt)
-            return run.name, {a.key or "": a.data for a in artifacts}
+            tasks = await client.read_task_runs(
+                task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[run.id]))
+            )
+            inputs = {t.name: {k: list(v) for k, v in t.task_inputs.items()} for t in tasks}
+            return run.name, {a.key or "": a.data for a in artifacts}, inputs
 
-    name, artifacts = asyncio.run(read())
+    name, artifacts, task_inputs = asyncio.run(read())
     assert name == "full-import/acme/acme-hubspot/users"
+    # the run's resources go to its tasks by reference: the UI lists the argument, with no value to show
+    assert task_inputs["list-records/page-1"] == {"run": [], "pages": [], "scope": [], "page_no": []}
     assert artifacts["full-import-acme-acme-hubspot-users-progress"] == 100
     assert "records_seen" in str(artifacts["full-import-acme-acme-hubspot-users-summary"])
     assert "breaker" in str(artifacts["delivery-status"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
 import pytest
 
 from flows.events import ChangeNotifier
@@ -13,7 +14,7 @@ from flows.incremental_import import incremental_import
 from flows.poll_changes import poll_changes
 from flows.runtime import ImportJob
 from flows.single_flight import release
-from inlet.store import HeardChange, inbox, open_store
+from inlet.store import HeardChange, inbox, open_store, quarantined
 from tests.conftest import InletEnv, InletEnvFactory
 
 TENANT, CONNECTION = "acme", "acme-hubspot"
@@ -65,6 +66,22 @@ def test_a_hinted_record_gone_by_fetch_time_becomes_deleted(inlet_env: InletEnvF
     summary = asyncio.run(incremental_import(TENANT, CONNECTION))
     assert summary.gone_when_fetched == 1 and summary.deleted == 1
     assert gone[0] not in app_state(env)
+
+
+def test_changes_failing_the_mapping_are_quarantined_with_their_fetched_payload(inlet_env: InletEnvFactory) -> None:
+    env = inlet_env(records=20)
+    import_all()
+    changed = env.sim("mutate", {"update": 3})["updated"]
+    tenant_dir = env.settings.mapping_overrides / TENANT
+    tenant_dir.mkdir(parents=True)
+    (tenant_dir / "users.yaml").write_text('fields:\n  phoneLength: "{{ raw.properties.no_such_field | length }}"\n')
+    webhook(env, "upsert", changed, "q")
+    summary = asyncio.run(incremental_import(TENANT, CONNECTION))
+    held = quarantined(open_store(env.settings.store_url), [CONNECTION])
+    assert (summary.quarantined, summary.updated, summary.delivered) == (3, 0, 0)
+    assert sorted(q.external_id for q in held) == sorted(changed)
+    assert all(orjson.loads(q.raw)["id"] == q.external_id for q in held)
+    assert inbox.depth(open_store(env.settings.store_url), CONNECTION) == 0
 
 
 def test_a_webhook_retry_of_a_known_event_is_dropped(inlet_env: InletEnvFactory) -> None:
@@ -251,21 +268,29 @@ def test_a_task_worker_applies_heard_changes_at_once(
     assert inbox.depth(open_store(env.settings.store_url), CONNECTION) == 0 and env.app_stats()["duplicates"] == 0
 
 
-def test_the_incremental_triggers_in_prefect_yaml_and_serve_match_the_same_events() -> None:
-    from pathlib import Path
+def test_the_incremental_trigger_of_prefect_yaml_and_serve_matches_the_events_of_the_deployment_runner(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from prefect.events import DeploymentEventTrigger
+    from prefect.events.schemas.events import Resource, ResourceSpecification
 
-    import yaml
+    from flows import events
+    from flows.serve import deployments
+    from inlet.settings import get_settings
 
-    from flows.events import EVENT, TRIGGER_MATCH, TRIGGER_PARAMETERS
-
-    project = yaml.safe_load((Path(__file__).resolve().parents[2] / "prefect.yaml").read_text())
-    (deployment,) = [d for d in project["deployments"] if d["name"] == "incremental-import"]
-    (trigger,) = deployment["triggers"]
-    assert trigger["match"] == TRIGGER_MATCH and trigger["expect"] == [EVENT]
-    assert trigger["parameters"] == TRIGGER_PARAMETERS
-    assert all(
-        d["work_pool"]["name"] == "inlet-process" and d["enforce_parameter_schema"] for d in project["deployments"]
-    )
+    emitted: list[dict[str, Any]] = []
+    monkeypatch.setattr(events, "emit_event", lambda **event: emitted.append(event))
+    for runner in ("deployment", "task-worker"):
+        monkeypatch.setenv("INLET_INCREMENTAL_RUNNER", runner)
+        get_settings.cache_clear()
+        events.emit_changed(TENANT, CONNECTION, submit=False)
+    (served,) = [d for d in deployments() if d.name == "incremental-import"]
+    (trigger,) = served.triggers
+    assert isinstance(trigger, DeploymentEventTrigger) and trigger.expect == {e["event"] for e in emitted}
+    assert isinstance(trigger.match, ResourceSpecification)
+    assert [trigger.match.matches(Resource(e["resource"])) for e in emitted] == [True, False]  # a task worker's: no run
+    assert trigger.parameters is not None and set(trigger.parameters) == {"tenant", "connection", "triggered_by"}
+    assert emitted[0]["payload"] == {"tenant": TENANT, "connection": CONNECTION, "source": "webhook"}
 
 
 def test_runs_in_one_process_take_turns_and_a_third_leaves_the_work_to_the_waiting_one() -> None:

@@ -186,7 +186,8 @@ def test_no_token_or_client_secret_reaches_logs_artifacts_errors_or_the_prefect_
 
 
 async def _prefect_api_text(connection: str) -> str:
-    """Flow-run names and parameters, every log line and every artifact of the connection's runs."""
+    """Flow-run names and parameters, task-run names and inputs, every log line and every artifact of the
+    connection's runs."""
     await asyncio.to_thread(APILogWorker.drain_all, timeout=10)
     async with get_client() as client:
         runs = await client.read_flow_runs(
@@ -197,7 +198,9 @@ async def _prefect_api_text(connection: str) -> str:
         artifacts = await client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=ids))
         )
+        tasks = await client.read_task_runs(task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=ids)))
     parts = [f"{run.name} {run.parameters} {run.state}" for run in runs]
+    parts += [f"{task.name} {task.task_inputs} {task.state}" for task in tasks]
     parts += [log.message for log in logs] + [f"{a.data} {a.description}" for a in artifacts]
-    assert len(runs) == 3 and logs and artifacts
+    assert len(runs) == 3 and logs and artifacts and tasks
     return " ".join(parts)

@@ -12,13 +12,16 @@ from sqlmodel import Session
 
 from inlet.store import (
     Checkpoint,
+    HeardChange,
     LedgerEntry,
     MappedRecord,
     OutboxEvent,
     PageScope,
     QuarantinedRecord,
     idempotency_key,
+    inbox,
     ledger,
+    live_count,
     payload_hash,
     sweep,
     write_page,
@@ -120,7 +123,7 @@ def test_a_failing_checkpoint_commits_nothing_of_the_page(store: Engine, monkeyp
     def broken(*args: object) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(ledger, "_save_checkpoint", broken)
+    monkeypatch.setattr(ledger, "advance", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         write_page(store, SCOPE, [user("1")], quarantined=[("2", "{}", "bad")], next_request='{"after": "1"}')
     assert rows(store, LedgerEntry) == rows(store, OutboxEvent) == rows(store, QuarantinedRecord) == []
@@ -244,3 +247,19 @@ def test_a_quarantined_record_deleted_at_the_source_leaves_the_quarantine(store:
     ledger.write_changes(store, SCOPE, [user("1")], [], quarantined=[("2", "{}", "bad")])
     ledger.write_changes(store, SCOPE, [], ["2"])
     assert rows(store, QuarantinedRecord) == []
+
+
+def test_changes_commit_with_the_removal_of_the_inbox_rows_they_came_from(store: Engine) -> None:
+    heard = [HeardChange("acme", "acme-hubspot", "users", external_id, "upsert", "webhook") for external_id in "12"]
+    inbox.add(store, heard)
+    rows_ = inbox.pending(store, "acme-hubspot", 10)
+    ledger.write_changes(store, SCOPE, [user("1")], ["2"], handled_inbox_ids=[rows_[0].id])
+    assert [row.external_id for row in inbox.pending(store, "acme-hubspot", 10)] == ["2"]
+    assert events(store) == [("created", "1", 1)]
+
+
+def test_live_count_counts_the_records_the_app_holds(store: Engine) -> None:
+    assert live_count(store, "acme-hubspot", "users") == 0
+    write_page(store, SCOPE, [user("1"), user("2"), user("3")], next_request=None)
+    ledger.write_changes(store, SCOPE, [], ["3"])
+    assert live_count(store, "acme-hubspot", "users") == 2 and live_count(store, "acme-other", "users") == 0

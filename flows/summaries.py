@@ -1,0 +1,54 @@
+"""The figures a run reports (its summary artifact, its log line and what the flow returns), one model per
+kind of run over shared bases, so a figure means the same in every summary."""
+
+from __future__ import annotations
+
+from typing import Annotated, Self
+
+from pydantic import BaseModel, Field
+
+from flows.runtime import ImportJob
+from inlet.delivery import DrainResult
+from inlet.store import PageCounts
+
+__all__ = ["Auth", "DeliverySummary", "RunSummary"]
+
+Auth = Annotated[str, Field(description="needs_reauth: the OAuth grant was revoked; the tenant must connect again")]
+
+
+class RunSummary(BaseModel):
+    """Whose run it was."""
+
+    tenant: str
+    connection: str
+    data_source: str
+    flow_run_id: str = ""
+
+    @classmethod
+    def of(cls, job: ImportJob, run_id: str = "") -> Self:
+        return cls(tenant=job.tenant, connection=job.connection, data_source=job.data_source, flow_run_id=run_id)
+
+
+class DeliverySummary(RunSummary):
+    """A run that writes the ledger and the outbox, then delivers: what it classified and what the app took."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    quarantined: int = 0
+    delivered: int = 0
+    dead_letters: int = 0
+    pending_delivery: bool = False
+
+    def add_counts(self, counts: PageCounts) -> None:
+        self.created += counts.created
+        self.updated += counts.updated
+        self.unchanged += counts.unchanged
+        self.deleted += counts.deleted
+        self.quarantined += counts.quarantined
+
+    def add_delivery(self, drained: DrainResult) -> None:
+        self.delivered += drained.delivered
+        self.dead_letters += drained.dead
+        self.pending_delivery = self.pending_delivery or drained.pending_left
