@@ -23,22 +23,28 @@ from __future__ import annotations
 
 import base64
 import bisect
-import collections
 import hashlib
-import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from pydantic import SecretStr
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from connectors.oauth_simulation import OAuthQuirks
-from connectors.simulation import Person, SimulatorBase, json_response, serve
+from connectors.simulation import (
+    Limit,
+    OAuthQuirks,
+    Person,
+    Refusal,
+    SimulatorBase,
+    decode_token,
+    encode_token,
+    serve,
+    with_knobs,
+)
 
 __all__ = ["DEFAULT_TOKEN", "MAX_PAGE_SIZE", "PERSON_FIELDS", "GooglePeopleSimulator", "main", "make_simulator"]
 
@@ -73,16 +79,7 @@ _AUTH_HINT = (
 )
 _READ_QUOTA = "Critical read requests (Contact and Profile Reads)"
 _FULL_SYNC_QUOTA = "Full sync requests"
-_TRUNCATED = b'{"connections": [{"resourceName": "people/c'  # a body cut off mid-way by a proxy
 _MULTIPLIER, _OFFSET = 0x9E3779B97F4A7C15, 7_142_462_727_258_425_368  # odd: seq -> number is a bijection
-
-
-class _Answer(Exception):
-    """A request the API answers with an error instead of data (a 400, an expired token)."""
-
-    def __init__(self, response: Response) -> None:
-        super().__init__(response.status_code)
-        self.response = response
 
 
 class GooglePeopleSimulator(SimulatorBase):
@@ -107,12 +104,16 @@ class GooglePeopleSimulator(SimulatorBase):
         invalid_grant=lambda: (400, _REVOKED),
     )
 
+    fault_limit = _READ_QUOTA
+    server_error = (500, "INTERNAL", "Internal error encountered.")
+    malformed_body = b'{"connections": [{"resourceName": "people/c'  # a body cut off mid-way by a proxy
+    media_type = "application/json; charset=UTF-8"
+
     def __init__(
         self,
         records: int = 100,
         seed: int | str = 0,
         *,
-        token: str = DEFAULT_TOKEN,
         read_quota_per_minute: int | None = 90,
         full_sync_quota_per_minute: int | None = 10,
         expired_status: int = 400,
@@ -123,20 +124,16 @@ class GooglePeopleSimulator(SimulatorBase):
         retry_info: bool = False,
         service_disabled: bool = False,
         sync_token_ttl_seconds: float = SYNC_TOKEN_TTL_SECONDS,
+        token: str = DEFAULT_TOKEN,
     ) -> None:
+        super().__init__(records, seed, token=token)
         self.read_quota_per_minute, self.full_sync_quota_per_minute = read_quota_per_minute, full_sync_quota_per_minute
         self.expired_status, self.sync_delay_seconds = expired_status, sync_delay_seconds
         self.omit_empty_connections, self.reject_encoded_slash = omit_empty_connections, reject_encoded_slash
         self.clamp_page_size, self.retry_info, self.service_disabled = clamp_page_size, retry_info, service_disabled
         self.sync_token_ttl_seconds = sync_token_ttl_seconds
-        self._issued = self._expired_through = 0  # sync tokens handed out; those up to the cutoff are refused
-        self._reads: collections.deque[float] = collections.deque()
-        self._full_syncs: collections.deque[float] = collections.deque()
-        self._version = -1
-        self._orders: dict[str, tuple[list[tuple[Any, ...]], list[Person]]] = {}
-        self._by_change: list[Person] = []
-        self._changes: list[int] = []
-        super().__init__(records, seed, token=token)
+        self.reads = self.rolling_window(_READ_QUOTA, 60.0, read_quota_per_minute)
+        self.full_syncs = self.rolling_window(_FULL_SYNC_QUOTA, 60.0, full_sync_quota_per_minute)
 
     # -- SimulatorBase --------------------------------------------------------------------------
 
@@ -145,54 +142,68 @@ class GooglePeopleSimulator(SimulatorBase):
 
     def api_routes(self) -> list[BaseRoute]:
         return [
-            Route("/v1/people/me/connections", self._list_endpoint, methods=["GET"]),
-            Route("/v1/people:batchGet", self._batch_get_endpoint, methods=["GET"]),
+            self.route("/v1/people/me/connections", self._list_endpoint, "list"),
+            self.route("/v1/people:batchGet", self._batch_get_endpoint, "batch_get"),
             Route("/v1/people/{person_id}", self._get_endpoint, methods=["GET"]),
         ]
 
-    def authenticate(self, request: Request) -> Response | None:
-        header = request.headers.get("authorization")
+    def unauthenticated(self, request: Request, missing: bool) -> Refusal:
         headers = {"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/"'}
-        if header is None:
+        if missing:
             message = f"Request is missing required authentication credential. {_AUTH_HINT}"
-            return _error(401, "UNAUTHENTICATED", message, reason="CREDENTIALS_MISSING", headers=headers)
-        if header != f"Bearer {self.token}":
-            message = f"Request had invalid authentication credentials. {_AUTH_HINT}"
-            return _error(401, "UNAUTHENTICATED", message, headers=headers)
-        if self.service_disabled:
-            message = "People API has not been used in project 123456789 before or it is disabled."
-            return _error(403, "PERMISSION_DENIED", message, reason="SERVICE_DISABLED")
+            return Refusal(401, "UNAUTHENTICATED", message, headers=headers, reason="CREDENTIALS_MISSING")
+        message = f"Request had invalid authentication credentials. {_AUTH_HINT}"
+        return Refusal(401, "UNAUTHENTICATED", message, headers=headers)
+
+    def authenticate(self, request: Request) -> Response | None:
+        if request.headers.get("authorization") is None:
+            return self.refusal(request, self.unauthenticated(request, missing=True))
+        if request.headers.get("authorization") != f"Bearer {self.token}":
+            return self.refusal(request, self.unauthenticated(request, missing=False))
         return None
 
-    def fault_response(self, fault: str) -> Response:
-        if fault == "status_429":
-            return self._quota_exceeded(_READ_QUOTA, self.faults.retry_after)
-        if fault == "status_500":
-            return _error(500, "INTERNAL", "Internal error encountered.")
-        return Response(_TRUNCATED, media_type="application/json; charset=UTF-8")
+    def authorize(self, request: Request, kind: str) -> Refusal | None:
+        if self.service_disabled:
+            message = "People API has not been used in project 123456789 before or it is disabled."
+            return Refusal(403, "PERMISSION_DENIED", message, reason="SERVICE_DISABLED")
+        return None
 
-    def connection(self, base_url: str) -> tuple[dict[str, str], dict[str, SecretStr]]:
-        return {"base_url": base_url}, {"token": SecretStr(self.token)}
+    def refusal(self, request: Request | None, refused: Refusal) -> Response:
+        """An AIP-193 error body; `details` (reason, domain) become a google.rpc.ErrorInfo detail."""
+        code, info = refused.code, refused.details
+        error: dict[str, Any] = {
+            "code": refused.status,
+            "message": refused.message,
+            **({"status": code} if code else {}),
+        }
+        if info:
+            error["details"] = [
+                {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "domain": "googleapis.com", **info}
+            ]
+        return self.answer({"error": error}, refused.status, request, refused.headers)
 
-    def inject(self, **faults: Any) -> None:
-        """As `SimulatorBase.inject`; `expire_tokens=True` refuses every sync token handed out so far."""
-        super().inject(**faults)
-        if faults.get("expire_tokens"):
-            with self.lock:
-                self._expired_through = self._issued
+    def throttled(self, request: Request | None, limit: str, wait: float) -> Response:
+        return self._quota_exceeded(limit, wait)
+
+    def charges(self, request: Request, kind: str) -> list[tuple[Limit, int]]:
+        """Every read spends the per-minute read quota; the first page of a full sync also the fixed one."""
+        params = request.query_params
+        full_sync = (
+            kind == "list" and _flag(params, "requestSyncToken") and not {"syncToken", "pageToken"} & set(params)
+        )
+        return [(self.reads, 1), (self.full_syncs, 1)] if full_sync else [(self.reads, 1)]
+
+    def reset(self) -> None:
+        with self.lock:
+            super().reset()
+            self.reads.clear()
+            self.full_syncs.clear()
 
     # -- endpoints ------------------------------------------------------------------------------
 
     async def _list_endpoint(self, request: Request) -> Response:
-        if (early := await self.admit(request, "list")) is not None:
-            return early
-        params = request.query_params
-        full_sync = _flag(params, "requestSyncToken") and not {"syncToken", "pageToken"} & set(params)
         with self.lock:
-            try:
-                return self._over_quota(full_sync) or json_response(self._connections(params))
-            except _Answer as answer:
-                return answer.response
+            return self.answer(self._connections(request.query_params))
 
     async def _get_endpoint(self, request: Request) -> Response:
         raw_path: bytes = request.scope.get("raw_path") or b""
@@ -200,32 +211,20 @@ class GooglePeopleSimulator(SimulatorBase):
             return _html_404(raw_path.decode(errors="replace"))  # answered by Google's front end, before auth
         if (early := await self.admit(request, "get")) is not None:
             return early
-        with self.lock:
-            try:
-                return self._over_quota(False) or self._person(request)
-            except _Answer as answer:
-                return answer.response
-
-    def _person(self, request: Request) -> Response:
         fields = _person_fields(request.query_params)
-        person = self.find(f"people/{request.path_params['person_id']}")
-        if person is None or person.deleted:
-            return _error(404, "NOT_FOUND", _NOT_FOUND)
-        return json_response(self._render(person, fields))
+        with self.lock:
+            person = self.find(f"people/{request.path_params['person_id']}")
+            if person is None or person.deleted:
+                raise Refusal(404, "NOT_FOUND", _NOT_FOUND)
+            return self.answer(self._render(person, fields))
 
     async def _batch_get_endpoint(self, request: Request) -> Response:
-        if (early := await self.admit(request, "batch_get")) is not None:
-            return early
         names = request.query_params.getlist("resourceNames")
+        fields = _person_fields(request.query_params)
+        if not names or len(names) > MAX_BATCH:
+            raise _bad_request(f"resourceNames must hold between 1 and {MAX_BATCH} resource names.")
         with self.lock:
-            try:
-                fields = _person_fields(request.query_params)
-                if not names or len(names) > MAX_BATCH:
-                    raise _bad_request(f"resourceNames must hold between 1 and {MAX_BATCH} resource names.")
-                quota = self._over_quota(False)
-                return quota or json_response({"responses": [self._person_response(n, fields) for n in names]})
-            except _Answer as answer:
-                return answer.response
+            return self.answer({"responses": [self._person_response(n, fields) for n in names]})
 
     # -- listing --------------------------------------------------------------------------------
 
@@ -244,7 +243,7 @@ class GooglePeopleSimulator(SimulatorBase):
         if more:
             repeat = page_token is not None and self.take_repeat()
             nxt = {**state, "a": after, "f": _fingerprint(params, "pageToken")}
-            body["nextPageToken"] = page_token if repeat else _encode(nxt)
+            body["nextPageToken"] = page_token if repeat else encode_token(nxt)
         elif _flag(params, "requestSyncToken"):
             body["nextSyncToken"] = self._issue_sync_token(state["h"], _fingerprint(params, "pageToken", "syncToken"))
         if total:  # proto3 JSON leaves zeros out
@@ -271,34 +270,37 @@ class GooglePeopleSimulator(SimulatorBase):
         return people[start : start + size], start + size < len(people), len(people)
 
     def _changed_page(self, after: int, horizon: int, size: int) -> tuple[list[Person], bool]:
-        self._refresh()
-        start, end = bisect.bisect_right(self._changes, after), bisect.bisect_right(self._changes, horizon)
-        return self._by_change[start : min(start + size, end)], start + size < end
+        changes, by_change = self._by_change()
+        start, end = bisect.bisect_right(changes, after), bisect.bisect_right(changes, horizon)
+        return by_change[start : min(start + size, end)], start + size < end
 
     def _ordered(self, sort: str) -> tuple[list[tuple[Any, ...]], list[Person]]:
         """Live people in `sort` order and their sort keys, rebuilt only after a mutation."""
-        self._refresh()
-        if sort not in self._orders:
-            key = _SORT_KEYS[sort]
-            people = sorted(self.people.live(), key=key)
-            self._orders[sort] = ([key(p) for p in people], people)
-        return self._orders[sort]
 
-    def _refresh(self) -> None:
-        if self._version != self.people.last_change:
-            self._version, self._orders = self.people.last_change, {}
-            self._by_change = sorted(self.people.all, key=lambda p: p.change)
-            self._changes = [p.change for p in self._by_change]
+        def build() -> tuple[list[tuple[Any, ...]], list[Person]]:
+            people = sorted(self.people.live(), key=_SORT_KEYS[sort])
+            return [_SORT_KEYS[sort](p) for p in people], people
+
+        return self.people.view(("order", sort), build)
+
+    def _by_change(self) -> tuple[list[int], list[Person]]:
+        """Everyone (deleted people too) in change order, and their change numbers."""
+
+        def build() -> tuple[list[int], list[Person]]:
+            people = sorted(self.people.all, key=lambda p: p.change)
+            return [p.change for p in people], people
+
+        return self.people.view("by_change", build)
 
     def _horizon(self) -> int:
         """The newest change a sync may deliver: changes younger than `sync_delay_seconds` wait."""
         if self.sync_delay_seconds <= 0:
             return self.people.last_change
-        self._refresh()
-        cutoff, index = time.time() * 1000 - self.sync_delay_seconds * 1000, len(self._by_change)
-        while index and self._by_change[index - 1].modified_ms > cutoff:
+        _, by_change = self._by_change()
+        cutoff, index = self.clock.time() * 1000 - self.sync_delay_seconds * 1000, len(by_change)
+        while index and by_change[index - 1].modified_ms > cutoff:
             index -= 1
-        return self._by_change[index - 1].change if index else 0
+        return by_change[index - 1].change if index else 0
 
     def _page_size(self, raw: str | None) -> int:
         if raw is None or raw.strip() == "":
@@ -314,37 +316,22 @@ class GooglePeopleSimulator(SimulatorBase):
     # -- sync tokens and quotas ------------------------------------------------------------------
 
     def _issue_sync_token(self, change: int, fingerprint: str) -> str:
-        self._issued += 1
-        return _encode({"c": change, "n": self._issued, "t": int(time.time() * 1000), "f": fingerprint})
+        return encode_token({"c": change, "n": self.issue_token(), "t": self.clock.now_ms(), "f": fingerprint})
 
     def _accept_sync_token(self, token: str, fingerprint: str) -> int:
         state = _decode(token, "sync token", {"c", "n", "t", "f"})
         if state["f"] != fingerprint:
             raise _bad_request(_MISMATCH)
-        refused = self.faults.expire_tokens and state["n"] <= self._expired_through
-        if refused or time.time() * 1000 - state["t"] > self.sync_token_ttl_seconds * 1000:
-            raise _Answer(self._expired_response())
+        if self.token_expired(state["n"]) or self.clock.time() * 1000 - state["t"] > self.sync_token_ttl_seconds * 1000:
+            raise self._expired()
         return int(state["c"])
 
-    def _expired_response(self) -> Response:
+    def _expired(self) -> Refusal:
         if self.expired_status == 410:  # the older answer: the status alone says it
-            return json_response({"error": {"code": 410, "message": _EXPIRED}}, 410)
-        return _error(400, "FAILED_PRECONDITION", _EXPIRED, reason="EXPIRED_SYNC_TOKEN", domain="people.googleapis.com")
-
-    def _over_quota(self, full_sync: bool) -> Response | None:
-        """A 429 when this request would pass a per-minute quota; else count it."""
-        now = time.monotonic()
-        checks = [(self._reads, self.read_quota_per_minute, _READ_QUOTA)]
-        if full_sync:
-            checks.append((self._full_syncs, self.full_sync_quota_per_minute, _FULL_SYNC_QUOTA))
-        for window, limit, metric in checks:
-            while window and window[0] <= now - 60:
-                window.popleft()
-            if limit is not None and len(window) >= limit:
-                return self._quota_exceeded(metric, window[0] + 60 - now)
-        for window, _, _ in checks:
-            window.append(now)
-        return None
+            return Refusal(410, "", _EXPIRED)
+        return Refusal(
+            400, "FAILED_PRECONDITION", _EXPIRED, reason="EXPIRED_SYNC_TOKEN", domain="people.googleapis.com"
+        )
 
     def _quota_exceeded(self, metric: str, wait: float) -> Response:
         message = (
@@ -362,7 +349,7 @@ class GooglePeopleSimulator(SimulatorBase):
         if self.retry_info:
             details.append({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{wait:.3f}s"})
         error = {"code": 429, "message": message, "status": "RESOURCE_EXHAUSTED", "details": details}
-        return json_response({"error": error}, 429)
+        return self.answer({"error": error}, 429)
 
     # -- rendering ------------------------------------------------------------------------------
 
@@ -472,30 +459,15 @@ def _fingerprint(params: QueryParams, *ignored: str) -> str:
     return hashlib.sha256(orjson.dumps(kept)).hexdigest()[:12]
 
 
-def _encode(state: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(state)).decode().rstrip("=")
-
-
 def _decode(token: str, what: str, keys: set[str]) -> dict[str, Any]:
-    try:
-        state = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except ValueError:  # orjson.JSONDecodeError and binascii.Error are ValueErrors
-        state = None
+    state = decode_token(token)
     if not isinstance(state, dict) or not keys <= set(state):
         raise _bad_request(f"The {what} is not valid.")
     return state
 
 
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None, **info: str) -> Response:
-    """An AIP-193 error body; `info` (reason, domain) becomes a google.rpc.ErrorInfo detail."""
-    error: dict[str, Any] = {"code": status, "message": message, "status": code}
-    if info:
-        error["details"] = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "domain": "googleapis.com", **info}]
-    return json_response({"error": error}, status, headers)
-
-
-def _bad_request(message: str) -> _Answer:
-    return _Answer(_error(400, "INVALID_ARGUMENT", message))
+def _bad_request(message: str) -> Refusal:
+    return Refusal(400, "INVALID_ARGUMENT", message)
 
 
 def _html_404(path: str) -> Response:
@@ -507,12 +479,12 @@ def _html_404(path: str) -> Response:
     return HTMLResponse(page, status_code=404)
 
 
-def make_simulator(records: int = 100, seed: int | str = 0, token: str = DEFAULT_TOKEN) -> GooglePeopleSimulator:
-    return GooglePeopleSimulator(records, seed, token=token)
+make_simulator = GooglePeopleSimulator  # the contract suite's factory: make_simulator(records, seed, token=...)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    serve(make_simulator, "Serve a simulated Google People API (the user's contacts).", argv)
+    """Serve the simulator; `--help` lists the knobs."""
+    serve(*with_knobs(GooglePeopleSimulator, argv, "Serve a simulated Google People API (the user's contacts)."))
 
 
 if __name__ == "__main__":

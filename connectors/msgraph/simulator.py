@@ -18,12 +18,8 @@ Users are never purged by themselves: `delete` soft-deletes, `purge` deletes per
 
 from __future__ import annotations
 
-import base64
 import bisect
-import collections
 import functools
-import math
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,13 +28,21 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import orjson
-from pydantic import SecretStr
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
-from connectors.oauth_simulation import OAuthQuirks
-from connectors.simulation import Person, SimulatorBase, serve
+from connectors.simulation import (
+    Limit,
+    OAuthQuirks,
+    Person,
+    Refusal,
+    SimulatorBase,
+    decode_token,
+    encode_token,
+    serve,
+    with_knobs,
+)
 
 __all__ = ["DEFAULT_TOKEN", "MAX_TOP", "TOKEN_LIFETIME_SECONDS", "GraphSimulator", "main", "make_simulator"]
 
@@ -49,7 +53,6 @@ TENANT_ID, APP_ID = "2f9e8d7c-6b5a-4c3d-9e1f-0a2b4c6d8e0f", "9c1e5b7a-3d2f-4a6b-
 _IDS = uuid.UUID("6f1c2d3e-4b5a-4978-8a9b-0c1d2e3f4a5b")  # namespace of the simulated user ids
 _WINDOW_SECONDS = 10.0
 _JSON = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
-_TRUNCATED = b'{"@odata.context":"https://graph.microsoft.com/v1.0/$metadata#users","value":[{"id":"'
 _NOT_FOUND = "Resource '{}' does not exist or one of its queried reference-property objects are not present."
 _EXPIRED = "The sync state generation is not found. The delta token is expired and data must be synchronized again."
 _DEFAULT_SELECT = ("businessPhones", "displayName", "givenName", "id", "jobTitle", "mail", "mobilePhone",
@@ -92,14 +95,6 @@ _PROPERTIES: dict[str, Callable[[Person], Any]] = {
 _CANONICAL = {name.lower(): name for name in _PROPERTIES}  # Graph matches $select names case-insensitively
 
 
-class _GraphError(Exception):
-    """An answer in Graph's error envelope, raised from deep inside a handler."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code = status, code
-
-
 @dataclass(frozen=True)
 class _Round:
     """One delta round: changes in (since, upto], read up to `pos`; `initial` lists live users only."""
@@ -133,30 +128,28 @@ class GraphSimulator(SimulatorBase):
         ),
     )
 
+    counters = ("list_requests", "get_requests", "delta_requests", "deleted_items_requests")
+    fault_limit = "resource_units"
+    server_error = (500, "UnknownError", "An internal server error occurred.")
+    malformed_body = b'{"@odata.context":"https://graph.microsoft.com/v1.0/$metadata#users","value":[{"id":"'
+    media_type = _JSON
+
     def __init__(
         self,
         records: int = 100,
         seed: int | str = 0,
         *,
-        token: str = DEFAULT_TOKEN,
         delta_page_size: int = 100,
         resource_units: int | None = None,
+        token: str = DEFAULT_TOKEN,
     ) -> None:
         super().__init__(records, seed, token=token)
         self.delta_page_size = delta_page_size
         # The app+tenant read quota per 10 s grows with the tenant: <50 users, 50-500, more.
         self.resource_units = resource_units or (3_500 if records < 50 else 5_000 if records <= 500 else 8_000)
-        self._live = [p.seq for p in self.people.all]
-        self._soft_deleted: list[int] = []
+        self.bucket = self.rolling_window("resource_units", _WINDOW_SECONDS, self.resource_units)
         self._purged: set[int] = set()
         self._born = [p.change for p in self.people.all]  # change number of each user's creation
-        self._by_upn = {_upn(p): p for p in self.people.all}
-        self._index: tuple[int, list[int], list[Person]] = (-1, [], [])
-        self._issued = 0  # delta/skip tokens handed out so far; each carries its number
-        self._expired_below = 0  # with the expire_tokens fault: tokens numbered below this are refused
-        self._spent: collections.deque[tuple[float, int]] = collections.deque()
-        self.app.add_exception_handler(_GraphError, self._error_handler)  # type: ignore[arg-type]
-        self.reset()
 
     # -- SimulatorBase -----------------------------------------------------------------------------
 
@@ -164,84 +157,54 @@ class GraphSimulator(SimulatorBase):
         return _user_id(person.seq)
 
     def api_routes(self) -> list[BaseRoute]:
+        deleted_users = "/v1.0/directory/deletedItems/microsoft.graph.user"
         return [
-            Route("/v1.0/users", self._list_endpoint, methods=["GET"]),
-            Route("/v1.0/users/delta", self._delta_endpoint, methods=["GET"]),
-            Route("/v1.0/users/{user_id}", self._get_endpoint, methods=["GET"]),
-            Route("/v1.0/directory/deletedItems/microsoft.graph.user", self._deleted_endpoint, methods=["GET"]),
+            self.route("/v1.0/users", self._list_endpoint, "list_requests"),
+            self.route("/v1.0/users/delta", self._delta_endpoint, "delta_requests"),
+            self.route("/v1.0/users/{user_id}", self._get_endpoint, "get_requests"),
+            self.route(deleted_users, self._deleted_endpoint, "deleted_items_requests"),
         ]
 
-    def authenticate(self, request: Request) -> Response | None:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            return self._error(request, 401, "InvalidAuthenticationToken", "Access token is empty.")
-        if token != self.token:
-            message = "Access token validation failure. Invalid audience."
-            return self._error(request, 401, "InvalidAuthenticationToken", message)
-        return None
+    def unauthenticated(self, request: Request, missing: bool) -> Refusal:
+        message = "Access token is empty." if missing else "Access token validation failure. Invalid audience."
+        return Refusal(401, "InvalidAuthenticationToken", message, headers={"WWW-Authenticate": _CHALLENGE})
 
-    def fault_response(self, fault: str) -> Response:
-        if fault == "status_429":
-            headers = {"Retry-After": f"{self.faults.retry_after:g}", **_THROTTLED}
-            return self._error(None, 429, "TooManyRequests", "Too many requests", headers)
-        if fault == "status_500":
-            return self._error(None, 500, "UnknownError", "An internal server error occurred.")
-        return Response(_TRUNCATED, media_type=_JSON)
+    def refusal(self, request: Request | None, refused: Refusal) -> Response:
+        return self._error(request, refused.status, refused.code, refused.message, refused.headers)
 
-    def connection(self, base_url: str) -> tuple[dict[str, str], dict[str, SecretStr]]:
-        return {"base_url": base_url}, {"token": SecretStr(self.token)}
+    def throttled(self, request: Request | None, limit: str, wait: float) -> Response:
+        headers = {"Retry-After": f"{wait:g}", **_THROTTLED}
+        return self._error(request, 429, "TooManyRequests", "Too many requests", headers)
 
-    async def admit(self, request: Request, kind: str = "api") -> Response | None:
-        """The base's checks (auth, faults, slowness), then the resource-unit bucket."""
-        early = await super().admit(request, kind)
-        if early is None:
-            with self.lock:
-                early = self._spend(request, _cost(kind, request))
-        return early
+    def charges(self, request: Request, kind: str) -> list[tuple[Limit, int]]:
+        """The resource-unit bucket of the identity service: the request's cost, shown in x-ms-resource-unit."""
+        request.state.units = _cost(kind, request)
+        return [(self.bucket, request.state.units)]
 
     # -- the Python control API --------------------------------------------------------------------
 
     def create(self, n: int) -> list[str]:
         with self.lock:
             created = super().create(n)
-            for person in map(self._person, created):
-                self._live.append(person.seq)
-                self._born.append(person.change)
-                self._by_upn[_upn(person)] = person
+            self._born += [self._person(user_id).change for user_id in created]
             return created
 
     def delete(self, ids: int | Sequence[str]) -> list[str]:
         """Soft-delete: the users move to deletedItems and show in delta as `@removed: changed`."""
-        with self.lock:
-            deleted = super().delete(ids)
-            for person in map(self._person, deleted):
-                del self._live[bisect.bisect_left(self._live, person.seq)]
-                bisect.insort(self._soft_deleted, person.seq)
-            return deleted
+        return super().delete(ids)
 
     def purge(self, ids: Sequence[str]) -> list[str]:
         """Delete permanently (live or soft-deleted users): delta shows `@removed: deleted`."""
         with self.lock:
             chosen = [p for p in map(self.find, ids) if p is not None and p.seq not in self._purged]
-            for person in chosen:
-                seqs = self._soft_deleted if person.deleted else self._live
-                del seqs[bisect.bisect_left(seqs, person.seq)]
-                self._purged.add(person.seq)
+            self._purged.update(p.seq for p in chosen)
             self.people.delete(chosen)
             return [self.external_id(p) for p in chosen]
-
-    def inject(self, **faults: Any) -> None:
-        """The base's faults; `expire_tokens=True` refuses every delta token handed out before now."""
-        with self.lock:
-            super().inject(**faults)
-            if faults.get("expire_tokens"):
-                self._expired_below = self._issued
 
     def reset(self) -> None:
         with self.lock:
             super().reset()
-            self.counts.update(list_requests=0, get_requests=0, delta_requests=0, deleted_items_requests=0)
-            self._spent.clear()
+            self.bucket.clear()
 
     def notification(self, ids: Sequence[str], change_type: str, client_state: str) -> bytes:
         """The body Graph POSTs to a subscription's notificationUrl for these users."""
@@ -267,31 +230,23 @@ class GraphSimulator(SimulatorBase):
     # -- endpoints ---------------------------------------------------------------------------------
 
     async def _list_endpoint(self, request: Request) -> Response:
-        if (early := await self.admit(request, "list_requests")) is not None:
-            return early
-        return self._listing(request, self._live, "users")
+        return self._listing(request, self._seqs(deleted=False), "users")
 
     async def _deleted_endpoint(self, request: Request) -> Response:
         """Soft-deleted users (kept 30 days), with deletedDateTime; purged ones are gone."""
-        if (early := await self.admit(request, "deleted_items_requests")) is not None:
-            return early
-        return self._listing(request, self._soft_deleted, "directory/deletedItems/microsoft.graph.user")
+        return self._listing(request, self._seqs(deleted=True), "directory/deletedItems/microsoft.graph.user")
 
     async def _get_endpoint(self, request: Request) -> Response:
-        if (early := await self.admit(request, "get_requests")) is not None:
-            return early
         raw_id: str = request.path_params["user_id"]
         select = _select(request)
         with self.lock:
-            person = self.find(raw_id.lower()) or self._by_upn.get(raw_id.lower())
+            person = self.find(raw_id.lower()) or self._by_upn().get(raw_id.lower())
             if person is None or person.deleted:
-                raise _GraphError(404, "Request_ResourceNotFound", _NOT_FOUND.format(raw_id))
+                raise Refusal(404, "Request_ResourceNotFound", _NOT_FOUND.format(raw_id))
             body = {"@odata.context": _context(request, "users", select, "/$entity"), **_render(person, select)}
         return self._json(request, body)
 
     async def _delta_endpoint(self, request: Request) -> Response:
-        if (early := await self.admit(request, "delta_requests")) is not None:
-            return early
         params = request.query_params
         minimal = "return=minimal" in request.headers.get("prefer", "").replace(" ", "")
         with self.lock:
@@ -333,7 +288,7 @@ class GraphSimulator(SimulatorBase):
                 body["@odata.count"] = len(seqs)
             if start + top < len(seqs):
                 repeat = "$skiptoken" in params and self.take_repeat()
-                token = params["$skiptoken"] if repeat else _b64({"after": page[-1].seq})
+                token = params["$skiptoken"] if repeat else encode_token({"after": page[-1].seq})
                 query = [(k, v) for k, v in params.multi_items() if k != "$skiptoken"] + [("$skiptoken", token)]
                 body["@odata.nextLink"] = _link(request, request.url.path, query)
             body["value"] = [_render(p, select) for p in page]
@@ -350,50 +305,44 @@ class GraphSimulator(SimulatorBase):
 
     def _change_index(self) -> tuple[list[int], list[Person]]:
         """Users ordered by their last change, rebuilt only after mutations: delta pages stay O(page)."""
-        if self._index[0] != self.people.last_change:
+
+        def build() -> tuple[list[int], list[Person]]:
             order = sorted(self.people.all, key=lambda p: p.change)
-            self._index = (self.people.last_change, [p.change for p in order], order)
-        return self._index[1], self._index[2]
+            return [p.change for p in order], order
+
+        return self.people.view("changes", build)
+
+    def _seqs(self, *, deleted: bool) -> list[int]:
+        """Live users, or soft-deleted ones (purged ones are in neither), ascending."""
+        return self.people.view(
+            ("seqs", deleted),
+            lambda: [p.seq for p in self.people.all if p.deleted == deleted and p.seq not in self._purged],
+        )
+
+    def _by_upn(self) -> dict[str, Person]:
+        return self.people.view("by_upn", lambda: {_upn(p): p for p in self.people.all})
 
     def _encode(self, kind: str, state: _Round, position: int) -> str:
         """A skip or delta token: the round's state, when it was issued and its issue number."""
-        self._issued += 1
         fields = [state.since, state.upto, position, state.initial, list(state.select)]
-        return _b64({"k": kind, "n": self._issued - 1, "t": int(time.time()), "r": fields})
+        return encode_token({"k": kind, "n": self.issue_token(), "t": int(self.clock.time()), "r": fields})
 
     def _decode(self, token: str, kind: str) -> _Round:
         try:
-            data = _unb64(token)
+            data = decode_token(token)
             since, upto, pos, initial, select = data["r"]
             issued, number = float(data["t"]), int(data["n"])
             if data["k"] != kind:
                 raise ValueError(kind)
         except (ValueError, KeyError, TypeError):
-            raise _GraphError(400, "badRequest", f"The {kind} token is not valid.") from None
-        if time.time() - issued > TOKEN_LIFETIME_SECONDS or (
-            self.faults.expire_tokens and number < self._expired_below
-        ):
-            raise _GraphError(400, "syncStateNotFound", _EXPIRED)
+            raise Refusal(400, "badRequest", f"The {kind} token is not valid.") from None
+        if self.clock.time() - issued > TOKEN_LIFETIME_SECONDS or self.token_expired(number):
+            raise Refusal(400, "syncStateNotFound", _EXPIRED)
         return _Round(int(since), int(upto), int(pos), bool(initial), tuple(select))
-
-    def _spend(self, request: Request, units: int) -> Response | None:
-        """Take `units` from the app+tenant bucket (10 s sliding window), or answer 429 when it is empty."""
-        now = time.monotonic()
-        while self._spent and self._spent[0][0] <= now - _WINDOW_SECONDS:
-            self._spent.popleft()
-        used = sum(u for _, u in self._spent)
-        if used + units > self.resource_units:
-            wait = self._spent[0][0] + _WINDOW_SECONDS - now if self._spent else _WINDOW_SECONDS
-            headers = {"Retry-After": str(max(1, math.ceil(wait))), **_THROTTLED}
-            return self._error(request, 429, "TooManyRequests", "Too many requests", headers)
-        self._spent.append((now, units))
-        request.state.units = units
-        request.state.load = (used + units) / self.resource_units
-        return None
 
     def _json(self, request: Request, body: Any) -> Response:
         headers = {**_request_ids(request), "x-ms-resource-unit": str(getattr(request.state, "units", 1))}
-        load = getattr(request.state, "load", 0.0)
+        load = self.bucket.used() / self.resource_units
         if load > 0.8:
             headers["x-ms-throttle-limit-percentage"] = f"{load:.1f}"
         return Response(orjson.dumps(body), media_type=_JSON, headers=headers)
@@ -402,15 +351,12 @@ class GraphSimulator(SimulatorBase):
         self, request: Request | None, status: int, code: str, message: str, headers: dict[str, str] | None = None
     ) -> Response:
         ids = _request_ids(request)
-        inner = {"date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"), **ids}
+        inner = {"date": datetime.fromtimestamp(self.clock.time(), UTC).strftime("%Y-%m-%dT%H:%M:%S"), **ids}
         extra = dict(headers or {})
         if status == 401:
             extra["WWW-Authenticate"] = _CHALLENGE
         body = {"error": {"code": code, "message": message, "innerError": inner}}
         return Response(orjson.dumps(body), status_code=status, media_type=_JSON, headers={**ids, **extra})
-
-    async def _error_handler(self, request: Request, exc: _GraphError) -> Response:
-        return self._error(request, exc.status, exc.code, str(exc))
 
     def _person(self, user_id: str) -> Person:
         person = self.find(user_id)
@@ -428,9 +374,7 @@ _THROTTLED = {
 }
 
 
-def make_simulator(records: int = 100, seed: int | str = 0, token: str = DEFAULT_TOKEN) -> GraphSimulator:
-    """A seeded simulator with the identity service's resource-unit quota for a tenant of this size."""
-    return GraphSimulator(records, seed, token=token)
+make_simulator = GraphSimulator  # the contract suite's factory: make_simulator(records, seed, token=...)
 
 
 # -- OData query options ---------------------------------------------------------------------------
@@ -441,13 +385,13 @@ def _select(request: Request) -> tuple[str, ...]:
     params = request.query_params
     for option in ("$skip", "$filter", "$expand"):
         if option in params:
-            raise _GraphError(400, "Request_BadRequest", f"'{option}' is not supported by the simulator.")
+            raise Refusal(400, "Request_BadRequest", f"'{option}' is not supported by the simulator.")
     advanced = [o for o in ("$count", "$search", "$orderby") if o in params]
     if advanced and request.headers.get("consistencylevel", "").lower() != "eventual":
         message = f"{advanced[0]} is only supported with the header ConsistencyLevel: eventual."
-        raise _GraphError(400, "Request_UnsupportedQuery", message)
+        raise Refusal(400, "Request_UnsupportedQuery", message)
     if "$search" in params or "$orderby" in params:
-        raise _GraphError(400, "Request_UnsupportedQuery", "$search and $orderby are not simulated.")
+        raise Refusal(400, "Request_UnsupportedQuery", "$search and $orderby are not simulated.")
     raw = params.get("$select")
     if raw is None:
         return _DEFAULT_SELECT
@@ -455,7 +399,7 @@ def _select(request: Request) -> tuple[str, ...]:
     for name in filter(None, (n.strip() for n in raw.split(","))):
         if name.lower() not in _CANONICAL:
             message = f"Could not find a property named '{name}' on type 'microsoft.graph.user'."
-            raise _GraphError(400, "Request_BadRequest", message)
+            raise Refusal(400, "Request_BadRequest", message)
         names.append(_CANONICAL[name.lower()])
     return tuple(dict.fromkeys(["id", *names]))
 
@@ -466,16 +410,16 @@ def _top(request: Request) -> int:
         return DEFAULT_TOP
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_TOP:
         message = f"Invalid page size specified: '{raw}'. Must be between 1 and {MAX_TOP} inclusive."
-        raise _GraphError(400, "Request_UnsupportedQuery", message)
+        raise Refusal(400, "Request_UnsupportedQuery", message)
     return int(raw)
 
 
 def _page_position(params: Any) -> int:
     try:
-        return int(_unb64(params["$skiptoken"])["after"])
+        return int(decode_token(params["$skiptoken"])["after"])
     except (ValueError, KeyError, TypeError):
         message = "The specified page token value has expired and can no longer be included in your request."
-        raise _GraphError(400, "Directory_ExpiredPageToken", message) from None
+        raise Refusal(400, "Directory_ExpiredPageToken", message) from None
 
 
 def _cost(kind: str, request: Request) -> int:
@@ -509,14 +453,6 @@ def _root(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-def _b64(data: Any) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(data)).decode().rstrip("=")
-
-
-def _unb64(token: str) -> Any:
-    return orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-
-
 def _request_ids(request: Request | None) -> dict[str, str]:
     request_id = str(uuid.uuid4())
     client = request.headers.get("client-request-id") if request is not None else None
@@ -524,7 +460,8 @@ def _request_ids(request: Request | None) -> dict[str, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    serve(make_simulator, "Serve a simulated Microsoft Graph v1.0 users API (Entra ID).", argv)
+    """Serve the simulator; `--help` lists the knobs."""
+    serve(*with_knobs(GraphSimulator, argv, "Serve a simulated Microsoft Graph v1.0 users API (Entra ID)."))
 
 
 if __name__ == "__main__":

@@ -23,11 +23,7 @@ header jumps, earlier deletions are purged, and times written afterwards are 31 
 from __future__ import annotations
 
 import base64
-import binascii
 import bisect
-import collections
-import hmac
-import time
 import uuid
 import zlib
 from collections.abc import Callable, Sequence
@@ -40,10 +36,19 @@ import orjson
 from pydantic import SecretStr
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
-from connectors.oauth_simulation import OAuthQuirks
-from connectors.simulation import Person, SimulatorBase, json_response, serve
+from connectors.simulation import (
+    Limit,
+    OAuthQuirks,
+    Person,
+    Refusal,
+    SimulatorBase,
+    decode_token,
+    encode_token,
+    serve,
+    with_knobs,
+)
 from connectors.webhooks import WebhookRequest
 
 __all__ = ["DEFAULT_TOKEN", "MAX_LIMIT", "PipedriveSimulator", "main", "make_simulator"]
@@ -61,7 +66,6 @@ CUSTOM_FIELD = "d4de1c1518b4531717c676029a45911c340390a6"  # custom fields are k
 COSTS = {"v2_list": 10, "v2_get": 1, "v1_list": 20, "v1_get": 2, "recents": 20}  # tokens; v2 costs less
 _ERROR_INFO = "Please check developers.pipedrive.com for more information about Pipedrive API."
 _SOURCES = ("web", "referral", "event")
-_TRUNCATED = b'{"success":true,"data":[{"id":'
 _CLOUDFLARE = (
     b"<!DOCTYPE html><html><head><title>Attention Required! | Cloudflare</title></head><body>"
     b"<h1>Sorry, you have been blocked</h1><p>You are unable to access pipedrive.com</p></body></html>"
@@ -70,8 +74,9 @@ _CLOUDFLARE = (
 Key = tuple[int, int]  # (sort value in epoch seconds, or 0 for `id`; person id)
 
 
-class _Invalid(Exception):
+def _invalid(message: str) -> Refusal:
     """A request Pipedrive answers with 400 and the `success: false` envelope."""
+    return Refusal(400, "invalid", message)
 
 
 class PipedriveSimulator(SimulatorBase):
@@ -85,23 +90,29 @@ class PipedriveSimulator(SimulatorBase):
         base_url_field="api_domain",
     )
 
+    counters = tuple(COSTS)
+    fault_limit = "injected"
+    server_error = (500, "internal", "Internal server error")
+    malformed_body = b'{"success":true,"data":[{"id":'
+
     def __init__(
         self,
         records: int = 100,
         seed: int | str = 0,
         *,
-        token: str = DEFAULT_TOKEN,
         burst_limit: int = 20,
         daily_tokens: int = 300_000,
         abuse_after: int = 10,
+        account_open: bool = True,
+        token: str = DEFAULT_TOKEN,
     ) -> None:
-        self.burst_limit, self.daily_tokens, self.abuse_after = burst_limit, daily_tokens, abuse_after
-        self.account_open = True  # False: every request is answered 402 (trial expired, not paid)
-        self._window: collections.deque[float] = collections.deque()
-        self._tokens_used, self._budget_day, self._ignored_429s = 0, "", 0
-        self._cutoff_ms: int | None = None  # when `expire_tokens` made the clock jump
-        self._indexes: dict[tuple[str, bool], tuple[tuple[int, ...], list[Key], list[Person]]] = {}
         super().__init__(records, seed, token=token)
+        self.burst_limit, self.daily_tokens, self.abuse_after = burst_limit, daily_tokens, abuse_after
+        self.account_open = account_open  # False: every request is answered 402 (trial expired, not paid)
+        self.burst = self.rolling_window("burst", BURST_SECONDS, burst_limit)
+        self.budget = self.daily_budget("daily", daily_tokens)
+        self._ignored_429s = 0
+        self._jumped = False  # whether `expire_tokens` moved the clock
 
     # -- SimulatorBase --------------------------------------------------------------------------------
 
@@ -109,77 +120,106 @@ class PipedriveSimulator(SimulatorBase):
         return str(person.seq + 1)
 
     def api_routes(self) -> list[BaseRoute]:
-        routes: list[BaseRoute] = [Route("/api/v2/persons", self._v2_list), Route("/api/v2/persons/{id}", self._v2_get)]
+        routes: list[BaseRoute] = [
+            self.route("/api/v2/persons", self._v2_list, "v2_list"),
+            self.route("/api/v2/persons/{id}", self._v2_get, "v2_get"),
+        ]
         for prefix in ("/api/v1", "/v1"):
             routes += [
-                Route(f"{prefix}/persons", self._v1_list),
-                Route(f"{prefix}/persons/{{id}}", self._v1_get),
-                Route(f"{prefix}/recents", self._recents),
+                self.route(f"{prefix}/persons", self._v1_list, "v1_list"),
+                self.route(f"{prefix}/persons/{{id}}", self._v1_get, "v1_get"),
+                self.route(f"{prefix}/recents", self._recents, "recents"),
             ]
         return routes
 
-    def authenticate(self, request: Request) -> Response | None:
-        bearer = request.headers.get("authorization", "")
+    def presented_token(self, request: Request) -> str | None:
+        """The `x-api-token` header, the older `api_token` query parameter, or an OAuth bearer token."""
         given = request.headers.get("x-api-token") or request.query_params.get("api_token")
-        given = given or (bearer[7:] if bearer.lower().startswith("bearer ") else None)
-        if given is None or not hmac.compare_digest(given.encode(), self.token.encode()):
-            return self._error(401, "unauthorized access")
+        return given or super().presented_token(request)
+
+    def unauthenticated(self, request: Request, missing: bool) -> Refusal:
+        return Refusal(401, "unauthorized", "unauthorized access")
+
+    def authorize(self, request: Request, kind: str) -> Refusal | None:
         if not self.account_open:
-            return self._error(
-                402, "Company account is not open. Possible reason: trial expired or no valid subscription"
-            )
+            message = "Company account is not open. Possible reason: trial expired or no valid subscription"
+            return Refusal(402, "account_closed", message)
         return None
 
-    def fault_response(self, fault: str) -> Response:
-        if fault == "status_429":
-            return self._error(429, "Request over limit", {"Retry-After": f"{self.faults.retry_after:g}"})
-        if fault == "status_500":
-            return self._error(500, "Internal server error")
-        return Response(_TRUNCATED, media_type="application/json", headers=self._headers())
+    def refusal(self, request: Request | None, refused: Refusal) -> Response:
+        return self._error(refused.status, refused.message, refused.headers)
+
+    def throttled(self, request: Request | None, limit: str, wait: float) -> Response:
+        """429 with Retry-After; a client that keeps ignoring 429s gets Cloudflare's 403 HTML page."""
+        if limit == "injected":
+            return self._error(429, "Request over limit", {"Retry-After": f"{wait:g}"})
+        self._ignored_429s += 1
+        if self._ignored_429s > self.abuse_after:
+            return Response(_CLOUDFLARE, 403, media_type="text/html", headers={"Date": self.headers(request)["Date"]})
+        message = "Request over limit" if limit == "burst" else "Daily API token budget exceeded"
+        return self._error(429, message, {"Retry-After": f"{wait:g}"})
+
+    def charges(self, request: Request, kind: str) -> list[tuple[Limit, int]]:
+        """One request of the 2-second burst window and the endpoint's cost in tokens of today's budget."""
+        return [(self.burst, 1), (self.budget, COSTS[kind])]
+
+    async def admit(self, request: Request, kind: str = "api") -> Response | None:
+        """The base's admission; an admitted request forgives the 429s ignored before it."""
+        early = await super().admit(request, kind)
+        if early is None:
+            with self.lock:
+                self._ignored_429s = 0
+        return early
+
+    def headers(self, request: Request | None) -> dict[str, str]:
+        return {
+            "Date": formatdate(self.clock.time(), usegmt=True),
+            "x-ratelimit-limit": str(self.burst_limit),
+            "x-ratelimit-remaining": str(self.burst.remaining()),
+            "x-ratelimit-reset": str(max(1, round(self.burst.resets_in()))),
+            "x-daily-requests-left": "10000",  # the POST/PUT fair-usage counter; GETs do not spend it
+        }
 
     def connection(self, base_url: str) -> tuple[dict[str, str], dict[str, SecretStr]]:
         return {"base_url": base_url}, {"api_token": SecretStr(self.token)}
 
-    async def admit(self, request: Request, kind: str = "api") -> Response | None:
-        """The base's admission, then the clock jump of `expire_tokens`, the burst window and the token budget."""
+    def inject(self, **faults: Any) -> None:
+        """As SimulatorBase; `expire_tokens` makes 31 days pass (until `reset`), so earlier deletions are purged."""
         with self.lock:
-            self._sync_clock()
-        early = await super().admit(request, kind)
-        if early is not None:
-            return early
-        with self.lock:
-            return self._throttle(COSTS.get(kind, 10))
+            super().inject(**faults)
+            if self.faults.expire_tokens and not self._jumped:
+                self.clock.advance(EXPIRY_JUMP_MS / 1000)
+                self._jumped = True
 
     def reset(self) -> None:
-        super().reset()
         with self.lock:
-            self._window.clear()
-            self._tokens_used = self._ignored_429s = 0
+            super().reset()
+            self.burst.clear()
+            self.budget.clear()
+            self._ignored_429s = 0
+            if self._jumped:
+                self.clock.advance(-EXPIRY_JUMP_MS / 1000)
+                self._jumped = False
 
     # -- endpoints ------------------------------------------------------------------------------------
 
     async def _v2_list(self, request: Request) -> Response:
-        if (early := await self.admit(request, "v2_list")) is not None:
-            return early
         query = request.query_params
-        try:
-            limit = _limit(query.get("limit"), over="reject")
-            field, descending = _sort(query.get("sort_by", "id"), query.get("sort_direction", "asc"))
-            since, until = (
-                _rfc3339_seconds(query.get("updated_since"), up=True),
-                _rfc3339_seconds(query.get("updated_until")),
-            )
-            ids = _ids(query.get("ids"))
-            start = _decode_cursor(query.get("cursor"), field)
-        except _Invalid as exc:
-            return self._error(400, str(exc))
+        limit = _limit(query.get("limit"), over="reject")
+        field, descending = _sort(query.get("sort_by", "id"), query.get("sort_direction", "asc"))
+        since, until = (
+            _rfc3339_seconds(query.get("updated_since"), up=True),
+            _rfc3339_seconds(query.get("updated_until")),
+        )
+        ids = _ids(query.get("ids"))
+        start = _decode_cursor(query.get("cursor"), field)
         with self.lock:
             if field == "update_time" and since is not None and not descending:
                 start = max(start or (since, 0), (since, 0))
             keys, people = self._index(field, deleted=False)
 
             def wanted(person: Person) -> bool:
-                updated = self._shift(person.modified_ms) // 1000
+                updated = person.modified_ms // 1000
                 in_range = (since is None or updated >= since) and (until is None or updated < until)
                 return in_range and (ids is None or person.seq + 1 in ids)
 
@@ -191,25 +231,18 @@ class PipedriveSimulator(SimulatorBase):
             return self._reply({"success": True, "data": data, "additional_data": {"next_cursor": cursor}})
 
     async def _v2_get(self, request: Request) -> Response:
-        if (early := await self.admit(request, "v2_get")) is not None:
-            return early
         raw: str = request.path_params["id"]
         if not raw.isascii() or not raw.isdigit():
-            return self._error(400, "Validation failed: id: Parameter 'id' must be an integer")
+            raise _invalid("Validation failed: id: Parameter 'id' must be an integer")
         with self.lock:
             person = self.find(raw)
             if person is None or person.deleted:
-                return self._error(404, "Person not found")
+                raise Refusal(404, "not_found", "Person not found")
             return self._reply({"success": True, "data": self._v2(person)})
 
     async def _v1_list(self, request: Request) -> Response:
-        if (early := await self.admit(request, "v1_list")) is not None:
-            return early
         query = request.query_params
-        try:
-            start, limit = _offset(query.get("start")), _limit(query.get("limit"), over="cap")
-        except _Invalid as exc:
-            return self._error(400, str(exc))
+        start, limit = _offset(query.get("start")), _limit(query.get("limit"), over="cap")
         with self.lock:
             _, people = self._index("id", deleted=False)
             page = people[start : start + limit]
@@ -224,24 +257,17 @@ class PipedriveSimulator(SimulatorBase):
             return self._reply(body)
 
     async def _v1_get(self, request: Request) -> Response:
-        if (early := await self.admit(request, "v1_get")) is not None:
-            return early
         with self.lock:
             person = self.find(request.path_params["id"])
             if person is None or self._purged(person):
-                return self._error(404, "Person not found")
+                raise Refusal(404, "not_found", "Person not found")
             related = {"user": {str(OWNER["id"]): {"id": OWNER["id"], "name": OWNER["name"]}}}
             return self._reply({"success": True, "data": self._v1(person), "related_objects": related})
 
     async def _recents(self, request: Request) -> Response:
-        if (early := await self.admit(request, "recents")) is not None:
-            return early
         query = request.query_params
-        try:
-            since = _v1_seconds(query.get("since_timestamp"))
-            start, limit = _offset(query.get("start")), _limit(query.get("limit"), over="cap")
-        except _Invalid as exc:
-            return self._error(400, str(exc))
+        since = _v1_seconds(query.get("since_timestamp"))
+        start, limit = _offset(query.get("start")), _limit(query.get("limit"), over="cap")
         with self.lock:
             keys, people = self._index("update_time", deleted=True)
             first = (
@@ -252,7 +278,7 @@ class PipedriveSimulator(SimulatorBase):
             page = people[first + start : first + start + limit]
             following = start if "start" in query and self.take_repeat() else start + len(page)
             items = [{"item": "person", "id": p.seq + 1, "data": self._v1(p)} for p in page]
-            last = _v1_time(self._shift(page[-1].modified_ms)) if page else query["since_timestamp"]
+            last = _v1_time(page[-1].modified_ms) if page else query["since_timestamp"]
             additional = {
                 "since_timestamp": query["since_timestamp"],
                 "last_timestamp_on_page": last,
@@ -276,7 +302,7 @@ class PipedriveSimulator(SimulatorBase):
             person = self.find(external_id)
             if person is None:
                 raise KeyError(external_id)
-            now_ms = self._now_ms()
+            now_ms = self.clock.now_ms()
             body = (
                 self._v2_event(person, action, now_ms) if version == "2.0" else self._v1_event(person, action, now_ms)
             )
@@ -351,8 +377,8 @@ class PipedriveSimulator(SimulatorBase):
             "owner_id": OWNER["id"],
             "org_id": _org_id(person.company),
             "picture_id": None,
-            "add_time": _rfc3339(self._shift(person.created_ms)),
-            "update_time": _rfc3339(self._shift(person.modified_ms)),
+            "add_time": _rfc3339(person.created_ms),
+            "update_time": _rfc3339(person.modified_ms),
             "visible_to": 3,
             "label_ids": [],
             "is_deleted": person.deleted,
@@ -381,8 +407,8 @@ class PipedriveSimulator(SimulatorBase):
             "first_char": person.first[0].lower(),
             "email": [{"label": "work", "value": person.email, "primary": True}],
             "phone": [phone],  # a person without a phone still has one empty primary entry
-            "add_time": _v1_time(self._shift(person.created_ms)),
-            "update_time": _v1_time(self._shift(person.modified_ms)),
+            "add_time": _v1_time(person.created_ms),
+            "update_time": _v1_time(person.modified_ms),
             "active_flag": not person.deleted,
             "visible_to": "3",
             "label_ids": [],
@@ -397,81 +423,32 @@ class PipedriveSimulator(SimulatorBase):
         return self._reply({**body, "data": None, "additional_data": None}, status, headers)
 
     def _reply(self, body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-        return json_response(body, status, {**self._headers(), **(headers or {})})
+        return self.answer(body, status, None, headers)
 
-    def _headers(self) -> dict[str, str]:
-        now = time.monotonic()
-        reset = self._window[0] + BURST_SECONDS - now if self._window else BURST_SECONDS
-        return {
-            "Date": formatdate(self._now_ms() / 1000, usegmt=True),
-            "x-ratelimit-limit": str(self.burst_limit),
-            "x-ratelimit-remaining": str(max(self.burst_limit - len(self._window), 0)),
-            "x-ratelimit-reset": str(max(1, round(reset))),
-            "x-daily-requests-left": "10000",  # the POST/PUT fair-usage counter; GETs do not spend it
-        }
-
-    # -- time, limits and ordering --------------------------------------------------------------------
-
-    def _sync_clock(self) -> None:
-        if self.faults.expire_tokens and self._cutoff_ms is None:
-            self._cutoff_ms = self.people.tick()
-        elif not self.faults.expire_tokens:
-            self._cutoff_ms = None
-
-    def _shift(self, ms: int) -> int:
-        """A stored time as the server shows it: 31 days later when written after the clock jumped."""
-        return ms + EXPIRY_JUMP_MS if self._cutoff_ms is not None and ms > self._cutoff_ms else ms
-
-    def _now_ms(self) -> int:
-        return int(time.time() * 1000) + (EXPIRY_JUMP_MS if self._cutoff_ms is not None else 0)
+    # -- time and ordering ----------------------------------------------------------------------------
 
     def _purged(self, person: Person) -> bool:
+        """Soft-deleted persons are purged 30 days after deletion."""
         deleted = person.deleted_ms
-        return deleted is not None and self._shift(deleted) < self._now_ms() - RETENTION_MS
-
-    def _throttle(self, cost: int) -> Response | None:
-        """Spend one request of the 2-second burst window and `cost` tokens of today's budget, or answer 429."""
-        now = time.monotonic()
-        while self._window and self._window[0] <= now - BURST_SECONDS:
-            self._window.popleft()
-        today = datetime.fromtimestamp(self._now_ms() / 1000, UTC)
-        if today.date().isoformat() != self._budget_day:
-            self._budget_day, self._tokens_used = today.date().isoformat(), 0
-        if len(self._window) >= self.burst_limit:
-            return self._limited("Request over limit", self._window[0] + BURST_SECONDS - now)
-        if self._tokens_used + cost > self.daily_tokens:
-            midnight = 86_400 - (today.hour * 3600 + today.minute * 60 + today.second)
-            return self._limited("Daily API token budget exceeded", midnight)
-        self._window.append(now)
-        self._tokens_used += cost
-        self._ignored_429s = 0
-        return None
-
-    def _limited(self, message: str, wait: float) -> Response:
-        self._ignored_429s += 1
-        if self._ignored_429s > self.abuse_after:
-            return Response(_CLOUDFLARE, 403, media_type="text/html", headers={"Date": self._headers()["Date"]})
-        return self._error(429, message, {"Retry-After": str(max(1, round(wait + 0.5)))})
+        return deleted is not None and deleted < self.clock.now_ms() - RETENTION_MS
 
     def _index(self, field: str, *, deleted: bool) -> tuple[list[Key], list[Person]]:
         """Persons sorted by (`field` in seconds, id): live ones, or with `deleted` every unpurged one.
 
-        Rebuilt only after a mutation, a clock jump or (for purges) an hour, so a page is a bisect and a slice.
+        Rebuilt only after a mutation or (for purges) each simulated hour, so a page is a bisect and a slice.
         """
-        version = (self.people.last_change, len(self.people.all), self._cutoff_ms or 0, self._now_ms() // 3_600_000)
-        cached = self._indexes.get((field, deleted))
-        if cached is not None and cached[0] == version:
-            return cached[1], cached[2]
         value: Callable[[Person], int] = {
             "id": lambda p: 0,
-            "update_time": lambda p: self._shift(p.modified_ms) // 1000,
-            "add_time": lambda p: self._shift(p.created_ms) // 1000,
+            "update_time": lambda p: p.modified_ms // 1000,
+            "add_time": lambda p: p.created_ms // 1000,
         }[field]
-        chosen = [p for p in self.people.all if (deleted and not self._purged(p)) or not p.deleted]
-        chosen.sort(key=lambda p: (value(p), p.seq))
-        keys = [(value(p), p.seq + 1) for p in chosen]
-        self._indexes[(field, deleted)] = (version, keys, chosen)
-        return keys, chosen
+
+        def build() -> tuple[list[Key], list[Person]]:
+            chosen = [p for p in self.people.all if (deleted and not self._purged(p)) or not p.deleted]
+            chosen.sort(key=lambda p: (value(p), p.seq))
+            return [(value(p), p.seq + 1) for p in chosen], chosen
+
+        return self.people.view(("persons", field, deleted, self.clock.now_ms() // 3_600_000), build)
 
 
 def _scan(
@@ -502,30 +479,30 @@ def _encode_cursor(field: str, key: Key) -> str:
     marker: dict[str, Any] = {"field": field, "id": key[1]}
     if field != "id":
         marker["value"] = _rfc3339(key[0] * 1000)
-    return base64.urlsafe_b64encode(orjson.dumps(marker)).decode().rstrip("=")
+    return encode_token(marker)
 
 
 def _decode_cursor(cursor: str | None, field: str) -> Key | None:
     if cursor is None:
         return None
     try:
-        marker = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        marker = decode_token(cursor)
         issued_for = marker["field"]
         if issued_for != field:
-            raise _Invalid("The cursor was issued for another sort_by; keep the other parameters while paging")
+            raise _invalid("The cursor was issued for another sort_by; keep the other parameters while paging")
         value = 0 if field == "id" else _rfc3339_seconds(marker["value"])
         return (value or 0, int(marker["id"]))
-    except (binascii.Error, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-        raise _Invalid("Invalid cursor") from None
+    except (KeyError, TypeError, ValueError):
+        raise _invalid("Invalid cursor") from None
 
 
 def _limit(raw: str | None, *, over: Literal["reject", "cap"]) -> int:
     if raw is None:
         return DEFAULT_LIMIT
     if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
-        raise _Invalid("Validation failed: limit: Parameter 'limit' must be a positive integer")
+        raise _invalid("Validation failed: limit: Parameter 'limit' must be a positive integer")
     if int(raw) > MAX_LIMIT and over == "reject":
-        raise _Invalid(f"Validation failed: limit: Parameter 'limit' must be less than or equal to {MAX_LIMIT}")
+        raise _invalid(f"Validation failed: limit: Parameter 'limit' must be less than or equal to {MAX_LIMIT}")
     return min(int(raw), MAX_LIMIT)
 
 
@@ -533,15 +510,15 @@ def _offset(raw: str | None) -> int:
     if raw is None:
         return 0
     if not raw.isascii() or not raw.isdigit():
-        raise _Invalid("Validation failed: start: Parameter 'start' must be a non-negative integer")
+        raise _invalid("Validation failed: start: Parameter 'start' must be a non-negative integer")
     return int(raw)
 
 
 def _sort(field: str, direction: str) -> tuple[str, bool]:
     if field not in ("id", "update_time", "add_time"):
-        raise _Invalid("Validation failed: sort_by: must be one of id, update_time, add_time")
+        raise _invalid("Validation failed: sort_by: must be one of id, update_time, add_time")
     if direction not in ("asc", "desc"):
-        raise _Invalid("Validation failed: sort_direction: must be one of asc, desc")
+        raise _invalid("Validation failed: sort_direction: must be one of asc, desc")
     return field, direction == "desc"
 
 
@@ -550,7 +527,7 @@ def _ids(raw: str | None) -> set[int] | None:
         return None
     parts = [part.strip() for part in raw.split(",") if part.strip()]
     if len(parts) > 100 or not all(part.isascii() and part.isdigit() for part in parts):
-        raise _Invalid("Validation failed: ids: at most 100 comma-separated integers")
+        raise _invalid("Validation failed: ids: at most 100 comma-separated integers")
     return {int(part) for part in parts}
 
 
@@ -561,20 +538,20 @@ def _rfc3339_seconds(raw: str | None, *, up: bool = False) -> int | None:
     try:
         when = datetime.fromisoformat(raw)
     except ValueError:
-        raise _Invalid(f"Validation failed: {raw!r} is not an RFC 3339 date-time") from None
+        raise _invalid(f"Validation failed: {raw!r} is not an RFC 3339 date-time") from None
     if when.tzinfo is None:
-        raise _Invalid(f"Validation failed: {raw!r} has no time zone (RFC 3339 needs Z or an offset)")
+        raise _invalid(f"Validation failed: {raw!r} has no time zone (RFC 3339 needs Z or an offset)")
     seconds = when.timestamp()
     return int(seconds) + (1 if up and seconds != int(seconds) else 0)
 
 
 def _v1_seconds(raw: str | None) -> int:
     if raw is None:
-        raise _Invalid("since_timestamp is required (YYYY-MM-DD HH:MM:SS, UTC)")
+        raise _invalid("since_timestamp is required (YYYY-MM-DD HH:MM:SS, UTC)")
     try:
         return int(datetime.strptime(raw, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp())
     except ValueError:
-        raise _Invalid(f"since_timestamp {raw!r} is not YYYY-MM-DD HH:MM:SS") from None
+        raise _invalid(f"since_timestamp {raw!r} is not YYYY-MM-DD HH:MM:SS") from None
 
 
 def _pagination(start: int, limit: int, more: bool, following: int) -> dict[str, Any]:
@@ -600,12 +577,12 @@ def _iso_ms(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def make_simulator(records: int = 100, seed: int | str = 0, token: str = DEFAULT_TOKEN) -> PipedriveSimulator:
-    return PipedriveSimulator(records, seed, token=token)
+make_simulator = PipedriveSimulator  # the contract suite's factory: make_simulator(records, seed, token=...)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    serve(make_simulator, "Serve a simulated Pipedrive persons API (v1 and v2).", argv)
+    """Serve the simulator; `--help` lists the knobs."""
+    serve(*with_knobs(PipedriveSimulator, argv, "Serve a simulated Pipedrive persons API (v1 and v2)."))
 
 
 if __name__ == "__main__":

@@ -21,18 +21,25 @@ import re
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic import SecretStr
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
-from connectors.oauth_simulation import OAuthQuirks
-from connectors.simulation import EPOCH_MS, Person, SimulatorBase, json_response, serve
+from connectors.simulation import (
+    EPOCH_MS,
+    Limit,
+    OAuthQuirks,
+    Person,
+    Refusal,
+    SimulatorBase,
+    serve,
+    with_knobs,
+)
 
 __all__ = ["DEFAULT_TOKEN", "FIELDS", "MAX_BATCH", "MIN_BATCH", "SalesforceSimulator", "main", "make_simulator"]
 
@@ -56,7 +63,6 @@ _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _CHECKSUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 _VERSION = re.compile(r"^v\d{2}\.0$")
 _CONCURRENT = "ConcurrentRequests (Concurrent API Requests) Limit exceeded."
-_TRUNCATED = b'{"totalSize":12,"done":true,"records":[{"attributes":{"type":"Cont'
 _NO_COLUMN = (
     "No such column '{}' on entity '{}'. If you are attempting to use a custom field, be sure to append the "
     "'__c' after the custom field name. Please reference your WSDL or the describe call for the appropriate names."
@@ -73,12 +79,23 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
 }  # fmt: skip
 
 
-class _Refused(Exception):
-    """An answer in Salesforce's error format: `[{"message": ..., "errorCode": ...}]`."""
+class _Allocation:
+    """The org's daily API request allocation: every request received counts, as `Sforce-Limit-Info` says."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+    name = "daily"
+
+    def __init__(self, simulator: SalesforceSimulator) -> None:
+        self._simulator = simulator
+
+    def wait(self, units: int, now: float) -> float | None:
+        spent = self._simulator.counts["requests"] > self._simulator.daily_limit
+        return 3600.0 if spent else None  # a rolling 24 h: some of it comes back within the hour
+
+    def spend(self, units: int, now: float) -> None:
+        """Nothing to do: `admit` counted the request."""
+
+    def clear(self) -> None:
+        """Nothing to do: `reset` clears the request counts."""
 
 
 @dataclass(frozen=True)
@@ -117,14 +134,22 @@ class SalesforceSimulator(SimulatorBase):
         invalid_grant=lambda: (400, {"error": "invalid_grant", "error_description": "expired access/refresh token"}),
     )
 
+    fault_limit = "concurrent"
+    server_error = (
+        500,
+        "UNKNOWN_EXCEPTION",
+        "An unexpected error occurred. Please include this ErrorId if you contact support: 1948-27 (-1)",
+    )
+    malformed_body = b'{"totalSize":12,"done":true,"records":[{"attributes":{"type":"Cont'
+
     def __init__(
         self,
         records: int = 100,
         seed: int | str = 0,
         *,
-        token: str = DEFAULT_TOKEN,
         daily_limit: int = 100_000,
         max_batch: int = MAX_BATCH,
+        token: str = DEFAULT_TOKEN,
     ) -> None:
         self.daily_limit, self.max_batch = daily_limit, max_batch
         self._cursors: OrderedDict[str, _Cursor] = OrderedDict()
@@ -133,7 +158,7 @@ class SalesforceSimulator(SimulatorBase):
         super().__init__(records, seed, token=token)
         self._seeded = self.people.last_change
         self._specials = {row["Id"][:15]: row for row in _special_users()}
-        self.app.add_exception_handler(_Refused, self._refused)
+        self._allocation = _Allocation(self)
 
     # -- what SimulatorBase asks for ----------------------------------------------------------------
 
@@ -143,31 +168,33 @@ class SalesforceSimulator(SimulatorBase):
     def api_routes(self) -> list[BaseRoute]:
         data = "/services/data/{version}"
         return [
-            Route(f"{data}/limits", self._limits),
-            Route(f"{data}/query", self._query),
-            Route(f"{data}/queryAll", self._query),
-            Route(data + "/query/{locator}", self._query_more),
-            Route(data + "/queryAll/{locator}", self._query_more),
-            Route(data + "/sobjects/{sobject}/deleted/", self._replication),
-            Route(data + "/sobjects/{sobject}/updated/", self._replication),
-            Route(data + "/sobjects/{sobject}/{record_id}", self._sobject),
+            self.route(f"{data}/limits", self._limits, "limits"),
+            self.route(f"{data}/query", self._query, "query"),
+            self.route(f"{data}/queryAll", self._query, "queryAll"),
+            self.route(data + "/query/{locator}", self._query_more, "query"),
+            self.route(data + "/queryAll/{locator}", self._query_more, "queryAll"),
+            self.route(data + "/sobjects/{sobject}/deleted/", self._replication, "deleted"),
+            self.route(data + "/sobjects/{sobject}/updated/", self._replication, "updated"),
+            self.route(data + "/sobjects/{sobject}/{record_id}", self._sobject, "get"),
         ]
 
-    def authenticate(self, request: Request) -> Response | None:
-        if request.headers.get("authorization") != f"Bearer {self.token}":
-            return json_response([{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}], 401)
-        return None
+    def unauthenticated(self, request: Request, missing: bool) -> Refusal:
+        return Refusal(401, "INVALID_SESSION_ID", "Session expired or invalid")
 
-    def fault_response(self, fault: str) -> Response:
-        if fault == "status_429":  # Salesforce throttles with a 403 and no Retry-After
-            return self._error(403, "REQUEST_LIMIT_EXCEEDED", _CONCURRENT)
-        if fault == "status_500":
-            message = "An unexpected error occurred. Please include this ErrorId if you contact support: 1948-27 (-1)"
-            return self._error(500, "UNKNOWN_EXCEPTION", message)
-        return Response(_TRUNCATED, media_type="application/json", headers=self._usage())
+    def refusal(self, request: Request | None, refused: Refusal) -> Response:
+        """Errors are a JSON array of `{"message", "errorCode"}`."""
+        return self._json([{"message": refused.message, "errorCode": refused.code}], refused.status)
 
-    def connection(self, base_url: str) -> tuple[dict[str, str], dict[str, SecretStr]]:
-        return {"base_url": base_url}, {"token": SecretStr(self.token)}
+    def throttled(self, request: Request | None, limit: str, wait: float) -> Response:
+        """Salesforce throttles with a 403 REQUEST_LIMIT_EXCEEDED and no Retry-After."""
+        message = _CONCURRENT if limit == "concurrent" else "TotalRequests Limit exceeded."
+        return self._error(403, "REQUEST_LIMIT_EXCEEDED", message)
+
+    def charges(self, request: Request, kind: str) -> list[tuple[Limit, int]]:
+        return [(self._allocation, 1)]
+
+    def headers(self, request: Request | None) -> dict[str, str]:
+        return self._usage()
 
     def inject(self, **faults: Any) -> None:
         """As SimulatorBase; `expire_tokens` purges the delete log now, so earlier windows are too old."""
@@ -176,74 +203,56 @@ class SalesforceSimulator(SimulatorBase):
                 self._purged_ms = self.people.tick()
             super().inject(**faults)
 
-    async def admit(self, request: Request, kind: str = "api") -> Response | None:
-        early = await super().admit(request, kind)
-        with self.lock:
-            if early is None and self.counts["requests"] > self.daily_limit:
-                return self._error(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
-        return early
-
     # -- endpoints ----------------------------------------------------------------------------------
 
     async def _limits(self, request: Request) -> Response:
-        if (early := await self.admit(request, "limits")) is not None:
-            return early
         _version(request)
         remaining = max(self.daily_limit - self.counts["requests"], 0)
         return self._json({"DailyApiRequests": {"Max": self.daily_limit, "Remaining": remaining}})
 
     async def _query(self, request: Request) -> Response:
         resource = request.url.path.rstrip("/").rsplit("/", 1)[-1]
-        if (early := await self.admit(request, resource)) is not None:
-            return early
         version, query = _version(request), parse_soql(request.query_params.get("q", ""))
         with self.lock:
             rows = [r for r in self._rows(query.sobject, resource == "queryAll") if _matches(r, query.where)]
             for field, descending in reversed(query.order):  # stable sorts, last key first
                 rows.sort(key=_sort_key(field), reverse=descending)
-            cursor = _Cursor(query, rows[: query.limit], resource, int(time.time() * 1000))
+            cursor = _Cursor(query, rows[: query.limit], resource, self.clock.now_ms())
             return self._page(request, version, cursor, None, 0)
 
     async def _query_more(self, request: Request) -> Response:
-        resource = request.url.path.split("/")[-2]
-        if (early := await self.admit(request, resource)) is not None:
-            return early
         version = _version(request)
         locator, _, offset = request.path_params["locator"].rpartition("-")
         with self.lock:
             cursor = self._cursors.get(locator)
-            stale = cursor is None or time.time() * 1000 - cursor.opened_ms > 2 * _DAY_MS
+            stale = cursor is None or self.clock.now_ms() - cursor.opened_ms > 2 * _DAY_MS
             if stale or cursor is None or not offset.isdigit() or int(offset) > len(cursor.rows):
-                raise _Refused(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+                raise Refusal(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
             return self._page(request, version, cursor, locator, int(offset), repeat=self.take_repeat())
 
     async def _sobject(self, request: Request) -> Response:
-        if (early := await self.admit(request, "get")) is not None:
-            return early
         version, sobject = _version(request), _sobject_name(request)
         names = request.query_params.get("fields")
         fields = tuple(_canonical(sobject, n.strip()) for n in names.split(",")) if names else tuple(FIELDS[sobject])
         if bad := [f for f in fields if "." in f]:  # sObject rows take the object's own fields only
-            raise _Refused(400, "INVALID_FIELD", _NO_COLUMN.format(bad[0], sobject))
+            raise Refusal(400, "INVALID_FIELD", _NO_COLUMN.format(bad[0], sobject))
         with self.lock:
             row = self._row_by_id(sobject, request.path_params["record_id"])
             if row is None:
-                raise _Refused(404, "NOT_FOUND", "The requested resource does not exist")
+                raise Refusal(404, "NOT_FOUND", "The requested resource does not exist")
             if row.get("IsDeleted"):
-                raise _Refused(404, "ENTITY_IS_DELETED", "entity is deleted")
+                raise Refusal(404, "ENTITY_IS_DELETED", "entity is deleted")
             return self._json(_render(row, sobject, fields, version))
 
     async def _replication(self, request: Request) -> Response:
         kind = request.url.path.rstrip("/").rsplit("/", 1)[-1]
-        if (early := await self.admit(request, kind)) is not None:
-            return early
         sobject, days = _sobject_name(request), 15 if kind == "deleted" else 30
         start, end = _window(request)
         with self.lock:
             now = self.people.tick()
             oldest = now - now % _DAY_MS - days * _DAY_MS  # "no more than N days previous to the day"
             if start < oldest:
-                raise _Refused(400, "INVALID_REPLICATION_DATE", f"startDate cannot be more than {days} days ago")
+                raise Refusal(400, "INVALID_REPLICATION_DATE", f"startDate cannot be more than {days} days ago")
             covered = min(end, now)
             if kind == "updated":
                 ids = [r["Id"] for r in self._rows(sobject, False) if start <= r["SystemModstamp"] <= covered]
@@ -322,14 +331,10 @@ class SalesforceSimulator(SimulatorBase):
         return {"Sforce-Limit-Info": f"api-usage={self.counts['requests']}/{self.daily_limit}"}
 
     def _json(self, body: Any, status: int = 200) -> Response:
-        return json_response(body, status, self._usage())
+        return self.answer(body, status)
 
     def _error(self, status: int, code: str, message: str) -> Response:
         return self._json([{"message": message, "errorCode": code}], status)
-
-    async def _refused(self, request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, _Refused)
-        return self._error(exc.status, exc.code, exc.message)
 
 
 # -- SOQL ------------------------------------------------------------------------------------------
@@ -339,14 +344,14 @@ def parse_soql(text: str) -> _Query:
     """The parts of a query this simulator answers; anything else is refused as Salesforce would."""
     match = _SOQL.match(text)
     if match is None:
-        raise _Refused(400, "MALFORMED_QUERY", f"unexpected token: '{(text.split() or [''])[0]}'")
+        raise Refusal(400, "MALFORMED_QUERY", f"unexpected token: '{(text.split() or [''])[0]}'")
     sobject = next((name for name in FIELDS if name.lower() == match["object"].lower()), None)
     if sobject is None:
         message = f"sObject type '{match['object']}' is not supported."
-        raise _Refused(400, "INVALID_TYPE", message)
+        raise Refusal(400, "INVALID_TYPE", message)
     fields = tuple(_canonical(sobject, name.strip()) for name in match["fields"].split(","))
     if len(set(fields)) < len(fields):
-        raise _Refused(400, "MALFORMED_QUERY", "duplicate field selected")
+        raise Refusal(400, "MALFORMED_QUERY", "duplicate field selected")
     terms = re.split(r"\s+AND\s+", match["where"], flags=re.IGNORECASE) if match["where"] else []
     order = [part.split() for part in match["order"].split(",")] if match["order"] else []
     return _Query(
@@ -366,11 +371,11 @@ def _canonical(sobject: str, name: str) -> str:
     else:
         relation = next((r for r in _RELATIONS.get(sobject, {}) if r.lower() == head.lower()), None)
         if relation is None:
-            raise _Refused(400, "INVALID_FIELD", f"Didn't understand relationship '{head}' in field path.")
+            raise Refusal(400, "INVALID_FIELD", f"Didn't understand relationship '{head}' in field path.")
         field = next((f for f in _RELATIONS[sobject][relation] if f.lower() == tail.lower()), None)
         found = f"{relation}.{field}" if field else None
     if found is None:
-        raise _Refused(400, "INVALID_FIELD", _NO_COLUMN.format(name, sobject))
+        raise Refusal(400, "INVALID_FIELD", _NO_COLUMN.format(name, sobject))
     return found
 
 
@@ -380,7 +385,7 @@ def _term(sobject: str, text: str) -> tuple[str, str, Any]:
         text = text[1:-1].strip()
     match = _TERM.match(text)
     if match is None or re.search(r"\s(OR|NOT)\s", text, re.IGNORECASE):
-        raise _Refused(400, "MALFORMED_QUERY", f"unexpected token: '{text}' (the simulator takes AND-ed comparisons)")
+        raise Refusal(400, "MALFORMED_QUERY", f"unexpected token: '{text}' (the simulator takes AND-ed comparisons)")
     field = _canonical(sobject, match["field"])
     head, _, tail = field.partition(".")
     kind = _RELATIONS[sobject][head][tail] if tail else FIELDS[sobject][field]
@@ -394,14 +399,14 @@ def _literal(field: str, kind: str, raw: str) -> Any:
     if kind == "datetime":
         if quoted:  # SOQL datetime literals are unquoted
             message = f"value of filter criterion for field '{field}' must be of type dateTime and should not be "
-            raise _Refused(400, "INVALID_FIELD", message + "enclosed in quotes")
+            raise Refusal(400, "INVALID_FIELD", message + "enclosed in quotes")
         if (moment := _parse_time(raw)) is None:
-            raise _Refused(400, "INVALID_FIELD", f"value of filter criterion for field '{field}' is not a dateTime")
+            raise Refusal(400, "INVALID_FIELD", f"value of filter criterion for field '{field}' is not a dateTime")
         return moment
     if kind == "boolean" and raw.lower() in ("true", "false"):
         return raw.lower() == "true"
     if not quoted or kind == "boolean":
-        raise _Refused(400, "MALFORMED_QUERY", f"unexpected token: '{raw}'")
+        raise Refusal(400, "MALFORMED_QUERY", f"unexpected token: '{raw}'")
     return raw[1:-1].replace("\\'", "'")
 
 
@@ -516,14 +521,14 @@ def _sobject_name(request: Request) -> str:
     _version(request)
     name = next((s for s in FIELDS if s.lower() == request.path_params["sobject"].lower()), None)
     if name is None:
-        raise _Refused(404, "NOT_FOUND", "The requested resource does not exist")
+        raise Refusal(404, "NOT_FOUND", "The requested resource does not exist")
     return name
 
 
 def _version(request: Request) -> str:
     version: str = request.path_params["version"]
     if not _VERSION.match(version):
-        raise _Refused(404, "NOT_FOUND", "The requested resource does not exist")
+        raise Refusal(404, "NOT_FOUND", "The requested resource does not exist")
     return version
 
 
@@ -538,10 +543,10 @@ def _window(request: Request) -> tuple[int, int]:
     """`start` and `end` in epoch ms, seconds ignored; start must precede end by a minute."""
     start, end = (_parse_time(request.query_params.get(name, "")) for name in ("start", "end"))
     if start is None or end is None:
-        raise _Refused(400, "INVALID_REPLICATION_DATE", "start and end must be ISO-8601 dateTimes with a zone")
+        raise Refusal(400, "INVALID_REPLICATION_DATE", "start and end must be ISO-8601 dateTimes with a zone")
     start, end = start - start % 60_000, end - end % 60_000
     if end - start < 60_000:
-        raise _Refused(400, "INVALID_REPLICATION_DATE", "startDate must chronologically precede endDate")
+        raise Refusal(400, "INVALID_REPLICATION_DATE", "startDate must chronologically precede endDate")
     return start, end
 
 
@@ -562,12 +567,12 @@ def _sf_time(ms: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S.000+0000", time.gmtime(ms // 1000))
 
 
-def make_simulator(records: int = 100, seed: int | str = 0, token: str = DEFAULT_TOKEN) -> SalesforceSimulator:
-    return SalesforceSimulator(records, seed, token=token)
+make_simulator = SalesforceSimulator  # the contract suite's factory: make_simulator(records, seed, token=...)
 
 
-def main() -> None:
-    serve(make_simulator, "Serve a simulated Salesforce REST API (Contact and User).")
+def main(argv: Sequence[str] | None = None) -> None:
+    """Serve the simulator; `--help` lists the knobs."""
+    serve(*with_knobs(SalesforceSimulator, argv, "Serve a simulated Salesforce REST API (Contact and User)."))
 
 
 if __name__ == "__main__":

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import base64
 import bisect
-import collections
-import math
 import re
 import sys
 import time
@@ -36,10 +34,18 @@ from pydantic import SecretStr
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
-from connectors.oauth_simulation import OAuthQuirks
-from connectors.simulation import Person, SimulatorBase, json_response, serve
+from connectors.simulation import (
+    Limit,
+    OAuthQuirks,
+    Person,
+    Refusal,
+    SimClock,
+    SimulatorBase,
+    serve,
+    with_knobs,
+)
 
 __all__ = ["ADMIN_EMAIL", "DEFAULT_TOKEN", "ZendeskSimulator", "main", "make_simulator"]
 
@@ -50,19 +56,14 @@ OFFSET_PAGE_CAP = 100  # offset requests past the first 100 pages are refused si
 EXPORT_PAGE_SIZE = 1000  # default and cap of per_page on the exports [unverified]
 _FIRST_ID = 372_000_000_000
 _ID_STEP = 17
-_WINDOW = 60.0
 _DELETED_NAME = "Permanently Deleted User"
-_TRUNCATED = b'{"users":[{"id":372000000000,"url":"https://'  # a body cut off mid-transfer
 _LIST_CURSOR = re.compile(r"h\$(\d+)~\d+")
 _EXPORT_CURSOR = re.compile(r"(\d+)\.(\d{3})\|(\d+)\|(\d*)\|")
 
 
-class _Invalid(Exception):
+def _invalid(error: str, description: str, status: int = 400) -> Refusal:
     """A request Zendesk answers with a 4xx `{"error": ..., "description": ...}`."""
-
-    def __init__(self, error: str, description: str, status: int = 400) -> None:
-        super().__init__(description)
-        self.error, self.description, self.status = error, description, status
+    return Refusal(status, error, description)
 
 
 @dataclass(frozen=True)
@@ -90,33 +91,34 @@ class ZendeskSimulator(SimulatorBase):
         rotate_refresh=True,
     )
 
+    fault_limit = "account"
+    server_error = (500, "InternalServerError", "Internal Server Error")
+    malformed_body = b'{"users":[{"id":372000000000,"url":"https://'  # a body cut off mid-transfer
+    media_type = "application/json; charset=utf-8"
+
     def __init__(
         self,
         records: int = 100,
         seed: int | str = 0,
         *,
-        token: str = DEFAULT_TOKEN,
+        clock: Callable[[], float] = time.monotonic,
         email: str = ADMIN_EMAIL,
         role: str = "admin",
         rate_limit: int = 700,
         export_rate_limit: int = 10,
         export_lag_seconds: float = 0.0,
-        clock: Callable[[], float] = time.monotonic,
+        token: str = DEFAULT_TOKEN,
     ) -> None:
         self.email, self.role = email, role
         self.rate_limit = rate_limit
         self.export_rate_limit = export_rate_limit
         self.export_lag_seconds = export_lag_seconds
-        self._clock = clock
-        self._windows = {"account": collections.deque[float](), "export": collections.deque[float]()}
         self._soft: set[int] = set()  # seqs deleted softly; other deleted people are permanently deleted
-        self._issued = self._expired_upto = 0  # export cursors handed out; those up to here expire on demand
-        self._index: _Index | None = None
-        self._index_at = -1
         basic = base64.b64encode(f"{email}/token:{token}".encode()).decode()
         self._accepted = {f"Basic {basic}", f"Bearer {token}"}
-        super().__init__(records, seed, token=token)
-        self.app.add_exception_handler(_Invalid, self._invalid)
+        super().__init__(records, seed, token=token, clock=SimClock(monotonic=clock))
+        self.account = self.rolling_window("account", 60.0, rate_limit)
+        self.export = self.rolling_window("export", 60.0, export_rate_limit)
 
     # -- SimulatorBase ----------------------------------------------------------------------------
 
@@ -124,28 +126,46 @@ class ZendeskSimulator(SimulatorBase):
         return str(_user_id(person.seq))
 
     def api_routes(self) -> list[BaseRoute]:
-        endpoints: list[tuple[str, Callable[[Request], Any]]] = [
-            ("/api/v2/users/show_many", self._show_many),
-            ("/api/v2/users/{user_id}", self._show),
-            ("/api/v2/users", self._list_users),
-            ("/api/v2/deleted_users/{user_id}", self._show_deleted),
-            ("/api/v2/deleted_users", self._list_deleted),
-            ("/api/v2/incremental/users/cursor", self._export_cursor),
-            ("/api/v2/incremental/users", self._export_time),
+        endpoints: list[tuple[str, Callable[[Request], Any], str]] = [
+            ("/api/v2/users/show_many", self._show_many, "get"),
+            ("/api/v2/users/{user_id}", self._show, "get"),
+            ("/api/v2/users", self._list_users, "list"),
+            ("/api/v2/deleted_users/{user_id}", self._show_deleted, "get"),
+            ("/api/v2/deleted_users", self._list_deleted, "list"),
+            ("/api/v2/incremental/users/cursor", self._export_cursor, "export"),
+            ("/api/v2/incremental/users", self._export_time, "export"),
         ]
-        return [Route(path + suffix, fn, methods=["GET"]) for path, fn in endpoints for suffix in (".json", "")]
+        return [self.route(path + suffix, fn, kind) for path, fn, kind in endpoints for suffix in (".json", "")]
 
     def authenticate(self, request: Request) -> Response | None:
+        """API-token Basic auth (`<email>/token:<token>`) or the bearer token."""
         if request.headers.get("authorization", "") in self._accepted:
             return None
-        return self._json({"error": "Couldn't authenticate you"}, 401)
+        return self.refusal(request, self.unauthenticated(request, missing=False))
 
-    def fault_response(self, fault: str) -> Response:
-        if fault == "status_429":  # Zendesk sends whole seconds; fractions keep tests fast
-            return self._too_many("Number of allowed API requests per minute exceeded", self.faults.retry_after)
-        if fault == "status_500":
-            return self._json({"error": "InternalServerError", "description": "Internal Server Error"}, 500)
-        return Response(_TRUNCATED, media_type="application/json; charset=utf-8", headers=self._rate_headers())
+    def unauthenticated(self, request: Request, missing: bool) -> Refusal:
+        return Refusal(401, "Couldn't authenticate you", "")
+
+    def authorize(self, request: Request, kind: str) -> Refusal | None:
+        if kind == "export" and self.role != "admin":
+            return _invalid("Forbidden", "You do not have access to this page. Please contact the account owner.", 403)
+        return None
+
+    def refusal(self, request: Request | None, refused: Refusal) -> Response:
+        body = {"error": refused.code, "description": refused.message} if refused.message else {"error": refused.code}
+        return self.answer(body, refused.status)
+
+    def throttled(self, request: Request | None, limit: str, wait: float) -> Response:
+        """A plain-text 429 with Retry-After (Zendesk sends whole seconds; faults may use fractions)."""
+        what = "incremental export API requests" if limit == "export" else "API requests"
+        headers = {**self.headers(request), "Retry-After": f"{wait:g}"}
+        return Response(f"Number of allowed {what} per minute exceeded", 429, media_type="text/plain", headers=headers)
+
+    def charges(self, request: Request, kind: str) -> list[tuple[Limit, int]]:
+        return [(self.account, 1), (self.export, 1)] if kind == "export" else [(self.account, 1)]
+
+    def headers(self, request: Request | None) -> dict[str, str]:
+        return {"X-Rate-Limit": str(self.rate_limit), "X-Rate-Limit-Remaining": str(self.account.remaining())}
 
     def connection(self, base_url: str) -> tuple[dict[str, str], dict[str, SecretStr]]:
         return {"base_url": base_url}, {
@@ -153,18 +173,11 @@ class ZendeskSimulator(SimulatorBase):
             "api_token": SecretStr(self.token),
         }
 
-    def inject(self, **faults: Any) -> None:
-        """As `SimulatorBase.inject`; `expire_tokens=True` expires every export cursor handed out so far."""
-        with self.lock:
-            super().inject(**faults)
-            if faults.get("expire_tokens"):
-                self._expired_upto = self._issued
-
     def reset(self) -> None:
         with self.lock:
             super().reset()
-            for window in self._windows.values():
-                window.clear()
+            self.account.clear()
+            self.export.clear()
 
     def soft_delete(self, ids: int | Sequence[str]) -> list[str]:
         """Zendesk's `DELETE /users/{id}`: the user stays readable with `active: false`."""
@@ -176,20 +189,14 @@ class ZendeskSimulator(SimulatorBase):
     # -- users --------------------------------------------------------------------------------------
 
     async def _list_users(self, request: Request) -> Response:
-        if (early := await self._enter(request, "list")) is not None:
-            return early
         with self.lock:
             return self._listing(request, "users", self._indexed().live)
 
     async def _list_deleted(self, request: Request) -> Response:
-        if (early := await self._enter(request, "list")) is not None:
-            return early
         with self.lock:
             return self._listing(request, "deleted_users", self._indexed().deleted)
 
     async def _show(self, request: Request) -> Response:
-        if (early := await self._enter(request, "get")) is not None:
-            return early
         with self.lock:
             person = self._person(request.path_params["user_id"])
             if person is None or (person.deleted and person.seq not in self._soft):
@@ -197,8 +204,6 @@ class ZendeskSimulator(SimulatorBase):
             return self._json({"user": self._render(person, request)})
 
     async def _show_deleted(self, request: Request) -> Response:
-        if (early := await self._enter(request, "get")) is not None:
-            return early
         with self.lock:
             person = self._person(request.path_params["user_id"])
             if person is None or person.seq not in self._soft:
@@ -206,11 +211,9 @@ class ZendeskSimulator(SimulatorBase):
             return self._json({"deleted_user": self._render(person, request)})
 
     async def _show_many(self, request: Request) -> Response:
-        if (early := await self._enter(request, "get")) is not None:
-            return early
         ids = [i for i in request.query_params.get("ids", "").split(",") if i]
         if len(ids) > PAGE_SIZE_CAP:
-            raise _Invalid("InvalidValue", f"ids may list at most {PAGE_SIZE_CAP} users")  # [unverified]
+            raise _invalid("InvalidValue", f"ids may list at most {PAGE_SIZE_CAP} users")  # [unverified]
         with self.lock:
             people = [p for p in map(self._person, ids) if p and (not p.deleted or p.seq in self._soft)]
             return self._json({"users": [self._render(p, request) for p in people]})
@@ -252,7 +255,7 @@ class ZendeskSimulator(SimulatorBase):
         number = _int(params, "page", 1, high=sys.maxsize)
         per_page = min(_int(params, "per_page", PAGE_SIZE_CAP, high=sys.maxsize), PAGE_SIZE_CAP)  # [unverified]
         if number > OFFSET_PAGE_CAP:
-            raise _Invalid(  # the status is documented, the body [unverified]
+            raise _invalid(  # the status is documented, the body [unverified]
                 "InvalidPaginationParameter",
                 f"Offset pagination is limited to the first {OFFSET_PAGE_CAP} pages. Use cursor pagination instead.",
             )
@@ -273,8 +276,6 @@ class ZendeskSimulator(SimulatorBase):
     # -- incremental exports ------------------------------------------------------------------------
 
     async def _export_cursor(self, request: Request) -> Response:
-        if (early := await self._enter(request, "export")) is not None:
-            return early
         params = request.query_params
         with self.lock:
             size = _int(params, "per_page", EXPORT_PAGE_SIZE, high=EXPORT_PAGE_SIZE)
@@ -299,8 +300,6 @@ class ZendeskSimulator(SimulatorBase):
             return self._json(body)
 
     async def _export_time(self, request: Request) -> Response:
-        if (early := await self._enter(request, "export")) is not None:
-            return early
         params = request.query_params
         with self.lock:
             size = _int(params, "per_page", EXPORT_PAGE_SIZE, high=EXPORT_PAGE_SIZE)
@@ -322,91 +321,54 @@ class ZendeskSimulator(SimulatorBase):
 
     def _export_position(self, cursor: str) -> tuple[int, int]:
         decoded = _export_cursor_parts(cursor)
-        if decoded is None or (self.faults.expire_tokens and decoded[1] <= self._expired_upto):
+        if decoded is None or self.token_expired(decoded[1]):
             # Zendesk does not document this answer; a 400 naming the cursor [unverified].
-            raise _Invalid("InvalidPaginationParameter", f"cursor {cursor!r} is invalid or has expired")
+            raise _invalid("InvalidPaginationParameter", f"cursor {cursor!r} is invalid or has expired")
         return decoded[0]
 
     def _export_token(self, key: tuple[int, int]) -> str:
         """`<epoch seconds>|<issue number>|<last id>|`, base64: the observed shape, plus an issue order."""
-        self._issued += 1
         ms, seq = key
-        raw = f"{ms // 1000}.{ms % 1000:03d}|{self._issued}|{'' if seq < 0 else _user_id(seq)}|"
+        raw = f"{ms // 1000}.{ms % 1000:03d}|{self.issue_token()}|{'' if seq < 0 else _user_id(seq)}|"
         return base64.b64encode(raw.encode()).decode()
 
     def _start_time(self, params: QueryParams) -> int:
         if "start_time" not in params:
-            raise _Invalid("InvalidValue", "start_time or cursor is required")  # [unverified]
+            raise _invalid("InvalidValue", "start_time or cursor is required")  # [unverified]
         start_time = _int(params, "start_time", 0, low=0, high=sys.maxsize)
-        if start_time > time.time() - max(self.export_lag_seconds, 0):
-            raise _Invalid("InvalidValue", "start_time must be in the past")  # [unverified]
+        if start_time > self.clock.time() - max(self.export_lag_seconds, 0):
+            raise _invalid("InvalidValue", "start_time must be in the past")  # [unverified]
         return start_time
 
     def _horizon(self, order: list[tuple[int, int]]) -> int:
         """Where the export stops: changes of the last `export_lag_seconds` are left for a later request."""
         if self.export_lag_seconds <= 0:
             return len(order)
-        return bisect.bisect_right(order, (int((time.time() - self.export_lag_seconds) * 1000), sys.maxsize))
+        return bisect.bisect_right(order, (int((self.clock.time() - self.export_lag_seconds) * 1000), sys.maxsize))
 
-    # -- admission, limits, rendering ---------------------------------------------------------------
-
-    async def _enter(self, request: Request, kind: str) -> Response | None:
-        """`admit` (auth, faults, slowness), then the export's admin check and the rate limits."""
-        if (early := await self.admit(request, kind)) is not None:
-            return early
-        with self.lock:
-            if kind == "export" and self.role != "admin":
-                description = "You do not have access to this page. Please contact the account owner."
-                return self._json({"error": "Forbidden", "description": description}, 403)
-            now = self._clock()
-            if (wait := self._spend("account", self.rate_limit, now)) is not None:
-                return self._too_many("Number of allowed API requests per minute exceeded", wait)
-            if kind == "export" and (wait := self._spend("export", self.export_rate_limit, now)) is not None:
-                return self._too_many("Number of allowed incremental export API requests per minute exceeded", wait)
-        return None
-
-    def _spend(self, name: str, limit: int, now: float) -> float | None:
-        """Count one request in a sliding minute; when the minute is full, the seconds until it is not."""
-        window = self._windows[name]
-        while window and window[0] <= now - _WINDOW:
-            window.popleft()
-        if len(window) >= limit:
-            return float(math.ceil(window[0] + _WINDOW - now))
-        window.append(now)
-        return None
-
-    def _too_many(self, message: str, retry_after: float) -> Response:
-        headers = {**self._rate_headers(), "Retry-After": f"{retry_after:g}"}
-        return Response(message, status_code=429, media_type="text/plain", headers=headers)
-
-    def _rate_headers(self) -> dict[str, str]:
-        remaining = max(self.rate_limit - len(self._windows["account"]), 0)
-        return {"X-Rate-Limit": str(self.rate_limit), "X-Rate-Limit-Remaining": str(remaining)}
+    # -- rendering ----------------------------------------------------------------------------------
 
     def _json(self, body: Any, status: int = 200) -> Response:
-        return json_response(body, status, self._rate_headers())
+        return self.answer(body, status)
 
     def _not_found(self) -> Response:
         return self._json({"error": "RecordNotFound", "description": "Not found"}, 404)
-
-    async def _invalid(self, request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, _Invalid)
-        return self._json({"error": exc.error, "description": exc.description}, exc.status)
 
     def _person(self, raw_id: str) -> Person | None:
         seq = _seq(int(raw_id)) if raw_id.isascii() and raw_id.isdigit() else None
         return None if seq is None else self.people.get(seq)
 
     def _indexed(self) -> _Index:
-        if self._index is None or self._index_at != self.people.last_change:
-            everyone = self.people.all
-            self._index = _Index(
-                live=[p.seq for p in everyone if not p.deleted],
-                deleted=[p.seq for p in everyone if p.deleted],
-                order=sorted((p.modified_ms, p.seq) for p in everyone),
-            )
-            self._index_at = self.people.last_change
-        return self._index
+        """Positions for O(page) serving, rebuilt after each mutation."""
+        return self.people.view("index", self._index)
+
+    def _index(self) -> _Index:
+        everyone = self.people.all
+        return _Index(
+            live=[p.seq for p in everyone if not p.deleted],
+            deleted=[p.seq for p in everyone if p.deleted],
+            order=sorted((p.modified_ms, p.seq) for p in everyone),
+        )
 
     def _render(self, person: Person, request: Request) -> dict[str, Any]:
         user_id, gone = _user_id(person.seq), person.deleted and person.seq not in self._soft
@@ -454,7 +416,7 @@ def _int(params: QueryParams, name: str, default: int, *, low: int = 1, high: in
         return default
     if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
         limit = f"between {low} and {high}" if high < sys.maxsize else f"at least {low}"
-        raise _Invalid("InvalidPaginationParameter", f"{name} must be an integer {limit}")  # body [unverified]
+        raise _invalid("InvalidPaginationParameter", f"{name} must be an integer {limit}")  # body [unverified]
     return int(raw)
 
 
@@ -472,7 +434,7 @@ def _list_position(cursor: str) -> int:
     match = _LIST_CURSOR.fullmatch(raw)
     seq = _seq(int(match[1])) if match else None
     if seq is None:
-        raise _Invalid("InvalidPaginationParameter", f"page cursor {cursor!r} is invalid")  # body [unverified]
+        raise _invalid("InvalidPaginationParameter", f"page cursor {cursor!r} is invalid")  # body [unverified]
     return seq
 
 
@@ -496,12 +458,12 @@ def _link(request: Request, size: int) -> Callable[[str, str], str]:
     return link
 
 
-def make_simulator(records: int = 100, seed: int | str = 0, token: str = DEFAULT_TOKEN) -> ZendeskSimulator:
-    return ZendeskSimulator(records, seed, token=token)
+make_simulator = ZendeskSimulator  # the contract suite's factory: make_simulator(records, seed, token=...)
 
 
-def main() -> None:
-    serve(make_simulator, "Serve a simulated Zendesk Support users API.")
+def main(argv: Sequence[str] | None = None) -> None:
+    """Serve the simulator; `--help` lists the knobs."""
+    serve(*with_knobs(ZendeskSimulator, argv, "Serve a simulated Zendesk Support users API."))
 
 
 if __name__ == "__main__":

@@ -8,9 +8,8 @@ import httpx
 from pydantic import SecretStr
 
 from connectors.oauth import Grant, OAuth2Spec, OAuthClient, TokenSet, authorization_url, pkce_verifier, request_token
-from connectors.oauth_simulation import SIM_CLIENT_ID, SIM_CLIENT_SECRET
 from connectors.registry import load
-from connectors.simulation import SimulatorBase
+from connectors.simulation import SIM_CLIENT_ID, SIM_CLIENT_SECRET, SimulatorBase
 
 __all__ = ["CLIENT", "MemoryTokens", "asgi_client", "oauth_parameters", "sign_in"]
 

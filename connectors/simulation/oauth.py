@@ -66,8 +66,11 @@ class _Grant:
 class OAuthServer:
     """The token state of one simulated app: codes, access tokens with expiry, refresh tokens."""
 
-    def __init__(self, quirks: OAuthQuirks, lifetime_seconds: float = 3600.0) -> None:
+    def __init__(
+        self, quirks: OAuthQuirks, lifetime_seconds: float = 3600.0, clock: Callable[[], float] = time.time
+    ) -> None:
         self.quirks = quirks
+        self._now = clock  # epoch seconds; the simulator's clock, so advancing it expires access tokens
         self.lifetime_seconds = lifetime_seconds
         self.token_delay = 0.0  # seconds each token request takes (to make refresh races visible)
         self.prefix = "sim"
@@ -90,7 +93,7 @@ class OAuthServer:
         """True for `Bearer <a live access token this server issued>`."""
         scheme, _, token = authorization.partition(" ")
         with self._lock:
-            return scheme.lower() == "bearer" and self._access.get(token, 0.0) > time.time()
+            return scheme.lower() == "bearer" and self._access.get(token, 0.0) > self._now()
 
     def revoke_all(self) -> None:
         """The tenant revoked the app: every token stops working."""
@@ -207,7 +210,7 @@ class OAuthServer:
 
     def _issue(self, request: Request, grant: _Grant, grant_type: str, old_refresh: str | None) -> dict[str, Any]:
         access = f"{self.prefix}-at-{secrets.token_urlsafe(18)}"
-        self._access[access] = time.time() + self.lifetime_seconds
+        self._access[access] = self._now() + self.lifetime_seconds
         body: dict[str, Any] = {"access_token": access, "token_type": "Bearer", "scope": grant.scope}
         if self.quirks.expires_in:
             body["expires_in"] = max(1, round(self.lifetime_seconds))
