@@ -148,8 +148,6 @@ class GraphSimulator(SimulatorBase):
         # The app+tenant read quota per 10 s grows with the tenant: <50 users, 50-500, more.
         self.resource_units = resource_units or (3_500 if records < 50 else 5_000 if records <= 500 else 8_000)
         self.bucket = self.rolling_window("resource_units", _WINDOW_SECONDS, self.resource_units)
-        self._purged: set[int] = set()
-        self._born = [p.change for p in self.people.all]  # change number of each user's creation
 
     # -- SimulatorBase -----------------------------------------------------------------------------
 
@@ -183,23 +181,13 @@ class GraphSimulator(SimulatorBase):
 
     # -- the Python control API --------------------------------------------------------------------
 
-    def create(self, n: int) -> list[str]:
-        with self.lock:
-            created = super().create(n)
-            self._born += [self._person(user_id).change for user_id in created]
-            return created
-
     def delete(self, ids: int | Sequence[str]) -> list[str]:
         """Soft-delete: the users move to deletedItems and show in delta as `@removed: changed`."""
         return super().delete(ids)
 
-    def purge(self, ids: Sequence[str]) -> list[str]:
+    def purge(self, ids: int | Sequence[str]) -> list[str]:
         """Delete permanently (live or soft-deleted users): delta shows `@removed: deleted`."""
-        with self.lock:
-            chosen = [p for p in map(self.find, ids) if p is not None and p.seq not in self._purged]
-            self._purged.update(p.seq for p in chosen)
-            self.people.delete(chosen)
-            return [self.external_id(p) for p in chosen]
+        return super().purge(ids)
 
     def reset(self) -> None:
         with self.lock:
@@ -297,9 +285,9 @@ class GraphSimulator(SimulatorBase):
     def _delta_record(self, person: Person, state: _Round, minimal: bool) -> dict[str, Any] | None:
         user_id = _user_id(person.seq)
         if person.deleted:
-            reason = "deleted" if person.seq in self._purged else "changed"
+            reason = "deleted" if person.purged else "changed"
             return None if state.initial else {"id": user_id, "@removed": {"reason": reason}}
-        if minimal and not state.initial and self._born[person.seq] <= state.since:
+        if minimal and not state.initial and person.created_change <= state.since:
             return {"id": user_id, **({"jobTitle": person.title} if "jobTitle" in state.select else {})}
         return _render(person, state.select)
 
@@ -316,7 +304,7 @@ class GraphSimulator(SimulatorBase):
         """Live users, or soft-deleted ones (purged ones are in neither), ascending."""
         return self.people.view(
             ("seqs", deleted),
-            lambda: [p.seq for p in self.people.all if p.deleted == deleted and p.seq not in self._purged],
+            lambda: [p.seq for p in self.people.all if p.deleted == deleted and not p.purged],
         )
 
     def _by_upn(self) -> dict[str, Person]:

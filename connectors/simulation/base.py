@@ -17,12 +17,15 @@ an admitted request, and raises `Refusal` for the app's errors.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import math
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import asdict
 from typing import Any, ClassVar
 
+import httpx
 from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -31,18 +34,19 @@ from starlette.routing import BaseRoute, Route
 
 from connectors.simulation.answers import Refusal, json_response
 from connectors.simulation.clock import SimClock
-from connectors.simulation.control import control_routes
+from connectors.simulation.control import Controllable, control_routes
 from connectors.simulation.faults import Faults
 from connectors.simulation.limits import DailyBudget, Limit, RollingWindow
 from connectors.simulation.oauth import OAuthQuirks, OAuthServer
 from connectors.simulation.people import People, Person
+from connectors.simulation.webhooks import Outbox, RetryPolicy, Sent
 
 __all__ = ["Handler", "SimulatorBase"]
 
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-class SimulatorBase:
+class SimulatorBase(Controllable):
     """Seeding, mutations, the clock, admission, faults, counters and `/_sim/*` for one app's simulator.
 
     Subclasses set `connector` and implement `external_id`, `api_routes`, `unauthenticated`, `refusal` and
@@ -57,6 +61,8 @@ class SimulatorBase:
     server_error: ClassVar[tuple[int, str, str]] = (500, "INTERNAL_ERROR", "internal error")  # an injected 5xx
     malformed_body: ClassVar[bytes] = b'{"results": [{"id": "'  # what a proxy cutting a body leaves behind
     media_type: ClassVar[str] = "application/json"
+    required_scopes: ClassVar[frozenset[str]] = frozenset()  # an OAuth token needs one of these (empty: any)
+    webhook_policy: ClassVar[RetryPolicy | None] = None  # how the app retries webhooks; None: it sends none
 
     def __init__(
         self, records: int = 100, seed: int | str = 0, *, token: str = "sim-token", clock: SimClock | None = None
@@ -70,8 +76,16 @@ class SimulatorBase:
         self._issued = self._expired_through = 0  # incremental tokens handed out; those up to the mark expire
         self._by_id: dict[str, Person] = {self.external_id(p): p for p in self.people.all}
         self.oauth = OAuthServer(self.oauth_quirks, clock=self.clock.time) if self.oauth_quirks else None
-        oauth_routes = self.oauth.routes() if self.oauth else []
-        self.app = Starlette(routes=[*self.api_routes(), *control_routes(self), *oauth_routes])
+        self.outbox = Outbox(self.clock, self.webhook_policy) if self.webhook_policy else None
+        self.outbound: httpx.AsyncBaseTransport | None = None  # how webhooks leave; None: the network
+        self.deliver_every = 0.0  # seconds between webhook sends while served (0: only on /_sim/webhooks/deliver)
+        routes = [*self.api_routes(), *control_routes(self), *(self.oauth.routes() if self.oauth else [])]
+        if self.outbox is not None:
+            routes += [
+                Route("/_sim/webhooks", self._webhook_log, methods=["GET"]),
+                Route("/_sim/webhooks/deliver", self._deliver_now, methods=["POST"]),
+            ]
+        self.app = Starlette(routes=routes, lifespan=self._lifespan)
         self.app.add_exception_handler(Refusal, self._refused)
         SimulatorBase.reset(self)
 
@@ -141,9 +155,9 @@ class SimulatorBase:
         """A rate limit of `capacity` units per sliding `seconds` on this simulator's clock (None: unlimited)."""
         return RollingWindow(name, seconds, capacity, self.clock)
 
-    def daily_budget(self, name: str, capacity: int) -> DailyBudget:
-        """A rate limit of `capacity` units per simulated UTC day."""
-        return DailyBudget(name, capacity, self.clock)
+    def daily_budget(self, name: str, capacity: int, utc_offset: float = 0.0) -> DailyBudget:
+        """A rate limit of `capacity` units per simulated day (in a zone `utc_offset` seconds east of UTC)."""
+        return DailyBudget(name, capacity, self.clock, utc_offset)
 
     async def admit(self, request: Request, kind: str = "api") -> Response | None:
         """Count the request, then answer it early: bad credentials, no authorization, a fault or a spent limit."""
@@ -170,28 +184,6 @@ class SimulatorBase:
         return Response(self.malformed_body, media_type=self.media_type, headers=self.headers(request))
 
     # -- the control API --------------------------------------------------------------------------
-
-    def create(self, n: int) -> list[str]:
-        with self.lock:
-            created = self.people.create(n)
-            self._by_id.update({self.external_id(p): p for p in created})
-            return [self.external_id(p) for p in created]
-
-    def update(self, ids: int | Sequence[str]) -> list[str]:
-        with self.lock:
-            return [self.external_id(p) for p in self.people.update(self.select(ids))]
-
-    def delete(self, ids: int | Sequence[str]) -> list[str]:
-        with self.lock:
-            return [self.external_id(p) for p in self.people.delete(self.select(ids))]
-
-    def ids(self) -> list[str]:
-        """Live ids, in creation order."""
-        with self.lock:
-            return [self.external_id(p) for p in self.people.live()]
-
-    def find(self, external_id: str) -> Person | None:
-        return self._by_id.get(external_id)
 
     def inject(self, **faults: Any) -> None:
         """Add faults (see `Faults`); numbers add up, flags and slow_seconds replace; ValueError when bad.
@@ -230,20 +222,35 @@ class SimulatorBase:
         """True for a token issued before an `expire_tokens` fault."""
         return self.faults.expire_tokens and number <= self._expired_through
 
-    def select(self, ids: int | Sequence[str]) -> list[Person]:
-        """`ids` random live people, or the live people of these ids (unknown ones left out), by seq."""
-        if isinstance(ids, int):
-            return self.people.sample(ids)
-        chosen = [self._by_id.get(str(i)) for i in ([ids] if isinstance(ids, str) else ids)]
-        return sorted((p for p in chosen if p is not None and not p.deleted), key=lambda p: p.seq)
+    def webhook_client(self) -> httpx.AsyncClient:
+        """The client webhooks and handshakes leave through (`outbound`, or the network)."""
+        return httpx.AsyncClient(transport=self.outbound, timeout=10.0)
+
+    async def deliver(self, client: httpx.AsyncClient | None = None) -> list[Sent]:
+        """Send the webhook deliveries that are due (through `client`, or `webhook_client()`)."""
+        if self.outbox is None:
+            return []
+        if client is not None:
+            return await self.outbox.deliver(client)
+        async with self.webhook_client() as own:
+            return await self.outbox.deliver(own)
+
+    def insufficient_scope(self, request: Request) -> Refusal:
+        """The app's 403 for an OAuth token granted none of `required_scopes`."""
+        return Refusal(403, "insufficient_scope", "the access token lacks the scope this call needs")
 
     # -- parts ----------------------------------------------------------------------------------------
 
     def _credentials(self, request: Request, kind: str) -> Response | None:
-        if self.oauth is None or not self.oauth.accepts(request.headers.get("authorization", "")):
+        authorization = request.headers.get("authorization", "")
+        if self.oauth is None or not self.oauth.accepts(authorization):
             if (early := self.authenticate(request)) is not None:
                 return early
-        refused = self.authorize(request, kind)
+            refused = self.authorize(request, kind)
+        elif self.required_scopes and not _scopes(self.oauth.scope_of(authorization)) & self.required_scopes:
+            refused = self.insufficient_scope(request)
+        else:
+            refused = self.authorize(request, kind)
         return None if refused is None else self.refusal(request, refused)
 
     def authenticate(self, request: Request) -> Response | None:
@@ -266,3 +273,30 @@ class SimulatorBase:
     async def _refused(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Refusal)
         return self.refusal(request, exc)
+
+    async def _webhook_log(self, request: Request) -> Response:
+        assert self.outbox is not None
+        sent = [{k: v for k, v in asdict(s).items() if k != "body"} for s in self.outbox.log]
+        return json_response({"pending": len(self.outbox.pending()), "sent": sent})
+
+    async def _deliver_now(self, request: Request) -> Response:
+        sent = await self.deliver()
+        return json_response([{k: v for k, v in asdict(s).items() if k != "body"} for s in sent])
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        """While served, send due webhooks every `deliver_every` seconds (when set)."""
+        task = asyncio.create_task(self._deliver_loop()) if self.outbox and self.deliver_every > 0 else None
+        yield
+        if task is not None:
+            task.cancel()
+
+    async def _deliver_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.deliver_every)
+            await self.deliver()
+
+
+def _scopes(scope: str) -> set[str]:
+    """Scope names as granted, and their last path segment (`https://graph.microsoft.com/User.Read.All`)."""
+    return {name for item in scope.split() for name in (item, item.rsplit("/", 1)[-1])}

@@ -10,7 +10,7 @@ the base spends them all or, when one is spent, answers with the app's own throt
 from __future__ import annotations
 
 import collections
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
 from connectors.simulation.clock import SimClock
@@ -67,15 +67,16 @@ class RollingWindow:
 
 
 class DailyBudget:
-    """`capacity` units per UTC calendar day of the simulated clock; the count starts again at midnight."""
+    """`capacity` units per calendar day of the simulated clock, in a zone `utc_offset` seconds east of UTC;
+    the count starts again at the zone's midnight."""
 
-    def __init__(self, name: str, capacity: int, clock: SimClock) -> None:
-        self.name, self.capacity, self._clock = name, capacity, clock
-        self._day, self._used = clock.today(), 0
+    def __init__(self, name: str, capacity: int, clock: SimClock, utc_offset: float = 0.0) -> None:
+        self.name, self.capacity, self._clock, self._offset = name, capacity, clock, utc_offset
+        self._day, self._used = self._today(), 0
 
     def used(self) -> int:
-        if self._clock.today() != self._day:
-            self._day, self._used = self._clock.today(), 0
+        if self._today() != self._day:
+            self._day, self._used = self._today(), 0
         return self._used
 
     def remaining(self) -> int:
@@ -84,13 +85,16 @@ class DailyBudget:
     def wait(self, units: int, now: float) -> float | None:
         if self.used() + units <= self.capacity:
             return None
-        wall = datetime.fromtimestamp(self._clock.time(), UTC)
-        midnight = datetime(wall.year, wall.month, wall.day, tzinfo=UTC) + timedelta(days=1)
-        return (midnight - wall).total_seconds()
+        local = datetime.fromtimestamp(self._clock.time() + self._offset, UTC)
+        midnight = datetime(local.year, local.month, local.day, tzinfo=UTC) + timedelta(days=1)
+        return (midnight - local).total_seconds()
 
     def spend(self, units: int, now: float) -> None:
         self.used()
         self._used += units
 
     def clear(self) -> None:
-        self._day, self._used = self._clock.today(), 0
+        self._day, self._used = self._today(), 0
+
+    def _today(self) -> date:
+        return datetime.fromtimestamp(self._clock.time() + self._offset, UTC).date()

@@ -79,7 +79,8 @@ class OAuthServer:
         self.counts |= {"refused": 0, "revoked": 0}
         self._lock = threading.Lock()
         self._codes: dict[str, tuple[str, _Grant]] = {}
-        self._access: dict[str, float] = {}
+        self._access: dict[str, float] = {}  # access token -> expiry (epoch seconds)
+        self._scopes: dict[str, str] = {}  # access token -> the scope it was granted
         self._refresh: dict[str, _Grant] = {}
 
     def configure(self, **options: Any) -> None:
@@ -94,6 +95,11 @@ class OAuthServer:
         scheme, _, token = authorization.partition(" ")
         with self._lock:
             return scheme.lower() == "bearer" and self._access.get(token, 0.0) > self._now()
+
+    def scope_of(self, authorization: str) -> str:
+        """The space-separated scope granted to the bearer token of `authorization` ("" when unknown)."""
+        with self._lock:
+            return self._scopes.get(authorization.partition(" ")[2], "")
 
     def revoke_all(self) -> None:
         """The tenant revoked the app: every token stops working."""
@@ -211,6 +217,7 @@ class OAuthServer:
     def _issue(self, request: Request, grant: _Grant, grant_type: str, old_refresh: str | None) -> dict[str, Any]:
         access = f"{self.prefix}-at-{secrets.token_urlsafe(18)}"
         self._access[access] = self._now() + self.lifetime_seconds
+        self._scopes[access] = grant.scope
         body: dict[str, Any] = {"access_token": access, "token_type": "Bearer", "scope": grant.scope}
         if self.quirks.expires_in:
             body["expires_in"] = max(1, round(self.lifetime_seconds))

@@ -80,7 +80,8 @@ def with_knobs(
 
 
 def serve(make: Callable[..., SimulatorBase], description: str, argv: Sequence[str] | None = None) -> None:
-    """`python -m connectors.<app>.simulator --port P --records N --seed S --token T [--token-lifetime S]`."""
+    """`python -m connectors.<app>.simulator --port P --records N --seed S --token T [--token-lifetime S]
+    [--deliver-every S] [knobs]`."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
@@ -88,8 +89,10 @@ def serve(make: Callable[..., SimulatorBase], description: str, argv: Sequence[s
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--token", default="sim-token")
     parser.add_argument("--token-lifetime", type=float, default=None, help="seconds an OAuth access token lives")
+    parser.add_argument("--deliver-every", type=float, default=1.0, help="seconds between webhook sends (0: none)")
     args = parser.parse_args(argv)
     simulator = make(records=args.records, seed=args.seed, token=args.token)
+    simulator.deliver_every = args.deliver_every
     if args.token_lifetime is not None and simulator.oauth is not None:
         simulator.oauth.configure(lifetime_seconds=args.token_lifetime)
     logger.info("serving %s with %d records on http://%s:%d", simulator.connector, args.records, args.host, args.port)
