@@ -66,7 +66,7 @@ def other_value(knob: Knob) -> Any:
     if knob.kind is bool:
         return not knob.default
     if knob.kind is str:
-        return f"{knob.default}-other"
+        return f"other{knob.default}"
     return (knob.default or 1) * 2 + 1
 
 
