@@ -121,10 +121,12 @@ class People:
         return created
 
     def update(self, chosen: Sequence[Person], fields: Mapping[str, Any] | None = None) -> list[Person]:
-        """Change `fields` of each person (by default: a new random job title) and stamp the change."""
+        """Change `fields` of each person (by default: a new random job title; `{}`: none) and stamp the change."""
         _check(fields or {})
         for person in chosen:
-            values = fields or {"title": self._rng.choice([t for t in _TITLES if t != person.title])}
+            values = (
+                fields if fields is not None else {"title": self._rng.choice([t for t in _TITLES if t != person.title])}
+            )
             person.modified_ms, person.change = self.tick(), self._next_change()
             for name, value in values.items():
                 old = getattr(person, name)

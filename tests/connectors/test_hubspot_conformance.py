@@ -5,15 +5,13 @@ archive retention, GDPR deletes, merges, scopes, the account's midnight, and sig
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import orjson
 import pytest
 
 from connectors.hubspot.simulator import DEFAULT_TOKEN, PORTAL_ID, HubSpotSimulator, signature_headers
-from connectors.simulation import SIM_CLIENT_ID, SIM_CLIENT_SECRET
-from tests.support.oauth import asgi_client
+from tests.support.oauth import asgi_client, token_with_scope
 from tests.support.receiver import Receiver
 
 BASE = "https://api.hubapi.com"
@@ -135,22 +133,11 @@ async def test_a_merge_keeps_the_primary_with_hs_merged_object_ids() -> None:
     assert body["properties"]["hs_merged_object_ids"] == ";".join(others) and merged_away.status_code == 404
 
 
-async def oauth_token(http: httpx.AsyncClient, scope: str) -> str:
-    """Consent with `scope` and exchange the code at the simulator's OAuth endpoints."""
-    redirect = "http://inlet.test/cb"
-    consent = {"client_id": SIM_CLIENT_ID, "redirect_uri": redirect, "response_type": "code", "scope": scope}
-    location = (await http.get("/oauth/authorize", params=consent)).headers["location"]
-    code = parse_qs(urlsplit(location).query)["code"][0]
-    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect}
-    form |= {"client_id": SIM_CLIENT_ID, "client_secret": SIM_CLIENT_SECRET}
-    token: str = (await http.post("/oauth/v1/token", data=form)).json()["access_token"]
-    return token
-
-
 async def test_an_oauth_token_without_the_contacts_read_scope_is_403_missing_scopes() -> None:
     sim = HubSpotSimulator(2)
     async with asgi_client(sim) as http:
-        narrow, granted = await oauth_token(http, "oauth"), await oauth_token(http, "oauth crm.objects.contacts.read")
+        narrow = await token_with_scope(http, sim, "oauth")
+        granted = await token_with_scope(http, sim, "oauth crm.objects.contacts.read")
         refused = await http.get(CONTACTS, headers={"Authorization": f"Bearer {narrow}"})
         allowed = await http.get(CONTACTS, headers={"Authorization": f"Bearer {granted}"})
     assert refused.status_code == 403 and refused.json()["category"] == "MISSING_SCOPES"
