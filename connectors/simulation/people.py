@@ -53,6 +53,7 @@ class Person:
     deleted_ms: int | None = None  # soft-deleted (or purged) at
     change: int = 0  # position in the change log of the last mutation
     created_change: int = 0  # position in the change log of the creation
+    restored_change: int = 0  # position in the change log of the last restore
     purged_ms: int | None = None  # deleted for good at: no restore, no trace in deleted listings
     history: list[FieldChange] = field(default_factory=list)  # field updates, oldest first
     merged_into: int | None = None  # seq of the person this one was merged into
@@ -155,7 +156,7 @@ class People:
         back = [p for p in chosen if p.deleted and not p.purged]
         for person in back:
             person.deleted_ms, person.modified_ms = None, self.tick()
-            person.change = self._next_change()
+            person.change = person.restored_change = self._next_change()
         return back
 
     def merge(self, primary: Person, merged: Sequence[Person]) -> Person:
