@@ -1,31 +1,11 @@
-"""An in-memory Google People API (the user's contacts), for tests, demos and benchmarks.
-
-It answers, as `api-specs/google-people.md` describes them:
-
-    GET /v1/people/me/connections   personFields (required), pageSize 1-1000 (unset/0: 100), pageToken,
-                                    sortOrder, sources, requestSyncToken / syncToken
-    GET /v1/people/c<digits>        one person; 404 NOT_FOUND when unknown or deleted
-    GET /v1/people:batchGet         up to 200 resourceNames, one PersonResponse each
-
-with bearer auth (401 UNAUTHENTICATED), AIP-193 error bodies, 429 RESOURCE_EXHAUSTED without Retry-After,
-a per-user read quota per minute and the fixed quota on first pages of full syncs, page tokens and sync
-tokens bound to the other parameters (a mismatch is a 400), `nextSyncToken` only on the last page of a
-`requestSyncToken=true` listing, deleted contacts only in sync responses (`metadata.deleted: true`), sync
-tokens that expire after 7 days (400 EXPIRED_SYNC_TOKEN, or the older 410), changes that may show up in
-sync responses only after a delay, field items in no guaranteed order (exactly one `metadata.primary`),
-empty arrays omitted (`connections` too), and a resource name sent with an encoded slash (`people%2Fc1`)
-answered with Google's HTML 404, as the API does not route it. `/_sim/*` comes from `SimulatorBase`::
-
-    python -m connectors.google_people.simulator --port 8420 --records 1000 --seed 7 --token ya29.X
-"""
+"""`GooglePeopleSimulator`: the user's contacts (`people.connections.list`, `people.get`, `people:batchGet`)
+with sync tokens, quotas and the API's error model."""
 
 from __future__ import annotations
 
-import base64
 import bisect
 import hashlib
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -34,6 +14,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from connectors.google_people.simulator import render
+from connectors.google_people.simulator.render import resource_name
 from connectors.simulation import (
     Limit,
     OAuthQuirks,
@@ -42,11 +24,9 @@ from connectors.simulation import (
     SimulatorBase,
     decode_token,
     encode_token,
-    serve,
-    with_knobs,
 )
 
-__all__ = ["DEFAULT_TOKEN", "MAX_PAGE_SIZE", "PERSON_FIELDS", "GooglePeopleSimulator", "main", "make_simulator"]
+__all__ = ["DEFAULT_TOKEN", "MAX_BATCH", "MAX_PAGE_SIZE", "PERSON_FIELDS", "GooglePeopleSimulator"]
 
 DEFAULT_TOKEN = "ya29.a0AfB_simulated-access-token"
 MAX_PAGE_SIZE = 1000
@@ -72,13 +52,14 @@ _NO_FIELDS = (
 )
 _EXPIRED = "Sync token is expired. Clear local cache and retry call without the sync token."
 _MISMATCH = "Parameters must match the request that generated the page token or sync token."
-_NOT_FOUND = "Requested entity was not found."
 _AUTH_HINT = (
     "Expected OAuth 2 access token, login cookie or other valid authentication credential. "
     "See https://developers.google.com/identity/sign-in/web/devconsole-project."
 )
 _READ_QUOTA = "Critical read requests (Contact and Profile Reads)"
 _FULL_SYNC_QUOTA = "Full sync requests"
+_PROJECT_QUOTA = "Read requests per minute (project)"
+_SCOPE = "Request had insufficient authentication scopes."
 _MULTIPLIER, _OFFSET = 0x9E3779B97F4A7C15, 7_142_462_727_258_425_368  # odd: seq -> number is a bijection
 
 
@@ -105,6 +86,9 @@ class GooglePeopleSimulator(SimulatorBase):
     )
 
     fault_limit = _READ_QUOTA
+    required_scopes = frozenset(
+        {"https://www.googleapis.com/auth/contacts.readonly", "https://www.googleapis.com/auth/contacts"}
+    )
     server_error = (500, "INTERNAL", "Internal error encountered.")
     malformed_body = b'{"connections": [{"resourceName": "people/c'  # a body cut off mid-way by a proxy
     media_type = "application/json; charset=UTF-8"
@@ -124,6 +108,7 @@ class GooglePeopleSimulator(SimulatorBase):
         retry_info: bool = False,
         service_disabled: bool = False,
         sync_token_ttl_seconds: float = SYNC_TOKEN_TTL_SECONDS,
+        project_read_quota_per_minute: int | None = None,
         token: str = DEFAULT_TOKEN,
     ) -> None:
         super().__init__(records, seed, token=token)
@@ -134,15 +119,16 @@ class GooglePeopleSimulator(SimulatorBase):
         self.sync_token_ttl_seconds = sync_token_ttl_seconds
         self.reads = self.rolling_window(_READ_QUOTA, 60.0, read_quota_per_minute)
         self.full_syncs = self.rolling_window(_FULL_SYNC_QUOTA, 60.0, full_sync_quota_per_minute)
+        self.project_reads = self.rolling_window(_PROJECT_QUOTA, 60.0, project_read_quota_per_minute)
 
     # -- SimulatorBase --------------------------------------------------------------------------
 
     def external_id(self, person: Person) -> str:
-        return f"people/c{_number(person.seq)}"
+        return resource_name(person.seq)
 
     def api_routes(self) -> list[BaseRoute]:
         return [
-            self.route("/v1/people/me/connections", self._list_endpoint, "list"),
+            self.route("/v1/people/{owner}/connections", self._list_endpoint, "list"),
             self.route("/v1/people:batchGet", self._batch_get_endpoint, "batch_get"),
             Route("/v1/people/{person_id}", self._get_endpoint, methods=["GET"]),
         ]
@@ -161,6 +147,9 @@ class GooglePeopleSimulator(SimulatorBase):
         if request.headers.get("authorization") != f"Bearer {self.token}":
             return self.refusal(request, self.unauthenticated(request, missing=False))
         return None
+
+    def insufficient_scope(self, request: Request) -> Refusal:
+        return Refusal(403, "PERMISSION_DENIED", _SCOPE, reason="ACCESS_TOKEN_SCOPE_INSUFFICIENT")
 
     def authorize(self, request: Request, kind: str) -> Refusal | None:
         if self.service_disabled:
@@ -191,17 +180,22 @@ class GooglePeopleSimulator(SimulatorBase):
         full_sync = (
             kind == "list" and _flag(params, "requestSyncToken") and not {"syncToken", "pageToken"} & set(params)
         )
-        return [(self.reads, 1), (self.full_syncs, 1)] if full_sync else [(self.reads, 1)]
+        reads: list[tuple[Limit, int]] = [(self.reads, 1), (self.project_reads, 1)]
+        return [*reads, (self.full_syncs, 1)] if full_sync else reads
 
     def reset(self) -> None:
         with self.lock:
             super().reset()
-            self.reads.clear()
-            self.full_syncs.clear()
+            for window in (self.reads, self.full_syncs, self.project_reads):
+                window.clear()
 
     # -- endpoints ------------------------------------------------------------------------------
 
     async def _list_endpoint(self, request: Request) -> Response:
+        if request.path_params["owner"] != "me":
+            raise _bad_request(
+                "Only the authenticated user's contacts can be listed: the resource name must be people/me."
+            )
         with self.lock:
             return self.answer(self._connections(request.query_params))
 
@@ -215,8 +209,8 @@ class GooglePeopleSimulator(SimulatorBase):
         with self.lock:
             person = self.find(f"people/{request.path_params['person_id']}")
             if person is None or person.deleted:
-                raise Refusal(404, "NOT_FOUND", _NOT_FOUND)
-            return self.answer(self._render(person, fields))
+                raise Refusal(404, "NOT_FOUND", render.NOT_FOUND)
+            return self.answer(render.person(person, fields))
 
     async def _batch_get_endpoint(self, request: Request) -> Response:
         names = request.query_params.getlist("resourceNames")
@@ -224,20 +218,21 @@ class GooglePeopleSimulator(SimulatorBase):
         if not names or len(names) > MAX_BATCH:
             raise _bad_request(f"resourceNames must hold between 1 and {MAX_BATCH} resource names.")
         with self.lock:
-            return self.answer({"responses": [self._person_response(n, fields) for n in names]})
+            return self.answer({"responses": [render.person_response(n, self.find(n), fields) for n in names]})
 
     # -- listing --------------------------------------------------------------------------------
 
     def _connections(self, params: QueryParams) -> dict[str, Any]:
         fields, size = _person_fields(params), self._page_size(params.get("pageSize"))
         state, page_token, total = self._state(params), params.get("pageToken"), 0
+        profiles = "READ_SOURCE_TYPE_PROFILE" in params.getlist("sources")
         if state["m"] == "sync":
             people, more = self._changed_page(state["a"], state["h"], size)
-            records = [self._render_change(p, fields) for p in people]
+            records = [render.sync_entry(p, fields, profiles) for p in people]
             after: Any = people[-1].change if people else state["a"]
         else:
             people, more, total = self._live_page(state["s"], state["a"], size)
-            records = [self._render(p, fields) for p in people]
+            records = [render.person(p, fields, profiles) for p in people]
             after = list(_SORT_KEYS[state["s"]](people[-1])) if people else state["a"]
         body: dict[str, Any] = {"connections": records} if records or not self.omit_empty_connections else {}
         if more:
@@ -351,77 +346,6 @@ class GooglePeopleSimulator(SimulatorBase):
         error = {"code": 429, "message": message, "status": "RESOURCE_EXHAUSTED", "details": details}
         return self.answer({"error": error}, 429)
 
-    # -- rendering ------------------------------------------------------------------------------
-
-    def _person_response(self, name: str, fields: frozenset[str]) -> dict[str, Any]:
-        person = self.find(name)
-        if person is None or person.deleted:
-            return {"httpStatusCode": 404, "requestedResourceName": name, "status": {"code": 5, "message": _NOT_FOUND}}
-        return {
-            "httpStatusCode": 200,
-            "person": self._render(person, fields),
-            "requestedResourceName": name,
-            "status": {},
-        }
-
-    def _render_change(self, person: Person, fields: frozenset[str]) -> dict[str, Any]:
-        if person.deleted:
-            metadata = {"deleted": True, "objectType": "PERSON"}
-            return {"resourceName": self.external_id(person), "etag": _etag(person), "metadata": metadata}
-        return self._render(person, fields)
-
-    def _render(self, person: Person, fields: frozenset[str]) -> dict[str, Any]:
-        source = {"type": "CONTACT", "id": f"{_number(person.seq):x}"}
-        primary = {"primary": True, "source": source}
-        record: dict[str, Any] = {"resourceName": self.external_id(person), "etag": _etag(person)}
-        if "metadata" in fields:
-            updated = {**source, "etag": "#" + _etag(person)[1:], "updateTime": _iso(person.modified_ms)}
-            record["metadata"] = {"sources": [updated], "objectType": "PERSON"}
-        if "names" in fields:
-            full = person.full_name
-            record["names"] = [
-                {
-                    "metadata": primary,
-                    "displayName": full,
-                    "familyName": person.last,
-                    "givenName": person.first,
-                    "displayNameLastFirst": f"{person.last}, {person.first}",
-                    "unstructuredName": full,
-                }
-            ]
-        if "emailAddresses" in fields:
-            record["emailAddresses"] = _emails(person, source)
-        if "phoneNumbers" in fields and person.phone:  # empty arrays are left out
-            canonical = "+" + "".join(c for c in person.phone if c.isdigit())
-            phone = {"value": person.phone, "canonicalForm": canonical, "type": "mobile", "formattedType": "Mobile"}
-            record["phoneNumbers"] = [{"metadata": primary, **phone}]
-        if "organizations" in fields:
-            organization = {"name": person.company, "title": person.title, "type": "work", "formattedType": "Work"}
-            record["organizations"] = [{"metadata": primary, **organization}]
-        return record
-
-
-def _emails(person: Person, source: dict[str, str]) -> list[dict[str, Any]]:
-    """The work address (primary); every fourth person also has a home address, listed first."""
-    work = {"metadata": {"primary": True, "source": source}, "value": person.email, "type": "work"}
-    emails = [{**work, "formattedType": "Work"}]
-    if person.seq % 4 == 1:
-        home = f"{person.first}.{person.last}.{person.seq}@home.example".lower()
-        emails.insert(0, {"metadata": {"source": source}, "value": home, "type": "home", "formattedType": "Home"})
-    return emails
-
-
-def _number(seq: int) -> int:
-    return (seq * _MULTIPLIER + _OFFSET) % 2**63
-
-
-def _etag(person: Person) -> str:
-    return "%" + base64.b64encode(f"{person.seq}.{person.change}".encode()).decode()
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
 
 def _person_fields(params: QueryParams) -> frozenset[str]:
     names = [n.strip() for value in params.getlist("personFields") for n in value.split(",") if n.strip()]
@@ -477,15 +401,3 @@ def _html_404(path: str) -> Response:
         "on this server.  <ins>That’s all we know.</ins>\n"
     )
     return HTMLResponse(page, status_code=404)
-
-
-make_simulator = GooglePeopleSimulator  # the contract suite's factory: make_simulator(records, seed, token=...)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Serve the simulator; `--help` lists the knobs."""
-    serve(*with_knobs(GooglePeopleSimulator, argv, "Serve a simulated Google People API (the user's contacts)."))
-
-
-if __name__ == "__main__":
-    main()
