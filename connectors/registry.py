@@ -39,7 +39,8 @@ def simulated() -> list[str]:
     """Connectors whose folder holds a simulator with a `make_simulator` factory (the contract suite's)."""
     names = []
     for name in available():
-        if (CONNECTORS_DIR / name / "simulator.py").is_file():
+        folder = CONNECTORS_DIR / name
+        if (folder / "simulator.py").is_file() or (folder / "simulator" / "__init__.py").is_file():
             module = importlib.import_module(f"connectors.{name}.simulator")
             if hasattr(module, "make_simulator"):
                 names.append(name)

@@ -70,28 +70,31 @@ def connectors_check(
             raise typer.Exit(1)
 
 
-@connectors_app.command("simulate")
+@connectors_app.command("simulate", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def connectors_simulate(
+    context: typer.Context,
     name: Annotated[str, typer.Argument(help="connector with a simulator, e.g. salesforce")],
     port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8420,
     records: Annotated[int, typer.Option(help="seeded records")] = 1000,
     token: Annotated[str, typer.Option(help="the token the simulator accepts")] = "sim-token",
+    list_knobs: Annotated[bool, typer.Option("--knobs", help="list the simulator's knobs and exit")] = False,
 ) -> None:
-    """Serve a connector's simulator on 127.0.0.1 (for `connectors check` and local trials)."""
+    """Serve a connector's simulator on 127.0.0.1 (for `connectors check` and local trials).
+
+    Every other option goes to the simulator: its knobs (e.g. `--search-per-second 5`), `--seed`,
+    `--token-lifetime` and `--deliver-every`; `--knobs` lists the knobs with their defaults.
+    """
     import importlib
+
+    from connectors.simulation import knobs
 
     with known_errors():
         module = importlib.import_module(f"connectors.{name}.simulator")
-        if hasattr(module, "make_simulator"):
-            from connectors.simulation import serve
-
-            serve(
-                module.make_simulator,
-                f"{name} simulator",
-                ["--port", str(port), "--records", str(records), "--token", token],
-            )
-        else:
-            module.main(["--port", str(port), "--records", str(records), "--token", token])
+        if list_knobs:
+            for knob in knobs(module.make_simulator):
+                typer.echo(f"{knob.flag:28} {knob.kind.__name__:6} default {knob.default!r}")
+            return
+        module.main(["--port", str(port), "--records", str(records), "--token", token, *context.args])
 
 
 @connectors_app.command("changes")

@@ -14,9 +14,9 @@ from connectors import registry
 from connectors.base import Connector
 from connectors.errors import AuthError, MalformedPage, WebhookRejected
 from connectors.incremental import pull_changes
-from connectors.msgraph import simulator as graph_simulator
 from connectors.msgraph.hooks import parse_webhook, verify_webhook, webhook_handshake
 from connectors.msgraph.simulator import DEFAULT_TOKEN, GraphSimulator
+from connectors.msgraph.simulator import odata as graph_simulator
 from connectors.spec import RateLimit, RetryPolicy
 from connectors.webhooks import WebhookEvent, WebhookRequest
 from mappings.engine import compile_mapping

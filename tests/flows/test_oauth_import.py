@@ -29,7 +29,7 @@ from prefect.logging.handlers import APILogWorker
 from pydantic import SecretStr
 
 from connectors.errors import NeedsReauth, RetryableError
-from connectors.oauth_simulation import SIM_CLIENT_ID
+from connectors.simulation import SIM_CLIENT_ID
 from flows.full_import import ImportSummary, full_import
 from flows.incremental_import import incremental_import
 from flows.poll_changes import poll_changes

@@ -12,9 +12,8 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from connectors.oauth_simulation import SIM_CLIENT_ID, SIM_CLIENT_SECRET
 from connectors.registry import make_simulator
-from connectors.simulation import SimulatorBase
+from connectors.simulation import SIM_CLIENT_ID, SIM_CLIENT_SECRET, SimulatorBase
 from inlet.cli import app
 from inlet.oauth import read_tokens
 from inlet.receiver import create_receiver

@@ -18,8 +18,8 @@ from sqlalchemy import Engine, text
 
 from connectors.errors import NeedsReauth
 from connectors.oauth import TokenSet
-from connectors.oauth_simulation import SIM_CLIENT_ID, SIM_CLIENT_SECRET, OAuthServer
 from connectors.registry import make_simulator, open_connector
+from connectors.simulation import SIM_CLIENT_ID, SIM_CLIENT_SECRET, OAuthServer
 from inlet.oauth import (
     StoredTokens,
     client_for,

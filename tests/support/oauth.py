@@ -8,11 +8,10 @@ import httpx
 from pydantic import SecretStr
 
 from connectors.oauth import Grant, OAuth2Spec, OAuthClient, TokenSet, authorization_url, pkce_verifier, request_token
-from connectors.oauth_simulation import SIM_CLIENT_ID, SIM_CLIENT_SECRET
 from connectors.registry import load
-from connectors.simulation import SimulatorBase
+from connectors.simulation import SIM_CLIENT_ID, SIM_CLIENT_SECRET, SimulatorBase
 
-__all__ = ["CLIENT", "MemoryTokens", "asgi_client", "oauth_parameters", "sign_in"]
+__all__ = ["CLIENT", "MemoryTokens", "asgi_client", "oauth_parameters", "sign_in", "token_with_scope"]
 
 CLIENT = OAuthClient(
     client_id=SIM_CLIENT_ID, client_secret=SecretStr(SIM_CLIENT_SECRET), redirect_uri="http://inlet.test/cb"
@@ -66,3 +65,18 @@ class MemoryTokens:
 
 def asgi_client(sim: SimulatorBase) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=sim.app), base_url="https://simulator.test")
+
+
+async def token_with_scope(http: httpx.AsyncClient, sim: SimulatorBase, scope: str) -> str:
+    """An access token granted exactly `scope`, through the simulator's own authorize and token endpoints."""
+    assert sim.oauth is not None
+    paths, redirect = sim.oauth.quirks, CLIENT.redirect_uri
+    consent = {"client_id": SIM_CLIENT_ID, "redirect_uri": redirect, "response_type": "code", "scope": scope}
+    location = (await http.get(paths.authorize_path.replace("{directory}", "common"), params=consent)).headers[
+        "location"
+    ]
+    form = {"grant_type": "authorization_code", "code": parse_qs(urlsplit(location).query)["code"][0]}
+    form |= {"redirect_uri": redirect, "client_id": SIM_CLIENT_ID, "client_secret": SIM_CLIENT_SECRET}
+    answer = await http.post(paths.token_path.replace("{directory}", "common"), data=form)
+    token: str = answer.json()["access_token"]
+    return token

@@ -29,7 +29,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-__all__ = ["OAuthQuirks", "OAuthServer", "SIM_CLIENT_ID", "SIM_CLIENT_SECRET"]
+__all__ = ["JWT_BEARER", "OAuthQuirks", "OAuthServer", "SIM_CLIENT_ID", "SIM_CLIENT_SECRET"]
+
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 SIM_CLIENT_ID = "sim-client-id"
 SIM_CLIENT_SECRET = "sim-client-secret"
@@ -48,7 +50,8 @@ class OAuthQuirks:
     rotate_refresh: bool = False  # a refresh hands out a new refresh token and retires the old one
     refresh_in_refresh_answer: bool = True  # Google answers a refresh without a refresh_token
     base_url_field: str | None = None  # Salesforce instance_url, Pipedrive api_domain: the API root
-    client_credentials: bool = False  # Microsoft Graph app-only
+    client_credentials: bool = False  # Microsoft Graph app-only, Salesforce client-credentials flow
+    jwt_bearer: bool = False  # Salesforce's JWT bearer flow: a signed assertion instead of a client secret
     offline_param: tuple[str, str] | None = None  # Google gives a refresh token only with access_type=offline
     id_token: dict[str, str] | None = None  # claims of the id_token handed out when `openid` is in the scope
     invalid_grant: Callable[[], tuple[int, dict[str, Any]]] = field(
@@ -66,8 +69,11 @@ class _Grant:
 class OAuthServer:
     """The token state of one simulated app: codes, access tokens with expiry, refresh tokens."""
 
-    def __init__(self, quirks: OAuthQuirks, lifetime_seconds: float = 3600.0) -> None:
+    def __init__(
+        self, quirks: OAuthQuirks, lifetime_seconds: float = 3600.0, clock: Callable[[], float] = time.time
+    ) -> None:
         self.quirks = quirks
+        self._now = clock  # epoch seconds; the simulator's clock, so advancing it expires access tokens
         self.lifetime_seconds = lifetime_seconds
         self.token_delay = 0.0  # seconds each token request takes (to make refresh races visible)
         self.prefix = "sim"
@@ -76,7 +82,8 @@ class OAuthServer:
         self.counts |= {"refused": 0, "revoked": 0}
         self._lock = threading.Lock()
         self._codes: dict[str, tuple[str, _Grant]] = {}
-        self._access: dict[str, float] = {}
+        self._access: dict[str, float] = {}  # access token -> expiry (epoch seconds)
+        self._scopes: dict[str, str] = {}  # access token -> the scope it was granted
         self._refresh: dict[str, _Grant] = {}
 
     def configure(self, **options: Any) -> None:
@@ -90,7 +97,12 @@ class OAuthServer:
         """True for `Bearer <a live access token this server issued>`."""
         scheme, _, token = authorization.partition(" ")
         with self._lock:
-            return scheme.lower() == "bearer" and self._access.get(token, 0.0) > time.time()
+            return scheme.lower() == "bearer" and self._access.get(token, 0.0) > self._now()
+
+    def scope_of(self, authorization: str) -> str:
+        """The space-separated scope granted to the bearer token of `authorization` ("" when unknown)."""
+        with self._lock:
+            return self._scopes.get(authorization.partition(" ")[2], "")
 
     def revoke_all(self) -> None:
         """The tenant revoked the app: every token stops working."""
@@ -140,27 +152,38 @@ class OAuthServer:
         fields = await _form(request)
         if self.token_delay:
             await asyncio.sleep(self.token_delay)
-        if not self._client_ok(request, fields):
-            return self._refuse(401, {"error": "invalid_client", "error_description": "client authentication failed"})
         grant_type = fields.get("grant_type", "")
+        signed = grant_type == JWT_BEARER and self.quirks.jwt_bearer  # the assertion authenticates the client
+        if not signed and not self._client_ok(request, fields):
+            return self._refuse(401, {"error": "invalid_client", "error_description": "client authentication failed"})
         with self._lock:
-            if grant_type == "authorization_code":
-                found = self._codes.pop(fields.get("code", ""), None)
-                if found is None or found[0] != fields.get("redirect_uri") or not _verified(found[1], fields):
-                    return self._refuse(*self.quirks.invalid_grant())
-                grant = found[1]
-            elif grant_type == "refresh_token":
-                old = fields.get("refresh_token", "")
-                if old not in self._refresh:
-                    return self._refuse(*self.quirks.invalid_grant())
-                grant = self._refresh.pop(old) if self.quirks.rotate_refresh else self._refresh[old]
-            elif grant_type == "client_credentials" and self.quirks.client_credentials:
-                grant = _Grant(fields.get("scope", ""), refresh=False)
-            else:
-                return self._refuse(400, {"error": "unsupported_grant_type"})
-            self.counts[grant_type] += 1
+            grant = self._grant(grant_type, fields)
+            if isinstance(grant, Response):
+                return grant
+            self.counts[grant_type] = self.counts.get(grant_type, 0) + 1
             body = self._issue(request, grant, grant_type, fields.get("refresh_token"))
         return _json(200, body)
+
+    def _grant(self, grant_type: str, fields: dict[str, str]) -> _Grant | Response:
+        """What the token request is granted, or the refusal."""
+        if grant_type == "authorization_code":
+            found = self._codes.pop(fields.get("code", ""), None)
+            if found is None or found[0] != fields.get("redirect_uri") or not _verified(found[1], fields):
+                return self._refuse(*self.quirks.invalid_grant())
+            return found[1]
+        if grant_type == "refresh_token":
+            old = fields.get("refresh_token", "")
+            if old not in self._refresh:
+                return self._refuse(*self.quirks.invalid_grant())
+            return self._refresh.pop(old) if self.quirks.rotate_refresh else self._refresh[old]
+        if grant_type == "client_credentials" and self.quirks.client_credentials:
+            return _Grant(fields.get("scope", ""), refresh=False)
+        if grant_type == JWT_BEARER and self.quirks.jwt_bearer:
+            claims = _claims(fields.get("assertion", ""))
+            if claims.get("iss") != self.client_id or not claims.get("sub") or claims.get("exp", 0) <= self._now():
+                return self._refuse(400, {"error": "invalid_grant", "error_description": "invalid assertion"})
+            return _Grant(str(claims.get("scope", "api")), refresh=False)
+        return self._refuse(400, {"error": "unsupported_grant_type"})
 
     async def _revoke(self, request: Request) -> Response:
         fields = await _form(request)
@@ -207,7 +230,8 @@ class OAuthServer:
 
     def _issue(self, request: Request, grant: _Grant, grant_type: str, old_refresh: str | None) -> dict[str, Any]:
         access = f"{self.prefix}-at-{secrets.token_urlsafe(18)}"
-        self._access[access] = time.time() + self.lifetime_seconds
+        self._access[access] = self._now() + self.lifetime_seconds
+        self._scopes[access] = grant.scope
         body: dict[str, Any] = {"access_token": access, "token_type": "Bearer", "scope": grant.scope}
         if self.quirks.expires_in:
             body["expires_in"] = max(1, round(self.lifetime_seconds))
@@ -237,6 +261,16 @@ def _verified(grant: _Grant, fields: dict[str, str]) -> bool:
         return True
     digest = hashlib.sha256(fields.get("code_verifier", "").encode()).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode() == grant.challenge
+
+
+def _claims(assertion: str) -> dict[str, Any]:
+    """The claims of a JWT (its signature is the app's business: the simulator has no certificate)."""
+    parts = assertion.split(".")
+    try:
+        claims = orjson.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (IndexError, ValueError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
 
 
 def _unsigned_jwt(claims: dict[str, str]) -> str:

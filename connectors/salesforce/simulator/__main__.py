@@ -1,0 +1,5 @@
+"""`python -m connectors.salesforce.simulator --port 8420 ...`"""
+
+from connectors.salesforce.simulator import main
+
+main()
