@@ -82,7 +82,7 @@ def start_source(
         ]
         proc = start_process(cmd, f"http://127.0.0.1:{port}/_sim/stats", log_path=folder / "source.log")
         return proc, "hubspot", {"base_url": f"http://127.0.0.1:{port}"}, {"token": SecretStr("bench-token")}
-    from tests.support.real_apps import json_server_bin, write_json_server_db
+    from bench.real_apps import json_server_bin, write_json_server_db
 
     binary = json_server_bin()
     if binary is None:

@@ -37,9 +37,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from full_import import cpu_seconds, start_source  # noqa: E402  # bench/full_import.py, next to this file
 from pydantic import SecretStr  # noqa: E402
 
+from bench.full_import import cpu_seconds, start_source  # noqa: E402
 from inlet.processes import free_port, local_client, stop_process  # noqa: E402
 from inlet.settings import Settings  # noqa: E402
 from inlet.stack import DEMO_TOKEN, Stack, start_stack  # noqa: E402

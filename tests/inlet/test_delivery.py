@@ -15,11 +15,12 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
+from bench.real_apps import repo_root
 from inlet import outbox
 from inlet.delivery import Destination, drain, encode_batch
 from inlet.ledger import MappedRecord, PageScope, sweep, write_page
+from inlet.processes import free_port, local_client, start_process, stop_process
 from inlet.signing import generate_secret
-from tests.support.real_apps import free_port, local_client, repo_root, start_process, stop_process
 
 SECRET = generate_secret()
 SCOPE = PageScope("acme", "acme-hubspot", "users", generation="gen-1", run_id="run-1")

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.drill import TEST_POLICY, Drill, Figures, spawn_drain
 from inlet import outbox
-from tests.support.drill import TEST_POLICY, Drill, Figures, spawn_drain
 
 
 @pytest.fixture
