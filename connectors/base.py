@@ -38,6 +38,7 @@ from connectors.oauth import OAuth2Auth
 from connectors.pagination import PageView
 from connectors.paths import MISSING, lookup
 from connectors.spec import RESERVED_PARAMETERS, CollectionSpec, ConnectorSpec, RetryPolicy
+from connectors.tls import tls_context
 from connectors.webhooks import WebhookEvent, WebhookReply, WebhookRequest
 
 __all__ = ["Connector", "Hooks", "Page", "PageGuard", "PageRequest", "to_iso"]
@@ -139,6 +140,7 @@ class Connector:
             timeout=spec.timeout_seconds,
             transport=transport,
             limits=httpx.Limits(max_connections=10, max_keepalive_connections=10),
+            verify=tls_context(),
         )
 
     def __repr__(self) -> str:
