@@ -221,11 +221,11 @@ def run_inlet(processes: dict[str, subprocess.Popen[bytes]], profile: bool) -> d
     """inlet's full-import flow in this process: the summary, seconds, CPU per process and the profile."""
     from contextlib import nullcontext
 
-    from bench.profiling import Sampler, top
+    from bench.profiling import Sampler, top, waiting_share
     from flows.full_import import full_import
     from flows.runtime import ImportJob
 
-    spy = OUT / "inlet.spy"
+    spy = OUT.parent / "inlet.spy"  # kept after the run (OUT is cleared at the start of the next)
     before = cpu_seconds(list(processes.values()))
     started = time.perf_counter()
     with Sampler(os.getpid(), spy) if profile else nullcontext():
@@ -234,7 +234,15 @@ def run_inlet(processes: dict[str, subprocess.Popen[bytes]], profile: bool) -> d
     after = cpu_seconds(list(processes.values()))
     cpu = {name: a - b for name, b, a in zip([*processes, "inlet"], before, after, strict=True)}
     tops = {order: top(spy, 10, order) for order in ("self", "cumulative")} if profile else {}
-    return {"summary": summary, "records": summary.records_seen, "seconds": elapsed, "cpu": cpu, "top": tops}
+    waits = waiting_share(spy) if profile else 0.0
+    return {
+        "summary": summary,
+        "records": summary.records_seen,
+        "seconds": elapsed,
+        "cpu": cpu,
+        "top": tops,
+        "waits": waits,
+    }
 
 
 def _report(
@@ -266,6 +274,8 @@ def _report(
     print(f"peak RSS of this process (listing + import): {rss:.0f} MB; delivered {summary.delivered}")
     print("where the time went:", {k: v for k, v in summary.model_dump().items() if k.startswith("seconds")})
     print(f"app holds {stats['records']} records, duplicates {stats['duplicates']}")
+    if inlet["top"]:
+        print(f"inlet profile (py-spy, {OUT.parent / 'inlet.spy'}): waiting {inlet['waits']:.0%} of the samples")
     for order, entries in inlet["top"].items():
         print(f"inlet profile, top 10 by {order} (self, cumulative, function):")
         for entry in entries:

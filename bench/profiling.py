@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["Sampler", "TopEntry", "py_spy", "top"]
+__all__ = ["Sampler", "TopEntry", "py_spy", "top", "waiting_share"]
 
 _ROOT = str(Path(__file__).resolve().parent.parent) + "/"
 _FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
@@ -69,8 +69,30 @@ class TopEntry:
         return f"{self.self_share:6.1%} {self.cumulative_share:6.1%}  {self.function}"
 
 
+# Waiting, not working: py-spy counts a thread in epoll or on a condition as active.
+_WAITS = ("EpollSelector.select (selectors.py)", "Condition.wait (threading.py)", "Event.wait (threading.py)")
+# Frames on every stack (thread and event-loop plumbing, this bench): no ranking by cumulative share needs them.
+_PLUMBING = ("threading.py", "asyncio/", "runpy>", "anyio/_backends", "concurrent/futures", "contextlib.py", "bench/")
+
+
 def top(raw: Path, n: int = 15, by: str = "self") -> list[TopEntry]:
-    """The `n` functions with the most samples, by `self` or `cumulative` share."""
+    """The `n` functions with the most samples, by `self` or `cumulative` share; waits and, for `cumulative`,
+    plumbing frames are left out of the ranking (shares stay shares of all samples)."""
+    own, anywhere, total = _counts(raw)
+    ranked = [name for name, _ in (own if by == "self" else anywhere).most_common() if name not in _WAITS]
+    if by != "self":
+        ranked = [name for name in ranked if not any(marker in name for marker in _PLUMBING)]
+    return [TopEntry(name, own[name] / total, anywhere[name] / total) for name in ranked[:n]]
+
+
+def waiting_share(raw: Path) -> float:
+    """The share of samples in which a thread waited (epoll, a condition), which `top` leaves out."""
+    own, _, total = _counts(raw)
+    return sum(own[name] for name in _WAITS) / total
+
+
+def _counts(raw: Path) -> tuple[Counter[str], Counter[str], int]:
+    """Samples per function: on top of the stack, anywhere on it (once per sample), and all samples."""
     own: Counter[str] = Counter()
     anywhere: Counter[str] = Counter()
     total = 0
@@ -87,8 +109,7 @@ def top(raw: Path, n: int = 15, by: str = "self") -> list[TopEntry]:
         own[frames[-1]] += count
         for name in set(frames):
             anywhere[name] += count
-    ranked = own if by == "self" else anywhere
-    return [TopEntry(name, own[name] / total, anywhere[name] / total) for name, _ in ranked.most_common(n)]
+    return own, anywhere, max(total, 1)
 
 
 def _name(frame: str) -> str:
@@ -106,6 +127,7 @@ def _name(frame: str) -> str:
 
 if __name__ == "__main__":
     limit = int(sys.argv[2]) if len(sys.argv) > 2 else 15
+    print(f"waiting (epoll, conditions), left out below: {waiting_share(Path(sys.argv[1])):.1%} of the samples")
     for order in ("self", "cumulative"):
         print(f"by {order}:   self    cum  function")
         for entry in top(Path(sys.argv[1]), limit, order):
