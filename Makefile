@@ -36,9 +36,15 @@ test: $(BIN)/inlet
 lint: $(BIN)/inlet
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy .
 
-bench: $(BIN)/inlet
+# The benchmarks' own dependencies (dlt, py-spy): the `bench` extra, installed once.
+$(VENV)/.bench: pyproject.toml $(BIN)/inlet
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	@touch $@
+
+bench: $(VENV)/.bench
 	@$(MAKE) --no-print-directory $(JSON_SERVER)
 	$(BIN)/python bench/full_import.py
+	$(BIN)/python bench/full_import.py --source hubspot
 
 clean:
 	rm -rf $(VENV) .cache .inlet .mypy_cache .ruff_cache .pytest_cache

@@ -1,17 +1,22 @@
-"""Full-import throughput: inlet end to end vs. the raw listing speed of the same source, in one run.
+"""Full-import throughput: the raw listing, dlt and inlet over the same source into the same app, in one run.
 
-    .venv/bin/python bench/full_import.py [--records 100000] [--source json_server|hubspot]
+    .venv/bin/python bench/full_import.py [--records 100000] [--source json_server|hubspot] [--no-dlt] [--profile]
 
 Starts the source (json-server 0.17.4 with N users, or the HubSpot simulator at its page cap of 100), a
-Prefect server (SQLite) and the demo app, all on 127.0.0.1. Lists the source with a plain httpx loop (the
-same requests inlet sends), then runs inlet's full-import flow into the demo app, then lists raw again.
-Prints records/s, the ratio inlet / raw, and peak RSS. Paste the printed row into bench/RESULTS.md.
+Prefect server (SQLite) and the demo app, all on 127.0.0.1. Then, in one run: a raw listing (a plain httpx
+loop, the same requests inlet sends); dlt's `rest_api` source into the demo app (bench/dlt_import.py, in its own
+process; `pip install -e '.[bench]'`); the demo app cleared; inlet's full-import flow into it; a raw listing
+again. Prints records/s and the share of raw for dlt and inlet, CPU seconds per process during each, inlet's CPU
+per record, the Prefect server's CPU per 100k records, peak RSS and the load average at start; with
+`--profile`, py-spy samples inlet's process during its import and the top functions are printed. Paste the
+printed rows into bench/RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import resource
 import shutil
@@ -23,7 +28,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-OUT = ROOT / "bench" / "out"
+OUT = ROOT / "bench" / "out" / "full-import"
 
 import httpx  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
@@ -82,7 +87,7 @@ def start_source(
         ]
         proc = start_process(cmd, f"http://127.0.0.1:{port}/_sim/stats", log_path=folder / "source.log")
         return proc, "hubspot", {"base_url": f"http://127.0.0.1:{port}"}, {"token": SecretStr("bench-token")}
-    from tests.support.real_apps import json_server_bin, write_json_server_db
+    from bench.real_apps import json_server_bin, write_json_server_db
 
     binary = json_server_bin()
     if binary is None:
@@ -97,8 +102,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--source", choices=["json_server", "hubspot"], default="json_server")
+    parser.add_argument("--no-dlt", action="store_true", help="skip the dlt comparator")
+    parser.add_argument("--profile", action="store_true", help="sample inlet's process with py-spy")
     args = parser.parse_args()
-
+    load = os.getloadavg()
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir(parents=True)
     prefect_port, app_port = free_port(), free_port()
@@ -111,91 +118,171 @@ def main() -> None:
             "PREFECT_LOGGING_LEVEL": "WARNING",
         }
     )
-    from inlet.local import apply_prefect_env, local_api_url, prefect_env
     from inlet.service import initialise
     from inlet.settings import get_settings
-    from inlet.store import Vault, add_connection, add_tenant, open_store
 
     settings = get_settings()
     initialise(settings)
     secret = settings.destination_secret()
     assert secret is not None
-    processes: list[subprocess.Popen[bytes]] = []
+    app_url = f"http://127.0.0.1:{app_port}"
+    processes: dict[str, subprocess.Popen[bytes]] = {}
     try:
         source, connector, parameters, credentials = start_source(args.source, args.records, OUT)
-        processes.append(source)
-        processes.append(
-            start_process(
-                [sys.executable, "-m", "inlet.demo.app", "--port", str(app_port), "--db", str(OUT / "app.db")],
-                f"http://127.0.0.1:{app_port}/health",
-                env={"INLET_DEMO_APP_SECRET": secret.get_secret_value()},
-                log_path=OUT / "app.log",
-            )
-        )
-        processes.append(
-            start_process(
-                [
-                    str(Path(sys.executable).parent / "prefect"),
-                    "server",
-                    "start",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(prefect_port),
-                ],
-                local_api_url(settings) + "/health",
-                env=prefect_env(settings),
-                log_path=OUT / "prefect.log",
-                timeout=180,
-            )
-        )
-        engine = open_store(settings.store_url)
-        add_tenant(engine, "bench")
-        add_connection(
-            engine,
-            Vault.from_settings(settings),
-            tenant_id="bench",
-            connection_id="bench-src",
-            app=connector,
-            parameters=parameters,
-            credentials=credentials,
-        )
-        apply_prefect_env(settings, use_local_server=True)
-
+        processes["source"] = source
+        processes["demo app"] = _start_demo_app(app_port, secret.get_secret_value())
+        processes["prefect server"] = _start_prefect(settings)
+        _add_connection(settings, connector, parameters, credentials)
         raw_before = raw_listing(connector, parameters, credentials)
-        from flows.full_import import full_import
-        from flows.runtime import ImportJob
-
-        names = ["source", "demo app", "prefect server"]
-        before = cpu_seconds(processes)
-        started = time.perf_counter()
-        summary = asyncio.run(full_import(ImportJob(tenant="bench", connection="bench-src")))
-        elapsed = time.perf_counter() - started
-        cpu = {n: after - b for n, b, after in zip(names + ["inlet"], before, cpu_seconds(processes), strict=True)}
+        dlt = None if args.no_dlt else run_dlt(args.source, parameters, credentials, app_url, processes, secret)
+        if dlt is not None:
+            httpx.post(f"{app_url}/_demo/reset", timeout=60).raise_for_status()
+        inlet = run_inlet(processes, args.profile)
         raw_after = raw_listing(connector, parameters, credentials)
-        stats = httpx.get(f"http://127.0.0.1:{app_port}/stats", timeout=30).json()
+        stats = httpx.get(f"{app_url}/stats", timeout=30).json()
     finally:
-        for proc in reversed(processes):
+        for proc in reversed(processes.values()):
             stop_process(proc)
+    _report(args, load, (raw_before, raw_after), dlt, inlet, stats)
 
-    raw = (raw_before + raw_after) / 2
-    inlet = summary.records_seen / elapsed
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"source {args.source}, {args.records} records, {summary.pages} pages")
-    print(f"raw listing:    {raw_before:,.0f} rec/s before, {raw_after:,.0f} rec/s after (mean {raw:,.0f})")
-    print(f"inlet full import, source -> app: {inlet:,.0f} rec/s ({elapsed:.2f} s), delivered {summary.delivered}")
-    print(f"ratio inlet / raw: {inlet / raw:.0%}")
-    print(f"peak RSS of this process (listing + import): {rss:.0f} MB")
-    print(
-        "CPU seconds during the import:",
-        {name: round(value, 1) for name, value in cpu.items()},
-        f"(wall {elapsed:.1f} s, {os.cpu_count()} cores)",
+
+def _start_demo_app(port: int, secret: str) -> subprocess.Popen[bytes]:
+    return start_process(
+        [sys.executable, "-m", "inlet.demo.app", "--port", str(port), "--db", str(OUT / "app.db")],
+        f"http://127.0.0.1:{port}/health",
+        env={"INLET_DEMO_APP_SECRET": secret},
+        log_path=OUT / "app.log",
     )
+
+
+def _start_prefect(settings: Any) -> subprocess.Popen[bytes]:
+    from inlet.local import local_api_url, prefect_env
+
+    port = str(settings.prefect_port)
+    return start_process(
+        [str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", port],
+        local_api_url(settings) + "/health",
+        env=prefect_env(settings),
+        log_path=OUT / "prefect.log",
+        timeout=180,
+    )
+
+
+def _add_connection(
+    settings: Any, connector: str, parameters: dict[str, str], credentials: dict[str, SecretStr]
+) -> None:
+    from inlet.local import apply_prefect_env
+    from inlet.store import Vault, add_connection, add_tenant, open_store
+
+    engine = open_store(settings.store_url)
+    add_tenant(engine, "bench")
+    vault = Vault.from_settings(settings)
+    add_connection(
+        engine,
+        vault,
+        tenant_id="bench",
+        connection_id="bench-src",
+        app=connector,
+        parameters=parameters,
+        credentials=credentials,
+    )
+    apply_prefect_env(settings, use_local_server=True)
+
+
+def run_dlt(
+    source: str,
+    parameters: dict[str, str],
+    credentials: dict[str, SecretStr],
+    app_url: str,
+    processes: dict[str, subprocess.Popen[bytes]],
+    secret: SecretStr,
+) -> dict[str, Any]:
+    """dlt's pipeline in a child process: records, seconds, and CPU per process while it ran."""
+    cmd = [sys.executable, str(ROOT / "bench" / "dlt_import.py"), "--source", source]
+    cmd += ["--base-url", parameters["base_url"], "--app-url", app_url, "--folder", str(OUT / "dlt")]
+    if "token" in credentials:
+        cmd += ["--token", credentials["token"].get_secret_value()]
+    env = {**os.environ, "INLET_DEMO_APP_SECRET": secret.get_secret_value()}
+    before, children = cpu_seconds(list(processes.values())), resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"the dlt comparator failed:\n{done.stderr[-3000:]}")
+    after, spent = cpu_seconds(list(processes.values())), resource.getrusage(resource.RUSAGE_CHILDREN)
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    cpu = {name: a - b for name, b, a in zip(processes, before, after, strict=False)}
+    cpu["dlt"] = spent.ru_utime + spent.ru_stime - children.ru_utime - children.ru_stime
+    result["cpu"] = cpu
+    return result
+
+
+def run_inlet(processes: dict[str, subprocess.Popen[bytes]], profile: bool) -> dict[str, Any]:
+    """inlet's full-import flow in this process: the summary, seconds, CPU per process and the profile."""
+    from contextlib import nullcontext
+
+    from bench.profiling import Sampler, top, waiting_share
+    from flows.full_import import full_import
+    from flows.runtime import ImportJob
+
+    spy = OUT.parent / "inlet.spy"  # kept after the run (OUT is cleared at the start of the next)
+    before = cpu_seconds(list(processes.values()))
+    started = time.perf_counter()
+    with Sampler(os.getpid(), spy) if profile else nullcontext():
+        summary = asyncio.run(full_import(ImportJob(tenant="bench", connection="bench-src")))
+    elapsed = time.perf_counter() - started
+    after = cpu_seconds(list(processes.values()))
+    cpu = {name: a - b for name, b, a in zip([*processes, "inlet"], before, after, strict=True)}
+    tops = {order: top(spy, 10, order) for order in ("self", "cumulative")} if profile else {}
+    waits = waiting_share(spy) if profile else 0.0
+    return {
+        "summary": summary,
+        "records": summary.records_seen,
+        "seconds": elapsed,
+        "cpu": cpu,
+        "top": tops,
+        "waits": waits,
+    }
+
+
+def _report(
+    args: argparse.Namespace,
+    load: tuple[float, float, float],
+    raws: tuple[float, float],
+    dlt: dict[str, Any] | None,
+    inlet: dict[str, Any],
+    stats: dict[str, Any],
+) -> None:
+    raw = sum(raws) / 2
+    summary = inlet["summary"]
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rates = {"inlet": inlet["records"] / inlet["seconds"]}
+    print(f"source {args.source}, {args.records} records, {summary.pages} pages; load average at start {load[0]:.2f}")
+    print(f"raw listing:  {raws[0]:,.0f} rec/s before, {raws[1]:,.0f} rec/s after (mean {raw:,.0f})")
+    for name, result in (("dlt", dlt), ("inlet", inlet)):
+        if result is None:
+            continue
+        rate = rates[name] = result["records"] / result["seconds"]
+        cpu = {k: round(v, 1) for k, v in result["cpu"].items()}
+        print(
+            f"{name:>5}: {rate:,.0f} rec/s ({rate / raw:.0%} of raw), {result['records']} records in "
+            f"{result['seconds']:.2f} s; CPU s {cpu}"
+        )
+    per_record = inlet["cpu"]["inlet"] / inlet["records"] * 1e6
+    server = inlet["cpu"]["prefect server"] / inlet["records"] * 100_000
+    print(f"inlet CPU {per_record:.0f} µs/record; Prefect server {server:.1f} CPU-s per 100k records")
+    print(f"peak RSS of this process (listing + import): {rss:.0f} MB; delivered {summary.delivered}")
     print("where the time went:", {k: v for k, v in summary.model_dump().items() if k.startswith("seconds")})
     print(f"app holds {stats['records']} records, duplicates {stats['duplicates']}")
+    if inlet["top"]:
+        print(f"inlet profile (py-spy, {OUT.parent / 'inlet.spy'}): waiting {inlet['waits']:.0%} of the samples")
+    for order, entries in inlet["top"].items():
+        print(f"inlet profile, top 10 by {order} (self, cumulative, function):")
+        for entry in entries:
+            print(f"  {entry}")
+    dlt_cells = f"{rates['dlt']:,.0f} ({rates['dlt'] / raw:.0%})" if "dlt" in rates else "–"
     print(
-        f"| {time.strftime('%Y-%m-%d')} | {args.source} | {args.records:,} | {summary.pages} | {raw:,.0f} | "
-        f"{inlet:,.0f} | {inlet / raw:.0%} | {rss:.0f} MB |"
+        f"| {time.strftime('%Y-%m-%d')} | {args.source} | {args.records:,} | {summary.pages} | {load[0]:.1f} | "
+        f"{raw:,.0f} | {dlt_cells} | {rates['inlet']:,.0f} ({rates['inlet'] / raw:.0%}) | {per_record:.0f} µs | "
+        f"{server:.1f} s | {rss:.0f} MB |"
     )
     if stats["records"] != args.records:
         raise SystemExit("the app does not hold every record")

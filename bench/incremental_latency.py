@@ -12,9 +12,14 @@ makes `--changes` records at the source one after another and measures when each
   flow run that `serve()` starts in a new process (PREFECT_RUNNER_POLL_FREQUENCY=1).
 - poll: no webhooks; poll-changes runs on a 5 s interval schedule and finds the changes (HubSpot search API).
 
-The breakdown splits each change's path by the Prefect API's run times: receiver (webhook POST to 2xx), event to
-run start (2xx to the start of the run that applied it), fetch (run start to the end of its fetch-records task) and
-delivery (then to the demo app's commit). Prints p50/p95/p99 per mode; paste the table into bench/RESULTS.md.
+The breakdown splits each change's path by the Prefect API's run times (webhook modes): receiver (webhook POST
+to 2xx; the inbox commit comes before the answer), hand-off (2xx to the creation of the first run submitted after
+it: the debounce window, the Prefect event and `.delay()` or the automation), to start (that run's creation to its
+Running state: the server's scheduling and the worker's pick-up) and run (its start to the demo app's commit:
+waiting for the connection's turn, opening the run, fetch, apply, delivery). For the runs that applied changes it
+also prints where their time went (setup before the first child task, fetch-records, apply-changes, send-to-app,
+and the tail after it). Prints p50/p95/p99 per mode with the load average at start and end; paste the table into
+bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -58,8 +63,8 @@ class Change:
     sent: float = 0.0  # webhook POST started
     acked: float = 0.0  # the receiver answered 2xx
     applied: float = 0.0  # the demo app committed the record
-    run_start: float = 0.0  # the run (task or flow) that applied it started
-    fetched: float = 0.0  # that run's fetch-records task ended
+    created: float = 0.0  # the first run submitted after the 2xx was created (Prefect's clock)
+    run_start: float = 0.0  # that run entered Running
 
     @property
     def total(self) -> float:
@@ -88,26 +93,72 @@ def _applied_times(db: Path, ids: list[str]) -> dict[str, float]:
         return {external_id: _epoch(updated) for external_id, updated in rows}
 
 
-def _runs(api: str, mode: str, since: float) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
-    """(start, end) of the runs that applied changes, and of their fetch-records tasks, after `since`."""
+@dataclass
+class Span:
+    """One task or flow run as the Prefect API reports it (epoch seconds)."""
+
+    id: str
+    name: str
+    created: float
+    start: float
+    end: float
+    parent: str | None  # the run it ran inside (a task's __parents__ or its flow run)
+
+
+def _runs(api: str, mode: str, since: float) -> list[Span]:
+    """The runs that handled changes and their child tasks, started after `since`."""
     after = {"start_time": {"after_": datetime.fromtimestamp(since).astimezone().isoformat()}}
 
-    def spans(kind: str, name: str) -> list[tuple[float, float]]:
-        body = {kind: {"name": {"like_": name}, **after}, "limit": 200}
-        runs = httpx.post(f"{api}/{kind}/filter", json=body, timeout=30).json()
-        return sorted((_epoch(r["start_time"]), _epoch(r["end_time"])) for r in runs if r["start_time"])
+    def spans(kind: str, names: tuple[str, ...]) -> list[Span]:
+        found: list[Span] = []
+        for name in names:
+            for offset in range(0, 10_000, 200):
+                body = {kind: {"name": {"like_": name}, **after}, "limit": 200, "offset": offset}
+                answer = httpx.post(f"{api}/{kind}/filter", json=body, timeout=30)
+                answer.raise_for_status()
+                page = answer.json()
+                found.extend(_span(r) for r in page if r["start_time"])
+                if len(page) < 200:
+                    break
+        return sorted(found, key=lambda s: s.created)
 
-    handlers = spans("flow_runs", "incremental-import") if mode == "deployment" else spans("task_runs", "apply-inbox")
-    return handlers, spans("task_runs", "fetch-records")
+    children = ("fetch-records", "apply-changes", "send-to-app")
+    if mode == "deployment":
+        return spans("flow_runs", ("incremental-import",)) + spans("task_runs", children)
+    return spans("task_runs", ("apply-inbox", *children))
 
 
-def _attribute(changes: list[Change], handlers: list[tuple[float, float]], fetches: list[tuple[float, float]]) -> None:
-    """Give each change the run that applied it: the last run started before the app's commit."""
+def _span(run: dict[str, Any]) -> Span:
+    parents = (run.get("task_inputs") or {}).get("__parents__") or []
+    parent = parents[0]["id"] if parents else run.get("flow_run_id")
+    created, start = _epoch(run["created"]), _epoch(run["start_time"])
+    return Span(run["id"], run["name"], created, start, _epoch(run["end_time"]) or start, parent)
+
+
+def _attribute(changes: list[Change], handlers: list[Span]) -> None:
+    """Give each change the first run submitted after its webhook was answered."""
     for change in changes:
-        started = [start for start, _ in handlers if start <= change.applied]
-        change.run_start = started[-1] if started else change.acked
-        ended = [end for start, end in fetches if change.run_start <= start and end <= change.applied]
-        change.fetched = ended[-1] if ended else change.run_start
+        own = next((run for run in handlers if run.created >= change.sent), None)
+        change.created = own.created if own else change.acked
+        change.run_start = own.start if own else change.acked
+
+
+def _run_phases(handlers: list[Span], tasks: list[Span]) -> dict[str, list[float]]:
+    """Where the runs that drained the inbox spent their time, by their child tasks."""
+    phases: dict[str, list[float]] = {"setup": [], "fetch": [], "apply": [], "send": [], "tail": [], "whole": []}
+    by_parent: dict[str, list[Span]] = {}
+    for span in tasks:
+        by_parent.setdefault(span.parent or "", []).append(span)
+    for run in handlers:
+        kids = sorted(by_parent.get(run.id, []), key=lambda s: s.start)
+        if not kids:
+            continue
+        phases["setup"].append(kids[0].start - run.start)
+        for phase, name in (("fetch", "fetch-records"), ("apply", "apply-changes"), ("send", "send-to-app")):
+            phases[phase].append(sum(k.end - k.start for k in kids if k.name.startswith(name)))
+        phases["tail"].append(run.end - max(k.end for k in kids))
+        phases["whole"].append(run.end - run.start)
+    return phases
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
@@ -119,6 +170,7 @@ def run_mode(mode: str, count: int, interval: float) -> dict[str, Any]:
     """One stack, one mode: a full import, then `count` changes; the per-change figures."""
     from inlet.demo import DEMO_WEBHOOK_SECRET
 
+    loads = {"start": os.getloadavg()[0]}
     home = Path(tempfile.mkdtemp(prefix=f"latency-{mode}-", dir=OUT))
     ports = {name: free_port() for name in ("PREFECT", "DEMO_APP", "SIMULATOR", "RECEIVER", "TASK_WORKER")}
     env = {**os.environ, "INLET_HOME": str(home), **{f"INLET_{k}_PORT": str(v) for k, v in ports.items()}}
@@ -156,10 +208,19 @@ def run_mode(mode: str, count: int, interval: float) -> dict[str, Any]:
         applied = _wait_applied(home / "demo-app.db", changes, timeout=120)
         for change in changes:
             change.applied = applied[change.external_id]
-        handlers, fetches = _runs(api, mode, began - 5)
+        loads["end"] = os.getloadavg()[0]
+        spans = _runs(api, mode, began - 5)
+        handlers = [s for s in spans if s.name.startswith(("apply-inbox", "incremental-import"))]
         if mode != "poll":
-            _attribute(changes, handlers, fetches)
-        return {"mode": mode, "changes": [asdict(c) for c in changes], "runs": len(handlers), "interval": interval}
+            _attribute(changes, handlers)
+        return {
+            "mode": mode,
+            "changes": [asdict(c) for c in changes],
+            "runs": len(handlers),
+            "interval": interval,
+            "load": loads,
+            "phases": _run_phases(handlers, [s for s in spans if s not in handlers]),
+        }
     finally:
         up.terminate()
         up.wait(90)
@@ -227,22 +288,34 @@ def _wait_applied(db: Path, changes: list[Change], timeout: float) -> dict[str, 
 def report(result: dict[str, Any]) -> dict[str, Any]:
     changes = [Change(**c) for c in result["changes"]]
     row: dict[str, Any] = {"mode": result["mode"], "changes": len(changes), "runs": result["runs"]}
+    row["load"] = result["load"]
     row["total"] = _percentiles([c.total for c in changes])
     if result["mode"] != "poll":
         row["receiver"] = _percentiles([c.acked - c.sent for c in changes])
-        row["event_to_start"] = _percentiles([max(0.0, c.run_start - c.acked) for c in changes])
-        row["fetch"] = _percentiles([max(0.0, c.fetched - max(c.run_start, c.acked)) for c in changes])
-        row["delivery"] = _percentiles([c.applied - max(c.fetched, c.acked) for c in changes])
+        row["hand_off"] = _percentiles([max(0.0, c.created - c.acked) for c in changes])
+        row["to_start"] = _percentiles([max(0.0, c.run_start - c.created) for c in changes])
+        row["run"] = _percentiles([c.applied - max(c.run_start, c.acked) for c in changes])
+    phases = {name: values for name, values in result["phases"].items() if values}
+    row["draining_runs"] = len(phases.get("whole", []))
+    row["phases"] = {name: _percentiles(values) for name, values in phases.items() if len(values) > 1}
     return row
 
 
 def _print(rows: list[dict[str, Any]]) -> None:
-    parts = ("total", "receiver", "event_to_start", "fetch", "delivery")
-    print("| mode | changes | runs | " + " | ".join(f"{p} p50 / p95 / p99 (s)" for p in parts) + " |")
-    print("|---" * (3 + len(parts)) + "|")
+    parts = ("total", "receiver", "hand_off", "to_start", "run")
+    print(
+        "| mode | load (start → end) | changes | runs | " + " | ".join(f"{p} p50 / p95 / p99 (s)" for p in parts) + " |"
+    )
+    print("|---" * (4 + len(parts)) + "|")
     for row in rows:
         cells = [" / ".join(f"{row[p][q]:.3f}" for q in ("p50", "p95", "p99")) if p in row else "–" for p in parts]
-        print(f"| {row['mode']} | {row['changes']} | {row['runs']} | " + " | ".join(cells) + " |")
+        load = f"{row['load']['start']:.2f} → {row['load']['end']:.2f}"
+        print(f"| {row['mode']} | {load} | {row['changes']} | {row['runs']} | " + " | ".join(cells) + " |")
+    for row in rows:
+        if row["phases"]:
+            print(f"\n{row['mode']}: {row['draining_runs']} runs drained the inbox; their phases, p50 / p95 (s):")
+            for name, cut in row["phases"].items():
+                print(f"  {name:>6}: {cut['p50']:.3f} / {cut['p95']:.3f}")
 
 
 def main() -> None:

@@ -5,7 +5,7 @@
 Every scenario starts the demo app (a real process on 127.0.0.1) with a fault knob, fills a SQLite outbox
 with users (every record created, every third one updated too, so a record has two ordered events), and
 drains it the way the `deliver-outbox` schedule does, every `--tick` seconds, with the bench policy of
-tests/support/drill.py (the shipped policy's shape, with minutes instead of hours). It then checks that the
+bench/drill.py (the shipped policy's shape, with minutes instead of hours). It then checks that the
 app's records equal the source's, that every event was applied exactly once, and that the attempts kept to
 the policy, and rewrites the reliability table in bench/RESULTS.md.
 """
@@ -28,8 +28,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.drill import BENCH_POLICY, Drill, Figures, spawn_drain  # noqa: E402
 from inlet.store import outbox  # noqa: E402
-from tests.support.drill import BENCH_POLICY, Drill, Figures, spawn_drain  # noqa: E402
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
 BEGIN, END = "<!-- reliability:begin -->", "<!-- reliability:end -->"

@@ -37,9 +37,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from full_import import cpu_seconds, start_source  # noqa: E402  # bench/full_import.py, next to this file
 from pydantic import SecretStr  # noqa: E402
 
+from bench.full_import import cpu_seconds, start_source  # noqa: E402
 from inlet.local import DEMO_TOKEN, Stack, free_port, local_client, start_stack, stop_process  # noqa: E402
 from inlet.settings import Settings  # noqa: E402
 

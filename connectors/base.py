@@ -13,7 +13,7 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 from urllib.parse import quote
 
@@ -39,6 +39,7 @@ from connectors.oauth import OAuth2Auth
 from connectors.pagination import PageView
 from connectors.paths import MISSING, lookup
 from connectors.spec import RESERVED_PARAMETERS, CollectionSpec, ConnectorSpec, RetryPolicy
+from connectors.tls import tls_context
 from connectors.webhooks import WebhookEvent, WebhookReply, WebhookRequest
 
 __all__ = ["Connector", "Hooks", "Page", "PageGuard", "PageRequest", "to_iso"]
@@ -140,6 +141,7 @@ class Connector:
             timeout=spec.timeout_seconds,
             transport=transport,
             limits=httpx.Limits(max_connections=10, max_keepalive_connections=10),
+            verify=tls_context(),
         )
 
     def __repr__(self) -> str:
@@ -369,15 +371,26 @@ class Connector:
             ) from None
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def to_iso(value: Any) -> str | None:
-    """An ISO-8601 UTC string from an ISO string or epoch seconds/milliseconds."""
-    if value in (None, "", MISSING):
+    """An ISO-8601 UTC string from an ISO string or epoch seconds/milliseconds; a number no date can hold (an
+    app's junk) comes back as text rather than failing the page."""
+    if value is None or value is MISSING or value == "":
         return None
-    if isinstance(value, int | float) or (isinstance(value, str) and value.isdigit()):
-        number = float(value)
-        seconds = number / 1000 if number > 1e11 else number
-        return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return str(value)
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if not isinstance(value, int | float):
+        return str(value)
+    try:  # epoch + timedelta: exact for integer milliseconds
+        if isinstance(value, int) and value > 100_000_000_000:
+            moment = _EPOCH + timedelta(milliseconds=value)
+        else:
+            moment = _EPOCH + timedelta(seconds=value / 1000 if value > 1e11 else value)
+    except (OverflowError, ValueError):
+        return str(value)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _resolve_parameters(spec: ConnectorSpec, given: Mapping[str, str]) -> dict[str, str]:

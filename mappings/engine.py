@@ -23,7 +23,7 @@ from jinja2.nativetypes import NativeCodeGenerator, NativeTemplate
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import _PassArg  # how @pass_context marks a filter; no public name for it
 
-from mappings.codegen import record_function
+from mappings.codegen import FastField, record_function
 from mappings.errors import MappingError, RecordError, TemplateError
 from mappings.filters import FILTERS, GLOBALS
 from mappings.limits import LIMITED_FILTERS, limited_binop
@@ -139,6 +139,31 @@ def plain_path(template: str) -> list[str] | None:
     return _path(body[0].nodes[0])
 
 
+def defaulted_path(template: str) -> tuple[list[str], Any] | None:
+    """`(["raw", "fax"], None)` for `{{ raw.fax | default(none) }}` (one constant, no `boolean`); else None."""
+    if "{" not in template:
+        return None
+    try:
+        body = _env.parse(template).body
+    except Exception:  # noqa: BLE001  # compile_expression reports bad templates
+        return None
+    if len(body) != 1 or not isinstance(body[0], nodes.Output) or len(body[0].nodes) != 1:
+        return None
+    node = body[0].nodes[0]
+    if not isinstance(node, nodes.Filter) or node.name not in ("default", "d") or node.node is None:
+        return None
+    if (
+        node.kwargs
+        or node.dyn_args
+        or node.dyn_kwargs
+        or len(node.args) != 1
+        or not isinstance(node.args[0], nodes.Const)
+    ):
+        return None
+    path = _path(node.node)
+    return None if path is None else (path, node.args[0].value)
+
+
 def _compile_direct(tree: nodes.Template) -> Renderer | None:
     """A direct renderer for `{{ <simple expression> }}`, or None when Jinja must render it."""
     body = tree.body
@@ -230,7 +255,13 @@ class CompiledMapping:
             self._renderers.append((target, renderer))
         self._fast = record_function(
             [
-                (target, renderer, plain_path(fields[target]), fields[target] if "{" not in fields[target] else None)
+                FastField(
+                    target,
+                    renderer,
+                    plain_path(fields[target]),
+                    fields[target] if "{" not in fields[target] else None,
+                    defaulted_path(fields[target]),
+                )
                 for target, renderer in self._renderers
             ]
         )

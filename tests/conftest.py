@@ -43,7 +43,8 @@ _NEEDS = {
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Skip, with the reason, the tests whose outside service is absent on this machine (CI has them all)."""
-    from tests.support.real_apps import JSON_SERVER_SKIP_REASON, KINTO_SKIP_REASON, json_server_bin, kinto_bin
+    from bench.real_apps import JSON_SERVER_SKIP_REASON, json_server_bin
+    from tests.support.real_apps import KINTO_SKIP_REASON, kinto_bin
 
     present = {
         "PG": _pg_reachable(),

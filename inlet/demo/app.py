@@ -104,13 +104,15 @@ class DemoStore:
         self._conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA cache_size=-65536")  # 64 MB: idempotency keys are random, so are their pages
         self._conn.executescript(_SCHEMA)
 
     def close(self) -> None:
         self._conn.close()
 
     def apply(self, batch: Batch) -> tuple[int, int]:
-        """Apply the batch's new events in order, in one transaction; return (accepted, duplicates)."""
+        """Apply the batch's new events in order, and count its request, in one transaction; return (accepted,
+        duplicates)."""
         now = datetime.now(UTC).isoformat(timespec="milliseconds")
         scope = (batch.tenant, batch.connection, batch.data_source)
         with self._transaction():
@@ -125,7 +127,7 @@ class DemoStore:
             self._conn.executemany(_UPSERT, rows)
             self._conn.executemany("INSERT INTO applied_keys VALUES (?)", keys)
             duplicates = len(batch.events) - len(rows)
-            self._bump(events_applied=len(rows), duplicates=duplicates, batches=1)
+            self._bump(events_applied=len(rows), duplicates=duplicates, batches=1, requests=1)
         return len(rows), duplicates
 
     def count(self, **deltas: int) -> None:
@@ -200,16 +202,29 @@ class _DemoApp:
         self.in_flight = self.max_in_flight = 0
 
     async def receive(self, request: Request) -> Response:
-        self.store.count(requests=1)
+        """A delivery; its request is counted with the batch (one transaction), or alone when none is applied."""
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        applied = False
         try:
-            response = await self._receive(request)
+            response, applied = await self._receive(request)
         finally:
             self.in_flight -= 1
+            if not applied:
+                self.store.count(requests=1)
         return response
 
-    async def _receive(self, request: Request) -> Response:
+    async def _receive(self, request: Request) -> tuple[Response, bool]:
+        """The answer, and whether a batch was applied (which counted the request)."""
+        response = await self._refusal(request)
+        if isinstance(response, Response):
+            return response, False
+        accepted, duplicates = self.store.apply(response)
+        logger.debug("applied %d events, %d duplicates, for %s", accepted, duplicates, response.connection)
+        return JSONResponse({"accepted": accepted, "duplicates": duplicates}), True
+
+    async def _refusal(self, request: Request) -> Response | Batch:
+        """A fault's or a check's answer, or the batch to apply."""
         if (fault := await self.faults.before()) is not None:
             self.store.count(faults=1)
             return fault
@@ -228,9 +243,7 @@ class _DemoApp:
             return _error(400, _describe(exc))
         if (refusal := self.faults.refuse(batch.events)) is not None:
             return refusal
-        accepted, duplicates = self.store.apply(batch)
-        logger.debug("applied %d events, %d duplicates, for %s", accepted, duplicates, batch.connection)
-        return JSONResponse({"accepted": accepted, "duplicates": duplicates})
+        return batch
 
     async def page(self, request: Request) -> Response:
         return HTMLResponse(_render_page(self.store))

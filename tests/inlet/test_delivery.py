@@ -15,9 +15,10 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
+from bench.real_apps import repo_root
 from inlet.delivery import Destination, drain, encode_batch, generate_secret
+from inlet.local import free_port, local_client, start_process, stop_process
 from inlet.store import MappedRecord, PageScope, outbox, sweep, write_page
-from tests.support.real_apps import free_port, local_client, repo_root, start_process, stop_process
 
 SECRET = generate_secret()
 SCOPE = PageScope("acme", "acme-hubspot", "users", generation="gen-1", run_id="run-1")

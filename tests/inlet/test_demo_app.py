@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import sqlite3
 import time
 import warnings
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ SCOPE = {"tenant": "acme", "connection": "acme-hubspot", "data_source": "users"}
 
 @pytest.fixture
 def client(tmp_path: pathlib.Path) -> Iterator[TestClient]:
+    """The demo app over `tmp_path / "app.db"`."""
     with TestClient(create_demo_app(tmp_path / "app.db", [SECRET])) as test_client:
         yield test_client
 
@@ -163,3 +165,18 @@ def test_batch_of_1000_is_applied_in_one_post(client: TestClient) -> None:
     batch = [event(str(n), email=f"user{n}@example.org", name=f"User {n}") for n in range(1000)]
     assert post(client, *batch).json() == {"accepted": 1000, "duplicates": 0}
     assert len(records(client)) == 1000
+
+
+def test_batch_is_applied_atomically(client: TestClient, tmp_path: pathlib.Path) -> None:
+    with sqlite3.connect(tmp_path / "app.db") as db:  # the app's own database refuses the 700th record
+        db.execute(
+            "CREATE TRIGGER refuse_700 BEFORE INSERT ON records WHEN NEW.external_id = '700' "
+            "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )
+    batch = [event(str(n), email=f"user{n}@example.org") for n in range(1000)]
+    with pytest.raises(sqlite3.IntegrityError, match="refused"):
+        post(client, *batch)
+    stats = client.get("/stats").json()
+    assert records(client, include_deleted=1) == []
+    assert (stats["events_applied"], stats["batches"], stats["requests"]) == (0, 0, 1)
+    assert post(client, *batch[:700]).json() == {"accepted": 700, "duplicates": 0}  # no key was kept either

@@ -6,15 +6,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.support.real_apps import (
-    JsonServer,
-    KintoServer,
-    require_json_server,
-    require_kinto,
-    start_json_server,
-    start_kinto,
-    stop_process,
-)
+from bench.real_apps import JsonServer, require_json_server, start_json_server
+from inlet.local import stop_process
+from tests.support.real_apps import KintoServer, require_kinto, start_kinto
 
 JsonServerFactory = Callable[[int], JsonServer]
 

@@ -9,21 +9,12 @@ from pathlib import Path
 import psutil
 import pytest
 
+from bench.real_apps import iter_link_pages, require_json_server, start_json_server
 from connectors.incremental import pull_changes
+from inlet.errors import ProcessError
+from inlet.local import free_port, local_client, start_process, stop_process
 from tests.integration.conftest import JsonServerFactory
-from tests.support.real_apps import (
-    KintoServer,
-    ProcessError,
-    free_port,
-    iter_link_pages,
-    local_client,
-    require_json_server,
-    require_kinto,
-    start_json_server,
-    start_kinto,
-    start_process,
-    stop_process,
-)
+from tests.support.real_apps import KintoServer, require_kinto, start_kinto
 
 
 def _assert_gone(pid: int) -> None:

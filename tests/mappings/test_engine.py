@@ -72,6 +72,25 @@ def test_plain_path_fast_path_equals_the_jinja_result(path: str, context: dict[s
 
 
 @pytest.mark.parametrize(
+    ("template", "context"),
+    [
+        ("{{ raw.properties.email | default(none) }}", {"raw": RAW}),
+        ("{{ raw.properties.fax | default('n/a') }}", {"raw": RAW}),
+        ("{{ raw.properties.phone | default('n/a') }}", {"raw": RAW}),
+        ("{{ raw.nested.deeper | default(none) }}", {"raw": RAW}),
+        ("{{ raw.emails.first | default(none) }}", {"raw": RAW}),
+        ("{{ raw.id.x | default(none) }}", {"raw": RAW}),
+        ("{{ missing | d(0) }}", {}),
+    ],
+)
+def test_defaulted_reference_in_the_generated_function_equals_field_by_field(
+    template: str, context: dict[str, Any]
+) -> None:
+    mapping = compile_mapping({"out": template, "id": "{{ raw.id | default(none) }}"}, origin="test")
+    assert mapping.render(context) == mapping._render_each(context)
+
+
+@pytest.mark.parametrize(
     "template", ["{{ email }}", "{{ raw.properties.fax }}", "{{ email | lower }}", "{{ (email) }}", "{{ [email] }}"]
 )
 def test_missing_field_is_a_record_error_naming_the_field(template: str) -> None:

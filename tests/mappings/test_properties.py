@@ -79,8 +79,13 @@ def test_rendering_never_changes_the_record(template: str, record: Any) -> None:
 
 
 paths = st.lists(st.sampled_from(["raw", "a", "b", "id", "0"]), min_size=1, max_size=4).map(".".join)
+defaults = st.sampled_from(["none", "'n/a'", "0", "false"])
 plain_mappings = st.dictionaries(
-    st.text(min_size=1, max_size=8), paths.map(lambda p: "{{ " + p + " }}") | st.text(max_size=5), max_size=5
+    st.text(min_size=1, max_size=8),
+    paths.map(lambda p: "{{ " + p + " }}")
+    | st.tuples(paths, defaults).map(lambda t: "{{ " + t[0] + " | default(" + t[1] + ") }}")
+    | st.text(max_size=5),
+    max_size=5,
 )
 
 

@@ -2,7 +2,7 @@
 the drain run until the app holds exactly the source. The tests run them scaled down; bench/reliability.py
 runs them at full size and writes the reliability table.
 
-`python -m tests.support.drill STORE_URL APP_URL CONNECTION POLICY` drains in a process of its own (the
+`python -m bench.drill STORE_URL APP_URL CONNECTION POLICY` drains in a process of its own (the
 signing secret comes from INLET_DRILL_SECRET), so a test can kill it mid-delivery.
 """
 
@@ -28,7 +28,7 @@ from inlet.store import MappedRecord, PageScope, create_store_engine, migrate, o
 
 __all__ = ["BENCH_POLICY", "TEST_POLICY", "Drill", "Figures"]
 
-_ROOT = Path(__file__).resolve().parent.parent.parent
+_ROOT = Path(__file__).resolve().parent.parent
 SECRET_ENV = "INLET_DRILL_SECRET"
 
 # Clocks scaled down for the test suite: seconds become tens of milliseconds.
@@ -191,7 +191,7 @@ def _add(figures: Figures, results: list[DrainResult]) -> None:
 
 def spawn_drain(drill: Drill, connection: str, policy: str = "test") -> subprocess.Popen[bytes]:
     """A drain in a process of its own (for the kill test)."""
-    cmd = [sys.executable, "-m", "tests.support.drill", str(drill.engine.url), drill.url, connection, policy]
+    cmd = [sys.executable, "-m", "bench.drill", str(drill.engine.url), drill.url, connection, policy]
     env = {**os.environ, SECRET_ENV: drill.secret}
     log = (drill.folder / "drain.log").open("wb")
     return subprocess.Popen(cmd, cwd=_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
