@@ -23,6 +23,7 @@ from connectors.errors import (
     WebhookRejected,
     parse_retry_after,
 )
+from connectors.hints import confirm_hint
 from connectors.incremental import change_pages, pull_changes
 from connectors.oauth import Grant, InvalidGrant, OAuth2Auth, OAuth2Spec, OAuthClient, TokenSet
 from connectors.registry import available, load, open_connector
@@ -62,6 +63,7 @@ __all__ = [
     "WebhookRequest",
     "available",
     "change_pages",
+    "confirm_hint",
     "full_jitter",
     "load",
     "open_connector",
