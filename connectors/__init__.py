@@ -23,8 +23,10 @@ from connectors.errors import (
     WebhookRejected,
     parse_retry_after,
 )
+from connectors.hints import confirm_hint
 from connectors.incremental import change_pages, pull_changes
 from connectors.oauth import Grant, InvalidGrant, OAuth2Auth, OAuth2Spec, OAuthClient, TokenSet
+from connectors.redaction import Redactor, install_log_redaction, redact
 from connectors.registry import available, load, open_connector
 from connectors.spec import RESERVED_PARAMETERS, ConnectorSpec, RateLimit, RetryPolicy
 from connectors.webhooks import WebhookEvent, WebhookRequest
@@ -52,6 +54,7 @@ __all__ = [
     "PageGuard",
     "PageRequest",
     "RateLimit",
+    "Redactor",
     "RequestBudget",
     "RetryPolicy",
     "RetryableError",
@@ -62,10 +65,13 @@ __all__ = [
     "WebhookRequest",
     "available",
     "change_pages",
+    "confirm_hint",
     "full_jitter",
+    "install_log_redaction",
     "load",
     "open_connector",
     "parse_retry_after",
     "pull_changes",
+    "redact",
     "run_checks",
 ]

@@ -33,11 +33,11 @@ from connectors.errors import (
     RequestRejected,
     RetryableError,
     error_for_response,
-    redact,
 )
 from connectors.oauth import OAuth2Auth
 from connectors.pagination import PageView
 from connectors.paths import MISSING, lookup
+from connectors.redaction import Redactor, redact, redact_start
 from connectors.spec import RESERVED_PARAMETERS, CollectionSpec, ConnectorSpec, RetryPolicy
 from connectors.tls import tls_context
 from connectors.webhooks import WebhookEvent, WebhookReply, WebhookRequest
@@ -134,6 +134,7 @@ class Connector:
         if isinstance(auth, OAuth2Auth):
             self._secrets.extend(auth.secrets)
             auth.secrets = self._secrets  # tokens it sends later are redacted from messages too
+        self._redactor = Redactor(self._secrets)  # in every encoding, and from this process's log records
         self._client = httpx.AsyncClient(
             base_url=spec.base_url.format_map(self._parameters),
             auth=auth if auth is not None else spec.auth.build(credentials, spec.name),
@@ -263,8 +264,8 @@ class Connector:
             )
 
     def redact(self, text: str) -> str:
-        """Text with this connection's credentials removed, for messages and logs."""
-        return redact(text, self._secrets)
+        """Text with this connection's credentials removed, in every encoding, for messages and logs."""
+        return self._redactor(text)
 
     def build(self, request: PageRequest) -> httpx.Request:
         headers = {"Content-Type": "application/json"} if request.body else None
@@ -362,7 +363,7 @@ class Connector:
         try:
             return orjson.loads(response.content)
         except orjson.JSONDecodeError:
-            start = redact(response.content[:80].decode(errors="replace"), self._secrets)
+            start = redact_start(response.content[:4096].decode(errors="replace"), self._secrets, 80)
             raise MalformedPage(
                 f"{self.name}: the page {url} is not JSON "
                 f"(content-type {response.headers.get('content-type')!r}, starts with {start!r})",

@@ -19,11 +19,12 @@
 from __future__ import annotations
 
 import email.utils
-import re
 import time
 from collections.abc import Iterable
 
 import httpx
+
+from connectors.redaction import redact, redact_start
 
 __all__ = [
     "AuthError",
@@ -44,12 +45,6 @@ __all__ = [
 ]
 
 _MAX_BODY_IN_MESSAGE = 500
-_SECRET_PATTERNS = [
-    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
-    re.compile(
-        r"(?i)(\"?(?:access_token|refresh_token|token|password|secret|api_key|apikey)\"?\s*[:=]\s*\"?)[^\"&\s,}]+"
-    ),
-]
 
 
 class ConnectorError(Exception):
@@ -109,16 +104,6 @@ class SpecError(ValueError):
     """A connector.yaml that does not validate; the message names the file and the bad key."""
 
 
-def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """Remove credential values and token-looking fields from text meant for a message or a log."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(r"\1***", text)
-    return text
-
-
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
     """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
     if not value:
@@ -151,7 +136,7 @@ def error_for_response(
     if status < 400:
         return None
     url = redact(str(response.request.url), secrets)
-    body = redact(response.text[:_MAX_BODY_IN_MESSAGE], secrets)
+    body = redact_start(response.text, secrets, _MAX_BODY_IN_MESSAGE)
     where = f"{connector}: {response.request.method} {url}"
     if status == 429 or status >= 500:
         wait = retry_after if retry_after is not None else parse_retry_after(response.headers.get("Retry-After"))

@@ -19,6 +19,7 @@ from connectors.base import Connector, PageGuard
 from connectors.base_types import PageRequest
 from connectors.changes import Change, ChangePage, ChangeSet
 from connectors.errors import FatalError, SinceExpired, error_for_response
+from connectors.hints import marked_deleted
 from connectors.pagination import PageView
 from connectors.paths import MISSING, lookup
 from connectors.spec import ChangesSpec
@@ -121,12 +122,8 @@ def _raise_if_expired(connector: Connector, spec: ChangesSpec, response: httpx.R
 
 def _change(connector: Connector, collection: str, spec: ChangesSpec, record: dict[str, Any]) -> Change:
     external_id = connector.record_id(collection, record)
-    rule = spec.deleted
-    if rule is not None:
-        value = lookup(record, rule.path)
-        deleted = value is not MISSING if rule.equals is None else value == rule.equals
-        if deleted:
-            return Change("deleted", external_id, None, connector.updated_at(collection, record))
+    if marked_deleted(spec.deleted, record):
+        return Change("deleted", external_id, None, connector.updated_at(collection, record))
     return Change("upsert", external_id, record, connector.updated_at(collection, record))
 
 

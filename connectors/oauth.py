@@ -207,7 +207,7 @@ def _json(response: httpx.Response) -> dict[str, Any]:
 def _refusal(
     status: int, answer: Mapping[str, Any], spec: OAuth2Spec, connector: str, url: str, secrets: list[str]
 ) -> Exception:
-    code = str(answer.get("error") or answer.get("status") or status)
+    code = redact(str(answer.get("error") or answer.get("status") or status), secrets)[:100]
     reason = redact(str(answer.get("error_description") or answer.get("message") or ""), secrets)[:300]
     where = f"{connector}: the token endpoint {url} answered {status} {code}"
     if code in spec.invalid_grant:

@@ -92,7 +92,7 @@ class GetSpec(_Strict):
     path: str
     params: dict[str, str] = {}
     record_path: str = ""
-    not_found: list[int] = [404]
+    not_found: list[int] = [404, 410]
     id_safe: str = Field("", description="characters left unquoted in {id} (Google's `people/c1` keeps `/`)")
 
     @model_validator(mode="after")

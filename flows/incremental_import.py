@@ -3,8 +3,9 @@
 The deployment's trigger is the Prefect event `inlet.records.changed` for the connection. A run holds
 the connection's single-flight slot and drains its inbox in batches: several events of one record become
 the newest, `fetch-records` reads created/updated records by id (a webhook is a hint, and a record gone by
-then becomes `deleted`), `apply-changes` maps and commits ledger, outbox and the removal of the handled
-inbox rows in one transaction, and `send-to-app` delivers. A killed run leaves its batch in the inbox.
+then becomes `deleted`; a webhook's deletion stands only when the app no longer has the record),
+`apply-changes` maps and commits ledger, outbox and the removal of the handled inbox rows in one
+transaction, and `send-to-app` delivers. A killed run leaves its batch in the inbox.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run, task_run
 
+from connectors import confirm_hint
 from connectors.errors import NeedsReauth
 from flows.artifacts import publish_delivery_status, publish_summary, publish_trigger
 from flows.run_tags import label_run
@@ -121,7 +123,8 @@ async def _drain(run: ImportRuntime, run_id: str) -> IncrementalSummary:
     summary = IncrementalSummary.of(job, run_id)
     scope = PageScope(job.tenant, job.connection, job.data_source, _generation(run), run_id or "local")
     while rows := await anyio.to_thread.run_sync(inbox.pending, run.engine, job.connection, run.destination.batch_size):
-        fetched = await fetch_records(by_reference(run), [r.external_id for r in _coalesce(rows) if _needs_fetch(r)])
+        hints = [(r.external_id, r.kind) for r in _coalesce(rows) if _needs_fetch(r)]
+        fetched = await fetch_records(by_reference(run), hints)
         summary.add_counts(await apply_changes(by_reference(run), scope, rows, fetched))
         summary.batches += 1
         summary.inbox_events += len(rows)
@@ -140,15 +143,15 @@ async def _drain(run: ImportRuntime, run_id: str) -> IncrementalSummary:
 
 
 @task(name="fetch-records", cache_policy=NO_CACHE, persist_result=False)
-async def fetch_records(run: ImportRuntime, external_ids: list[str]) -> dict[str, dict[str, Any] | None]:
-    """Read changed records by id (a few at a time); None for a record the app no longer has."""
+async def fetch_records(run: ImportRuntime, hints: list[tuple[str, str]]) -> dict[str, dict[str, Any] | None]:
+    """Read hinted records, (id, kind), by id (a few at a time); None for a record the app no longer has."""
     gate = asyncio.Semaphore(_FETCH_CONCURRENCY)
 
-    async def one(external_id: str) -> tuple[str, dict[str, Any] | None]:
+    async def one(external_id: str, kind: str) -> tuple[str, dict[str, Any] | None]:
         async with gate:
-            return external_id, await run.connector.get(run.collection, external_id)
+            return external_id, await confirm_hint(run.connector, run.collection, kind, external_id)
 
-    return dict(await asyncio.gather(*(one(i) for i in external_ids)))
+    return dict(await asyncio.gather(*(one(i, kind) for i, kind in hints)))
 
 
 @task(name="apply-changes", cache_policy=NO_CACHE, persist_result=False)
@@ -159,8 +162,8 @@ async def apply_changes(
     upserts: list[tuple[str, dict[str, Any]]] = []
     deleted: list[str] = []
     for row in _coalesce(rows):
-        raw = row.record if not _needs_fetch(row) else fetched.get(row.external_id)
-        if row.kind == "deleted" or raw is None:
+        raw = fetched.get(row.external_id) if _needs_fetch(row) else None if row.kind == "deleted" else row.record
+        if raw is None:
             deleted.append(row.external_id)
         else:
             upserts.append((row.external_id, raw))
@@ -183,7 +186,8 @@ def _coalesce(rows: list[InboxRow]) -> list[InboxRow]:
 
 
 def _needs_fetch(row: InboxRow) -> bool:
-    return row.kind == "upsert" and row.record is None
+    """An upsert without its record, or a webhook's deletion: a hint the app confirms."""
+    return row.record is None and (row.kind == "upsert" or row.source == "webhook")
 
 
 def _generation(run: ImportRuntime) -> str:

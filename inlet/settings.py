@@ -90,6 +90,12 @@ class Settings(BaseSettings):
         None,
         description="the OAuth callback registered with each app; default http://127.0.0.1:<receiver_port>/oauth/callback",
     )
+    webhook_receipt_seconds: float = Field(
+        86_400,
+        ge=600,
+        description="how long a webhook's receipts (body and event ids) refuse its replays; at least twice the "
+        "five-minute signature window, since a timestamp up to five minutes ahead stays valid for ten",
+    )
     oauth_state_ttl_seconds: float = Field(600, gt=0, description="how long a consent URL's state stays valid")
     oauth_link_ttl_seconds: float = Field(7 * 86_400, gt=0, description="how long a /oauth/start link works")
     single_flight_lease_seconds: float = Field(

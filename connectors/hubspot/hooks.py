@@ -26,7 +26,7 @@ _DAY_SECONDS = 86_400.0
 _SEARCH_LIMIT = 200  # the search endpoint's page-size cap
 _SEARCH_CAP = 10_000  # results one search query can page through
 _MODIFIED, _OBJECT_ID = "lastmodifieddate", "hs_object_id"
-_MAX_AGE_SECONDS = 300  # v3 signatures older than five minutes are replays
+_MAX_SKEW_SECONDS = 300  # a v3 signature more than five minutes from now, either way, is refused
 _URI_ESCAPES = {"%3A": ":", "%2F": "/", "%3F": "?", "%40": "@", "%21": "!", "%24": "$", "%27": "'", "%28": "(",
                 "%29": ")", "%2A": "*", "%2C": ",", "%3B": ";"}  # fmt: skip
 _ESCAPED = re.compile("|".join(_URI_ESCAPES), re.IGNORECASE)
@@ -189,16 +189,16 @@ def _ms(value: Any) -> int:
 
 
 def verify_webhook(request: WebhookRequest, secret: str, now: float) -> None:
-    """v3: base64 HMAC-SHA256 of method + URI + body + timestamp, at most five minutes old; apps on the
-    older schemes send only X-HubSpot-Signature, a hex SHA-256 of secret + body (v1) or of
-    secret + method + URI + body (v2). YAML has no signature schemes."""
+    """v3: base64 HMAC-SHA256 of method + URI + body + timestamp, within five minutes of now either way (a
+    timestamp from the future is no fresher); apps on the older schemes send only X-HubSpot-Signature, a hex
+    SHA-256 of secret + body (v1) or of secret + method + URI + body (v2), which never expires: the receiver
+    refuses their replays by body and event id. YAML has no signature schemes."""
     headers = request.headers
     if (signature := headers.get("X-HubSpot-Signature-v3")) is not None:
         timestamp = headers.get("X-HubSpot-Request-Timestamp", "")
         if not timestamp.isdigit():
             raise WebhookRejected("hubspot: a v3 webhook without X-HubSpot-Request-Timestamp", connector="hubspot")
-        if now - int(timestamp) / 1000 > _MAX_AGE_SECONDS:
-            raise WebhookRejected("hubspot: the webhook is more than five minutes old", connector="hubspot")
+        _check_fresh(int(timestamp) / 1000, now)
         uri = _ESCAPED.sub(lambda m: _URI_ESCAPES[m.group().upper()], request.url)
         message = request.method.upper().encode() + uri.encode() + request.body + timestamp.encode()
         expected = base64.b64encode(hmac.new(secret.encode(), message, hashlib.sha256).digest())
@@ -213,6 +213,15 @@ def verify_webhook(request: WebhookRequest, secret: str, now: float) -> None:
         raise WebhookRejected("hubspot: the webhook carries no X-HubSpot-Signature(-v3)", connector="hubspot")
     if not signatures_match(expected, signature):
         raise WebhookRejected("hubspot: the webhook signature does not match", connector="hubspot")
+
+
+def _check_fresh(signed_at: float, now: float) -> None:
+    if now - signed_at > _MAX_SKEW_SECONDS:
+        raise WebhookRejected("hubspot: the webhook is more than five minutes old", connector="hubspot")
+    if signed_at - now > _MAX_SKEW_SECONDS:
+        raise WebhookRejected(
+            "hubspot: the webhook is signed more than five minutes in the future", connector="hubspot"
+        )
 
 
 def webhook_account(request: WebhookRequest) -> str | None:
@@ -244,7 +253,7 @@ def _changes(event: dict[str, Any]) -> list[WebhookEvent]:
     """The record changes of one event; other object types and subscription types give none."""
     kind = str(event.get("subscriptionType", ""))
     action = kind.removeprefix("contact.") if kind.startswith("contact.") else ""
-    when, event_id = to_iso(event.get("occurredAt")), str(event.get("eventId"))
+    when, event_id = to_iso(event.get("occurredAt")), _event_id(event)
     if action in _UPSERTS and "objectId" in event:
         return [WebhookEvent("upsert", str(event["objectId"]), when, event_id)]
     if action in _DELETIONS and "objectId" in event:
@@ -254,6 +263,12 @@ def _changes(event: dict[str, Any]) -> list[WebhookEvent]:
         return []
     kept = str(survivor)
     merged = {str(i) for i in [event.get("primaryObjectId"), *event.get("mergedObjectIds", [])] if i} - {kept}
-    return [WebhookEvent("upsert", kept, when, f"{event_id}:{kept}")] + [
-        WebhookEvent("deleted", gone, when, f"{event_id}:{gone}") for gone in sorted(merged)
+    return [WebhookEvent("upsert", kept, when, event_id and f"{event_id}:{kept}")] + [
+        WebhookEvent("deleted", gone, when, event_id and f"{event_id}:{gone}") for gone in sorted(merged)
     ]
+
+
+def _event_id(event: dict[str, Any]) -> str | None:
+    """HubSpot's eventId, the replay identity of the event; None when absent (the body's hash stands in)."""
+    value = event.get("eventId")
+    return str(value) if isinstance(value, int | str) and not isinstance(value, bool) and value != "" else None

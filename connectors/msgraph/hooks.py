@@ -67,9 +67,17 @@ def parse_webhook(request: WebhookRequest) -> list[WebhookEvent]:
             continue
         kind, user_id = _KINDS.get(str(notification.get("changeType"))), _user_id(notification)
         if kind is not None and user_id is not None:
-            event_id = notification.get("id")
-            events.append(WebhookEvent(kind, user_id, None, str(event_id) if event_id else None))
+            events.append(WebhookEvent(kind, user_id, None, _event_id(notification)))
     return events
+
+
+def _event_id(notification: dict[str, Any]) -> str | None:
+    """The notification's id with its change type and resource, when Graph sends an id; basic notifications
+    often carry none, and then the receiver knows a replay by the body's hash."""
+    value = notification.get("id")
+    if not isinstance(value, str) or not value:
+        return None
+    return f"{value}:{notification.get('changeType')}:{notification.get('resource')}"
 
 
 def _notifications(request: WebhookRequest) -> list[dict[str, Any]]:

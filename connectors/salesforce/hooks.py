@@ -115,9 +115,8 @@ async def _deletions(
                 connector=connector.name,
                 url=url,
             )
-        raise RequestRejected(
-            f"{connector.name}: {url} answered 400: {connector.redact(response.text[:300])}", connector=connector.name
-        )
+        detail = connector.redact(response.text[:4096])[:300]  # redacted, then cut: no secret's head is kept
+        raise RequestRejected(f"{connector.name}: {url} answered 400: {detail}", connector=connector.name)
     body = connector.read_json(response, url)
     if not isinstance(body, dict):
         raise MalformedPage(

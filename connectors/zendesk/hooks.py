@@ -85,9 +85,14 @@ def parse_webhook(request: WebhookRequest) -> list[WebhookEvent]:
             kind="deleted" if deleted else "upsert",
             external_id=external_id,
             occurred_at=body.get("time"),
-            event_id=body.get("id"),
+            event_id=_event_id(body.get("id")),
         )
     ]
+
+
+def _event_id(value: Any) -> str | None:
+    """Zendesk's event id, the replay identity of the event; None when absent (the body's hash stands in)."""
+    return str(value) if isinstance(value, str | int) and not isinstance(value, bool) and value != "" else None
 
 
 def _object(value: Any) -> dict[str, Any]:

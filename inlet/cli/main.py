@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from connectors import install_log_redaction
 from inlet.cli.common import known_errors as _errors
 from inlet.cli.connections import connections_app, tenants_app
 from inlet.cli.connectors import connectors_app
@@ -18,11 +19,12 @@ from inlet.cli.mappings import mappings_app, quarantine_app, remap_command
 from inlet.cli.oauth import oauth_app
 from inlet.errors import InletError
 from inlet.local import run_flow, serve_receiver
-from inlet.service import initialise
+from inlet.service import OWNER_ONLY_UMASK, initialise, secure_home
 from inlet.settings import get_settings
 from inlet.store import open_store
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+# No locals in tracebacks: a local variable may hold a credential (Typer shows them by default).
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_show_locals=False)
 # Every command group is a Typer of its own module, attached here; root commands are defined below.
 for group, name in (
     (tenants_app, "tenants"),
@@ -42,6 +44,10 @@ ConnectionId = Annotated[str, typer.Option("--connection", "-c", help="connectio
 
 
 def main() -> None:
+    """Every file and folder this command (and what it starts) creates is its owner's alone (0600/0700)."""
+    os.umask(OWNER_ONLY_UMASK)
+    secure_home(get_settings())
+    install_log_redaction()
     app()
 
 

@@ -107,7 +107,8 @@ def serve_receiver(settings: Settings, host: str, port: int) -> None:
         "receiving webhooks at http://%s:%d/webhooks/{app}/{tenant}/{connection}", host, port
     )
     try:
-        uvicorn.run(create_receiver(engine, vault, notifier.notify), host=host, port=port, log_level="warning")
+        receiver = create_receiver(engine, vault, notifier.notify, receipt_seconds=settings.webhook_receipt_seconds)
+        uvicorn.run(receiver, host=host, port=port, log_level="warning")
     finally:
         notifier.close()
         flush_prefect()

@@ -23,11 +23,17 @@ A call is handled in this order, and the first failure answers it with nothing w
    something new arrived, `notify(tenant, connection)` runs (after the answer, so a slow notification
    never delays it; a failed one is logged, the changes wait in the inbox).
 
-Replays: the receipt is a SHA-256 of the connection id, the raw body and the request headers that carry
-a signature, timestamp or credentials. A second call with the same receipt gets 401 "replayed" and
-writes nothing. An app's legitimate re-delivery of the very same signed bytes is therefore refused as a
-replay too, which is harmless: its events are already in the inbox. A retry the app signs afresh gets
-through, and the inbox drops its events by their event ids (counted as duplicates).
+Replays: a verified delivery leaves receipts, one for its raw body and one for each event id the app gave
+(HubSpot eventId, Zendesk's event id, Pipedrive's meta id, a Graph notification id with its change type and
+resource), never for its headers: a copy with an extra, reordered or re-signed header is the same delivery.
+A delivery whose body, or whose every event, was received before gets 401 "replayed" and writes nothing; of
+concurrent copies exactly one gets 200. Receipts are kept `receipt_seconds` (INLET_WEBHOOK_RECEIPT_SECONDS,
+24 h by default, at least 10 min: twice the 5-minute window of timestamped signatures, which the hooks apply
+both ways), and forgotten by the receiver at most once an hour. An app's own re-delivery of a delivery it
+already made is refused the same way, which is harmless: its events are in the inbox. A delivery without a
+timestamp (HubSpot v1/v2, Graph, Pipedrive) replayed after the retention is let in, as what every webhook
+is: a hint. The incremental import fetches each record it names, and a deletion stands only when the app
+no longer has the record.
 
 Never logged above DEBUG: secrets, signatures, bodies. The URL a signature covers is the URL as received
 (`str(request.url)`); behind a reverse proxy, keep the Host header and let uvicorn trust the proxy's
@@ -38,16 +44,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TypeVar
 
 import httpx
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
-from starlette.background import BackgroundTask
+from starlette.background import BackgroundTasks
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
@@ -62,13 +70,14 @@ from inlet.oauth import oauth_routes
 from inlet.settings import Settings
 from inlet.store import Connection, HeardChange, LoadedConnection, Vault, inbox, list_connections, load_connection
 
-__all__ = ["RETRY_AFTER_SECONDS", "SECRET_CREDENTIAL", "create_receiver", "receipt_digest"]
+__all__ = ["RECEIPT_SECONDS", "RETRY_AFTER_SECONDS", "SECRET_CREDENTIAL", "create_receiver"]
 
 logger = logging.getLogger(__name__)
 
 SECRET_CREDENTIAL = "webhook_secret"
 RETRY_AFTER_SECONDS = 5
-_RECEIPT_HEADER_MARKS = ("signature", "timestamp", "authorization")
+RECEIPT_SECONDS = 86_400.0
+_FORGET_EVERY_SECONDS = 3600.0
 _PAYLOAD_ERRORS = (ValueError, LookupError, TypeError)  # orjson.JSONDecodeError is a ValueError
 _T = TypeVar("_T")
 
@@ -91,9 +100,12 @@ def create_receiver(
     max_body_bytes: int = 5_000_000,
     clock: Callable[[], float] = time.time,
     settings: Settings | None = None,
+    receipt_seconds: float = RECEIPT_SECONDS,
 ) -> Starlette:
-    """The receiver as an ASGI app; `notify(tenant, connection)` runs after new changes reach the inbox."""
-    receiver = _Receiver(engine, vault, notify, max_body_bytes, clock, frozenset(available()))
+    """The receiver as an ASGI app; `notify(tenant, connection)` runs after new changes reach the inbox, and
+    a delivery's receipts refuse its replays for `receipt_seconds`."""
+    receipts = _Receipts(engine, receipt_seconds)
+    receiver = _Receiver(engine, vault, notify, max_body_bytes, clock, frozenset(available()), receipts)
     return Starlette(
         routes=[
             Route("/health", _health, methods=["GET"]),
@@ -104,17 +116,33 @@ def create_receiver(
     )
 
 
-def receipt_digest(connection_id: str, headers: httpx.Headers, body: bytes) -> str:
-    """What makes one delivery unique: the connection, the raw body and its signature-bearing headers."""
-    signed = sorted((k, v) for k, v in headers.multi_items() if any(mark in k for mark in _RECEIPT_HEADER_MARKS))
-    digest = hashlib.sha256()
-    for part in (connection_id.encode(), body, *(f"{k}:{v}".encode() for k, v in signed)):
-        digest.update(len(part).to_bytes(8, "big") + part)
-    return digest.hexdigest()
-
-
 async def _health(request: Request) -> Response:
     return JSONResponse({"ok": True})
+
+
+class _Receipts:
+    """How long receipts count; deletes those past it, at most once an hour, after whichever answer comes by."""
+
+    def __init__(self, engine: Engine, seconds: float) -> None:
+        self.engine = engine
+        self.seconds = seconds
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def due(self, now: float) -> bool:
+        with self._lock:
+            if now < self._next:
+                return False
+            self._next = now + min(_FORGET_EVERY_SECONDS, self.seconds / 4)
+            return True
+
+    def forget(self, now: float) -> None:
+        try:
+            gone = inbox.forget_receipts(self.engine, datetime.fromtimestamp(now - self.seconds, UTC))
+        except SQLAlchemyError as exc:
+            logger.warning("could not forget old webhook receipts (%s); trying again later", type(exc).__name__)
+            return
+        logger.debug("forgot %d webhook receipts older than %.0f s", gone, self.seconds)
 
 
 @dataclass(frozen=True)
@@ -125,6 +153,7 @@ class _Receiver:
     max_body_bytes: int
     clock: Callable[[], float]
     apps: frozenset[str]
+    receipts: _Receipts
 
     async def addressed(self, request: Request) -> Response:
         app, tenant, connection = (request.path_params[k] for k in ("app", "tenant", "connection"))
@@ -193,7 +222,7 @@ class _Receiver:
         self._verify(app, where, hooks, loaded, call)
         assert hooks.parse_webhook is not None  # _hooks checked it
         events = _checked(app, where, _payload(app, where, hooks.parse_webhook, call))
-        return self._store(where, loaded, events, receipt_digest(loaded.connection.id, call.headers, call.body))
+        return self._store(where, loaded, events, hashlib.sha256(call.body).hexdigest())
 
     def _verify(self, app: str, where: str, hooks: Hooks, loaded: LoadedConnection, call: WebhookRequest) -> None:
         secret = loaded.credentials.get(SECRET_CREDENTIAL)
@@ -207,7 +236,9 @@ class _Receiver:
             logger.warning("%s rejected: %s", where, exc)
             raise _Refused(401, str(exc)) from None
 
-    def _store(self, where: str, loaded: LoadedConnection, events: Sequence[WebhookEvent], receipt: str) -> Response:
+    def _store(
+        self, where: str, loaded: LoadedConnection, events: Sequence[WebhookEvent], body_digest: str
+    ) -> Response:
         connection = loaded.connection
         changes = [
             HeardChange(
@@ -222,13 +253,25 @@ class _Receiver:
             )
             for event in events
         ]
-        added = inbox.add(self.engine, changes, receipt=receipt)
+        now = self.clock()
+        added = inbox.receive(
+            self.engine,
+            connection.id,
+            changes,
+            body_digest,
+            now=datetime.fromtimestamp(now, UTC),
+            valid_since=datetime.fromtimestamp(now - self.receipts.seconds, UTC),
+        )
         if added < 0:
             logger.warning("%s: a replayed delivery; refused", where)
             raise _Refused(401, "replayed")
         logger.info("%s: %d events, %d new", where, len(changes), added)
-        notify = BackgroundTask(self._notify, where, connection) if added else None  # runs once answered
-        return JSONResponse({"accepted": added, "duplicates": len(changes) - added}, background=notify)
+        after = BackgroundTasks()  # run once the app has its answer
+        if added:
+            after.add_task(self._notify, where, connection)
+        if self.receipts.due(now):
+            after.add_task(self.receipts.forget, now)
+        return JSONResponse({"accepted": added, "duplicates": len(changes) - added}, background=after)
 
     def _notify(self, where: str, connection: Connection) -> None:
         """The changes are safe in the inbox: a failed notification is logged, the delivery still acknowledged."""

@@ -3,6 +3,8 @@ the newest schema by alembic; and the driver-level executemany the hot paths use
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
@@ -63,10 +65,20 @@ def create_store_engine(url: str) -> Engine:
     if url in ("sqlite://", "sqlite:///:memory:"):
         engine = create_engine(url, connect_args={"check_same_thread": False}, poolclass=StaticPool)
     else:
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        _owner_only_file(Path(url.removeprefix("sqlite:///").partition("?")[0]))
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
     event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _owner_only_file(path: Path) -> None:
+    """The store holds raw tenant records: its file is created 0600 before SQLite opens it, and an older one is
+    made 0600, with its -wal and -shm (SQLite gives those the database file's permissions when it makes them)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    for part in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if part.exists() and stat.S_IMODE(part.stat().st_mode) & 0o077:
+            part.chmod(0o600)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -3,13 +3,18 @@
 A webhook's events are written before the receiver answers 2xx; a poll's events and its new watermark
 commit in one transaction. The incremental import removes inbox rows in the same transaction that puts
 their outcome in the ledger and outbox, so a change is never lost and never queued twice.
+
+A webhook delivery leaves receipts (`webhook_receipt`): one for its body, one for each event id the app
+gave its events, each a SHA-256 scoped to the connection. They outlive the inbox rows, so a replay is
+known after its events were applied; `forget_receipts` drops them after the retention the receiver sets.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -24,7 +29,9 @@ __all__ = [
     "InboxRow",
     "add",
     "depth",
+    "forget_receipts",
     "pending",
+    "receive",
     "remove",
     "save_since",
     "stored_since",
@@ -66,21 +73,50 @@ def add(
     changes: Sequence[HeardChange],
     *,
     since: str | None = None,
-    receipt: str | None = None,
     resynced: bool = False,
 ) -> int:
     """Store changes (an app's retry of an event already here is dropped); with `since`, also move the
-    connection's watermark in the same transaction; with `receipt`, refuse a replayed webhook.
-
-    Returns how many changes were new; -1 when `receipt` was seen before (nothing is written).
-    """
+    connection's watermark in the same transaction. Returns how many changes were new."""
     with engine.begin() as db:
-        if receipt is not None and not _first_receipt(db, receipt):
-            return -1
         added = _insert(db, changes)
         if since is not None and changes:
             _save_since(db, changes[0].connection_id, changes[0].data_source, since, resynced)
     return added
+
+
+def receive(
+    engine: Engine,
+    connection_id: str,
+    changes: Sequence[HeardChange],
+    body_digest: str,
+    *,
+    now: datetime,
+    valid_since: datetime,
+) -> int:
+    """Store a verified webhook's changes once. Returns how many were new; -1 for a replay (nothing written).
+
+    A replay is a body this connection received since `valid_since`, or a delivery whose events all carry
+    event ids it received since then; an event seen before is dropped from a delivery that brings new ones.
+    The receipts are claimed first, in one sorted INSERT .. ON CONFLICT: of concurrent copies exactly one
+    wins, none fails on the key, and PostgreSQL takes the row locks in one order (no deadlock).
+    """
+    body_key = _receipt_key(connection_id, "body", body_digest)
+    event_keys = {
+        c.source_event_id: _receipt_key(connection_id, "event", c.source_event_id) for c in changes if c.source_event_id
+    }
+    with engine.connect() as db, db.begin() as transaction:
+        claimed = _claim(db, [body_key, *event_keys.values()], now, valid_since)
+        fresh = [c for c in changes if c.source_event_id is None or event_keys[c.source_event_id] in claimed]
+        if body_key not in claimed or (changes and not fresh):
+            transaction.rollback()
+            return -1
+        return _insert(db, fresh)
+
+
+def forget_receipts(engine: Engine, received_before: datetime) -> int:
+    """Drop the webhook receipts older than the replay retention; how many went."""
+    with engine.begin() as db:
+        return int(db.execute(delete(_receipts).where(_receipts.c.received_at < received_before)).rowcount or 0)
 
 
 def save_since(engine: Engine, connection_id: str, data_source: str, since: str | None, resynced: bool) -> None:
@@ -168,12 +204,25 @@ def _insert_ignoring_duplicates(db: DBConnection) -> Any:
     return insert(_inbox)
 
 
-def _first_receipt(db: DBConnection, digest: str) -> bool:
-    seen = db.execute(select(_receipts.c.digest).where(_receipts.c.digest == digest)).first()
-    if seen is not None:
-        return False
-    db.execute(insert(_receipts).values(digest=digest, received_at=utcnow()))
-    return True
+def _receipt_key(connection_id: str, kind: str, value: str) -> str:
+    digest = hashlib.sha256()
+    for part in (connection_id, kind, value):
+        encoded = part.encode()
+        digest.update(len(encoded).to_bytes(8, "big") + encoded)
+    return digest.hexdigest()
+
+
+def _claim(db: DBConnection, keys: Sequence[str], now: datetime, valid_since: datetime) -> set[str]:
+    """The receipts among `keys` this transaction wrote: new ones, and those older than `valid_since`."""
+    rows = [{"digest": key, "received_at": now} for key in sorted(set(keys))]
+    dialect = sqlite if db.dialect.name == "sqlite" else postgresql
+    statement = dialect.insert(_receipts).values(rows)
+    statement = statement.on_conflict_do_update(
+        index_elements=[_receipts.c.digest],
+        set_={"received_at": statement.excluded.received_at},
+        where=_receipts.c.received_at < valid_since,
+    )
+    return {row.digest for row in db.execute(statement.returning(_receipts.c.digest))}
 
 
 def _save_since(db: DBConnection, connection_id: str, data_source: str, since: str | None, resynced: bool) -> None:

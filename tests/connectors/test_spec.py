@@ -50,7 +50,7 @@ def test_a_good_file_loads(tmp_path: Path) -> None:
     spec = load_spec(write(tmp_path, GOOD))
     contacts = spec.collections["contacts"]
     assert isinstance(spec.auth, BearerAuth) and isinstance(contacts.list.paginator, Cursor)
-    assert contacts.get is not None and contacts.get.not_found == [404]
+    assert contacts.get is not None and contacts.get.not_found == [404, 410]  # gone, or gone for good
 
 
 def test_defaults_are_a_public_single_page_api(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ anywhere a person or the Prefect API can read it.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
 from collections.abc import Iterator
@@ -181,6 +182,9 @@ def test_no_token_or_client_secret_reaches_logs_artifacts_errors_or_the_prefect_
     assert oauth(env)["refresh_token"] >= 1
     seen = " ".join([*every_log_line.lines, *errors, asyncio.run(_prefect_api_text("acme-secrets"))])
     assert "acme-secrets" in seen and CANARY not in seen
+    secret = f"{CANARY}-client-secret"  # and not in the forms it travels in (tests/security has the full matrix)
+    encoded = [base64.b64encode(f"{SIM_CLIENT_ID}:{secret}".encode()), base64.b64encode(secret.encode())]
+    assert not [form for form in encoded if form.decode() in seen or form.decode().rstrip("=") in seen]
     store = Path(env.settings.store_url.removeprefix("sqlite:///")).read_bytes()
     assert CANARY.encode() not in store  # encrypted at rest
 
