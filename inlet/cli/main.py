@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from inlet import service
+from inlet.cli.common import installation
 from inlet.cli.common import known_errors as _errors
 from inlet.cli.connections import connections_app, tenants_app
 from inlet.cli.connectors import connectors_app
@@ -17,10 +19,8 @@ from inlet.cli.imports import imports_app
 from inlet.cli.mappings import mappings_app, quarantine_app, remap_command
 from inlet.cli.oauth import oauth_app
 from inlet.errors import InletError
-from inlet.local import run_flow, serve_receiver
-from inlet.service import initialise
+from inlet.local import serve_receiver
 from inlet.settings import get_settings
-from inlet.store import open_store
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 # Every command group is a Typer of its own module, attached here; root commands are defined below.
@@ -49,7 +49,7 @@ def main() -> None:
 def init() -> None:
     """Create the state folder, the credentials key, the signing secret and the store."""
     with _errors():
-        for line in initialise(get_settings()):
+        for line in service.initialise(get_settings()):
             typer.echo(line)
 
 
@@ -58,26 +58,18 @@ def deliver(tenant: Tenant, connection: ConnectionId) -> None:
     """Send what waits in a connection's outbox (after the app was down)."""
 
     with _errors():
-        result = run_flow(get_settings(), "deliver-outbox", tenant, connection)
+        result = service.run_here(installation(), "deliver-outbox", tenant, connection)
         typer.echo(f"delivered {result.delivered} events in {result.batches} batches; dead letters: {result.dead}")
 
 
 @app.command()
 def status() -> None:
     """Per connection: imports, last poll and incremental run, inbox lag, outbox, quarantine, last error."""
-    from inlet.local import apply_prefect_env
-    from inlet.service import connection_status, run_history
-
     with _errors():
-        settings = get_settings()
-        engine = open_store(settings.store_url)
-        apply_prefect_env(settings)
-        history = None
-        if "PREFECT_API_URL" in os.environ:
-            history = run_history([row["connection"] for row in connection_status(engine)])
-        else:
+        report = service.status_report(installation())
+        if not report.history:
             typer.echo("(no Prefect server answers: run history left out; start one with `inlet up`)")
-        for row in connection_status(engine, history):
+        for row in report.connections:
             typer.echo("  ".join(f"{k}={v}" for k, v in row.items()))
     deliveries_status()
 
