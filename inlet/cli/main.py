@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from inlet import service
+from inlet.cli.access import api_keys_app, sessions_app
 from inlet.cli.common import installation
 from inlet.cli.common import known_errors as _errors
 from inlet.cli.connections import connections_app, tenants_app
@@ -33,6 +34,8 @@ for group, name in (
     (quarantine_app, "quarantine"),
     (deliveries_app, "deliveries"),
     (oauth_app, "oauth"),
+    (api_keys_app, "api-keys"),
+    (sessions_app, "connect-sessions"),
 ):
     app.add_typer(group, name=name)
 app.command("remap")(remap_command)
@@ -101,10 +104,14 @@ def serve(
     port: Annotated[int | None, typer.Option(help="port; default INLET_RECEIVER_PORT (8430)")] = None,
     host: Annotated[str, typer.Option(help="address to bind; 0.0.0.0 opens it to the network")] = "127.0.0.1",
 ) -> None:
-    """Run the webhook receiver: POST /webhooks/{app}/{tenant}/{connection} (or /webhooks/{app})."""
+    """Serve webhooks (POST /webhooks/{app}/...), the API for your backend (/api) and your tenants' pages (/pages)."""
+    from inlet.api import create_server
+
     with _errors():
-        settings = get_settings()
-        serve_receiver(settings, host, port or settings.receiver_port)
+        inst = installation()
+        serve_receiver(
+            inst.settings, host, port or inst.settings.receiver_port, lambda notify: create_server(inst, notify)
+        )
 
 
 @app.command("demo-app")

@@ -15,6 +15,7 @@ the tenant and the connection like the operations here.
 from inlet.service.access import (
     OPERATOR,
     SCOPES,
+    ConnectSessionView,
     Principal,
     Scope,
     audit_log,
@@ -24,6 +25,7 @@ from inlet.service.access import (
     create_api_key,
     create_connect_session,
     list_keys,
+    open_connect_session,
     record_audit,
     revoke_key,
 )
@@ -31,6 +33,7 @@ from inlet.service.connections import (
     ConnectionView,
     check_credentials,
     connect_app_only,
+    connect_with_credentials,
     create_connection,
     delete_connection,
     describe_connection,
@@ -39,13 +42,20 @@ from inlet.service.connections import (
     oauth_tokens,
     start_oauth,
 )
-from inlet.service.connectors import WEBHOOK_SECRET, ConnectorInfo, connector_catalogue, connector_info
+from inlet.service.connectors import (
+    WEBHOOK_SECRET,
+    ConnectorInfo,
+    connector_catalogue,
+    connector_info,
+    connector_page,
+)
 from inlet.service.deliveries import (
     OutboxEntry,
     delivery_status,
     list_deliveries,
     purge_dead_letters,
     replay_dead_letters,
+    replay_selected,
 )
 from inlet.service.installation import Installation, open_installation
 from inlet.service.mappings import (
@@ -65,6 +75,7 @@ from inlet.service.mappings import (
 )
 from inlet.service.paging import MAX_LIMIT, Page, all_items
 from inlet.service.quarantine import (
+    drop_one_quarantined,
     drop_quarantine,
     list_quarantine,
     retry_quarantine_here,
@@ -83,6 +94,7 @@ __all__ = [
     "WEBHOOK_SECRET",
     "all_items",
     "app_schema",
+    "ConnectSessionView",
     "ConnectionView",
     "ConnectorInfo",
     "EffectiveField",
@@ -103,9 +115,11 @@ __all__ = [
     "check_credentials",
     "check_rate",
     "connect_app_only",
+    "connect_with_credentials",
     "connection_status",
     "connector_catalogue",
     "connector_info",
+    "connector_page",
     "create_api_key",
     "create_connect_session",
     "create_connection",
@@ -113,6 +127,7 @@ __all__ = [
     "delete_connection",
     "delivery_status",
     "describe_connection",
+    "drop_one_quarantined",
     "drop_quarantine",
     "get_tenant",
     "initialise",
@@ -124,12 +139,14 @@ __all__ = [
     "list_tenants",
     "mapping_view",
     "oauth_link",
+    "open_connect_session",
     "oauth_tokens",
     "open_installation",
     "preview_mapping",
     "purge_dead_letters",
     "record_audit",
     "replay_dead_letters",
+    "replay_selected",
     "require_tenant",
     "reset_mapping",
     "retry_quarantine_here",

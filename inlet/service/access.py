@@ -37,6 +37,7 @@ from inlet.store import (
 )
 
 __all__ = [
+    "ConnectSessionView",
     "OPERATOR",
     "SCOPES",
     "Principal",
@@ -48,6 +49,7 @@ __all__ = [
     "create_api_key",
     "create_connect_session",
     "list_keys",
+    "open_connect_session",
     "record_audit",
     "revoke_key",
 ]
@@ -65,7 +67,7 @@ _IMPLIED: dict[str, frozenset[str]] = {
 class Principal:
     """An authenticated caller: an API key, a tenant's connect session, or the operator at the command line."""
 
-    kind: Literal["api_key", "session", "operator"]
+    kind: Literal["api_key", "session", "operator", "anonymous"]
     id: str
     scopes: frozenset[str]
     tenant: str | None = None
@@ -176,6 +178,33 @@ def create_connect_session(
         created_by=principal.actor,
         ttl_seconds=ttl,
     )
+
+
+@dataclass(frozen=True)
+class ConnectSessionView:
+    """A new connect session as its creator sees it, once: the token and the page to open."""
+
+    id: str
+    tenant: str
+    connectors: list[str]
+    expires_at: datetime
+    token: str
+    url: str
+
+
+def open_connect_session(
+    inst: Installation,
+    principal: Principal,
+    tenant: str,
+    connectors: Sequence[str],
+    *,
+    parameters: Mapping[str, Mapping[str, str]] | None = None,
+    ttl_seconds: float | None = None,
+) -> ConnectSessionView:
+    """`create_connect_session`, with the URL of the connect page the tenant's browser opens."""
+    row, token = create_connect_session(inst, principal, tenant, connectors, parameters, ttl_seconds)
+    url = f"{inst.settings.public_url}/pages/{token}/connect"
+    return ConnectSessionView(row.id, row.tenant_id, list(row.connectors), _aware(row.expires_at), token, url)
 
 
 def check_rate(inst: Installation, key: str, per_minute: int, *, now: float | None = None) -> None:

@@ -19,6 +19,7 @@ from connectors.spec import RetryPolicy
 from inlet.errors import CredentialsRefused
 from inlet.oauth import TokenRow, connect_link, read_tokens, start_connect
 from inlet.oauth import connect_app_only as _connect_app_only
+from inlet.service.access import Principal, authorize
 from inlet.service.installation import Installation
 from inlet.service.paging import Page, checked_limit, decode_cursor, page_of
 from inlet.service.tenants import require_tenant
@@ -38,6 +39,7 @@ __all__ = [
     "delete_connection",
     "describe_connection",
     "connect_app_only",
+    "connect_with_credentials",
     "list_connections",
     "oauth_link",
     "oauth_tokens",
@@ -89,6 +91,34 @@ def create_connection(
         replace=replace,
     )
     return describe_connection(inst, tenant_id, connection_id)
+
+
+def connect_with_credentials(
+    inst: Installation,
+    principal: Principal,
+    *,
+    tenant: str,
+    app: str,
+    connection_id: str | None,
+    parameters: Mapping[str, str],
+    credentials: Mapping[str, SecretStr],
+    replace: bool = False,
+    check: bool = True,
+) -> ConnectionView:
+    """`create_connection` for a caller: a connect session may connect only its allowed connectors, its
+    backend-set parameters win over the caller's, and it always checks the credentials."""
+    authorize(principal, "write", tenant=tenant, connector=app if principal.kind == "session" else None)
+    preset = principal.parameters.get(app, {}) if principal.kind == "session" else {}
+    return create_connection(
+        inst,
+        tenant_id=tenant,
+        connection_id=connection_id or f"{tenant}-{app}",
+        app=app,
+        parameters={**parameters, **preset},
+        credentials=credentials,
+        replace=replace,
+        check=check or principal.kind == "session",
+    )
 
 
 def check_credentials(

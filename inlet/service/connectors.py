@@ -11,8 +11,9 @@ from typing import Any
 
 from connectors.registry import available, load
 from inlet.errors import NotFound
+from inlet.service.paging import Page, checked_limit, decode_cursor, page_of
 
-__all__ = ["ConnectorInfo", "WEBHOOK_SECRET", "connector_catalogue", "connector_info"]
+__all__ = ["ConnectorInfo", "WEBHOOK_SECRET", "connector_catalogue", "connector_info", "connector_page"]
 
 WEBHOOK_SECRET = "webhook_secret"
 
@@ -37,6 +38,12 @@ class ConnectorInfo:
 
 def connector_catalogue() -> list[ConnectorInfo]:
     return [connector_info(name) for name in available()]
+
+
+def connector_page(*, cursor: str | None = None, limit: int = 100) -> Page[ConnectorInfo]:
+    after = decode_cursor(cursor, str)
+    names = [name for name in available() if after is None or name > str(after)][: checked_limit(limit) + 1]
+    return page_of([connector_info(name) for name in names], limit, lambda c: c.name)
 
 
 def connector_info(name: str) -> ConnectorInfo:

@@ -7,11 +7,19 @@ from datetime import timedelta
 from typing import Literal, cast
 
 from inlet.delivery import DestinationFigures, destination_figures
+from inlet.errors import ConfigError
 from inlet.service.installation import Installation
 from inlet.service.paging import Page, checked_limit, decode_cursor, page_of
 from inlet.store import OutboxEntry, entries, purge, replay, utcnow
 
-__all__ = ["OutboxEntry", "delivery_status", "list_deliveries", "purge_dead_letters", "replay_dead_letters"]
+__all__ = [
+    "OutboxEntry",
+    "delivery_status",
+    "list_deliveries",
+    "purge_dead_letters",
+    "replay_dead_letters",
+    "replay_selected",
+]
 
 
 def delivery_status(inst: Installation) -> list[DestinationFigures]:
@@ -36,6 +44,15 @@ def list_deliveries(
 def replay_dead_letters(inst: Installation, *, ids: Sequence[int] | None = None, tenant: str | None = None) -> int:
     """Make dead letters pending again (all of them when neither ids nor tenant is given); how many."""
     return replay(inst.engine, ids=list(ids) if ids is not None else None, tenant_id=tenant)
+
+
+def replay_selected(
+    inst: Installation, *, ids: Sequence[int] | None = None, tenant: str | None = None, every: bool = False
+) -> int:
+    """`replay_dead_letters`, refusing a call that names no dead letters (all of them must be asked for)."""
+    if not (ids or tenant or every):
+        raise ConfigError("say which dead letters: ids, a tenant, or all")
+    return replay_dead_letters(inst, ids=ids or None, tenant=tenant)
 
 
 def purge_dead_letters(inst: Installation, older_than: timedelta) -> int:

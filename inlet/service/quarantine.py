@@ -12,7 +12,14 @@ from inlet.service.runs import StartedRun, run_here, start_quarantine_retry
 from inlet.service.tenants import require_tenant
 from inlet.store import Quarantined, drop_quarantined, list_connections, load_connection, quarantined
 
-__all__ = ["drop_quarantine", "list_quarantine", "retry_quarantine_here", "show_quarantined", "start_retry"]
+__all__ = [
+    "drop_one_quarantined",
+    "drop_quarantine",
+    "list_quarantine",
+    "retry_quarantine_here",
+    "show_quarantined",
+    "start_retry",
+]
 
 
 def list_quarantine(
@@ -36,6 +43,12 @@ def show_quarantined(inst: Installation, tenant: str, record_id: int) -> Quarant
 def drop_quarantine(inst: Installation, tenant: str, ids: Sequence[int]) -> int:
     """Delete quarantined records of this tenant (others' ids are ignored); how many went."""
     return drop_quarantined(inst.engine, _connection_ids(inst, tenant, None), ids)
+
+
+def drop_one_quarantined(inst: Installation, tenant: str, record_id: int) -> None:
+    """Delete one quarantined record of this tenant; NotFound when it has none with that id."""
+    if not drop_quarantine(inst, tenant, [record_id]):
+        raise NotFound(f"tenant {tenant!r} has no quarantined record {record_id}")
 
 
 def retry_quarantine_here(
