@@ -6,11 +6,28 @@
   x DeliveryError   the team's app did not take a batch (kept in the outbox, never dropped)
   x SignatureError  a signed request failed verification (also a ValueError); the message names the check
   x ProcessError    a process inlet starts (Prefect server, worker, app) exited early or never became ready
+  x Conflict        what is being created already exists
+  x Refused         the caller may not do this (a key without the scope, a session of another tenant)
+  x CredentialsRefused  the app refused the credentials, or could not be reached to check them; nothing saved
+  x RateLimited     too many attempts; carries .retry_after (seconds)
+  x Unavailable     a service inlet needs (the Prefect server, a deployment) does not answer or lacks something
 """
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DeliveryError", "InletError", "NotFound", "ProcessError", "SignatureError"]
+__all__ = [
+    "ConfigError",
+    "Conflict",
+    "CredentialsRefused",
+    "DeliveryError",
+    "InletError",
+    "NotFound",
+    "ProcessError",
+    "RateLimited",
+    "Refused",
+    "SignatureError",
+    "Unavailable",
+]
 
 
 class InletError(Exception):
@@ -35,3 +52,27 @@ class SignatureError(InletError, ValueError):
 
 class ProcessError(InletError):
     """A child process did not start (exited early or never became ready)."""
+
+
+class Conflict(ConfigError):
+    """What is being created already exists (a tenant, a connection)."""
+
+
+class Refused(InletError, PermissionError):
+    """The caller may not do this: an API key without the scope, a connect session of another tenant."""
+
+
+class CredentialsRefused(InletError):
+    """The app refused the credentials (or could not be reached to check them); nothing was saved."""
+
+
+class RateLimited(InletError):
+    """Too many attempts in the window; try again after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Unavailable(InletError):
+    """A service inlet needs (the Prefect server, a deployment on it) does not answer or lacks something."""

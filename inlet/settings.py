@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connectors.spec import RateLimit, RetryPolicy
 
-__all__ = ["AppSchemaSettings", "DestinationSettings", "Settings", "get_settings"]
+__all__ = ["ApiSettings", "AppSchemaSettings", "DestinationSettings", "Settings", "get_settings"]
 
 
 class DeliveryPolicy(BaseModel):
@@ -62,6 +62,18 @@ class AppSchemaSettings(BaseModel):
     ttl_seconds: float = Field(3600, ge=0, description="a fetched schema is used this long before it is fetched again")
 
 
+class ApiSettings(BaseModel):
+    """The HTTP API and the tenant pages `inlet serve` adds (INLET_API__SESSION_TTL_SECONDS=600 ...)."""
+
+    public_url: str | None = Field(
+        None, description="where tenants' browsers reach `inlet serve`; default http://127.0.0.1:<receiver_port>"
+    )
+    session_ttl_seconds: float = Field(1800, gt=0, le=86_400, description="longest life of a connect session")
+    credential_checks_per_minute: int = Field(10, ge=1, description="per API key or session: connection creations")
+    sessions_per_minute: int = Field(30, ge=1, description="per API key: connect sessions created")
+    failed_logins_per_minute: int = Field(20, ge=1, description="per client address: unknown keys or sessions")
+
+
 class Settings(BaseSettings):
     """Everything that is the same for all tenants of one inlet installation."""
 
@@ -74,6 +86,7 @@ class Settings(BaseSettings):
     overrides_dir: Path | None = Field(None, description="per-tenant mapping files; default <home>/mappings")
     destination: DestinationSettings = DestinationSettings()
     app_schema: AppSchemaSettings = AppSchemaSettings()
+    api: ApiSettings = ApiSettings()
     keep_raw: bool = Field(True, description="keep each record's source payload in the ledger, for `inlet remap`")
     prefect_port: int = 4200
     demo_app_port: int = 8400
@@ -128,6 +141,10 @@ class Settings(BaseSettings):
     @property
     def destination_url(self) -> str:
         return (self.destination.url or f"http://127.0.0.1:{self.demo_app_port}").rstrip("/")
+
+    @property
+    def public_url(self) -> str:
+        return (self.api.public_url or f"http://127.0.0.1:{self.receiver_port}").rstrip("/")
 
     @property
     def store_url(self) -> str:

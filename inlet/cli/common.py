@@ -12,9 +12,11 @@ from pydantic import SecretStr
 
 from connectors.errors import ConnectorError, SpecError
 from inlet.errors import InletError, NotFound
+from inlet.service import Installation, open_installation
+from inlet.settings import get_settings
 from mappings.errors import MappingError
 
-__all__ = ["credential_value", "known_errors", "pairs"]
+__all__ = ["credential_value", "installation", "known_errors", "pairs"]
 
 
 @contextmanager
@@ -53,3 +55,8 @@ def credential_value(value: str) -> SecretStr:
     if value.startswith("@"):
         return SecretStr(Path(value[1:]).read_text().strip())
     return SecretStr(value)
+
+
+def installation() -> Installation:
+    """The installation of this process's settings (INLET_* and .inlet/)."""
+    return open_installation(get_settings())

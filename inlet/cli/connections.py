@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-import httpx
 import typer
 
+from inlet import service
 from inlet.cli.common import credential_value as _credential
+from inlet.cli.common import installation
 from inlet.cli.common import known_errors as _errors
 from inlet.cli.common import pairs as _pairs
-from inlet.settings import get_settings
-from inlet.store import open_store
 
 __all__ = ["connections_app", "tenants_app"]
 
@@ -28,20 +27,17 @@ Params = Annotated[list[str], typer.Option("--param", "-p", help="name=value, re
 @tenants_app.command("add")
 def tenants_add(tenant_id: str, name: Annotated[str | None, typer.Option(help="display name")] = None) -> None:
     """Add a tenant."""
-    from inlet.store import add_tenant
-
     with _errors():
-        add_tenant(open_store(get_settings().store_url), tenant_id, name)
+        service.create_tenant(installation(), tenant_id, name)
         typer.echo(f"tenant {tenant_id} added")
 
 
 @tenants_app.command("list")
 def tenants_list() -> None:
     """List the tenants."""
-    from inlet.store import list_tenants
-
     with _errors():
-        for tenant in list_tenants(open_store(get_settings().store_url)):
+        inst = installation()
+        for tenant in service.all_items(lambda cursor: service.list_tenants(inst, cursor=cursor, limit=500)):
             typer.echo(f"{tenant.id}\t{tenant.name}")
 
 
@@ -55,22 +51,22 @@ def connections_add(
         list[str], typer.Option("--credential", help="name=value, name=env:VAR or name=@file; repeatable")
     ] = [],  # noqa: B006
     replace: Annotated[bool, typer.Option(help="replace an existing connection of this tenant")] = False,
+    check: Annotated[
+        bool, typer.Option(help="read the app's first page with the credentials before saving (the API always does)")
+    ] = False,
 ) -> None:
     """Connect a tenant's account in an external app; credentials are stored encrypted."""
-    from inlet.store import Vault, add_connection
-
     with _errors():
-        settings = get_settings()
         credentials = {name: _credential(value) for name, value in _pairs(credential, "credential").items()}
-        add_connection(
-            open_store(settings.store_url),
-            Vault.from_settings(settings),
+        service.create_connection(
+            installation(),
             tenant_id=tenant,
             connection_id=connection_id,
             app=app_name,
             parameters=_pairs(param, "param"),
             credentials=credentials,
             replace=replace,
+            check=check,
         )
         typer.echo(f"connection {connection_id} ({app_name}) added to tenant {tenant}")
 
@@ -78,11 +74,14 @@ def connections_add(
 @connections_app.command("list")
 def connections_list(tenant: Annotated[str | None, typer.Option("--tenant", "-t")] = None) -> None:
     """List connections; credentials are never shown."""
-    from inlet.store import list_connections
-
     with _errors():
-        for c in list_connections(open_store(get_settings().store_url), tenant):
-            typer.echo(f"{c.tenant_id}\t{c.id}\t{c.app}\t{c.data_source}\t{c.parameters}\tcredentials=***")
+        inst = installation()
+        tenants = (
+            [tenant] if tenant else [t.id for t in service.all_items(lambda c: service.list_tenants(inst, cursor=c))]
+        )
+        for tenant_id in tenants:
+            for c in _connections_of(inst, tenant_id):
+                typer.echo(f"{c.tenant}\t{c.id}\t{c.app}\t{c.data_source}\t{c.parameters}\tcredentials=***")
 
 
 @connections_app.command("connect")
@@ -96,39 +95,19 @@ def connect(
     ] = "authorization_code",
 ) -> None:
     """Connect a tenant's account with OAuth: print the consent URL (or, app-only, fetch the token now)."""
-    from inlet.oauth import connect_app_only, connect_link, start_connect
-    from inlet.store import Vault
-
     with _errors():
-        settings = get_settings()
-        engine, vault = open_store(settings.store_url), Vault.from_settings(settings)
+        inst = installation()
         target = connection_id or f"{tenant}-{app_name}"
         parameters = _pairs(param, "param")
         if grant == "client_credentials":
-
-            async def fetch() -> None:
-                async with httpx.AsyncClient(timeout=30) as http:
-                    await connect_app_only(
-                        engine,
-                        vault,
-                        settings,
-                        tenant_id=tenant,
-                        app=app_name,
-                        connection_id=target,
-                        parameters=parameters,
-                        http=http,
-                    )
-
-            asyncio.run(fetch())
+            service.connect_app_only(inst, tenant_id=tenant, app=app_name, connection_id=target, parameters=parameters)
             typer.echo(f"connection {target} ({app_name}, app-only) connected for tenant {tenant}")
             return
-        url = start_connect(
-            engine, vault, settings, tenant_id=tenant, app=app_name, connection_id=target, parameters=parameters
-        )
-        link = connect_link(vault, settings, tenant_id=tenant, app=app_name, connection_id=target)
-        days = settings.oauth_link_ttl_seconds / 86_400
+        url = service.start_oauth(inst, tenant_id=tenant, app=app_name, connection_id=target, parameters=parameters)
+        link = service.oauth_link(inst, tenant_id=tenant, app=app_name, connection_id=target)
+        days = inst.settings.oauth_link_ttl_seconds / 86_400
         typer.echo(f"Send the tenant this link (served by `inlet serve`, valid {days:.0f} days):\n  {link}")
-        minutes = settings.oauth_state_ttl_seconds / 60
+        minutes = inst.settings.oauth_state_ttl_seconds / 60
         typer.echo(f"or open this consent URL directly (valid {minutes:.0f} min, once):")
         typer.echo(url)
 
@@ -139,18 +118,13 @@ def show(
     connection_id: Annotated[str, typer.Option("--connection", "-c", "--id", help="connection id")],
 ) -> None:
     """One connection: parameters, credential names and OAuth state; every secret masked."""
-    from inlet.oauth import read_tokens
-    from inlet.store import Vault, load_connection
-
     with _errors():
-        settings = get_settings()
-        engine, vault = open_store(settings.store_url), Vault.from_settings(settings)
-        loaded = load_connection(engine, vault, tenant, connection_id)
-        c = loaded.connection
-        typer.echo(f"connection: {c.id}\ntenant: {c.tenant_id}\napp: {c.app}\ndata_source: {c.data_source}")
+        inst = installation()
+        c = service.describe_connection(inst, tenant, connection_id)
+        typer.echo(f"connection: {c.id}\ntenant: {c.tenant}\napp: {c.app}\ndata_source: {c.data_source}")
         typer.echo(f"parameters: {c.parameters}")
-        typer.echo("credentials: " + (", ".join(f"{name}=***" for name in sorted(loaded.credentials)) or "-"))
-        row = read_tokens(engine, vault, c.id)
+        typer.echo("credentials: " + (", ".join(f"{name}=***" for name in c.credential_names) or "-"))
+        row = service.oauth_tokens(inst, tenant, connection_id)
         if row is None:
             typer.echo("oauth: -")
             return
@@ -159,3 +133,7 @@ def show(
         typer.echo(f"oauth: {row.grant}, {row.status}" + (f" ({row.status_reason})" if row.status_reason else ""))
         typer.echo(f"access_token=*** expires {when}; refresh_token={'***' if row.tokens.refresh_token else '-'}")
         typer.echo(f"refreshes: {row.refreshes}; token version {row.version}")
+
+
+def _connections_of(inst: service.Installation, tenant_id: str) -> Iterator[service.ConnectionView]:
+    return service.all_items(lambda cursor: service.list_connections(inst, tenant_id, cursor=cursor))

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from connectors.incremental import pull_changes
+from inlet import service
 from inlet.cli.common import credential_value, known_errors, pairs
 from inlet.settings import get_settings
 from inlet.store import open_store
@@ -23,20 +24,9 @@ ConnectionId = Annotated[str, typer.Option("--connection", "-c", help="connectio
 @connectors_app.command("list")
 def connectors_list() -> None:
     """Each connector and what it supports."""
-    from connectors.registry import available, load
-
     with known_errors():
-        for name in available():
-            spec, hooks = load(name)
-            collection = spec.collections[spec.collection_for("users")]
-            supports = [
-                "list",
-                "get" if collection.get else "",
-                "changes" if collection.changes or hooks.changes else "",
-            ]
-            supports.append("deletions" if (collection.changes and collection.changes.deleted) or hooks.changes else "")
-            supports.append("webhooks" if hooks.verify_webhook else "")
-            typer.echo(f"{name:14} {spec.title:34} {' '.join(s for s in supports if s)}")
+        for info in service.connector_catalogue():
+            typer.echo(f"{info.name:14} {info.title:34} {' '.join(info.supports)}")
 
 
 @connectors_app.command("check")

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from pydantic import SecretStr
 
-from inlet.cli.common import credential_value, known_errors
+from inlet import service
+from inlet.cli.common import credential_value, installation, known_errors
 from inlet.settings import get_settings
-from inlet.store import open_store, utcnow
+from inlet.store import open_store
 
 __all__ = ["deliveries_app", "parse_age"]
 
@@ -34,11 +36,8 @@ def parse_age(text: str) -> timedelta:
 @deliveries_app.command("status")
 def status() -> None:
     """Per destination: pending, parked, dead letters, the oldest pending age and the breaker's state."""
-    from inlet.delivery import destination_figures
-
     with known_errors():
-        settings = get_settings()
-        figures = destination_figures(open_store(settings.store_url), settings)
+        figures = service.delivery_status(installation())
         if not figures:
             typer.echo("nothing waits: every event was delivered")
         for row in figures:
@@ -52,10 +51,11 @@ def list_(
     limit: Annotated[int, typer.Option(help="at most this many")] = 100,
 ) -> None:
     """Events waiting for the app (or, with --dead, dead letters), oldest first, with the app's last answer."""
-    from inlet.store import entries
-
     with known_errors():
-        for e in entries(open_store(get_settings().store_url), "dead" if dead else "pending", tenant, limit):
+        inst = installation()
+        status: Literal["pending", "dead"] = "dead" if dead else "pending"
+        shown = service.all_items(lambda cursor: service.list_deliveries(inst, status, tenant, cursor=cursor))
+        for e in itertools.islice(shown, max(limit, 0)):
             when = e.dead_at if dead else e.next_attempt_at
             label = "dead_at" if dead else "next_attempt_at"
             typer.echo(
@@ -72,12 +72,10 @@ def replay(
     all_: Annotated[bool, typer.Option("--all", help="every dead letter")] = False,
 ) -> None:
     """Make dead letters pending again (after the app was fixed); the next drain sends them in order."""
-    from inlet.store import replay as replay_dead
-
     if not (ids or tenant or all_):
         raise typer.BadParameter("say which dead letters: --id N, --tenant T or --all")
     with known_errors():
-        count = replay_dead(open_store(get_settings().store_url), ids=ids or None, tenant_id=tenant)
+        count = service.replay_dead_letters(installation(), ids=ids or None, tenant=tenant)
         typer.echo(f"{count} dead letters are pending again; `inlet deliver` or the deliver-outbox schedule sends them")
 
 
@@ -86,11 +84,9 @@ def purge(
     older_than: Annotated[str, typer.Option("--older-than", help="age of the dead letters to delete: 7d, 12h ...")],
 ) -> None:
     """Delete dead letters that died longer ago than the given age."""
-    from inlet.store import purge as purge_dead
-
     age = parse_age(older_than)
     with known_errors():
-        count = purge_dead(open_store(get_settings().store_url), utcnow() - age)
+        count = service.purge_dead_letters(installation(), age)
         typer.echo(f"{count} dead letters older than {older_than} deleted")
 
 

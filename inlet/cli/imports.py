@@ -6,9 +6,10 @@ from typing import Annotated
 
 import typer
 
+from inlet import service
+from inlet.cli.common import installation
 from inlet.cli.common import known_errors as _errors
-from inlet.local import format_summary, run_flow
-from inlet.settings import get_settings
+from inlet.local import format_summary
 
 __all__ = ["imports_app"]
 
@@ -33,8 +34,8 @@ def import_full(
 ) -> None:
     """Run a full import of one connection now (resumes an unfinished one)."""
     with _errors():
-        summary = run_flow(
-            get_settings(),
+        summary = service.run_here(
+            installation(),
             "full-import",
             tenant,
             connection,
@@ -49,11 +50,11 @@ def import_full(
 def import_poll(tenant: Tenant, connection: ConnectionId) -> None:
     """Poll a connection for changes into its inbox (what the poll-changes schedule runs)."""
     with _errors():
-        _echo_lines(format_summary(run_flow(get_settings(), "poll-changes", tenant, connection)))
+        _echo_lines(format_summary(service.run_here(installation(), "poll-changes", tenant, connection)))
 
 
 @imports_app.command("incremental")
 def import_incremental(tenant: Tenant, connection: ConnectionId) -> None:
     """Apply a connection's inbox to your app now (what the inlet.records.changed trigger runs)."""
     with _errors():
-        _echo_lines(format_summary(run_flow(get_settings(), "incremental-import", tenant, connection)))
+        _echo_lines(format_summary(service.run_here(installation(), "incremental-import", tenant, connection)))

@@ -9,6 +9,9 @@ from typing import Annotated
 import typer
 
 from connectors import install_log_redaction
+from inlet import service
+from inlet.cli.access import api_keys_app, sessions_app
+from inlet.cli.common import installation
 from inlet.cli.common import known_errors as _errors
 from inlet.cli.connections import connections_app, tenants_app
 from inlet.cli.connectors import connectors_app
@@ -18,10 +21,9 @@ from inlet.cli.imports import imports_app
 from inlet.cli.mappings import mappings_app, quarantine_app, remap_command
 from inlet.cli.oauth import oauth_app
 from inlet.errors import InletError
-from inlet.local import run_flow, serve_receiver
-from inlet.service import OWNER_ONLY_UMASK, initialise, secure_home
+from inlet.local import serve_receiver
+from inlet.service import OWNER_ONLY_UMASK, secure_home
 from inlet.settings import get_settings
-from inlet.store import open_store
 
 # No locals in tracebacks: a local variable may hold a credential (Typer shows them by default).
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_show_locals=False)
@@ -35,6 +37,8 @@ for group, name in (
     (quarantine_app, "quarantine"),
     (deliveries_app, "deliveries"),
     (oauth_app, "oauth"),
+    (api_keys_app, "api-keys"),
+    (sessions_app, "connect-sessions"),
 ):
     app.add_typer(group, name=name)
 app.command("remap")(remap_command)
@@ -55,7 +59,7 @@ def main() -> None:
 def init() -> None:
     """Create the state folder, the credentials key, the signing secret and the store."""
     with _errors():
-        for line in initialise(get_settings()):
+        for line in service.initialise(get_settings()):
             typer.echo(line)
 
 
@@ -64,26 +68,18 @@ def deliver(tenant: Tenant, connection: ConnectionId) -> None:
     """Send what waits in a connection's outbox (after the app was down)."""
 
     with _errors():
-        result = run_flow(get_settings(), "deliver-outbox", tenant, connection)
+        result = service.run_here(installation(), "deliver-outbox", tenant, connection)
         typer.echo(f"delivered {result.delivered} events in {result.batches} batches; dead letters: {result.dead}")
 
 
 @app.command()
 def status() -> None:
     """Per connection: imports, last poll and incremental run, inbox lag, outbox, quarantine, last error."""
-    from inlet.local import apply_prefect_env
-    from inlet.service import connection_status, run_history
-
     with _errors():
-        settings = get_settings()
-        engine = open_store(settings.store_url)
-        apply_prefect_env(settings)
-        history = None
-        if "PREFECT_API_URL" in os.environ:
-            history = run_history([row["connection"] for row in connection_status(engine)])
-        else:
+        report = service.status_report(installation())
+        if not report.history:
             typer.echo("(no Prefect server answers: run history left out; start one with `inlet up`)")
-        for row in connection_status(engine, history):
+        for row in report.connections:
             typer.echo("  ".join(f"{k}={v}" for k, v in row.items()))
     deliveries_status()
 
@@ -115,10 +111,14 @@ def serve(
     port: Annotated[int | None, typer.Option(help="port; default INLET_RECEIVER_PORT (8430)")] = None,
     host: Annotated[str, typer.Option(help="address to bind; 0.0.0.0 opens it to the network")] = "127.0.0.1",
 ) -> None:
-    """Run the webhook receiver: POST /webhooks/{app}/{tenant}/{connection} (or /webhooks/{app})."""
+    """Serve webhooks (POST /webhooks/{app}/...), the API for your backend (/api) and your tenants' pages (/pages)."""
+    from inlet.api import create_server
+
     with _errors():
-        settings = get_settings()
-        serve_receiver(settings, host, port or settings.receiver_port)
+        inst = installation()
+        serve_receiver(
+            inst.settings, host, port or inst.settings.receiver_port, lambda notify: create_server(inst, notify)
+        )
 
 
 @app.command("demo-app")

@@ -9,12 +9,13 @@ import orjson
 import typer
 import yaml
 
+from inlet import service
+from inlet.cli.common import installation
 from inlet.cli.common import known_errors as _errors
 from inlet.cli.common import pairs as _pairs
-from inlet.errors import NotFound
-from inlet.local import format_summary, run_flow
-from inlet.settings import Settings, get_settings
-from inlet.store import open_store
+from inlet.errors import ConfigError
+from inlet.local import format_summary
+from mappings import layer_from_document
 
 __all__ = ["mappings_app", "quarantine_app", "remap_command"]
 
@@ -34,46 +35,16 @@ def _print(summary: Any) -> None:
         typer.echo(line)
 
 
-def _tenant_connection(settings: Settings, tenant: str, connection: str) -> Any:
-    from inlet.store import Vault, load_connection
-
-    return load_connection(open_store(settings.store_url), Vault.from_settings(settings), tenant, connection).connection
-
-
 @mappings_app.command("show")
 def mappings_show(tenant: Tenant, connection: MaybeConnection = None, data_source: DataSource = "users") -> None:
     """The effective mapping, field by field, with the layer each field comes from."""
-    from inlet.mapping import mapping_for, stored_layers
-    from mappings import effective_mapping
-
     with _errors():
-        settings = get_settings()
-        engine = open_store(settings.store_url)
-        if connection:
-            mapping = mapping_for(engine, settings, _tenant_connection(settings, tenant, connection), data_source)
-        else:
-            _check_tenant(engine, tenant)
-            stored = stored_layers(engine, tenant, None, data_source)
-            mapping = effective_mapping(
-                data_source, tenant=tenant, overrides_dir=settings.mapping_overrides, stored=stored
-            )
-        width = max((len(name) for name in mapping.templates), default=0)
-        for target, template in mapping.templates.items():
-            typer.echo(f"{target:<{width}}  {template}    [{_layer_name(mapping.origins[target])}]")
-        for name, table in mapping.lookups.items():
-            typer.echo(f"lookup {name}: {len(table)} entries")
-
-
-def _layer_name(origin: str) -> str:
-    from mappings.loader import MAPPINGS_DIR
-
-    if origin.startswith("store: "):
-        return origin.removeprefix("store: ") + " (store)"
-    if origin.startswith(str(MAPPINGS_DIR / "apps")):
-        return f"app ({origin})"
-    if origin.startswith(str(MAPPINGS_DIR)):
-        return f"default ({origin})"
-    return f"file ({origin})"
+        view = service.mapping_view(installation(), tenant, connection, data_source)
+        width = max((len(f.target) for f in view.fields), default=0)
+        for f in view.fields:
+            typer.echo(f"{f.target:<{width}}  {f.expression}    [{service.layer_label(f.origin)[1]}]")
+        for name, size in view.lookups.items():
+            typer.echo(f"lookup {name}: {size} entries")
 
 
 @mappings_app.command("set")
@@ -87,21 +58,17 @@ def mappings_set(
     data_source: DataSource = "users",
 ) -> None:
     """Set one field (or a YAML file's fields and lookups) in the tenant's or connection's layer, if valid."""
-    from inlet.mapping import Change, save
-    from mappings import layer_from_document
-
     with _errors():
-        settings = get_settings()
-        engine = open_store(settings.store_url)
-        _check_tenant(engine, tenant)
+        inst = installation()
+        service.require_tenant(inst, tenant)
         if file is not None:
             layer = layer_from_document(yaml.safe_load(file.read_text()), origin=str(file), data_source=data_source)
-            change = Change(set_fields=layer.fields, lookups=layer.lookups)
+            change = service.MappingChange(set_fields=layer.fields, lookups=layer.lookups)
         elif field and (expression is not None or remove):
-            change = Change(set_fields={field: None if remove else expression})
+            change = service.MappingChange(set_fields={field: None if remove else expression})
         else:
             raise typer.BadParameter("give FIELD EXPRESSION, FIELD --remove, or --file layer.yaml")
-        save(engine, settings, tenant, connection, data_source, change)
+        service.set_mapping(inst, tenant, connection, change, data_source)
         typer.echo(f"saved the mapping of {_where(tenant, connection)}")
 
 
@@ -113,26 +80,17 @@ def mappings_unset(
     data_source: DataSource = "users",
 ) -> None:
     """Forget fields of the tenant's or connection's stored layer (the lower layers apply again)."""
-    from inlet.mapping import Change, save
-
     with _errors():
-        settings = get_settings()
-        engine = open_store(settings.store_url)
-        _check_tenant(engine, tenant)
-        save(engine, settings, tenant, connection, data_source, Change(unset_fields=tuple(fields)))
+        change = service.MappingChange(unset_fields=tuple(fields))
+        service.set_mapping(installation(), tenant, connection, change, data_source)
         typer.echo(f"unset {', '.join(fields)} in the mapping of {_where(tenant, connection)}")
 
 
 @mappings_app.command("reset")
 def mappings_reset(tenant: Tenant, connection: MaybeConnection = None, data_source: DataSource = "users") -> None:
     """Drop the tenant's or connection's stored layer."""
-    from inlet.mapping import reset
-
     with _errors():
-        settings = get_settings()
-        engine = open_store(settings.store_url)
-        _check_tenant(engine, tenant)
-        dropped = reset(engine, settings, tenant, connection, data_source)
+        dropped = service.reset_mapping(installation(), tenant, connection, data_source)
         typer.echo(f"{'reset' if dropped else 'nothing stored for'} the mapping of {_where(tenant, connection)}")
 
 
@@ -145,29 +103,21 @@ def mappings_preview(
     data_source: DataSource = "users",
 ) -> None:
     """Raw -> mapped for a few stored records, with the current mapping or with changes not yet saved."""
-    from inlet.mapping import build_mapper, stored_layers
-    from inlet.store import raw_sample
-    from mappings import Layer, RecordError
-
     with _errors():
-        settings = get_settings()
-        engine = open_store(settings.store_url)
-        conn = _tenant_connection(settings, tenant, connection)
-        stored = stored_layers(engine, tenant, connection, data_source)
-        if set_:
-            current = stored.get("connection", Layer(origin=f"store: connection {connection}", fields={}))
-            fields = {**current.fields, **_pairs(set_, "--set")}
-            stored["connection"] = Layer(origin="preview", fields=dict(fields), lookups=current.lookups)
-        mapper = build_mapper(engine, settings, conn, data_source, stored=stored)
-        sample = raw_sample(engine, connection, data_source, limit)
-        if not sample:
+        change = service.MappingChange(set_fields=_pairs(set_, "--set"))
+        preview = service.preview_mapping(
+            installation(), tenant, connection, change, level="connection", data_source=data_source, limit=limit, scan=0
+        )
+        if preview.mapping_error:
+            raise ConfigError(preview.mapping_error)
+        if not preview.records:
             typer.echo("no stored records: run a full import first (with INLET_KEEP_RAW on, the default)")
-        for external_id, raw in sample:
-            typer.echo(f"--- {external_id}\nraw:    {raw}")
-            try:
-                typer.echo(f"mapped: {orjson.dumps(mapper.map(orjson.loads(raw))).decode()}")
-            except RecordError as exc:
-                typer.echo(f"error:  {exc}")
+        for record in preview.records:
+            typer.echo(f"--- {record.external_id}\nraw:    {orjson.dumps(record.raw).decode()}")
+            if record.error is None:
+                typer.echo(f"mapped: {orjson.dumps(record.mapped).decode()}")
+            else:
+                typer.echo(f"error:  {record.error}")
 
 
 @mappings_app.command("schema")
@@ -177,13 +127,8 @@ def mappings_schema(
     refresh: Annotated[bool, typer.Option(help="fetch it from the app now, whatever the cache holds")] = False,
 ) -> None:
     """The app schema the tenant's mappings and records are checked against."""
-    from inlet.mapping import schema_for
-
     with _errors():
-        settings = get_settings()
-        engine = open_store(settings.store_url)
-        _check_tenant(engine, tenant)
-        schema = schema_for(engine, settings, tenant, data_source, refresh=refresh)
+        schema = service.app_schema(installation(), tenant, data_source, refresh=refresh)
         if schema is None:
             typer.echo(f"no app schema for {data_source} (INLET_APP_SCHEMA__SOURCE=static and no file)")
             return
@@ -196,11 +141,14 @@ def quarantine_list(
     tenant: Tenant, connection: MaybeConnection = None, limit: Annotated[int, typer.Option(min=1)] = 100
 ) -> None:
     """Quarantined records of the tenant: id, connection, external id, run and error."""
-    from inlet.store import quarantined
-
     with _errors():
-        engine = open_store(get_settings().store_url)
-        for row in quarantined(engine, _connection_ids(engine, tenant, connection), limit=limit):
+        inst = installation()
+        page = service.list_quarantine(inst, tenant, connection, limit=min(limit, service.MAX_LIMIT))
+        rows = list(page.items)
+        while page.next_cursor is not None and len(rows) < limit:
+            page = service.list_quarantine(inst, tenant, connection, cursor=page.next_cursor, limit=service.MAX_LIMIT)
+            rows += page.items
+        for row in rows[:limit]:
             when = row.created_at.isoformat(timespec="seconds")
             typer.echo(f"{row.id}\t{row.connection_id}\t{row.external_id}\t{when}\trun {row.run_id}\t{row.error}")
 
@@ -208,14 +156,8 @@ def quarantine_list(
 @quarantine_app.command("show")
 def quarantine_show(tenant: Tenant, record_id: Annotated[int, typer.Argument(help="quarantine id")]) -> None:
     """One quarantined record with its raw payload and error."""
-    from inlet.store import quarantined
-
     with _errors():
-        engine = open_store(get_settings().store_url)
-        rows = quarantined(engine, _connection_ids(engine, tenant, None), ids=[record_id])
-        if not rows:
-            raise NotFound(f"tenant {tenant!r} has no quarantined record {record_id}")
-        row = rows[0]
+        row = service.show_quarantined(installation(), tenant, record_id)
         typer.echo(f"id:          {row.id}\nconnection:  {row.connection_id}\ndata source: {row.data_source}")
         typer.echo(f"external id: {row.external_id}\nrun:         {row.run_id}\nat:          {row.created_at}")
         typer.echo(f"error:       {row.error}\nraw:")
@@ -231,39 +173,13 @@ def quarantine_retry(
 ) -> None:
     """Map quarantined records again with the current mapping; those that pass are delivered."""
     with _errors():
-        settings = get_settings()
-        _tenant_connection(settings, tenant, connection)
-        _print(run_flow(settings, "retry-quarantine", tenant, connection, data_source, ids))
+        _print(service.retry_quarantine_here(installation(), tenant, connection, ids, data_source))
 
 
 def remap_command(tenant: Tenant, connection: Connection, data_source: DataSource = "users") -> None:
     """Re-render every stored record with the current mapping and deliver the changed ones (no source calls)."""
     with _errors():
-        settings = get_settings()
-        _tenant_connection(settings, tenant, connection)
-        _print(run_flow(settings, "remap", tenant, connection, data_source))
-
-
-def _check_tenant(engine: Any, tenant: str) -> None:
-    from sqlmodel import Session
-
-    from inlet.store import Tenant as TenantRow
-
-    with Session(engine) as session:
-        if session.get(TenantRow, tenant) is None:
-            raise NotFound(f"no tenant {tenant!r}; `inlet tenants list` shows the tenants")
-
-
-def _connection_ids(engine: Any, tenant: str, connection: str | None) -> list[str]:
-    from inlet.store import list_connections
-
-    _check_tenant(engine, tenant)
-    ids = [c.id for c in list_connections(engine, tenant)]
-    if connection is not None:
-        if connection not in ids:
-            raise NotFound(f"tenant {tenant!r} has no connection {connection!r}")
-        return [connection]
-    return ids
+        _print(service.run_here(installation(), "remap", tenant, connection, data_source))
 
 
 def _where(tenant: str, connection: str | None) -> str:

@@ -79,8 +79,13 @@ def format_summary(summary: Any) -> list[str]:
     return [f"  {name:>16}: {value}" for name, value in summary.model_dump().items()]
 
 
-def serve_receiver(settings: Settings, host: str, port: int) -> None:
-    """Serve webhooks until SIGTERM or Ctrl-C, then send the change events still waiting in the debouncer."""
+def serve_receiver(
+    settings: Settings, host: str, port: int, build_app: Callable[[Callable[[str, str], None]], Any] | None = None
+) -> None:
+    """Serve webhooks until SIGTERM or Ctrl-C, then send the change events still waiting in the debouncer.
+
+    `build_app(notify)` makes the ASGI app (the receiver with the API and pages, see `inlet.api`); default: the
+    receiver alone."""
     import uvicorn
 
     from inlet.receiver import create_receiver
@@ -107,8 +112,13 @@ def serve_receiver(settings: Settings, host: str, port: int) -> None:
         "receiving webhooks at http://%s:%d/webhooks/{app}/{tenant}/{connection}", host, port
     )
     try:
-        receiver = create_receiver(engine, vault, notifier.notify, receipt_seconds=settings.webhook_receipt_seconds)
-        uvicorn.run(receiver, host=host, port=port, log_level="warning")
+        receipts = settings.webhook_receipt_seconds
+        app = (
+            build_app(notifier.notify)
+            if build_app
+            else create_receiver(engine, vault, notifier.notify, receipt_seconds=receipts)
+        )
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
     finally:
         notifier.close()
         flush_prefect()

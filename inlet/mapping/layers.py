@@ -23,7 +23,7 @@ from inlet.store import Connection, MappingOverride, list_connections, utcnow
 from mappings import AppSchema, CompiledMapping, Layer, RecordMapper, effective_mapping
 from mappings.loader import StoredLevel
 
-__all__ = ["Change", "build_mapper", "mapping_for", "reset", "save", "stored_layers"]
+__all__ = ["Change", "build_mapper", "check_change", "mapping_for", "reset", "save", "stored_layers"]
 
 _KEEP: Any = object()
 
@@ -130,6 +130,17 @@ def save(
     engine: Engine, settings: Settings, tenant: str, connection: str | None, data_source: str, change: Change
 ) -> MappingOverride:
     """Apply `change` to the tenant's (or connection's) stored layer, after checking every affected connection."""
+    updated = check_change(engine, settings, tenant, connection, data_source, change)
+    with Session(engine) as session:
+        session.merge(updated)
+        session.commit()
+    return updated
+
+
+def check_change(
+    engine: Engine, settings: Settings, tenant: str, connection: str | None, data_source: str, change: Change
+) -> MappingOverride:
+    """The stored layer `change` would make, checked as `save` checks it, but not saved."""
     key = (tenant, connection or "", data_source)
     with Session(engine) as session:
         current = session.get(MappingOverride, key)
@@ -138,9 +149,6 @@ def save(
     current = current or MappingOverride(tenant_id=tenant, connection_id=connection or "", data_source=data_source)
     updated = change.apply(current)
     _check(engine, settings, tenant, connection, data_source, updated)
-    with Session(engine) as session:
-        session.merge(updated)
-        session.commit()
     return updated
 
 

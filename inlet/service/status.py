@@ -4,13 +4,18 @@
 from __future__ import annotations
 
 import asyncio
+import os
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
+from inlet.local import apply_prefect_env
+from inlet.service.installation import Installation
 from inlet.service.tags import connection_tag
+from inlet.service.tenants import require_tenant
 from inlet.store import (
     Checkpoint,
     Connection,
@@ -22,18 +27,42 @@ from inlet.store import (
     outbox,
 )
 
-__all__ = ["connection_status", "run_history"]
+__all__ = ["StatusReport", "connection_status", "run_history", "status_report"]
 
 _INCREMENTAL_RUNS = ("incremental-import", "apply-inbox")
 _FAILED = ("FAILED", "CRASHED")
 
 
-def connection_status(engine: Engine, history: dict[str, dict[str, str]] | None = None) -> list[dict[str, Any]]:
-    """One row per connection; `history` (from `run_history`) adds what Prefect knows."""
+@dataclass(frozen=True)
+class StatusReport:
+    """Per connection figures; `history` says whether Prefect's run history is in them (a server answered)."""
+
+    connections: list[dict[str, Any]]
+    history: bool
+
+
+def status_report(inst: Installation, tenant: str | None = None) -> StatusReport:
+    """Every connection's figures (of one tenant, or all), with Prefect's run history when a server answers."""
+    if tenant is not None:
+        require_tenant(inst, tenant)
+    apply_prefect_env(inst.settings)
+    history = None
+    if "PREFECT_API_URL" in os.environ:
+        history = run_history([row["connection"] for row in connection_status(inst.engine, tenant=tenant)])
+    return StatusReport(connection_status(inst.engine, history, tenant), history is not None)
+
+
+def connection_status(
+    engine: Engine, history: dict[str, dict[str, str]] | None = None, tenant: str | None = None
+) -> list[dict[str, Any]]:
+    """One row per connection (of one tenant, or all); `history` (from `run_history`) adds what Prefect knows."""
     now = datetime.now(UTC)
     rows = []
+    query = select(Connection).order_by(col(Connection.tenant_id), col(Connection.id))
+    if tenant is not None:
+        query = query.where(col(Connection.tenant_id) == tenant)
     with Session(engine) as session:
-        for c in session.exec(select(Connection).order_by(col(Connection.tenant_id), col(Connection.id))):
+        for c in session.exec(query):
             checkpoint = session.get(Checkpoint, (c.id, c.data_source))
             sync = session.get(SyncState, (c.id, c.data_source))
             live = session.exec(

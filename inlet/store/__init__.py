@@ -1,6 +1,21 @@
 """The inlet store: tables, engine and migrations, checkpoints, the record ledger, the outbox, the inbox,
 tenants and connections with their sealed credentials. Flows and the CLI reach the database only through these names."""
 
+from inlet.store.access import (
+    ApiKey,
+    AuditEntry,
+    ConnectSession,
+    audit_entries,
+    count_hit,
+    find_api_key,
+    find_session,
+    issue_api_key,
+    issue_session,
+    list_api_keys,
+    revoke_api_key,
+    secret_digest,
+    write_audit,
+)
 from inlet.store.checkpoints import current_generation, start_or_resume
 from inlet.store.engine import (
     Store,
@@ -23,8 +38,17 @@ from inlet.store.ledger import (
     write_changes,
     write_page,
 )
-from inlet.store.outbox import PendingEvent, entries, idempotency_key, purge, replay
-from inlet.store.records import live_count, quarantined, raw_batches, raw_sample
+from inlet.store.outbox import OutboxEntry, PendingEvent, entries, idempotency_key, purge, replay
+from inlet.store.records import (
+    Quarantined,
+    drop_quarantined,
+    live_count,
+    quarantine_count,
+    quarantined,
+    raw_batches,
+    raw_sample,
+)
+from inlet.store.removal import remove_connection
 from inlet.store.scope import PageScope
 from inlet.store.tables import (
     AppSchemaCache,
@@ -48,6 +72,7 @@ from inlet.store.tenancy import (
     LoadedConnection,
     add_connection,
     add_tenant,
+    check_connection_input,
     list_connections,
     list_tenants,
     load_connection,
@@ -55,6 +80,24 @@ from inlet.store.tenancy import (
 from inlet.store.vault import Vault, ensure_key_file
 
 __all__ = [
+    "ApiKey",
+    "AuditEntry",
+    "ConnectSession",
+    "Quarantined",
+    "audit_entries",
+    "check_connection_input",
+    "count_hit",
+    "drop_quarantined",
+    "find_api_key",
+    "find_session",
+    "issue_api_key",
+    "issue_session",
+    "list_api_keys",
+    "quarantine_count",
+    "remove_connection",
+    "revoke_api_key",
+    "secret_digest",
+    "write_audit",
     "AppSchemaCache",
     "Checkpoint",
     "Connection",
@@ -70,6 +113,7 @@ __all__ = [
     "OAuthClientRow",
     "OAuthState",
     "OAuthToken",
+    "OutboxEntry",
     "OutboxEvent",
     "PageCounts",
     "PageScope",

@@ -255,9 +255,12 @@ class OutboxEntry:
     last_error: str | None
 
 
-def entries(engine: Engine, status: str, tenant_id: str | None = None, limit: int = 100) -> list[OutboxEntry]:
-    """The oldest pending events or dead letters, with the app's last answer."""
+def entries(
+    engine: Engine, status: str, tenant_id: str | None = None, limit: int = 100, after: int | None = None
+) -> list[OutboxEntry]:
+    """The oldest pending events or dead letters (after row id `after`), with the app's last answer."""
     scope = [_outbox.c.tenant_id == tenant_id] if tenant_id else []
+    scope += [_outbox.c.id > after] if after is not None else []
     with engine.connect() as db:
         rows = db.execute(
             select(*(_outbox.c[name] for name in OutboxEntry.__dataclass_fields__))

@@ -6,11 +6,19 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select
 
 from inlet.store.tables import LedgerEntry, QuarantinedRecord
 
-__all__ = ["Quarantined", "live_count", "quarantine_count", "quarantined", "raw_batches", "raw_sample"]
+__all__ = [
+    "Quarantined",
+    "drop_quarantined",
+    "live_count",
+    "quarantine_count",
+    "quarantined",
+    "raw_batches",
+    "raw_sample",
+]
 
 _ledger = LedgerEntry.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ at class creation
 _quarantine = QuarantinedRecord.__table__  # type: ignore[attr-defined]
@@ -74,14 +82,22 @@ def raw_sample(engine: Engine, connection_id: str, data_source: str, limit: int)
 
 
 def quarantined(
-    engine: Engine, connection_ids: Sequence[str], *, ids: Sequence[int] = (), limit: int | None = None
+    engine: Engine,
+    connection_ids: Sequence[str],
+    *,
+    ids: Sequence[int] = (),
+    limit: int | None = None,
+    after: int | None = None,
 ) -> list[Quarantined]:
-    """Quarantined records of the given connections (optionally only the given row ids), oldest first."""
+    """Quarantined records of the given connections (optionally only the given row ids, or those after a row
+    id), oldest first."""
     query = select(*(_quarantine.c[name] for name in Quarantined.__dataclass_fields__)).where(
         _quarantine.c.connection_id.in_(list(connection_ids))
     )
     if ids:
         query = query.where(_quarantine.c.id.in_(list(ids)))
+    if after is not None:
+        query = query.where(_quarantine.c.id > after)
     with engine.connect() as db:
         rows = db.execute(query.order_by(_quarantine.c.id).limit(limit)).all()
     return [Quarantined(**row._mapping) for row in rows]
@@ -93,3 +109,14 @@ def quarantine_count(engine: Engine, connection_id: str) -> int:
             select(func.count()).select_from(_quarantine).where(_quarantine.c.connection_id == connection_id)
         ).scalar_one()
     return count
+
+
+def drop_quarantined(engine: Engine, connection_ids: Sequence[str], ids: Sequence[int]) -> int:
+    """Delete quarantined records (of these connections only); how many went."""
+    with engine.begin() as db:
+        dropped: int = db.execute(
+            delete(_quarantine).where(
+                _quarantine.c.connection_id.in_(list(connection_ids)), _quarantine.c.id.in_(list(ids))
+            )
+        ).rowcount
+    return dropped

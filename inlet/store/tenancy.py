@@ -15,11 +15,19 @@ from sqlmodel import Session, select
 
 from connectors.registry import available, load
 from connectors.spec import RESERVED_PARAMETERS
-from inlet.errors import ConfigError, NotFound
+from inlet.errors import ConfigError, Conflict, NotFound
 from inlet.store.tables import Connection, OAuthToken, Tenant
 from inlet.store.vault import Vault
 
-__all__ = ["LoadedConnection", "add_connection", "add_tenant", "list_connections", "list_tenants", "load_connection"]
+__all__ = [
+    "LoadedConnection",
+    "add_connection",
+    "add_tenant",
+    "check_connection_input",
+    "list_connections",
+    "list_tenants",
+    "load_connection",
+]
 
 
 @dataclass(frozen=True)
@@ -35,7 +43,7 @@ class LoadedConnection:
 def add_tenant(engine: Engine, tenant_id: str, name: str | None = None) -> Tenant:
     with Session(engine) as session:
         if session.get(Tenant, tenant_id) is not None:
-            raise ConfigError(f"tenant {tenant_id!r} already exists")
+            raise Conflict(f"tenant {tenant_id!r} already exists")
         try:
             tenant = Tenant.model_validate({"id": tenant_id, "name": name or tenant_id})
         except ValidationError:
@@ -61,6 +69,28 @@ def add_connection(
     replace: bool = False,
 ) -> Connection:
     """Store a connection; its parameters are checked against the connector, its credentials encrypted."""
+    check_connection_input(app, parameters, data_source)
+    with Session(engine) as session:
+        if session.get(Tenant, tenant_id) is None:
+            raise NotFound(f"no tenant {tenant_id!r}; add it first with `inlet tenants add {tenant_id}`")
+        existing = session.get(Connection, connection_id)
+        if existing is not None and (not replace or existing.tenant_id != tenant_id):
+            raise Conflict(f"connection {connection_id!r} already exists")
+        connection = existing or Connection(id=connection_id, tenant_id=tenant_id, app=app)
+        connection.app = app
+        connection.data_source = data_source
+        connection.parameters = dict(parameters)
+        connection.credentials_encrypted = vault.encrypt(credentials)
+        if existing is not None and (token := session.get(OAuthToken, connection_id)) is not None:
+            session.delete(token)  # new credentials replace the old sign-in; stale tokens would override them
+        session.add(connection)
+        session.commit()
+        session.refresh(connection)
+        return connection
+
+
+def check_connection_input(app: str, parameters: Mapping[str, str], data_source: str = "users") -> None:
+    """The connector exists, the parameters are its own and complete, and it provides the data source."""
     if app not in available():
         raise ConfigError(f"no connector {app!r}; available: {', '.join(available())}")
     spec, _ = load(app)
@@ -74,23 +104,6 @@ def add_connection(
         spec.collection_for(data_source)
     except KeyError:
         raise ConfigError(f"{app} has no collection for the data source {data_source!r}") from None
-    with Session(engine) as session:
-        if session.get(Tenant, tenant_id) is None:
-            raise NotFound(f"no tenant {tenant_id!r}; add it first with `inlet tenants add {tenant_id}`")
-        existing = session.get(Connection, connection_id)
-        if existing is not None and (not replace or existing.tenant_id != tenant_id):
-            raise ConfigError(f"connection {connection_id!r} already exists")
-        connection = existing or Connection(id=connection_id, tenant_id=tenant_id, app=app)
-        connection.app = app
-        connection.data_source = data_source
-        connection.parameters = dict(parameters)
-        connection.credentials_encrypted = vault.encrypt(credentials)
-        if existing is not None and (token := session.get(OAuthToken, connection_id)) is not None:
-            session.delete(token)  # new credentials replace the old sign-in; stale tokens would override them
-        session.add(connection)
-        session.commit()
-        session.refresh(connection)
-        return connection
 
 
 def load_connection(engine: Engine, vault: Vault, tenant_id: str, connection_id: str) -> LoadedConnection:

@@ -27,6 +27,10 @@ STORE_TABLES = (
     "oauth_token",
     "mapping_override",
     "app_schema",
+    "api_key",
+    "connect_session",
+    "audit_log",
+    "rate_bucket",
 )
 
 
