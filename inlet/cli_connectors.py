@@ -55,7 +55,10 @@ def connectors_check(
         spec, _ = load(name)
         credentials = {k: credential_value(v) for k, v in pairs(credential, "credential").items()}
         connector = open_connector(
-            name, parameters={"base_url": base_url, **pairs(param, "param")}, credentials=credentials
+            name,
+            parameters={"base_url": base_url, **pairs(param, "param")},
+            credentials=credentials,
+            egress=get_settings().egress.policy(),
         )
 
         async def check() -> Any:
@@ -120,6 +123,7 @@ def connectors_changes(
                 parameters=loaded.connection.parameters,
                 credentials=loaded.credentials,
                 auth=auth,
+                egress=settings.egress.policy(),
             ) as connector:
                 return await connector.pull_changes(collection, since)
 

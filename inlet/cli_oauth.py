@@ -6,7 +6,6 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-import httpx
 import typer
 
 from inlet.cli_common import credential_value, known_errors, pairs
@@ -64,6 +63,7 @@ def connect(
 ) -> None:
     """Connect a tenant's account with OAuth: print the consent URL (or, app-only, fetch the token now)."""
     from inlet.oauth import connect_app_only, connect_link, start_connect
+    from inlet.oauth_clients import token_client
     from inlet.vault import Vault
 
     with known_errors():
@@ -74,7 +74,7 @@ def connect(
         if grant == "client_credentials":
 
             async def fetch() -> None:
-                async with httpx.AsyncClient(timeout=30) as http:
+                async with token_client(settings) as http:
                     await connect_app_only(
                         engine,
                         vault,

@@ -13,9 +13,13 @@ from pydantic import SecretStr, ValidationError
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from connectors.egress import EgressPolicy
+from connectors.errors import InvalidParameter
+from connectors.parameters import check_values
 from connectors.registry import available, load
 from connectors.spec import RESERVED_PARAMETERS
 from inlet.errors import ConfigError, NotFound
+from inlet.settings import get_settings
 from inlet.store import Connection, OAuthToken, Tenant
 from inlet.vault import Vault
 
@@ -59,8 +63,10 @@ def add_connection(
     credentials: Mapping[str, SecretStr],
     data_source: str = "users",
     replace: bool = False,
+    egress: EgressPolicy | None = None,
 ) -> Connection:
-    """Store a connection; its parameters are checked against the connector, its credentials encrypted."""
+    """Store a connection; its parameters are checked against the connector's rules (URL hosts beyond the
+    declared ones only as `egress`, default the settings', allows), its credentials encrypted."""
     if app not in available():
         raise ConfigError(f"no connector {app!r}; available: {', '.join(available())}")
     spec, _ = load(app)
@@ -70,6 +76,10 @@ def add_connection(
     missing = sorted(n for n, p in spec.parameters.items() if p.default is None and n not in parameters)
     if missing:
         raise ConfigError(f"{app} needs --param for {missing}")
+    try:
+        parameters = check_values(spec.parameters, parameters, egress or get_settings().egress.policy(), connector=app)
+    except InvalidParameter as exc:
+        raise ConfigError(str(exc)) from None
     try:
         spec.collection_for(data_source)
     except KeyError:
