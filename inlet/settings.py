@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from connectors.egress import EgressPolicy
 from connectors.oauth_endpoints import check_override
 from connectors.spec import RateLimit, RetryPolicy
+from mappings.budget import MappingBudget
 
 __all__ = ["AppSchemaSettings", "DestinationSettings", "EgressSettings", "Settings", "get_settings"]
 
@@ -107,6 +108,9 @@ class Settings(BaseSettings):
         "sandbox): INLET_OAUTH_ENDPOINTS__HUBSPOT=http://127.0.0.1:8410. No tenant parameter can move them.",
     )
     egress: EgressSettings = EgressSettings()
+    mapping_budget: MappingBudget = Field(
+        MappingBudget(), description="per-record limits of a mapping (INLET_MAPPING_BUDGET__RECORD_SECONDS=0.25 ...)"
+    )
     oauth_state_ttl_seconds: float = Field(600, gt=0, description="how long a consent URL's state stays valid")
     oauth_link_ttl_seconds: float = Field(7 * 86_400, gt=0, description="how long a /oauth/start link works")
     single_flight_lease_seconds: float = Field(
