@@ -39,11 +39,15 @@ from inlet.local import free_port, start_process, stop_process  # noqa: E402
 def raw_listing(connector_name: str, parameters: dict[str, str], credentials: dict[str, SecretStr]) -> float:
     """Records/s of a plain loop over the source's pages, with the requests inlet would send."""
     from connectors.budget import RequestBudget
+    from connectors.egress import EgressPolicy
     from connectors.registry import open_connector
 
     async def run() -> float:
         unthrottled = RequestBudget(1_000_000, 1)
-        connector = open_connector(connector_name, parameters=parameters, credentials=credentials, budget=unthrottled)
+        loopback = EgressPolicy(allow_hosts=frozenset({"127.0.0.1"}))
+        connector = open_connector(
+            connector_name, parameters=parameters, credentials=credentials, budget=unthrottled, egress=loopback
+        )
         collection = connector.spec.collection_for("users")
         started, count = time.perf_counter(), 0
         async with connector:
@@ -115,6 +119,7 @@ def main() -> None:
             "INLET_PREFECT_PORT": str(prefect_port),
             "INLET_DESTINATION__URL": f"http://127.0.0.1:{app_port}",
             "INLET_DESTINATION__BATCH_SIZE": "1000",
+            "INLET_EGRESS__ALLOW_HOSTS": '["127.0.0.1"]',  # the sources listen on loopback
             "PREFECT_LOGGING_LEVEL": "WARNING",
         }
     )

@@ -94,6 +94,7 @@ def _measure(args: argparse.Namespace, out: Path) -> dict[str, Any]:
             "INLET_DEMO_APP_PORT": str(free_port()),
             "INLET_SIMULATOR_PORT": str(free_port()),
             "INLET_DESTINATION__BATCH_SIZE": "1000",
+            "INLET_EGRESS__ALLOW_HOSTS": '["127.0.0.1"]',  # the simulators listen on loopback
             "INLET_SOURCE_BUDGET__REQUESTS": "1000000",  # lift HubSpot's 95 requests per 10 s: measure inlet
             "INLET_SOURCE_BUDGET__PER_SECONDS": "1",
             "PREFECT_LOGGING_LEVEL": "WARNING",

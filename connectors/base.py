@@ -24,10 +24,12 @@ from pydantic import SecretStr
 from connectors.base_types import Page, PageRequest
 from connectors.budget import RequestBudget, full_jitter
 from connectors.changes import ChangePage
+from connectors.egress import EgressPolicy, guarded_transport
 from connectors.errors import (
     ConnectorError,
     FatalError,
     MalformedPage,
+    OriginRefused,
     PaginationLimit,
     PaginationLoop,
     RequestRejected,
@@ -35,7 +37,9 @@ from connectors.errors import (
     error_for_response,
 )
 from connectors.oauth import OAuth2Auth
+from connectors.origins import OriginBoundAuth, origin_of, show
 from connectors.pagination import PageView
+from connectors.parameters import in_path, resolve_parameters
 from connectors.paths import MISSING, lookup
 from connectors.redaction import Redactor, redact, redact_start
 from connectors.spec import RESERVED_PARAMETERS, CollectionSpec, ConnectorSpec, RetryPolicy
@@ -120,33 +124,53 @@ class Connector:
         retry: RetryPolicy | None = None,
         budget: RequestBudget | None = None,
         auth: httpx.Auth | None = None,
+        egress: EgressPolicy | None = None,
     ) -> None:
-        """`auth` replaces the spec's `auth` (an OAuth2Auth for a connection made with an OAuth grant)."""
+        """`auth` replaces the spec's `auth` (an OAuth2Auth for a connection made with an OAuth grant).
+
+        Requests go through the egress guard under `egress` (default: no internal address allowed); a
+        `transport` given instead stands in for the network (tests, in-process simulators) and is used as is.
+        """
         self.spec = spec
+        self.egress = egress or EgressPolicy()
         self._retry = retry or spec.retry
         limit = spec.rate_limit
         self.budget = budget or (RequestBudget(limit.requests, limit.per_seconds) if limit else None)
         self.name = spec.name
         self.hooks = hooks or Hooks()
-        self._parameters = _resolve_parameters(spec, parameters or {})
+        self._parameters = resolve_parameters(
+            spec.parameters, parameters or {}, self.egress, connector=spec.name, reserved=RESERVED_PARAMETERS
+        )
+        self._in_path = {  # what `{name}` becomes in a URL template: a URL as it is, anything else one segment
+            name: value if name in spec.parameters and spec.parameters[name].is_url else in_path(value)
+            for name, value in self._parameters.items()
+        }
+        base_url = spec.base_url.format_map(self._in_path)
+        self.origins = frozenset({origin_of(base_url)} | {origin_of(o.format_map(self._in_path)) for o in spec.origins})
         credentials = credentials or {}
         self._secrets = [value.get_secret_value() for value in credentials.values()]
         if isinstance(auth, OAuth2Auth):
             self._secrets.extend(auth.secrets)
             auth.secrets = self._secrets  # tokens it sends later are redacted from messages too
         self._redactor = Redactor(self._secrets)  # in every encoding, and from this process's log records
+        auth = auth if auth is not None else spec.auth.build(credentials, spec.name)
         self._client = httpx.AsyncClient(
-            base_url=spec.base_url.format_map(self._parameters),
-            auth=auth if auth is not None else spec.auth.build(credentials, spec.name),
+            base_url=base_url,
+            auth=OriginBoundAuth(auth, self.origins) if auth is not None else None,
             headers={"Accept": "application/json", **spec.headers},
             timeout=spec.timeout_seconds,
-            transport=transport,
+            transport=transport if transport is not None else guarded_transport(self.egress),
             limits=httpx.Limits(max_connections=10, max_keepalive_connections=10),
             verify=tls_context(),
         )
 
     def __repr__(self) -> str:
-        return f"Connector({self.name!r}, base_url={str(self._client.base_url)!r})"
+        return f"Connector({self.name!r}, base_url={self.base_url!r})"
+
+    @property
+    def base_url(self) -> str:
+        """The API root this connection's requests are relative to (its parameters filled in)."""
+        return str(self._client.base_url)
 
     async def __aenter__(self) -> Self:
         return self
@@ -172,7 +196,7 @@ class Connector:
         body = orjson.dumps(listing.json_body) if listing.json_body is not None else None
         request = self._client.build_request(
             listing.method,
-            listing.path.format_map(self._parameters),
+            listing.path.format_map(self._in_path),
             params={k: v.format_map(self._parameters) for k, v in listing.params.items()},
             content=body,
             headers={"Content-Type": "application/json"} if body else None,
@@ -222,7 +246,7 @@ class Connector:
         spec = self.collection(collection).get
         if spec is None:
             raise FatalError(f"{self.name}.{collection} declares no `get`", connector=self.name)
-        path = spec.path.format_map({**self._parameters, "id": quote(str(record_id), safe=spec.id_safe)})
+        path = spec.path.format_map({**self._in_path, "id": quote(str(record_id), safe=spec.id_safe)})
         params = {k: v.format_map(self._parameters) for k, v in spec.params.items()}
         with self._valid_url(path):
             request = self._client.build_request("GET", path, params=params)
@@ -257,7 +281,7 @@ class Connector:
         with self._valid_url(path):
             return self._client.build_request(
                 method,
-                path.format_map(self._parameters),
+                path.format_map(self._in_path),
                 params={k: v.format_map(self._parameters) for k, v in (params or {}).items()},
                 content=orjson.dumps(json) if json is not None else None,
                 headers={"Content-Type": "application/json"} if json is not None else None,
@@ -305,6 +329,8 @@ class Connector:
         self, request: httpx.Request, accept: list[int] | tuple[int, ...]
     ) -> httpx.Response | ConnectorError:
         url = redact(str(request.url), self._secrets)
+        if origin_of(request.url) not in self.origins and self.spec.foreign_links == "refuse":
+            return self._foreign(request)
         if self.budget is not None:
             await self.budget.acquire()
         try:
@@ -333,6 +359,16 @@ class Connector:
         hint = self.hooks.retry_after(response) if self.hooks.retry_after and response.status_code == 429 else None
         error = error_for_response(response, connector=self.name, secrets=self._secrets, retry_after=hint)
         return response if error is None else error
+
+    def _foreign(self, request: httpx.Request) -> OriginRefused:
+        origin = show(origin_of(request.url))
+        return OriginRefused(
+            f"{self.name}: refused a request to {origin}: this connection's credentials go only to "
+            f"{', '.join(sorted(show(o) for o in self.origins))} (the rule: a connector declares its origins). "
+            "connector.yaml may list more `origins:`, or follow such links bare (`foreign_links: without_credentials`)",
+            connector=self.name,
+            url=origin,
+        )
 
     def parse_page(
         self, response: httpx.Response, records_path: str, url: str, *, optional: bool = False
@@ -392,21 +428,3 @@ def to_iso(value: Any) -> str | None:
     except (OverflowError, ValueError):
         return str(value)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _resolve_parameters(spec: ConnectorSpec, given: Mapping[str, str]) -> dict[str, str]:
-    unknown = sorted(set(given) - set(spec.parameters) - RESERVED_PARAMETERS)
-    if unknown:
-        raise FatalError(
-            f"{spec.name} has no parameters {unknown}; it takes {sorted(spec.parameters)}",
-            connector=spec.name,
-        )
-    resolved = {name: p.default for name, p in spec.parameters.items() if p.default is not None}
-    resolved.update(given)
-    missing = sorted(set(spec.parameters) - set(resolved))
-    if missing:
-        raise FatalError(
-            f"{spec.name} needs parameters {missing} (inlet connections add ... --param name=value)",
-            connector=spec.name,
-        )
-    return resolved

@@ -10,6 +10,9 @@
     + PaginationLoop    the API returned the same next page twice
     + PaginationLimit   more pages than the connector's max_pages guard
     + SinceExpired      the stored incremental token is refused; pull_changes falls back to a full resync
+    + InvalidParameter  a connection parameter breaks the rule its connector declares for it
+    + OriginRefused     a request (a next link, a delta link) to an origin the connection's credentials do not go to
+    + EgressRefused     a request to a loopback, private, link-local or metadata address the installation did not allow
   x WebhookRejected     a webhook with a missing, forged or stale signature (answered 401, nothing kept)
   x SpecError           a connector.yaml that does not validate (also a ValueError)
 
@@ -29,9 +32,12 @@ from connectors.redaction import redact, redact_start
 __all__ = [
     "AuthError",
     "ConnectorError",
+    "EgressRefused",
     "FatalError",
+    "InvalidParameter",
     "MalformedPage",
     "NeedsReauth",
+    "OriginRefused",
     "PaginationLimit",
     "PaginationLoop",
     "RequestRejected",
@@ -94,6 +100,18 @@ class PaginationLimit(FatalError):
 
 class SinceExpired(FatalError):
     """The app no longer accepts the stored incremental token (expired sync token or delta link)."""
+
+
+class InvalidParameter(FatalError):
+    """A connection parameter that breaks its connector's declared rule (pattern, values or URL hosts)."""
+
+
+class OriginRefused(FatalError):
+    """A request to an origin the connection's credentials do not belong to, which the connector refuses."""
+
+
+class EgressRefused(FatalError):
+    """A request whose host is (or resolves to) an internal address the installation did not allow-list."""
 
 
 class WebhookRejected(ConnectorError):

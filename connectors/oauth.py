@@ -15,7 +15,9 @@ oauth:
     scopes: ["https://graph.microsoft.com/.default"]
 ```
 
-URLs are `str.format` templates over the connection's parameters, like `base_url`. The exchange is
+URLs are `str.format` templates over the connection's parameters, like `base_url`; `bind_grant`
+(connectors/oauth_endpoints.py) fills them for one connection, and only a bound grant is ever called, so a
+client secret or a refresh token goes nowhere but the hosts connector.yaml names. The exchange is
 hand-written on httpx (about a hundred lines): a token refresh here must run under inlet's per-connection
 lock and compare-and-swap in the store, which a client library's built-in auto-refresh would bypass.
 Nothing here logs or raises a token or a client secret.
@@ -82,6 +84,12 @@ class OAuth2Spec(BaseModel):
     def urls(self) -> list[str]:
         return [url for url in (self.authorize_url, self.token_url, self.revoke_url) if url]
 
+    def endpoint(self, url: str | None) -> str:
+        """One of this grant's URLs, refused unless the grant is bound (its templates filled and checked)."""
+        if url is None or "{" in url:
+            raise ValueError("an OAuth endpoint is used only once bind_grant has filled and checked it")
+        return url
+
 
 class OAuthClient(BaseModel):
     """The team's registered OAuth app at one external app (client id and secret)."""
@@ -130,16 +138,13 @@ class InvalidGrant(NeedsReauth):
     """The app refused the refresh token or code (`invalid_grant`): a person must sign in again."""
 
 
-def authorization_url(
-    spec: OAuth2Spec, parameters: Mapping[str, str], client: OAuthClient, state: str, verifier: str | None = None
-) -> str:
-    """The consent page a person opens to grant access; `state` comes back to the callback unchanged.
+def authorization_url(spec: OAuth2Spec, client: OAuthClient, state: str, verifier: str | None = None) -> str:
+    """The consent page of a bound grant, which a person opens to grant access; `state` comes back unchanged.
 
     With `spec.pkce`, `verifier` (see `pkce_verifier`) is sent as its S256 challenge; the code exchange then
     needs the verifier as `code_verifier`.
     """
-    if spec.authorize_url is None:
-        raise ValueError("this grant has no authorize_url")
+    url = spec.endpoint(spec.authorize_url)
     query = {"response_type": "code", "client_id": client.client_id, "redirect_uri": client.redirect_uri}
     if spec.scopes:
         query["scope"] = spec.scope_separator.join(spec.scopes)
@@ -147,7 +152,7 @@ def authorization_url(
     if spec.pkce and verifier is not None:
         query |= {"code_challenge": pkce_challenge(verifier), "code_challenge_method": "S256"}
     query["state"] = state
-    return f"{spec.authorize_url.format_map(parameters)}?{urlencode(query)}"
+    return f"{url}?{urlencode(query)}"
 
 
 def pkce_verifier() -> str:
@@ -162,18 +167,18 @@ def pkce_challenge(verifier: str) -> str:
 async def request_token(
     http: httpx.AsyncClient,
     spec: OAuth2Spec,
-    parameters: Mapping[str, str],
     client: OAuthClient,
     form: Mapping[str, str],
     *,
     connector: str,
     previous: TokenSet | None = None,
 ) -> TokenSet:
-    """POST a grant (`form`: grant_type and its fields) to the token endpoint and read the answer.
+    """POST a grant (`form`: grant_type and its fields) to a bound grant's token endpoint and read the answer.
 
     A refresh answer without a refresh_token keeps the previous one (Google). `invalid_grant` raises
     InvalidGrant; 5xx, 429 and network failures raise RetryableError; other refusals AuthError.
     """
+    url = spec.endpoint(spec.token_url)
     body = dict(form)
     auth: httpx.BasicAuth | None = None
     secret = client.client_secret.get_secret_value()
@@ -182,10 +187,10 @@ async def request_token(
     else:
         body |= {"client_id": client.client_id, "client_secret": secret}
     secrets = [secret, *form.values(), *(previous.secrets() if previous else [])]
-    url = spec.token_url.format_map(parameters)
     started = time.time()
     try:
-        response = await http.post(url, data=body, auth=auth or httpx.USE_CLIENT_DEFAULT)
+        # never redirected: a 307 would carry the secret on to wherever the answer points
+        response = await http.post(url, data=body, auth=auth or httpx.USE_CLIENT_DEFAULT, follow_redirects=False)
     except httpx.HTTPError as exc:
         raise RetryableError(
             f"{connector}: the token endpoint {url} cannot be reached ({type(exc).__name__})", connector=connector

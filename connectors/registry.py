@@ -12,6 +12,7 @@ from pydantic import SecretStr
 
 from connectors.base import Connector, Hooks
 from connectors.budget import RequestBudget
+from connectors.egress import EgressPolicy
 from connectors.errors import SpecError
 from connectors.simulation import SimulatorBase
 from connectors.spec import ConnectorSpec, RetryPolicy, load_spec
@@ -79,8 +80,10 @@ def open_connector(
     retry: RetryPolicy | None = None,
     budget: RequestBudget | None = None,
     auth: httpx.Auth | None = None,
+    egress: EgressPolicy | None = None,
 ) -> Connector:
-    """A ready connector for one connection; `retry` overrides the connector's own retry policy, `auth` its auth."""
+    """A ready connector for one connection; `retry` overrides the connector's own retry policy, `auth` its auth,
+    `egress` what the egress guard lets through beyond public addresses."""
     spec, hooks = load(name)
     return Connector(
         spec,
@@ -91,4 +94,5 @@ def open_connector(
         retry=retry,
         budget=budget,
         auth=auth,
+        egress=egress,
     )

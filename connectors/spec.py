@@ -32,6 +32,7 @@ from connectors.auth import AuthSpec, NoAuth
 from connectors.errors import SpecError
 from connectors.oauth import Grant, OAuth2Spec
 from connectors.pagination import Paginator, SinglePage
+from connectors.parameters import ParameterSpec, TemplateKind, check_templates
 
 __all__ = [
     "CollectionSpec",
@@ -56,13 +57,6 @@ RESERVED_PARAMETERS = frozenset({"webhook_account"})
 
 class _Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
-
-
-class ParameterSpec(_Strict):
-    """A per-connection setting the URLs may use as `{name}` (a subdomain, a bucket)."""
-
-    description: str = ""
-    default: str | None = None
 
 
 class RetryPolicy(_Strict):
@@ -194,28 +188,39 @@ class ConnectorSpec(_Strict):
     timeout_seconds: float = Field(30.0, gt=0)
     retry: RetryPolicy = RetryPolicy()
     rate_limit: RateLimit | None = Field(None, description="keep each connection under the app's limit")
+    origins: list[str] = Field(
+        [], description="origins besides base_url's that the connection's credentials may go to (templates)"
+    )
+    foreign_links: Literal["refuse", "without_credentials"] = Field(
+        "refuse", description="a link to another origin: refused, or followed with no credentials at all"
+    )
 
     @model_validator(mode="after")
     def _placeholders_declared(self) -> ConnectorSpec:
-        known = set(self.parameters)
-        used = placeholders(self.base_url)
-        for collection in self.collections.values():
-            used |= placeholders(collection.list.path)
-            used |= {field for value in collection.list.params.values() for field in placeholders(value)}
-            if collection.get:
-                used |= placeholders(collection.get.path) - {"id"}  # only get.path has the record id
-                used |= {field for value in collection.get.params.values() for field in placeholders(value)}
-            if collection.changes:
-                used |= placeholders(collection.changes.path)
-                used |= {field for value in collection.changes.params.values() for field in placeholders(value)}
         for grant, oauth in self.oauth.items():
-            used |= {field for url in oauth.urls() for field in placeholders(url)}
             if grant == "authorization_code" and oauth.authorize_url is None:
                 raise ValueError("oauth.authorization_code needs an authorize_url")
-        unknown = sorted(used - known)
+        used = {field for _, template, _ in self.templates() for field in placeholders(template)}
+        unknown = sorted(used - set(self.parameters))
         if unknown:
             raise ValueError(f"placeholders {unknown} are not declared under parameters")
+        check_templates(self.parameters, self.templates())
         return self
+
+    def templates(self) -> list[tuple[str, str, TemplateKind]]:
+        """Every template that takes `{parameter}` values: where it is, the template, and its kind."""
+        found: list[tuple[str, str, TemplateKind]] = [("base_url", self.base_url, "url")]
+        found += [(f"origins.{n}", origin, "url") for n, origin in enumerate(self.origins)]
+        for name, collection in self.collections.items():
+            for kind, call in (("list", collection.list), ("get", collection.get), ("changes", collection.changes)):
+                if call is None:
+                    continue
+                path = call.path.replace("{id}", "") if kind == "get" else call.path  # the record id is not a parameter
+                found.append((f"collections.{name}.{kind}.path", path, "path"))
+                found += [(f"collections.{name}.{kind}.params.{k}", v, "path") for k, v in call.params.items()]
+        for grant, oauth in self.oauth.items():
+            found += [(f"oauth.{grant}", url, "oauth") for url in oauth.urls()]
+        return found
 
     def collection_for(self, udm: str) -> str:
         """The name of the collection that provides `udm`."""

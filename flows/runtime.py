@@ -106,6 +106,7 @@ def open_runtime(job: ImportJob, settings: Settings, *, engine: Store | None = N
         retry=settings.source_retry,
         budget=RequestBudget(budget.requests, budget.per_seconds) if budget else None,
         auth=auth,
+        egress=settings.egress.policy(),  # the parameters are checked again here, before any request
     )
     destination = destination_for(engine, settings, job.tenant)
     return ImportRuntime(

@@ -9,12 +9,30 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from connectors.egress import EgressPolicy
+from connectors.oauth_endpoints import check_override
 from connectors.spec import RateLimit, RetryPolicy
+from mappings.budget import MappingBudget
 
-__all__ = ["ApiSettings", "AppSchemaSettings", "DestinationSettings", "Settings", "get_settings"]
+__all__ = ["ApiSettings", "AppSchemaSettings", "DestinationSettings", "EgressSettings", "Settings", "get_settings"]
+
+
+class EgressSettings(BaseModel):
+    """What connections may reach beyond public addresses: INLET_EGRESS__ALLOW_HOSTS='["127.0.0.1"]'.
+
+    Each entry is a host name or IP address with an optional port ("127.0.0.1:8410"). The egress guard lets
+    it through though it is loopback or private, and URL parameters (base_url) may name it though their
+    connector declares other hosts. The demo and `inlet up` allow their simulator's address; the tests
+    allow 127.0.0.1. OAuth endpoints never take these hosts (see `oauth_endpoints`).
+    """
+
+    allow_hosts: list[str] = Field([], description="hosts (or host:port) connections may reach though internal")
+
+    def policy(self) -> EgressPolicy:
+        return EgressPolicy(allow_hosts=frozenset(self.allow_hosts))
 
 
 class DeliveryPolicy(BaseModel):
@@ -109,6 +127,15 @@ class Settings(BaseSettings):
         description="how long a webhook's receipts (body and event ids) refuse its replays; at least twice the "
         "five-minute signature window, since a timestamp up to five minutes ahead stays valid for ten",
     )
+    oauth_endpoints: dict[str, str] = Field(
+        {},
+        description="per app, an origin that takes the place of the hosts of its OAuth endpoints (a simulator, a "
+        "sandbox): INLET_OAUTH_ENDPOINTS__HUBSPOT=http://127.0.0.1:8410. No tenant parameter can move them.",
+    )
+    egress: EgressSettings = EgressSettings()
+    mapping_budget: MappingBudget = Field(
+        MappingBudget(), description="per-record limits of a mapping (INLET_MAPPING_BUDGET__RECORD_SECONDS=0.25 ...)"
+    )
     oauth_state_ttl_seconds: float = Field(600, gt=0, description="how long a consent URL's state stays valid")
     oauth_link_ttl_seconds: float = Field(7 * 86_400, gt=0, description="how long a /oauth/start link works")
     single_flight_lease_seconds: float = Field(
@@ -131,6 +158,11 @@ class Settings(BaseSettings):
     stranded_inbox_seconds: float = Field(
         120, gt=0, description="deliver-outbox's sweep applies inbox changes older than this (their notice was lost)"
     )
+
+    @field_validator("oauth_endpoints")
+    @classmethod
+    def _origins(cls, value: dict[str, str]) -> dict[str, str]:
+        return {app.lower(): check_override(origin) for app, origin in value.items()}
 
     @property
     def notify_window(self) -> float:

@@ -4,47 +4,34 @@ A field whose expression is a single value keeps its native type (`{{ age }}` st
 The common shapes skip Jinja's render machinery: a constant, a dotted path (`{{ raw.properties.email }}`),
 `not` of one, and a chain of plain filters with constant arguments (`{{ raw.name | default(none) | trim }}`)
 compile, from Jinja's own parse tree, to direct lookups and filter calls with the same semantics
-(a missing path is a StrictUndefined). Everything else renders through the sandbox, where operators and
-padding filters are size-limited (mappings/limits.py). A whole mapping then becomes one generated function
+(a missing path is a StrictUndefined). Everything else renders through the sandbox (mappings/sandbox.py),
+under the record's budget of loop steps, sizes and time (mappings/budget.py). A whole mapping then becomes one
+generated function
 (mappings/codegen.py). Any failure of an expression on a record is a RecordError naming the field; any
 failure to compile one is a TemplateError naming the origin, the field and the line.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from itertools import chain, islice
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
 from jinja2 import TemplateError as JinjaError
-from jinja2.compiler import Frame
-from jinja2.nativetypes import NativeCodeGenerator, NativeTemplate
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2 import TemplateSyntaxError, Undefined, nodes
 from jinja2.utils import _PassArg  # how @pass_context marks a filter; no public name for it
 
+from mappings.budget import activate, active, deactivate, default_meter
 from mappings.codegen import FastField, record_function
-from mappings.errors import MappingError, RecordError, TemplateError
-from mappings.filters import FILTERS, GLOBALS
-from mappings.limits import LIMITED_FILTERS, limited_binop
+from mappings.errors import BudgetExceeded, MappingError, RecordError, TemplateError
+from mappings.sandbox import budget_loops, native_concat
+from mappings.sandbox import environment as _env
 
 __all__ = ["CompiledMapping", "compile_expression", "compile_mapping"]
 
 Renderer = Callable[[Mapping[str, Any]], Any]
 
 _MISSING = object()
-
-
-def _native_concat(values: Iterable[Any]) -> Any:
-    """One output node keeps its type; several are joined as text (no literal_eval guessing)."""
-    head = list(islice(values, 2))
-    if not head:
-        return None
-    if len(head) == 1:
-        return head[0]
-    return "".join(str(v) for v in chain(head, values))
-
-
+_MAX_TEMPLATE = 10_000  # characters of one field expression
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
@@ -63,45 +50,22 @@ def _defined(value: Any) -> Any:
     return value
 
 
-class _NativeCodeGenerator(NativeCodeGenerator):
-    def _output_child_to_const(self, node: nodes.Expr, frame: Frame, finalize: Any) -> Any:
-        # Jinja folds constant output to text at compile time; `{{ 1 }}` and `{{ none }}` keep their type.
-        if not isinstance(node, nodes.TemplateData):
-            raise nodes.Impossible()
-        return super()._output_child_to_const(node, frame, finalize)
-
-
-class _NativeSandbox(ImmutableSandboxedEnvironment):
-    code_generator_class = _NativeCodeGenerator
-    concat = staticmethod(_native_concat)
-    intercepted_binops = frozenset({"*", "**", "%"})
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        return limited_binop(operator, left, right)
-
-
-class _NativeSandboxTemplate(NativeTemplate):
-    environment_class = _NativeSandbox  # type: ignore[assignment]  # jinja annotates the base env class
-
-
-_NativeSandbox.template_class = _NativeSandboxTemplate
-_env = _NativeSandbox(undefined=StrictUndefined, autoescape=False)
-_env.filters.update(FILTERS)
-_env.filters.update(LIMITED_FILTERS)
-_env.globals.update(GLOBALS)
-for _name in ("lipsum", "cycler", "joiner"):  # text generators and stateful helpers no mapping needs
-    del _env.globals[_name]
-
-
 def compile_expression(template: str, *, origin: str, field: str) -> Renderer:
     """A function that renders one field; a bad expression is a TemplateError naming origin, field and line."""
     if "{" not in template:
         return lambda _context: template
+    if len(template) > _MAX_TEMPLATE:
+        raise TemplateError(
+            f"{origin}: field {field!r}: the expression is longer than {_MAX_TEMPLATE} characters",
+            origin=origin,
+            field=field,
+        )
     try:
-        fast = _compile_direct(_env.parse(template))
+        tree = _env.parse(template)
+        fast = _compile_direct(tree)
         if fast is not None:
             return lambda context: _defined(fast(context))
-        compiled = _env.from_string(template)
+        compiled = _env.from_string(budget_loops(tree))
     except TemplateSyntaxError as exc:
         raise TemplateError(
             f"{origin}: field {field!r}: {exc.message} (line {exc.lineno} of the expression {template!r})",
@@ -121,8 +85,9 @@ def compile_expression(template: str, *, origin: str, field: str) -> Renderer:
 
     def render(context: Mapping[str, Any]) -> Any:
         # A shared context skips Jinja's per-render copy of its ChainMap of globals (half the cost).
-        return _defined(_native_concat(root(compiled.new_context({**template_globals, **context}, shared=True))))
+        return _defined(native_concat(root(compiled.new_context({**template_globals, **context}, shared=True))))
 
+    render.sandboxed = True  # type: ignore[attr-defined]  # it needs a meter (CompiledMapping.metered)
     return render
 
 
@@ -253,6 +218,7 @@ class CompiledMapping:
                     exc.args = (f"tenant {tenant!r}: {exc}",)
                 raise
             self._renderers.append((target, renderer))
+        self.metered = any(getattr(renderer, "sandboxed", False) for _, renderer in self._renderers)
         self._fast = record_function(
             [
                 FastField(
@@ -267,17 +233,33 @@ class CompiledMapping:
         )
 
     def render(self, context: Mapping[str, Any]) -> dict[str, Any]:
-        """Apply every field expression to one context; a failure is a RecordError naming the field."""
+        """Apply every field expression to one context; a failure is a RecordError naming the field.
+
+        Within a RecordMapper the record's budget applies; called on its own, a render gets a default one."""
+        if not self.metered or active() is not None:
+            return self._render(context)
+        token = activate(default_meter())
+        try:
+            return self._render(context)
+        finally:
+            deactivate(token)
+
+    def _render(self, context: Mapping[str, Any]) -> dict[str, Any]:
         try:
             return self._fast(context)
+        except BudgetExceeded:
+            pass  # rendering again field by field names the field; the budget already spent still counts
         except Exception:  # noqa: BLE001  # the careful path below gives the exact result or error
-            return self._render_each(context)
+            pass
+        return self._render_each(context)
 
     def _render_each(self, context: Mapping[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for target, renderer in self._renderers:
             try:
                 result[target] = renderer(context)
+            except BudgetExceeded as exc:
+                raise BudgetExceeded(f"field {target!r}: {exc}", field=target, reason=exc.reason) from None
             except MappingError as exc:
                 raise RecordError(f"field {target!r}: {exc}", field=target) from None
             except Exception as exc:  # noqa: BLE001  # any failure of one expression on one record is that record's

@@ -5,11 +5,12 @@
     + SchemaMismatch  the mapping does not fit the app schema (unknown target field, required field unmapped)
   x RecordError       one record could not be mapped or its result fails the app schema; quarantine it, never
                       stop the run
+    + BudgetExceeded  the record's render went past the mapping budget (time, loop steps or size)
 """
 
 from __future__ import annotations
 
-__all__ = ["MappingError", "RecordError", "SchemaMismatch", "TemplateError"]
+__all__ = ["BudgetExceeded", "MappingError", "RecordError", "SchemaMismatch", "TemplateError"]
 
 
 class MappingError(ValueError):
@@ -36,3 +37,11 @@ class RecordError(MappingError):
     def __init__(self, message: str, *, field: str = "") -> None:
         super().__init__(message)
         self.field = field
+
+
+class BudgetExceeded(RecordError):
+    """A record whose render went past the per-record budget; `reason` is time, iterations or size."""
+
+    def __init__(self, message: str, *, field: str = "", reason: str = "") -> None:
+        super().__init__(message, field=field)
+        self.reason = reason

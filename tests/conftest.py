@@ -65,12 +65,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.skipif(not present[service], reason=reasons[service]))
 
 
+LOOPBACK_ALLOWED = '["127.0.0.1"]'  # the simulators and real apps of the tests listen on 127.0.0.1
+
+
 @pytest.fixture(autouse=True)
 def _clean_inlet_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No INLET_* setting leaks in from the shell or from another test."""
+    """No INLET_* setting leaks in from the shell or from another test; the egress guard allows 127.0.0.1
+    (explicitly, as an operator would: tests/security/ checks the guard with nothing allowed)."""
     for name in list(os.environ):
         if name.startswith("INLET_") and name != "INLET_JSON_SERVER_BIN":
             monkeypatch.delenv(name)
+    monkeypatch.setenv("INLET_EGRESS__ALLOW_HOSTS", LOOPBACK_ALLOWED)
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
@@ -170,6 +175,7 @@ def inlet_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_api: str)
             "INLET_DESTINATION__BACKOFF_SECONDS": "0",
             "INLET_SOURCE_RETRY__ATTEMPTS": "2",
             "INLET_SOURCE_RETRY__BACKOFF_SECONDS": "0",
+            "INLET_OAUTH_ENDPOINTS__HUBSPOT": f"http://127.0.0.1:{sim_port}",  # the operator's: sign-in at the sim
         }
         if database_url:
             env["INLET_DATABASE_URL"] = database_url

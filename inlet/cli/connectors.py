@@ -46,7 +46,10 @@ def connectors_check(
         spec, _ = load(name)
         credentials = {k: credential_value(v) for k, v in pairs(credential, "credential").items()}
         connector = open_connector(
-            name, parameters={"base_url": base_url, **pairs(param, "param")}, credentials=credentials
+            name,
+            parameters={"base_url": base_url, **pairs(param, "param")},
+            credentials=credentials,
+            egress=get_settings().egress.policy(),
         )
 
         async def check() -> Any:
@@ -113,6 +116,7 @@ def connectors_changes(
                 parameters=loaded.connection.parameters,
                 credentials=loaded.credentials,
                 auth=auth,
+                egress=settings.egress.policy(),
             ) as connector:
                 return await pull_changes(connector, collection, since)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+
 import httpx
 import typer
 from pydantic import SecretStr
@@ -9,7 +12,7 @@ from pydantic import SecretStr
 from inlet.errors import InletError
 from inlet.local import DEMO_TOKEN, Stack, format_summary, run_flow, start_stack, wait_for_signal
 from inlet.service import initialise
-from inlet.settings import Settings
+from inlet.settings import EgressSettings, Settings, get_settings
 from inlet.store import Vault
 
 __all__ = ["DEMO_CONNECTION", "DEMO_TENANT", "run_demo", "run_up"]
@@ -38,7 +41,18 @@ def ensure_demo_tenant(settings: Settings, simulator_url: str) -> None:
     )
 
 
+def _allow_simulator(settings: Settings) -> Settings:
+    """The demo's HubSpot listens on 127.0.0.1: allow exactly its address and port through the egress guard,
+    for this process and the ones it starts, as an operator would with INLET_EGRESS__ALLOW_HOSTS."""
+    entry = f"127.0.0.1:{settings.simulator_port}"
+    hosts = list(dict.fromkeys([*settings.egress.allow_hosts, entry]))
+    os.environ["INLET_EGRESS__ALLOW_HOSTS"] = json.dumps(hosts)
+    get_settings.cache_clear()
+    return settings.model_copy(update={"egress": EgressSettings(allow_hosts=hosts)})
+
+
 def _start(settings: Settings, records: int, serve_flows: bool) -> Stack:
+    settings = _allow_simulator(settings)
     for line in initialise(settings):
         typer.echo(line)
     typer.echo("starting the Prefect server, the demo HubSpot and the demo app on 127.0.0.1 ...")

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
@@ -19,13 +20,14 @@ from connectors.registry import load
 from inlet.errors import NotFound
 from inlet.mapping.app_schemas import schema_for
 from inlet.settings import Settings
-from inlet.store import Connection, MappingOverride, list_connections, utcnow
+from inlet.store import Connection, MappingOverride, list_connections, raw_sample, utcnow
 from mappings import AppSchema, CompiledMapping, Layer, RecordMapper, effective_mapping
 from mappings.loader import StoredLevel
 
 __all__ = ["Change", "build_mapper", "check_change", "mapping_for", "reset", "save", "stored_layers"]
 
 _KEEP: Any = object()
+_SAMPLES = 5  # stored records a change is tried on before it is saved, besides a made-up one
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,7 @@ def build_mapper(
         origin=f"connectors/{connection.app}/connector.yaml",
         lookups=mapping.lookups,
         schema=schema,
+        budget=settings.mapping_budget,
     )
 
 
@@ -188,7 +191,9 @@ def _check(
             stored.pop(level, None)
         else:
             stored[level] = _layer(candidate)
-        build_mapper(engine, settings, conn, data_source, schema=schema, stored=stored)
+        mapper = build_mapper(engine, settings, conn, data_source, schema=schema, stored=stored)
+        samples = [orjson.loads(raw) for _, raw in raw_sample(engine, conn.id, data_source, _SAMPLES)]
+        mapper.probe(samples, origin=f"tenant {tenant!r}, connection {conn.id!r}")
     if not affected:  # a tenant without connections yet: check the default and tenant layers alone
         mapping = effective_mapping(
             data_source,
@@ -198,3 +203,7 @@ def _check(
         )
         if schema is not None:
             schema.check_mapping(mapping.templates, tenant=tenant, origins=mapping.origins)
+        alone = RecordMapper(
+            data_source=data_source, udm_fields={}, app_mapping=mapping, origin="", budget=settings.mapping_budget
+        )
+        alone.probe([], origin=f"tenant {tenant!r}")

@@ -1,22 +1,27 @@
 """The team's OAuth apps at the external apps: one client (id and encrypted secret) per app, or a connection's
-own (Zendesk accounts register their clients themselves), and the grants each connector declares.
+own (Zendesk accounts register their clients themselves), the grants each connector declares, bound to one
+connection's checked parameters, and the HTTP client that calls their token endpoints (behind the egress guard).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+import httpx
 from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from connectors.egress import guarded_transport
+from connectors.errors import InvalidParameter
 from connectors.oauth import Grant, OAuth2Spec, OAuthClient
+from connectors.oauth_endpoints import bind_grant
 from connectors.registry import available, load
 from inlet.errors import ConfigError
 from inlet.settings import Settings
 from inlet.store import OAuthClientRow, Vault
 
-__all__ = ["client_for", "grant_spec", "redirect_url", "register_client"]
+__all__ = ["bound_grant", "client_for", "grant_spec", "redirect_url", "register_client", "token_client"]
 
 
 def grant_spec(app: str, grant: Grant) -> OAuth2Spec:
@@ -27,6 +32,20 @@ def grant_spec(app: str, grant: Grant) -> OAuth2Spec:
         offered = ", ".join(load(app)[0].oauth) or "none"
         raise ConfigError(f"{app} does not offer the OAuth grant {grant} (it offers: {offered})")
     return spec
+
+
+def bound_grant(settings: Settings, app: str, grant: Grant, parameters: Mapping[str, str]) -> OAuth2Spec:
+    """The grant's endpoints for a connection: connector.yaml's hosts, or the operator's override for the app."""
+    grant_spec(app, grant)
+    try:
+        return bind_grant(load(app)[0], grant, parameters, override=settings.oauth_endpoints.get(app))
+    except InvalidParameter as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def token_client(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    """The client for token endpoints: behind the egress guard (a `transport` given stands in for the network)."""
+    return httpx.AsyncClient(transport=transport or guarded_transport(settings.egress.policy()), timeout=30)
 
 
 def register_client(engine: Engine, vault: Vault, app: str, client_id: str, client_secret: SecretStr) -> None:

@@ -23,7 +23,7 @@ from cryptography.fernet import InvalidToken
 from sqlalchemy import Engine, delete, update
 from sqlmodel import Session, col
 
-from connectors.errors import NeedsReauth
+from connectors.errors import InvalidParameter, NeedsReauth
 from connectors.oauth import (
     Grant,
     OAuth2Auth,
@@ -33,9 +33,11 @@ from connectors.oauth import (
     pkce_verifier,
     request_token,
 )
+from connectors.parameters import check_values
 from connectors.registry import load
+from connectors.spec import RESERVED_PARAMETERS
 from inlet.errors import ConfigError, NotFound
-from inlet.oauth.clients import client_for, grant_spec, redirect_url, register_client
+from inlet.oauth.clients import bound_grant, client_for, grant_spec, redirect_url, register_client, token_client
 from inlet.oauth.tokens import StoredTokens, read_tokens, reauth_message, save_tokens
 from inlet.settings import Settings
 from inlet.store import Connection, LoadedConnection, OAuthState, Tenant, Vault, utcnow
@@ -99,7 +101,8 @@ def start_connect(
 ) -> str:
     """The consent URL for a tenant to connect an app; the connection is created (without tokens) if new."""
     spec = grant_spec(app, "authorization_code")
-    connection = _ensure_connection(engine, tenant_id, app, connection_id, parameters, spec)
+    connection = _ensure_connection(engine, settings, tenant_id, app, connection_id, parameters, spec)
+    bound = bound_grant(settings, app, "authorization_code", connection.parameters)
     client = client_for(engine, vault, settings, app, vault.decrypt(connection.credentials_encrypted))
     nonce = secrets.token_urlsafe(24)
     verifier = pkce_verifier() if spec.pkce else None  # kept server-side, sealed, with the state's nonce
@@ -118,7 +121,7 @@ def start_connect(
         )
         session.commit()
     state = vault.seal({"n": nonce, "t": tenant_id, "c": connection_id, "a": app}).decode()
-    return authorization_url(spec, _parameters(app, connection.parameters), client, state, verifier)
+    return authorization_url(bound, client, state, verifier)
 
 
 async def finish_connect(
@@ -134,14 +137,14 @@ async def finish_connect(
     """Check and spend the state, exchange the code and store the tokens on the connection."""
     claims = await asyncio.to_thread(spend_state, engine, vault, settings, state, now)
     app, connection_id = claims["a"], claims["c"]
-    spec = grant_spec(app, "authorization_code")
     connection = await asyncio.to_thread(_connection_of, engine, claims["t"], connection_id, app)
+    spec = bound_grant(settings, app, "authorization_code", connection.parameters)
     client = client_for(engine, vault, settings, app, vault.decrypt(connection.credentials_encrypted))
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": client.redirect_uri}
     if claims.get("v"):
         form["code_verifier"] = claims["v"]
-    tokens = await request_token(http, spec, _parameters(app, connection.parameters), client, form, connector=app)
-    await asyncio.to_thread(_store, engine, vault, connection_id, "authorization_code", spec, tokens)
+    tokens = await request_token(http, spec, client, form, connector=app)
+    await asyncio.to_thread(_store, engine, vault, settings, connection_id, "authorization_code", spec, tokens)
     return Connected(claims["t"], connection_id, app)
 
 
@@ -166,12 +169,14 @@ async def connect_app_only(
     http: httpx.AsyncClient,
 ) -> Connected:
     """Client credentials (Graph app-only): no sign-in, the token comes straight from the token endpoint."""
-    spec = grant_spec(app, "client_credentials")
-    connection = _ensure_connection(engine, tenant_id, app, connection_id, parameters, spec)
+    connection = _ensure_connection(
+        engine, settings, tenant_id, app, connection_id, parameters, grant_spec(app, "client_credentials")
+    )
+    spec = bound_grant(settings, app, "client_credentials", connection.parameters)
     client = client_for(engine, vault, settings, app, vault.decrypt(connection.credentials_encrypted))
     form = {"grant_type": "client_credentials", "scope": spec.scope_separator.join(spec.scopes)}
-    tokens = await request_token(http, spec, _parameters(app, connection.parameters), client, form, connector=app)
-    _store(engine, vault, connection_id, "client_credentials", spec, tokens)
+    tokens = await request_token(http, spec, client, form, connector=app)
+    _store(engine, vault, settings, connection_id, "client_credentials", spec, tokens)
     return Connected(tenant_id, connection_id, app)
 
 
@@ -181,15 +186,14 @@ def oauth_auth(engine: Engine, vault: Vault, settings: Settings, loaded: LoadedC
     row = read_tokens(engine, vault, connection.id)
     if row is None:
         return None
-    spec = grant_spec(connection.app, row.grant)
     source = StoredTokens(
         engine,
         vault,
         connection.id,
-        spec,
-        _parameters(connection.app, connection.parameters),
+        bound_grant(settings, connection.app, row.grant, connection.parameters),
         client_for(engine, vault, settings, connection.app, loaded.credentials),
         connector=connection.app,
+        http=lambda: token_client(settings),
     )
     if row.status != "active":
         raise NeedsReauth(reauth_message(connection.id, row.status_reason), connector=connection.app)
@@ -222,7 +226,13 @@ def spend_state(engine: Engine, vault: Vault, settings: Settings, state: str, no
 
 
 def _ensure_connection(
-    engine: Engine, tenant_id: str, app: str, connection_id: str, parameters: Mapping[str, str], spec: OAuth2Spec
+    engine: Engine,
+    settings: Settings,
+    tenant_id: str,
+    app: str,
+    connection_id: str,
+    parameters: Mapping[str, str],
+    spec: OAuth2Spec,
 ) -> Connection:
     """The tenant's connection with `parameters` merged in, created when new; checked against the connector."""
     with Session(engine) as session:
@@ -233,7 +243,7 @@ def _ensure_connection(
             raise ConfigError(f"connection {connection_id!r} exists for another tenant or app")
         connection = connection or Connection(id=connection_id, tenant_id=tenant_id, app=app)
         merged = {**connection.parameters, **parameters}
-        _check_parameters(app, merged, spec)
+        _check_parameters(app, merged, spec, settings)
         connection.parameters = merged
         session.add(connection)
         session.commit()
@@ -242,39 +252,45 @@ def _ensure_connection(
         return connection
 
 
-def _check_parameters(app: str, parameters: Mapping[str, str], spec: OAuth2Spec) -> None:
-    """Known names only; each required one given, unless the token will bring it (Salesforce's instance_url)."""
+def _check_parameters(app: str, parameters: Mapping[str, str], spec: OAuth2Spec, settings: Settings) -> None:
+    """Known names and values that keep their rules; each required one given, unless the token will bring it
+    (Salesforce's instance_url)."""
     declared = load(app)[0].parameters
-    unknown = sorted(set(parameters) - set(declared) - {"webhook_account"})
+    unknown = sorted(set(parameters) - set(declared) - RESERVED_PARAMETERS)
     if unknown:
         raise ConfigError(f"{app} has no parameters {unknown}; it takes {sorted(declared)}")
     later = set(spec.parameters_from_token)
     missing = sorted(n for n, p in declared.items() if p.default is None and n not in parameters and n not in later)
     if missing:
         raise ConfigError(f"{app} needs --param for {missing}")
+    try:
+        check_values(declared, parameters, settings.egress.policy(), connector=app)
+    except InvalidParameter as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _store(
     engine: Engine,
     vault: Vault,
+    settings: Settings,
     connection_id: str,
     grant: Grant,
     spec: OAuth2Spec,
     tokens: TokenSet,
 ) -> None:
+    """Keep the tokens, and the parameters the answer names, checked like a tenant's (the app is not trusted)."""
     extra = tokens.extra
     learned = {param: extra[field] for param, field in spec.parameters_from_token.items() if extra.get(field)}
     if learned:
         with Session(engine) as session:
             connection = session.get(Connection, connection_id)
             assert connection is not None
+            try:
+                declared = load(connection.app)[0].parameters
+                learned = check_values(declared, learned, settings.egress.policy(), connector=connection.app)
+            except InvalidParameter as exc:
+                raise ConfigError(f"the sign-in answer names a parameter its connector refuses: {exc}") from None
             connection.parameters = {**connection.parameters, **learned}
             session.add(connection)
             session.commit()
     save_tokens(engine, vault, connection_id, grant, tokens)
-
-
-def _parameters(app: str, given: Mapping[str, str]) -> dict[str, str]:
-    """The connection's parameters with the connector's defaults, for the OAuth URL templates."""
-    defaults = {n: p.default for n, p in load(app)[0].parameters.items() if p.default is not None}
-    return {**defaults, **given}

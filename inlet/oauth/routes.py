@@ -28,6 +28,7 @@ from starlette.routing import BaseRoute, Route
 
 from connectors.errors import ConnectorError
 from inlet.errors import InletError
+from inlet.oauth.clients import token_client
 from inlet.oauth.connect import StateRefused, finish_connect, open_link, spend_state
 from inlet.settings import Settings, get_settings
 from inlet.store import Vault
@@ -57,7 +58,7 @@ def oauth_routes(
                 return _page(400, "Not connected", f"The app answered: {params['error']}. Nothing was stored.")
             if not state or not params.get("code"):
                 return _page(400, "Not connected", "This link lacks its code or state. Start the connection again.")
-            async with httpx.AsyncClient(transport=transport, timeout=30) as http:
+            async with token_client(current, transport) as http:
                 done = await finish_connect(
                     engine, vault, current, state=state, code=params["code"], http=http, now=clock()
                 )

@@ -16,13 +16,14 @@ import logging
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
 from sqlalchemy import Engine, or_, update
 from sqlmodel import Session, col
 
+from connectors.egress import EgressPolicy, guarded_transport
 from connectors.errors import NeedsReauth
 from connectors.oauth import Grant, InvalidGrant, OAuth2Spec, OAuthClient, TokenSet, request_token
 from inlet.errors import NotFound
@@ -149,16 +150,19 @@ class StoredTokens:
         vault: Vault,
         connection_id: str,
         spec: OAuth2Spec,
-        parameters: Mapping[str, str],
         client: OAuthClient,
         *,
         connector: str,
+        http: Callable[[], httpx.AsyncClient] | None = None,
         clock: Callable[[], float] = time.time,
         lease_seconds: float = 30.0,
         poll_seconds: float = 0.05,
     ) -> None:
+        """`spec` is the grant bound to the connection (inlet.oauth_clients.bound_grant); `http` makes the
+        token endpoint's client (default: behind the egress guard, with no host allowed beyond public ones)."""
         self._engine, self._vault, self._id = engine, vault, connection_id
-        self._spec, self._parameters, self._client = spec, dict(parameters), client
+        self._spec, self._client = spec, client
+        self._http = http or (lambda: httpx.AsyncClient(transport=guarded_transport(EgressPolicy()), timeout=30))
         self._connector, self._clock = connector, clock
         self._lease_seconds, self._poll_seconds = lease_seconds, poll_seconds
         self._owner = uuid.uuid4().hex
@@ -217,11 +221,10 @@ class StoredTokens:
             form = {"grant_type": "refresh_token", "refresh_token": row.tokens.refresh_token.get_secret_value()}
         self.refreshes += 1
         try:
-            async with httpx.AsyncClient(timeout=30) as http:
+            async with self._http() as http:
                 tokens = await request_token(
                     http,
                     self._spec,
-                    self._parameters,
                     self._client,
                     form,
                     connector=self._connector,

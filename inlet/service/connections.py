@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-import httpx
 from pydantic import SecretStr
 from sqlmodel import Session, col, select
 
@@ -19,6 +18,7 @@ from connectors.spec import RetryPolicy
 from inlet.errors import CredentialsRefused
 from inlet.oauth import TokenRow, connect_link, read_tokens, start_connect
 from inlet.oauth import connect_app_only as _connect_app_only
+from inlet.oauth.clients import token_client
 from inlet.service.access import Principal, authorize
 from inlet.service.installation import Installation
 from inlet.service.paging import Page, checked_limit, decode_cursor, page_of
@@ -210,7 +210,7 @@ def connect_app_only(
     """Client credentials (Graph app-only): the token comes straight from the app's token endpoint."""
 
     async def fetch() -> None:
-        async with httpx.AsyncClient(timeout=30) as http:
+        async with token_client(inst.settings) as http:
             await _connect_app_only(
                 inst.engine,
                 inst.vault,

@@ -13,9 +13,13 @@ from pydantic import SecretStr, ValidationError
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from connectors.egress import EgressPolicy
+from connectors.errors import InvalidParameter
+from connectors.parameters import check_values
 from connectors.registry import available, load
 from connectors.spec import RESERVED_PARAMETERS
 from inlet.errors import ConfigError, Conflict, NotFound
+from inlet.settings import get_settings
 from inlet.store.tables import Connection, OAuthToken, Tenant
 from inlet.store.vault import Vault
 
@@ -67,9 +71,11 @@ def add_connection(
     credentials: Mapping[str, SecretStr],
     data_source: str = "users",
     replace: bool = False,
+    egress: EgressPolicy | None = None,
 ) -> Connection:
-    """Store a connection; its parameters are checked against the connector, its credentials encrypted."""
-    check_connection_input(app, parameters, data_source)
+    """Store a connection; its parameters are checked against the connector's rules (URL hosts beyond the
+    declared ones only as `egress`, default the settings', allows), its credentials encrypted."""
+    parameters = check_connection_input(app, parameters, data_source, egress)
     with Session(engine) as session:
         if session.get(Tenant, tenant_id) is None:
             raise NotFound(f"no tenant {tenant_id!r}; add it first with `inlet tenants add {tenant_id}`")
@@ -89,8 +95,11 @@ def add_connection(
         return connection
 
 
-def check_connection_input(app: str, parameters: Mapping[str, str], data_source: str = "users") -> None:
-    """The connector exists, the parameters are its own and complete, and it provides the data source."""
+def check_connection_input(
+    app: str, parameters: Mapping[str, str], data_source: str = "users", egress: EgressPolicy | None = None
+) -> dict[str, str]:
+    """The connector exists, the parameters are its own, complete and valid by its rules, and it provides the
+    data source; the checked parameters."""
     if app not in available():
         raise ConfigError(f"no connector {app!r}; available: {', '.join(available())}")
     spec, _ = load(app)
@@ -101,9 +110,14 @@ def check_connection_input(app: str, parameters: Mapping[str, str], data_source:
     if missing:
         raise ConfigError(f"{app} needs --param for {missing}")
     try:
+        parameters = check_values(spec.parameters, parameters, egress or get_settings().egress.policy(), connector=app)
+    except InvalidParameter as exc:
+        raise ConfigError(str(exc)) from None
+    try:
         spec.collection_for(data_source)
     except KeyError:
         raise ConfigError(f"{app} has no collection for the data source {data_source!r}") from None
+    return dict(parameters)
 
 
 def load_connection(engine: Engine, vault: Vault, tenant_id: str, connection_id: str) -> LoadedConnection:

@@ -19,7 +19,7 @@ from connectors.oauth import OAuth2Auth
 from connectors.registry import load, make_simulator, open_connector, simulated
 from connectors.simulation import SimulatorBase
 from connectors.spec import RetryPolicy
-from tests.support.oauth import MemoryTokens, asgi_client, oauth_parameters, sign_in
+from tests.support.oauth import SIMULATOR_EGRESS, MemoryTokens, asgi_client, oauth_parameters, sign_in
 
 APPS = simulated()
 FAST_RETRY = RetryPolicy(attempts=4, backoff_seconds=0, max_backoff_seconds=0, max_wait_seconds=30)
@@ -44,6 +44,7 @@ def connect(sim: SimulatorBase, *, bad_credentials: bool = False) -> Connector:
         credentials=sim.bad_credentials() if bad_credentials else credentials,
         transport=httpx.ASGITransport(app=sim.app),
         retry=FAST_RETRY,
+        egress=SIMULATOR_EGRESS,
     )
 
 
@@ -140,6 +141,7 @@ async def test_an_oauth_connection_lists_everything_across_token_expiries(app: s
             auth=OAuth2Auth(source),
             transport=httpx.ASGITransport(app=sim.app),
             retry=FAST_RETRY,
+            egress=SIMULATOR_EGRESS,
         )
         opened.append(connector)
         ids, pages = [], 0

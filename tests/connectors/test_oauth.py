@@ -12,17 +12,17 @@ from pydantic import SecretStr
 
 from connectors.errors import AuthError, NeedsReauth, RetryableError, SpecError
 from connectors.oauth import InvalidGrant, OAuth2Auth, TokenSet, authorization_url, pkce_verifier, request_token
+from connectors.oauth_endpoints import bind_grant
 from connectors.registry import load, make_simulator
 from connectors.spec import load_spec
-from tests.support.oauth import CLIENT, MemoryTokens, asgi_client, oauth_parameters, sign_in
+from tests.support.oauth import CLIENT, MemoryTokens, asgi_client, bound, sign_in
 
 BASE = "https://simulator.test"
 OAUTH_APPS = ["google_people", "hubspot", "msgraph", "pipedrive", "salesforce", "zendesk"]
 
 
 def consent_query(app: str) -> dict[str, list[str]]:
-    spec = load(app)[0].oauth["authorization_code"]
-    return parse_qs(urlsplit(authorization_url(spec, oauth_parameters(app, BASE), CLIENT, "s")).query)
+    return parse_qs(urlsplit(authorization_url(bound(app, BASE), CLIENT, "s")).query)
 
 
 @pytest.mark.parametrize("app", OAUTH_APPS)
@@ -39,12 +39,8 @@ def test_google_asks_for_offline_access_and_fresh_consent() -> None:
 
 
 def test_real_endpoints_are_the_defaults() -> None:
-    spec = load("msgraph")[0].oauth["client_credentials"]
-    params = {"login_url": "https://login.microsoftonline.com", "directory": "contoso.onmicrosoft.com"}
-    assert (
-        spec.token_url.format_map(params)
-        == "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"
-    )
+    spec = bind_grant(load("msgraph")[0], "client_credentials", {"directory": "contoso.onmicrosoft.com"})
+    assert spec.token_url == "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"
     assert load("salesforce")[0].parameters["login_url"].default == "https://login.salesforce.com"
     assert load("hubspot")[0].oauth["authorization_code"].scopes == ["crm.objects.contacts.read"]
 
@@ -69,13 +65,13 @@ async def test_google_keeps_the_first_refresh_token_and_needs_offline_access_for
         tokens = await sign_in(http, "google_people", BASE)
         source = MemoryTokens(http, "google_people", BASE, tokens)
         await source.refreshed(tokens.access_token.get_secret_value())
-        spec = load("google_people")[0].oauth["authorization_code"].model_copy(update={"authorize_params": {}})
-        online = await http.get(authorization_url(spec, oauth_parameters("google_people", BASE), CLIENT, "s"))
+        spec = bound("google_people", BASE).model_copy(update={"authorize_params": {}})
+        online = await http.get(authorization_url(spec, CLIENT, "s"))
     assert source.tokens.refresh_token == tokens.refresh_token and source.tokens.access_token != tokens.access_token
     code = parse_qs(urlsplit(online.headers["location"]).query)["code"][0]
     async with asgi_client(sim) as http:
         form = {"grant_type": "authorization_code", "code": code, "redirect_uri": CLIENT.redirect_uri}
-        without = await request_token(http, spec, oauth_parameters("google_people", BASE), CLIENT, form, connector="g")
+        without = await request_token(http, spec, CLIENT, form, connector="g")
     assert without.refresh_token is None
 
 
@@ -110,11 +106,10 @@ async def test_hubspot_bad_refresh_token_is_an_invalid_grant() -> None:
 async def test_a_wrong_client_secret_is_an_auth_error_that_names_no_secret() -> None:
     sim = make_simulator("hubspot", 1)
     wrong = CLIENT.model_copy(update={"client_secret": SecretStr("not-the-secret-4711")})
-    spec = load("hubspot")[0].oauth["authorization_code"]
     async with asgi_client(sim) as http:
         form = {"grant_type": "refresh_token", "refresh_token": "rt-secret-0815"}
         with pytest.raises(AuthError) as caught:
-            await request_token(http, spec, oauth_parameters("hubspot", BASE), wrong, form, connector="hubspot")
+            await request_token(http, bound("hubspot", BASE), wrong, form, connector="hubspot")
     assert not isinstance(caught.value, NeedsReauth) and "invalid_client" in str(caught.value)
     assert "4711" not in str(caught.value) and "0815" not in str(caught.value)
 
@@ -148,12 +143,9 @@ def test_a_sign_in_grant_needs_an_authorize_url_and_declared_placeholders(tmp_pa
 
 
 async def test_a_token_endpoint_that_is_down_is_retryable() -> None:
-    spec = load("hubspot")[0].oauth["authorization_code"]
     async with httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(503, json={}))) as http:
         with pytest.raises(RetryableError):
-            await request_token(
-                http, spec, oauth_parameters("hubspot", BASE), CLIENT, {"grant_type": "x"}, connector="h"
-            )
+            await request_token(http, bound("hubspot", BASE), CLIENT, {"grant_type": "x"}, connector="h")
 
 
 @pytest.mark.parametrize("app", OAUTH_APPS)
@@ -191,15 +183,14 @@ async def test_graph_names_the_tenant_directory_in_its_id_token() -> None:
 
 @pytest.mark.parametrize("app", ["google_people", "msgraph", "salesforce"])
 async def test_pkce_apps_get_a_challenge_and_refuse_a_code_without_its_verifier(app: str) -> None:
-    spec = load(app)[0].oauth["authorization_code"]
-    params = oauth_parameters(app, BASE)
+    spec = bound(app, BASE)
     verifier = pkce_verifier()
     async with asgi_client(make_simulator(app, 1)) as http:
-        redirect = await http.get(authorization_url(spec, params, CLIENT, "s", verifier))
-        assert parse_qs(urlsplit(authorization_url(spec, params, CLIENT, "s", verifier)).query)[
-            "code_challenge_method"
-        ] == ["S256"]
+        redirect = await http.get(authorization_url(spec, CLIENT, "s", verifier))
+        assert parse_qs(urlsplit(authorization_url(spec, CLIENT, "s", verifier)).query)["code_challenge_method"] == [
+            "S256"
+        ]
         code = parse_qs(urlsplit(redirect.headers["location"]).query)["code"][0]
         form = {"grant_type": "authorization_code", "code": code, "redirect_uri": CLIENT.redirect_uri}
         with pytest.raises(NeedsReauth):
-            await request_token(http, spec, params, CLIENT, form | {"code_verifier": pkce_verifier()}, connector=app)
+            await request_token(http, spec, CLIENT, form | {"code_verifier": pkce_verifier()}, connector=app)

@@ -35,19 +35,22 @@ def sims(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, 
     """An inlet home with tenant acme, the receiver, and HubSpot, Salesforce and Graph simulators."""
     monkeypatch.setenv("INLET_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("SIM_SECRET", SIM_CLIENT_SECRET)
-    assert invoke("init")[0] == 0 and invoke("tenants", "add", "acme")[0] == 0
-    settings = get_settings()
-    engine = open_store(settings.store_url)
-    receiver = create_receiver(engine, Vault.from_settings(settings), lambda t, c: None, settings=settings)
     apps = ("hubspot", "salesforce", "msgraph")
     hubspot_sim = make_simulator("hubspot", 3)
     with (
-        serve_in_thread(receiver) as receiver_url,
         serve_in_thread(hubspot_sim.app) as hubspot,
         serve_in_thread(make_simulator("salesforce", 3).app) as salesforce,
         serve_in_thread(make_simulator("msgraph", 3).app) as msgraph,
         serve_in_thread(make_simulator("zendesk", 3).app) as zendesk,
     ):
+        simulated = {"hubspot": hubspot, "salesforce": salesforce, "msgraph": msgraph, "zendesk": zendesk}
+        for name, url in simulated.items():  # the operator points each app's sign-in at its simulator
+            monkeypatch.setenv(f"INLET_OAUTH_ENDPOINTS__{name.upper()}", url)
+        get_settings.cache_clear()
+        assert invoke("init")[0] == 0 and invoke("tenants", "add", "acme")[0] == 0
+        settings = get_settings()
+        engine = open_store(settings.store_url)
+        receiver = create_receiver(engine, Vault.from_settings(settings), lambda t, c: None, settings=settings)
         for name in apps:
             code, out = invoke(
                 "oauth",
@@ -62,13 +65,8 @@ def sims(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, 
             )
             assert code == 0, out
         SIMULATORS["hubspot"] = hubspot_sim
-        yield {
-            "receiver": receiver_url,
-            "hubspot": hubspot,
-            "salesforce": salesforce,
-            "msgraph": msgraph,
-            "zendesk": zendesk,
-        }
+        with serve_in_thread(receiver) as receiver_url:
+            yield {"receiver": receiver_url, **simulated}
 
 
 def sign_in(sims: dict[str, str], *connect_args: str) -> httpx.Response:
@@ -148,7 +146,9 @@ def test_a_zendesk_account_can_bring_its_own_oauth_client(sims: dict[str, str]) 
 
 
 def test_an_app_without_a_client_or_grant_is_a_clear_error(sims: dict[str, str]) -> None:
-    code, out = invoke("connections", "connect", "-t", "acme", "--app", "zendesk", "-p", "base_url=http://z.test")
+    code, out = invoke(
+        "connections", "connect", "-t", "acme", "--app", "zendesk", "-p", "base_url=https://z.zendesk.com"
+    )
     assert code == 2 and "inlet oauth clients add --app zendesk" in out
     code, out = invoke("connections", "connect", "-t", "acme", "--app", "hubspot", "--grant", "client_credentials")
     assert code == 2 and "does not offer the OAuth grant client_credentials" in out

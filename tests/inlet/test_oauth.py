@@ -25,7 +25,6 @@ from inlet.oauth import (
     client_for,
     connect_app_only,
     connect_link,
-    grant_spec,
     oauth_auth,
     read_tokens,
     register_client,
@@ -33,6 +32,7 @@ from inlet.oauth import (
     start_connect,
     swap_tokens,
 )
+from inlet.oauth.clients import bound_grant, token_client
 from inlet.receiver import create_receiver
 from inlet.service import connection_status
 from inlet.settings import Settings
@@ -81,10 +81,10 @@ class OAuthWorld:
             self.engine,
             self.vault,
             "acme-hubspot",
-            grant_spec("hubspot", "authorization_code"),
-            loaded.connection.parameters,
+            bound_grant(self.settings, "hubspot", "authorization_code", loaded.connection.parameters),
             client_for(self.engine, self.vault, self.settings, "hubspot", {}),
             connector="hubspot",
+            http=lambda: token_client(self.settings),
             clock=lambda: time.time() + clock_offset,
         )
 
@@ -92,17 +92,19 @@ class OAuthWorld:
 @pytest.fixture
 def world(engine: Engine, tmp_path: Path) -> Iterator[OAuthWorld]:
     vault = Vault(SecretStr(Fernet.generate_key().decode()))
-    settings = Settings(home=tmp_path, oauth_redirect_url="http://inlet.test/oauth/callback")
     sim = make_simulator("hubspot", 30)
     assert sim.oauth is not None
     skew = {"seconds": 0.0}
-    receiver = create_receiver(
-        engine, vault, lambda tenant, connection: None, clock=lambda: time.time() + skew["seconds"], settings=settings
-    )
     add_tenant(engine, "acme")
     register_client(engine, vault, "hubspot", SIM_CLIENT_ID, SecretStr(SIM_CLIENT_SECRET))
-    with serve_in_thread(sim.app) as sim_url, serve_in_thread(receiver) as receiver_url:
-        yield OAuthWorld(engine, vault, settings, sim.oauth, sim_url, receiver_url, skew)
+    with serve_in_thread(sim.app) as sim_url:
+        settings = Settings(  # the operator points HubSpot's sign-in at the simulator
+            home=tmp_path, oauth_redirect_url="http://inlet.test/oauth/callback", oauth_endpoints={"hubspot": sim_url}
+        )
+        clock = lambda: time.time() + skew["seconds"]  # noqa: E731  # a clock the tests move
+        receiver = create_receiver(engine, vault, lambda tenant, connection: None, clock=clock, settings=settings)
+        with serve_in_thread(receiver) as receiver_url:
+            yield OAuthWorld(engine, vault, settings, sim.oauth, sim_url, receiver_url, skew)
 
 
 def test_callback_exchanges_the_code_and_stores_tokens_encrypted(world: OAuthWorld) -> None:
@@ -240,12 +242,13 @@ def test_saved_tokens_round_trip(world: OAuthWorld) -> None:
 
 
 async def test_an_app_only_token_is_renewed_with_the_client_credentials(engine: Engine, tmp_path: Path) -> None:
-    vault, settings = Vault(SecretStr(Fernet.generate_key().decode())), Settings(home=tmp_path)
+    vault = Vault(SecretStr(Fernet.generate_key().decode()))
     sim = make_simulator("msgraph", 3)
     assert sim.oauth is not None
     add_tenant(engine, "acme")
     register_client(engine, vault, "msgraph", SIM_CLIENT_ID, SecretStr(SIM_CLIENT_SECRET))
     with serve_in_thread(sim.app) as url:
+        settings = Settings(home=tmp_path, oauth_endpoints={"msgraph": url})
         params = {"base_url": url, "login_url": url, "directory": "contoso.onmicrosoft.com"}
         async with httpx.AsyncClient() as http:
             await connect_app_only(
@@ -261,7 +264,10 @@ async def test_an_app_only_token_is_renewed_with_the_client_credentials(engine: 
         loaded = load_connection(engine, vault, "acme", "g")
         auth = oauth_auth(engine, vault, settings, loaded)
         assert auth is not None
-        async with open_connector("msgraph", parameters=loaded.connection.parameters, auth=auth) as connector:
+        policy = settings.egress.policy()
+        async with open_connector(
+            "msgraph", parameters=loaded.connection.parameters, auth=auth, egress=policy
+        ) as connector:
             sim.oauth.expire_access_tokens()
             assert len([r async for page in connector.pages("users") for r in page.records]) == 3
     assert sim.oauth.counts["client_credentials"] == 2 and sim.oauth.counts["refresh_token"] == 0

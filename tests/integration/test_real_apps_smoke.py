@@ -134,12 +134,14 @@ def test_start_process_fails_fast_with_output(tmp_path: Path) -> None:
 async def test_kinto_changes_since_a_pull_are_its_updates_and_tombstones(kinto_collection: KintoServer) -> None:
     from pydantic import SecretStr
 
+    from connectors.egress import EgressPolicy
     from connectors.registry import open_connector
 
     kinto_collection.seed(30)
     params = {"base_url": kinto_collection.base_url, "collection": kinto_collection.collection}
     creds = {"username": SecretStr("admin"), "password": SecretStr("s3cret")}
-    async with open_connector("kinto", parameters=params, credentials=creds) as kinto:
+    loopback = EgressPolicy(allow_hosts=frozenset({"127.0.0.1"}))
+    async with open_connector("kinto", parameters=params, credentials=creds, egress=loopback) as kinto:
         first = await pull_changes(kinto, "records")
         ids = [r["id"] for r in kinto_collection.list_all()]
         kinto_collection.update(ids[0], {"name": "Renamed"})

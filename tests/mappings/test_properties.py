@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mappings import MappingError, RecordError, TemplateError, compile_mapping
-from mappings.engine import _env
+from mappings.sandbox import environment as _env
 
 FILTER_NAMES = sorted(_env.filters)
 NAMES = ["raw", "email", "full_name", "lookups", "none", "true", "range", "dict", "coalesce", "namespace", "self"]

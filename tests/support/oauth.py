@@ -7,11 +7,25 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 from pydantic import SecretStr
 
+from connectors.egress import EgressPolicy
 from connectors.oauth import Grant, OAuth2Spec, OAuthClient, TokenSet, authorization_url, pkce_verifier, request_token
+from connectors.oauth_endpoints import bind_grant
 from connectors.registry import load
 from connectors.simulation import SIM_CLIENT_ID, SIM_CLIENT_SECRET, SimulatorBase
 
-__all__ = ["CLIENT", "MemoryTokens", "asgi_client", "oauth_parameters", "sign_in", "token_with_scope"]
+__all__ = [
+    "CLIENT",
+    "SIMULATOR_EGRESS",
+    "MemoryTokens",
+    "asgi_client",
+    "bound",
+    "oauth_parameters",
+    "sign_in",
+    "token_with_scope",
+]
+
+# An installation that lets connections reach the in-process simulators' host (and loopback ones).
+SIMULATOR_EGRESS = EgressPolicy(allow_hosts=frozenset({"simulator.test", "127.0.0.1"}))
 
 CLIENT = OAuthClient(
     client_id=SIM_CLIENT_ID, client_secret=SecretStr(SIM_CLIENT_SECRET), redirect_uri="http://inlet.test/cb"
@@ -26,19 +40,23 @@ def oauth_parameters(app: str, base_url: str) -> dict[str, str]:
     return params | ({"directory": "contoso.onmicrosoft.com"} if "directory" in params else {})
 
 
+def bound(app: str, base_url: str, grant: Grant = "authorization_code") -> OAuth2Spec:
+    """The app's grant with its endpoints on the simulator at `base_url` (the operator's override)."""
+    return bind_grant(load(app)[0], grant, oauth_parameters(app, base_url), override=base_url)
+
+
 async def sign_in(http: httpx.AsyncClient, app: str, base_url: str, grant: Grant = "authorization_code") -> TokenSet:
     """Consent (the simulator approves at once) and exchange the code; or fetch an app-only token."""
-    spec = load(app)[0].oauth[grant]
-    params = oauth_parameters(app, base_url)
+    spec = bound(app, base_url, grant)
     if grant == "client_credentials":
         form = {"grant_type": "client_credentials", "scope": " ".join(spec.scopes)}
-        return await request_token(http, spec, params, CLIENT, form, connector=app)
+        return await request_token(http, spec, CLIENT, form, connector=app)
     verifier = pkce_verifier()
-    redirect = await http.get(authorization_url(spec, params, CLIENT, "st4te", verifier))
+    redirect = await http.get(authorization_url(spec, CLIENT, "st4te", verifier))
     code = parse_qs(urlsplit(redirect.headers["location"]).query)["code"][0]
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": CLIENT.redirect_uri}
     form |= {"code_verifier": verifier} if spec.pkce else {}
-    return await request_token(http, spec, params, CLIENT, form, connector=app)
+    return await request_token(http, spec, CLIENT, form, connector=app)
 
 
 class MemoryTokens:
@@ -46,8 +64,7 @@ class MemoryTokens:
 
     def __init__(self, http: httpx.AsyncClient, app: str, base_url: str, tokens: TokenSet) -> None:
         self._http, self._app, self.tokens = http, app, tokens
-        self._spec: OAuth2Spec = load(app)[0].oauth["authorization_code"]
-        self._params = oauth_parameters(app, base_url)
+        self._spec = bound(app, base_url)
         self.refreshes = 0
 
     async def access_token(self) -> str:
@@ -58,7 +75,7 @@ class MemoryTokens:
         form = {"grant_type": "refresh_token", "refresh_token": self.tokens.refresh_token.get_secret_value()}
         self.refreshes += 1
         self.tokens = await request_token(
-            self._http, self._spec, self._params, CLIENT, form, connector=self._app, previous=self.tokens
+            self._http, self._spec, CLIENT, form, connector=self._app, previous=self.tokens
         )
         return self.tokens.access_token.get_secret_value()
 

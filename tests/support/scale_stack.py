@@ -76,6 +76,7 @@ def scale_stack(home: Path, prefect_database: str, store_database: str, workers:
         "INLET_DESTINATION__URL": f"http://127.0.0.1:{app_port}",
         "INLET_DESTINATION__SECRET": APP_SECRET,
         "INLET_INCREMENTAL_RUNNER": "task-worker",
+        "INLET_EGRESS__ALLOW_HOSTS": '["127.0.0.1"]',  # the simulators listen on loopback
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
     logs = home / "logs"
