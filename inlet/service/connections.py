@@ -130,7 +130,10 @@ def check_credentials(
 
     async def first_page() -> None:
         retry = inst.settings.source_retry or _CHECK_RETRY
-        async with open_connector(app, parameters=parameters, credentials=credentials, retry=retry) as connector:
+        egress = inst.settings.egress.policy()
+        async with open_connector(
+            app, parameters=parameters, credentials=credentials, retry=retry, egress=egress
+        ) as connector:
             async for _ in connector.pages(collection):
                 return
 
