@@ -28,6 +28,7 @@ up: $(BIN)/inlet
 
 test: $(BIN)/inlet
 	@$(MAKE) --no-print-directory $(JSON_SERVER)
+	@command -v chromium >/dev/null 2>&1 || echo "chromium not found: the browser tests are skipped (Debian: apt-get install chromium)"
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .

@@ -90,6 +90,9 @@ class ApiSettings(BaseModel):
     credential_checks_per_minute: int = Field(10, ge=1, description="per API key or session: connection creations")
     sessions_per_minute: int = Field(30, ge=1, description="per API key: connect sessions created")
     failed_logins_per_minute: int = Field(20, ge=1, description="per client address: unknown keys or sessions")
+    frame_ancestors: str = Field(
+        "*", description="CSP frame-ancestors of the tenant pages, e.g. https://app.example.com (your product)"
+    )
 
 
 class Settings(BaseSettings):

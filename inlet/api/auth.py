@@ -75,7 +75,7 @@ def rate_limited(bucket: str) -> Callable[..., None]:
 
 
 class AuditMiddleware:
-    """Writes an audit entry for every call that is not a read, once it is answered (refused ones included)."""
+    """Writes an audit entry for every call that is not a read, as it is answered (refused ones included)."""
 
     def __init__(self, app: ASGIApp, installation: Callable[[], Installation], prefix: str) -> None:
         self.app = app
@@ -86,18 +86,20 @@ class AuditMiddleware:
         if scope["type"] != "http" or scope["method"] in _READS:
             await self.app(scope, receive, send)
             return
-        status = 500
+        written = False
 
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
+        async def send_audited(message: Message) -> None:
+            nonlocal written
+            if message["type"] == "http.response.start" and not written:
+                written = True  # before the answer leaves: a caller who saw it finds the entry
+                await run_in_threadpool(self._write, scope, message["status"])
             await send(message)
 
         try:
-            await self.app(scope, receive, send_status)
+            await self.app(scope, receive, send_audited)
         finally:
-            await run_in_threadpool(self._write, scope, status)
+            if not written:
+                await run_in_threadpool(self._write, scope, 500)
 
     def _write(self, scope: Scope, status: int) -> None:
         state: dict[str, Any] = scope.get("state") or {}
@@ -110,7 +112,7 @@ class AuditMiddleware:
             self.installation(),
             actor,
             f"{scope['method']} {self.prefix}{route}",
-            tenant=params.get("tenant"),
+            tenant=params.get("tenant") or actor.tenant,
             target=",".join(f"{k}={v}" for k, v in sorted(params.items()) if k != "token") or None,
             status=status,
         )

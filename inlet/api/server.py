@@ -1,5 +1,6 @@
-"""What `inlet serve` runs: the webhook receiver and its OAuth routes at the root and the API at `/api`. One ASGI
-app, bound to 127.0.0.1 unless the operator says otherwise."""
+"""What `inlet serve` runs: the webhook receiver and its OAuth routes at the root, the API at `/api` and the tenant
+pages at `/pages` (their changes audited like the API's). One ASGI app, bound to 127.0.0.1 unless the operator
+says otherwise."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from starlette.responses import Response
 from starlette.routing import Mount
 
 from inlet.api.app import API_PREFIX, create_api
+from inlet.api.auth import AuditMiddleware
 from inlet.api.problems import problem_response
+from inlet.pages import create_pages
 from inlet.receiver import create_receiver
 from inlet.service import Installation
 
@@ -27,6 +30,7 @@ def create_server(inst: Installation, notify: Callable[[str, str], None]) -> Sta
         exception_handlers={404: _unrouted, 405: _unrouted},
         routes=[
             Mount(API_PREFIX, app=create_api(inst)),
+            Mount("/pages", app=AuditMiddleware(create_pages(inst), installation=lambda: inst, prefix="/pages")),
             *receiver.routes,
         ],
     )

@@ -36,13 +36,13 @@ BackendWriter = Annotated[Principal, Depends(allow("write"))]
 
 
 @router.get("/connectors", response_model=Paged[ConnectorOut], tags=["connectors"])
-def list_connectors(_: Reader, limit: Limit = 100, cursor: Cursor = None) -> Page[service.ConnectorInfo]:
+def list_connectors(_: BackendReader, limit: Limit = 100, cursor: Cursor = None) -> Page[service.ConnectorInfo]:
     """Every connector, with the JSON Schema of the form that connects an account."""
     return service.connector_page(cursor=cursor, limit=limit)
 
 
 @router.get("/connectors/{name}", response_model=ConnectorOut, tags=["connectors"])
-def get_connector(name: str, _: Reader) -> service.ConnectorInfo:
+def get_connector(name: str, _: BackendReader) -> service.ConnectorInfo:
     return service.connector_info(name)
 
 

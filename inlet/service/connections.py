@@ -15,8 +15,8 @@ from sqlmodel import Session, col, select
 from connectors.errors import AuthError, ConnectorError
 from connectors.registry import load, open_connector
 from connectors.spec import RetryPolicy
-from inlet.errors import CredentialsRefused
-from inlet.oauth import TokenRow, connect_link, read_tokens, start_connect
+from inlet.errors import ConfigError, CredentialsRefused
+from inlet.oauth import TokenRow, client_for, connect_link, read_tokens, start_connect
 from inlet.oauth import connect_app_only as _connect_app_only
 from inlet.oauth.clients import token_client
 from inlet.service.access import Principal, authorize
@@ -41,6 +41,7 @@ __all__ = [
     "connect_app_only",
     "connect_with_credentials",
     "list_connections",
+    "oauth_available",
     "oauth_link",
     "oauth_tokens",
     "start_oauth",
@@ -199,6 +200,17 @@ def start_oauth(
         connection_id=connection_id,
         parameters=parameters,
     )
+
+
+def oauth_available(inst: Installation, app: str) -> bool:
+    """Whether a tenant can connect `app` by OAuth here: the app has the grant and the operator registered a client."""
+    if "authorization_code" not in load(app)[0].oauth:
+        return False
+    try:
+        client_for(inst.engine, inst.vault, inst.settings, app, {})
+    except ConfigError:
+        return False
+    return True
 
 
 def oauth_link(inst: Installation, *, tenant_id: str, app: str, connection_id: str) -> str:

@@ -351,3 +351,18 @@ def test_guessing_keys_is_rate_limited_per_client_address(strict_server: str, tm
     with httpx.Client(base_url=strict_server + "/api", headers={"Authorization": "Bearer ik_guess"}) as http:
         statuses = [http.get("/tenants").status_code for _ in range(8)]
     assert statuses[:3] == [401, 401, 401] and 429 in statuses
+
+
+def test_credentials_never_reach_the_logs_the_audit_or_an_answer(
+    world: ApiWorld, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "pat-na1-should-never-show-4d1f"
+    caplog.set_level("DEBUG")
+    body = world.hubspot(id="globex-secret", credentials={"token": secret})
+    refused = world.call("POST", "/tenants/globex/connections", json=body, scope="write")
+    unchecked = world.call("POST", "/tenants/globex/connections", json={**body, "check": False}, scope="write")
+    shown = world.call("GET", "/tenants/globex/connections/globex-secret")
+    audit = world.call("GET", "/audit", params={"tenant": "globex", "limit": 10})
+    assert (refused.status_code, unchecked.status_code, shown.status_code) == (422, 201, 200)
+    for text in (caplog.text, refused.text, unchecked.text, shown.text, audit.text):
+        assert secret not in text
