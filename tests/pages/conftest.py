@@ -16,9 +16,9 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from connectors.oauth_simulation import SIM_CLIENT_ID, SIM_CLIENT_SECRET
 from connectors.registry import make_simulator
 from connectors.simulation import SimulatorBase
+from connectors.simulation.oauth import SIM_CLIENT_ID, SIM_CLIENT_SECRET
 from inlet.api import create_server
 from inlet.demo import USERS_SCHEMA, create_demo_app
 from inlet.local import free_port
