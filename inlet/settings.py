@@ -145,7 +145,10 @@ class Settings(BaseSettings):
         60, ge=60, description="a crashed run's hold on its connection lapses after this long (Prefect: >= 60)"
     )
     records_per_task: int = Field(
-        1000, ge=1, description="a list-records task reads pages until it holds this many records (1: a page each)"
+        10_000,
+        ge=1,
+        description="a list-records task reads pages until it holds this many records (1: a page each); a task run "
+        "costs the Prefect server ~30 ms of CPU, so 10,000 keeps it near 2.6 CPU-s per 100k records instead of 9",
     )
     incremental_runner: Literal["deployment", "task-worker"] = Field(
         "deployment",
