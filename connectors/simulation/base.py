@@ -23,7 +23,7 @@ import math
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import asdict
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import httpx
 from pydantic import SecretStr
@@ -44,6 +44,7 @@ from connectors.simulation.webhooks import Outbox, RetryPolicy, Sent
 __all__ = ["Handler", "SimulatorBase"]
 
 Handler = Callable[[Request], Awaitable[Response]]
+LimitT = TypeVar("LimitT", bound=Limit)
 
 
 class SimulatorBase(Controllable):
@@ -69,6 +70,7 @@ class SimulatorBase(Controllable):
     ) -> None:
         self.token = token
         self.clock = clock or SimClock()
+        self.limits: list[Limit] = []  # every rate limit of the app, cleared by `reset`
         self.people = People(records, seed, self.clock)
         self.lock = threading.RLock()
         self.faults = Faults()
@@ -153,11 +155,16 @@ class SimulatorBase(Controllable):
 
     def rolling_window(self, name: str, seconds: float, capacity: int | None) -> RollingWindow:
         """A rate limit of `capacity` units per sliding `seconds` on this simulator's clock (None: unlimited)."""
-        return RollingWindow(name, seconds, capacity, self.clock)
+        return self.limited(RollingWindow(name, seconds, capacity, self.clock))
 
     def daily_budget(self, name: str, capacity: int, utc_offset: float = 0.0) -> DailyBudget:
         """A rate limit of `capacity` units per simulated day (in a zone `utc_offset` seconds east of UTC)."""
-        return DailyBudget(name, capacity, self.clock, utc_offset)
+        return self.limited(DailyBudget(name, capacity, self.clock, utc_offset))
+
+    def limited(self, limit: LimitT) -> LimitT:
+        """Keep `limit` among the app's limits, which `reset` clears."""
+        self.limits.append(limit)
+        return limit
 
     async def admit(self, request: Request, kind: str = "api") -> Response | None:
         """Count the request, then answer it early: bad credentials, no authorization, a fault or a spent limit."""
@@ -204,6 +211,8 @@ class SimulatorBase(Controllable):
         with self.lock:
             self.faults = Faults()
             self.counts = {"requests": 0, **dict.fromkeys(self.counters, 0)}
+            for limit in self.limits:
+                limit.clear()
 
     def take_repeat(self) -> bool:
         """True when this page must hand out the same next-page token again (a looping API)."""
@@ -228,7 +237,7 @@ class SimulatorBase(Controllable):
 
     async def deliver(self, client: httpx.AsyncClient | None = None) -> list[Sent]:
         """Send the webhook deliveries that are due (through `client`, or `webhook_client()`)."""
-        if self.outbox is None:
+        if self.outbox is None or not any(d.due <= self.clock.time() for d in self.outbox.pending()):
             return []
         if client is not None:
             return await self.outbox.deliver(client)
