@@ -1,13 +1,16 @@
 """`SimulatorBase`: what every app simulator shares; the app's module keeps only its wire format.
 
-A simulator (`connectors/<app>/simulator.py`) subclasses `SimulatorBase`, renders `Person`s in its API's
+A simulator (`connectors/<app>/simulator/`) subclasses `SimulatorBase`, renders `Person`s in its API's
 shape and answers its API's URLs. The base owns the rest: seeding and mutations, the clock, the
-admission of every API request (counting, credentials, authorization, injected faults, slowness, rate
-limits), refusals in the app's error format, and the `/_sim/*` control endpoints:
+admission of every API request (counting, credentials, OAuth scopes, authorization, injected faults,
+slowness, rate limits), refusals in the app's error format, webhook deliveries (`Outbox`), and the
+`/_sim/*` control endpoints:
 
     sim = make_simulator(records=250, seed=0)       # module-level factory of each simulator module
-    sim.create(2); sim.update(3); sim.delete(["..."])
+    sim.create(2); sim.update(3); sim.delete(["..."]); sim.purge(1); sim.restore(["..."])
     sim.inject(status_429=2, retry_after=0.01, expire_tokens=True, repeat_token=1)
+    sim.advance(8 * 86_400)                          # the simulated clock: tokens age, retries fall due
+    sent = await sim.deliver(client)                 # webhooks that are due, through any httpx client
     parameters, credentials = sim.connection("http://sim")
 
 A subclass declares its endpoints with `self.route(path, handler, kind)`, so each handler runs only for
@@ -51,7 +54,8 @@ class SimulatorBase(Controllable):
     """Seeding, mutations, the clock, admission, faults, counters and `/_sim/*` for one app's simulator.
 
     Subclasses set `connector` and implement `external_id`, `api_routes`, `unauthenticated`, `refusal` and
-    `throttled`; they may add `charges` (rate limits), `authorize` and `headers`.
+    `throttled`; they may add `charges` (rate limits), `authorize`, `insufficient_scope`, `headers` and
+    `changed` (to queue webhooks), and set the class attributes below.
     """
 
     connector: ClassVar[str]
