@@ -15,6 +15,7 @@ from connectors.simulation.faults import Faults
 from connectors.simulation.limits import DailyBudget, Limit, RollingWindow
 from connectors.simulation.oauth import SIM_CLIENT_ID, SIM_CLIENT_SECRET, OAuthQuirks, OAuthServer
 from connectors.simulation.people import EDITABLE, EPOCH_MS, FieldChange, People, Person
+from connectors.simulation.querying import TokenStream, boolean
 from connectors.simulation.serving import Knob, knobs, serve, with_knobs
 from connectors.simulation.tokens import decode_token, encode_token
 from connectors.simulation.webhooks import Delivery, Outbox, RetryPolicy, Sent
@@ -43,10 +44,12 @@ __all__ = [
     "Sent",
     "SimClock",
     "SimulatorBase",
+    "TokenStream",
     "decode_token",
     "encode_token",
     "json_response",
     "knobs",
     "serve",
+    "boolean",
     "with_knobs",
 ]

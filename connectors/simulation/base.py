@@ -1,13 +1,16 @@
 """`SimulatorBase`: what every app simulator shares; the app's module keeps only its wire format.
 
-A simulator (`connectors/<app>/simulator.py`) subclasses `SimulatorBase`, renders `Person`s in its API's
+A simulator (`connectors/<app>/simulator/`) subclasses `SimulatorBase`, renders `Person`s in its API's
 shape and answers its API's URLs. The base owns the rest: seeding and mutations, the clock, the
-admission of every API request (counting, credentials, authorization, injected faults, slowness, rate
-limits), refusals in the app's error format, and the `/_sim/*` control endpoints:
+admission of every API request (counting, credentials, OAuth scopes, authorization, injected faults,
+slowness, rate limits), refusals in the app's error format, webhook deliveries (`Outbox`), and the
+`/_sim/*` control endpoints:
 
     sim = make_simulator(records=250, seed=0)       # module-level factory of each simulator module
-    sim.create(2); sim.update(3); sim.delete(["..."])
+    sim.create(2); sim.update(3); sim.delete(["..."]); sim.purge(1); sim.restore(["..."])
     sim.inject(status_429=2, retry_after=0.01, expire_tokens=True, repeat_token=1)
+    sim.advance(8 * 86_400)                          # the simulated clock: tokens age, retries fall due
+    sent = await sim.deliver(client)                 # webhooks that are due, through any httpx client
     parameters, credentials = sim.connection("http://sim")
 
 A subclass declares its endpoints with `self.route(path, handler, kind)`, so each handler runs only for
@@ -23,7 +26,7 @@ import math
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import asdict
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import httpx
 from pydantic import SecretStr
@@ -44,13 +47,15 @@ from connectors.simulation.webhooks import Outbox, RetryPolicy, Sent
 __all__ = ["Handler", "SimulatorBase"]
 
 Handler = Callable[[Request], Awaitable[Response]]
+LimitT = TypeVar("LimitT", bound=Limit)
 
 
 class SimulatorBase(Controllable):
     """Seeding, mutations, the clock, admission, faults, counters and `/_sim/*` for one app's simulator.
 
     Subclasses set `connector` and implement `external_id`, `api_routes`, `unauthenticated`, `refusal` and
-    `throttled`; they may add `charges` (rate limits), `authorize` and `headers`.
+    `throttled`; they may add `charges` (rate limits), `authorize`, `insufficient_scope`, `headers` and
+    `changed` (to queue webhooks), and set the class attributes below.
     """
 
     connector: ClassVar[str]
@@ -69,6 +74,7 @@ class SimulatorBase(Controllable):
     ) -> None:
         self.token = token
         self.clock = clock or SimClock()
+        self.limits: list[Limit] = []  # every rate limit of the app, cleared by `reset`
         self.people = People(records, seed, self.clock)
         self.lock = threading.RLock()
         self.faults = Faults()
@@ -153,11 +159,16 @@ class SimulatorBase(Controllable):
 
     def rolling_window(self, name: str, seconds: float, capacity: int | None) -> RollingWindow:
         """A rate limit of `capacity` units per sliding `seconds` on this simulator's clock (None: unlimited)."""
-        return RollingWindow(name, seconds, capacity, self.clock)
+        return self.limited(RollingWindow(name, seconds, capacity, self.clock))
 
     def daily_budget(self, name: str, capacity: int, utc_offset: float = 0.0) -> DailyBudget:
         """A rate limit of `capacity` units per simulated day (in a zone `utc_offset` seconds east of UTC)."""
-        return DailyBudget(name, capacity, self.clock, utc_offset)
+        return self.limited(DailyBudget(name, capacity, self.clock, utc_offset))
+
+    def limited(self, limit: LimitT) -> LimitT:
+        """Keep `limit` among the app's limits, which `reset` clears."""
+        self.limits.append(limit)
+        return limit
 
     async def admit(self, request: Request, kind: str = "api") -> Response | None:
         """Count the request, then answer it early: bad credentials, no authorization, a fault or a spent limit."""
@@ -204,6 +215,8 @@ class SimulatorBase(Controllable):
         with self.lock:
             self.faults = Faults()
             self.counts = {"requests": 0, **dict.fromkeys(self.counters, 0)}
+            for limit in self.limits:
+                limit.clear()
 
     def take_repeat(self) -> bool:
         """True when this page must hand out the same next-page token again (a looping API)."""
@@ -228,7 +241,7 @@ class SimulatorBase(Controllable):
 
     async def deliver(self, client: httpx.AsyncClient | None = None) -> list[Sent]:
         """Send the webhook deliveries that are due (through `client`, or `webhook_client()`)."""
-        if self.outbox is None:
+        if self.outbox is None or not any(d.due <= self.clock.time() for d in self.outbox.pending()):
             return []
         if client is not None:
             return await self.outbox.deliver(client)

@@ -119,8 +119,25 @@ class Controllable:
 
 def control_routes(sim: Any) -> list[BaseRoute]:
     """The `/_sim/*` endpoints of a simulator (a `SimulatorBase`)."""
+    endpoints = _Endpoints(sim)
+    return [
+        Route("/_sim/mutate", endpoints.mutate, methods=["POST"]),
+        Route("/_sim/faults", endpoints.faults, methods=["POST"]),
+        Route("/_sim/clock", endpoints.clock, methods=["GET", "POST"]),
+        Route("/_sim/records/{record_id:path}", endpoints.record, methods=["GET"]),
+        Route("/_sim/stats", endpoints.stats, methods=["GET"]),
+        Route("/_sim/reset", endpoints.reset, methods=["POST"]),
+    ]
 
-    async def mutate(request: Request) -> Response:
+
+class _Endpoints:
+    """The control endpoints of one simulator; a bad body is a 400 `{"error": ...}`."""
+
+    def __init__(self, sim: Any) -> None:
+        self.sim = sim
+
+    async def mutate(self, request: Request) -> Response:
+        sim = self.sim
         try:
             body = _mutation(await request.body())
             answer = {"created": sim.create(body.get("create", 0))}
@@ -133,43 +150,37 @@ def control_routes(sim: Any) -> list[BaseRoute]:
             return json_response({"error": str(exc)}, 400)
         return json_response(answer)
 
-    async def faults(request: Request) -> Response:
+    async def faults(self, request: Request) -> Response:
         try:
-            sim.inject(**_object(await request.body()))
+            self.sim.inject(**_object(await request.body()))
         except (ValueError, TypeError) as exc:
             return json_response({"error": str(exc)}, 400)
-        return json_response(asdict(sim.faults))
+        return json_response(asdict(self.sim.faults))
 
-    async def clock(request: Request) -> Response:
+    async def clock(self, request: Request) -> Response:
         if request.method == "POST":
             try:
                 seconds = _object(await request.body()).get("advance", 0)
                 if isinstance(seconds, bool) or not isinstance(seconds, int | float):
                     raise ValueError(f"advance must be a number of seconds, got {seconds!r}")
-                sim.advance(seconds)
+                self.sim.advance(seconds)
             except ValueError as exc:
                 return json_response({"error": str(exc)}, 400)
-        now = datetime.fromtimestamp(sim.clock.time(), UTC).isoformat(timespec="milliseconds")
-        return json_response({"now": now.replace("+00:00", "Z"), "offset_seconds": sim.clock.offset})
+        now = datetime.fromtimestamp(self.sim.clock.time(), UTC).isoformat(timespec="milliseconds")
+        return json_response({"now": now.replace("+00:00", "Z"), "offset_seconds": self.sim.clock.offset})
 
-    async def record(request: Request) -> Response:
-        person = sim.find(request.path_params["record_id"])
+    async def record(self, request: Request) -> Response:
+        person = self.sim.find(request.path_params["record_id"])
         if person is None:
             return json_response({"error": "no such record"}, 404)
-        return json_response({"id": sim.external_id(person), **_state(person, sim)})
+        return json_response({"id": self.sim.external_id(person), **_state(person, self.sim)})
 
-    async def reset(request: Request) -> Response:
-        sim.reset()
-        return json_response(sim.stats())
+    async def stats(self, request: Request) -> Response:
+        return json_response(self.sim.stats())
 
-    return [
-        Route("/_sim/mutate", mutate, methods=["POST"]),
-        Route("/_sim/faults", faults, methods=["POST"]),
-        Route("/_sim/clock", clock, methods=["GET", "POST"]),
-        Route("/_sim/records/{record_id:path}", record, methods=["GET"]),
-        Route("/_sim/stats", lambda _: json_response(sim.stats()), methods=["GET"]),
-        Route("/_sim/reset", reset, methods=["POST"]),
-    ]
+    async def reset(self, request: Request) -> Response:
+        self.sim.reset()
+        return json_response(self.sim.stats())
 
 
 def _state(person: Person, sim: Any) -> dict[str, Any]:

@@ -89,9 +89,8 @@ async def token_with_scope(http: httpx.AsyncClient, sim: SimulatorBase, scope: s
     assert sim.oauth is not None
     paths, redirect = sim.oauth.quirks, CLIENT.redirect_uri
     consent = {"client_id": SIM_CLIENT_ID, "redirect_uri": redirect, "response_type": "code", "scope": scope}
-    location = (await http.get(paths.authorize_path.replace("{directory}", "common"), params=consent)).headers[
-        "location"
-    ]
+    consented = await http.get(paths.authorize_path.replace("{directory}", "common"), params=consent)
+    location = consented.headers["location"]
     form = {"grant_type": "authorization_code", "code": parse_qs(urlsplit(location).query)["code"][0]}
     form |= {"redirect_uri": redirect, "client_id": SIM_CLIENT_ID, "client_secret": SIM_CLIENT_SECRET}
     answer = await http.post(paths.token_path.replace("{directory}", "common"), data=form)

@@ -23,24 +23,10 @@ HTML 404, as the API does not route it. There are no webhooks. `/_sim/*` comes f
 
 from collections.abc import Sequence
 
-from connectors.google_people.simulator.app import (
-    DEFAULT_TOKEN,
-    MAX_BATCH,
-    MAX_PAGE_SIZE,
-    PERSON_FIELDS,
-    GooglePeopleSimulator,
-)
+from connectors.google_people.simulator.app import DEFAULT_TOKEN, GooglePeopleSimulator
 from connectors.simulation import serve, with_knobs
 
-__all__ = [
-    "DEFAULT_TOKEN",
-    "MAX_BATCH",
-    "MAX_PAGE_SIZE",
-    "PERSON_FIELDS",
-    "GooglePeopleSimulator",
-    "main",
-    "make_simulator",
-]
+__all__ = ["DEFAULT_TOKEN", "GooglePeopleSimulator", "main", "make_simulator"]
 
 make_simulator = GooglePeopleSimulator  # the contract suite's factory: make_simulator(records, seed, token=...)
 

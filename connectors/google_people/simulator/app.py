@@ -183,12 +183,6 @@ class GooglePeopleSimulator(SimulatorBase):
         reads: list[tuple[Limit, int]] = [(self.reads, 1), (self.project_reads, 1)]
         return [*reads, (self.full_syncs, 1)] if full_sync else reads
 
-    def reset(self) -> None:
-        with self.lock:
-            super().reset()
-            for window in (self.reads, self.full_syncs, self.project_reads):
-                window.clear()
-
     # -- endpoints ------------------------------------------------------------------------------
 
     async def _list_endpoint(self, request: Request) -> Response:

@@ -24,20 +24,15 @@ incremental token, the client keeps a `lastmodifieddate` watermark and search ac
 
 from collections.abc import Sequence
 
-from connectors.hubspot.simulator.app import DEFAULT_TOKEN, MAX_BATCH, HubSpotSimulator
-from connectors.hubspot.simulator.search import MAX_SEARCH_LIMIT, SEARCH_CAP
+from connectors.hubspot.simulator.app import DEFAULT_TOKEN, HubSpotSimulator
 from connectors.hubspot.simulator.webhooks import PORTAL_ID, signature_headers
-from connectors.hubspot.simulator.wire import DEFAULT_PROPERTIES, MAX_LIMIT
+from connectors.hubspot.simulator.wire import DEFAULT_PROPERTIES
 from connectors.simulation import serve, with_knobs
 
 __all__ = [
     "DEFAULT_PROPERTIES",
     "DEFAULT_TOKEN",
-    "MAX_BATCH",
-    "MAX_LIMIT",
-    "MAX_SEARCH_LIMIT",
     "PORTAL_ID",
-    "SEARCH_CAP",
     "HubSpotSimulator",
     "main",
     "make_simulator",

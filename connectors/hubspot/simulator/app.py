@@ -189,13 +189,6 @@ class HubSpotSimulator(SimulatorBase):
         with self.lock:
             return {**self.counts, "records": len(self._ids(False)), "archived": len(self._ids(True))}
 
-    def reset(self) -> None:
-        """Clear faults, request counters and rate-limit usage; the data stays."""
-        with self.lock:
-            super().reset()
-            for limit in (self.window, self.search_window, self.daily):
-                limit.clear()
-
     # -- CRM endpoints -----------------------------------------------------------------------------
 
     async def _list_endpoint(self, request: Request) -> Response:

@@ -24,23 +24,11 @@ resource-unit bucket with `x-ms-resource-unit`, `x-ms-throttle-*` headers and 42
 
 from collections.abc import Sequence
 
-from connectors.msgraph.simulator.app import DEFAULT_TOKEN, TOKEN_LIFETIME_SECONDS, GraphSimulator
-from connectors.msgraph.simulator.odata import MAX_TOP
-from connectors.msgraph.simulator.subscriptions import LIFECYCLE_EVENTS, MAX_MINUTES
+from connectors.msgraph.simulator.app import DEFAULT_TOKEN, GraphSimulator
 from connectors.msgraph.simulator.wire import TENANT_ID
 from connectors.simulation import serve, with_knobs
 
-__all__ = [
-    "DEFAULT_TOKEN",
-    "LIFECYCLE_EVENTS",
-    "MAX_MINUTES",
-    "MAX_TOP",
-    "TENANT_ID",
-    "TOKEN_LIFETIME_SECONDS",
-    "GraphSimulator",
-    "main",
-    "make_simulator",
-]
+__all__ = ["DEFAULT_TOKEN", "TENANT_ID", "GraphSimulator", "main", "make_simulator"]
 
 make_simulator = GraphSimulator  # the contract suite's factory: make_simulator(records, seed, token=...)
 

@@ -192,12 +192,6 @@ class GraphSimulator(SimulatorBase):
             self.subscriptions.sweep()
         return await super().deliver(client)
 
-    def reset(self) -> None:
-        with self.lock:
-            super().reset()
-            for window in (self.bucket, self.app_requests, self.app_units):
-                window.clear()
-
     def notification(self, ids: Sequence[str], change_type: str, client_state: str) -> bytes:
         """The body Graph POSTs to a subscription's notificationUrl for these users."""
         return notification_body(ids, change_type, client_state)

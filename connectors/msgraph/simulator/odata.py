@@ -15,7 +15,7 @@ from typing import Any
 from starlette.requests import Request
 
 from connectors.msgraph.simulator.wire import CANONICAL, PROPERTIES, root
-from connectors.simulation import Person, Refusal, decode_token
+from connectors.simulation import Person, Refusal, TokenStream, boolean, decode_token
 
 __all__ = ["DEFAULT_TOP", "MAX_TOP", "Query", "context", "cost", "page_position", "query", "select"]
 
@@ -166,41 +166,24 @@ def _filter(raw: str | None, advanced_ok: bool) -> Predicate | None:
     if raw is None:
         return None
     tokens = [(m.lastgroup or "word", m[m.lastgroup or "word"]) for m in _TOKEN.finditer(raw) if m.lastgroup]
-    parser = _Filter(tokens, advanced_ok)
+    parser = _Filter(TokenStream(tokens, _bad_filter), advanced_ok)
     predicate = parser.expression()
-    if parser.at != len(tokens):
+    if not parser.stream.done:
         raise _bad_filter(raw)
     return predicate
 
 
 class _Filter:
-    """eq, ne, in, startsWith, endsWith, and, or, not, parentheses."""
+    """eq, ne, in, startsWith, endsWith, joined by and, or, not and parentheses."""
 
-    def __init__(self, tokens: list[tuple[str, str]], advanced_ok: bool) -> None:
-        self.tokens, self.at, self.advanced_ok = tokens, 0, advanced_ok
+    def __init__(self, stream: TokenStream, advanced_ok: bool) -> None:
+        self.stream, self.advanced_ok = stream, advanced_ok
 
     def expression(self) -> Predicate:
-        result = self._term()
-        while self._take("or"):
-            result = _either(result, self._term())
-        return result
+        return boolean(self.stream, self._atom, lambda: self._advanced("not"))
 
-    def _term(self) -> Predicate:
-        result = self._factor()
-        while self._take("and"):
-            result = _and(result, self._factor())
-        return result
-
-    def _factor(self) -> Predicate:
-        if self._take("not"):
-            self._advanced("not")
-            inner = self._factor()
-            return lambda p: not inner(p)
-        if self._take("("):
-            inner = self.expression()
-            self._expect(")")
-            return inner
-        word = self._next()
+    def _atom(self) -> Predicate:
+        word = self.stream.next()[1]
         if word.lower() in ("startswith", "endswith"):
             return self._function(word.lower())
         return self._comparison(_property(word))
@@ -208,23 +191,23 @@ class _Filter:
     def _function(self, name: str) -> Predicate:
         if name == "endswith":
             self._advanced("endsWith")
-        self._expect("(")
-        get = PROPERTIES[_property(self._next())]
-        self._expect(",")
+        self.stream.expect("(")
+        get = PROPERTIES[_property(self.stream.next()[1])]
+        self.stream.expect(",")
         value = str(self._literal()).lower()
-        self._expect(")")
+        self.stream.expect(")")
         if name == "startswith":
             return lambda p: str(get(p) or "").lower().startswith(value)
         return lambda p: str(get(p) or "").lower().endswith(value)
 
     def _comparison(self, prop: str) -> Predicate:
-        get, op = PROPERTIES[prop], self._next().lower()
+        get, op = PROPERTIES[prop], self.stream.next()[1].lower()
         if op == "in":
-            self._expect("(")
+            self.stream.expect("(")
             values = {_folded(self._literal())}
-            while self._take(","):
+            while self.stream.take(","):
                 values.add(_folded(self._literal()))
-            self._expect(")")
+            self.stream.expect(")")
             return lambda p: _folded(get(p)) in values
         if op not in ("eq", "ne"):
             raise _bad_filter(op)
@@ -234,8 +217,7 @@ class _Filter:
         return lambda p: (_folded(get(p)) == value) == (op == "eq")
 
     def _literal(self) -> Any:
-        kind, text = self.tokens[self.at] if self.at < len(self.tokens) else ("word", "")
-        self.at += 1
+        kind, text = self.stream.next()
         if kind == "string":
             return text[1:-1].replace("''", "'")
         if text.lower() in ("true", "false"):
@@ -248,22 +230,6 @@ class _Filter:
         if not self.advanced_ok:
             message = f"'{what}' needs an advanced query: ConsistencyLevel: eventual and $count=true."
             raise Refusal(400, "Request_UnsupportedQuery", message)
-
-    def _next(self) -> str:
-        if self.at >= len(self.tokens):
-            raise _bad_filter("end of $filter")
-        self.at += 1
-        return self.tokens[self.at - 1][1]
-
-    def _take(self, word: str) -> bool:
-        if self.at < len(self.tokens) and self.tokens[self.at][1].lower() == word:
-            self.at += 1
-            return True
-        return False
-
-    def _expect(self, word: str) -> None:
-        if not self._take(word):
-            raise _bad_filter(self.tokens[self.at][1] if self.at < len(self.tokens) else "end of $filter")
 
 
 def _property(word: str) -> str:

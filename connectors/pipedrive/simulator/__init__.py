@@ -25,24 +25,12 @@ budget answer 429 with `x-ratelimit-*` and Retry-After; a client that keeps igno
 
 from collections.abc import Sequence
 
-from connectors.pipedrive.simulator.app import COSTS, DEFAULT_TOKEN, MAX_LIMIT, PipedriveSimulator
+from connectors.pipedrive.simulator.app import DEFAULT_TOKEN, PipedriveSimulator
 from connectors.pipedrive.simulator.webhooks import MAX_WEBHOOKS
-from connectors.pipedrive.simulator.wire import CUSTOM_FIELD, FILTERS, INCLUDE_FIELDS, OWNER
+from connectors.pipedrive.simulator.wire import CUSTOM_FIELD, OWNER
 from connectors.simulation import serve, with_knobs
 
-__all__ = [
-    "COSTS",
-    "CUSTOM_FIELD",
-    "DEFAULT_TOKEN",
-    "FILTERS",
-    "INCLUDE_FIELDS",
-    "MAX_LIMIT",
-    "MAX_WEBHOOKS",
-    "OWNER",
-    "PipedriveSimulator",
-    "main",
-    "make_simulator",
-]
+__all__ = ["CUSTOM_FIELD", "DEFAULT_TOKEN", "MAX_WEBHOOKS", "OWNER", "PipedriveSimulator", "main", "make_simulator"]
 
 make_simulator = PipedriveSimulator  # the contract suite's factory: make_simulator(records, seed, token=...)
 

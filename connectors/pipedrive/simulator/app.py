@@ -198,8 +198,6 @@ class PipedriveSimulator(SimulatorBase):
     def reset(self) -> None:
         with self.lock:
             super().reset()
-            for limit_ in (self.burst, self.oauth_burst, self.budget):
-                limit_.clear()
             self._ignored_429s = 0
             if self._jumped:
                 self.clock.advance(-EXPIRY_JUMP_MS / 1000)

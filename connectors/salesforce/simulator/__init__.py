@@ -24,24 +24,10 @@ The SOQL understood: `SELECT f, Account.Name FROM Contact|User [WHERE ... AND/OR
 
 from collections.abc import Sequence
 
-from connectors.salesforce.simulator.app import DEFAULT_TOKEN, MAX_BATCH, MIN_BATCH, VERSIONS, SalesforceSimulator
-from connectors.salesforce.simulator.records import FIELDS, salesforce_id
-from connectors.salesforce.simulator.soql import MAX_OFFSET, parse_soql
+from connectors.salesforce.simulator.app import DEFAULT_TOKEN, SalesforceSimulator
 from connectors.simulation import serve, with_knobs
 
-__all__ = [
-    "DEFAULT_TOKEN",
-    "FIELDS",
-    "MAX_BATCH",
-    "MAX_OFFSET",
-    "MIN_BATCH",
-    "VERSIONS",
-    "SalesforceSimulator",
-    "main",
-    "make_simulator",
-    "parse_soql",
-    "salesforce_id",
-]
+__all__ = ["DEFAULT_TOKEN", "SalesforceSimulator", "main", "make_simulator"]
 
 make_simulator = SalesforceSimulator  # the contract suite's factory: make_simulator(records, seed, token=...)
 

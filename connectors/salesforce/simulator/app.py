@@ -142,7 +142,7 @@ class SalesforceSimulator(SimulatorBase):
         super().__init__(records, seed, token=token)
         self._seeded = self.people.last_change
         self._specials = {row["Id"][:15]: row for row in special_users()}
-        self._allocation = _Allocation(self)
+        self._allocation = self.limited(_Allocation(self))
 
     # -- what SimulatorBase asks for ----------------------------------------------------------------
 
@@ -220,11 +220,6 @@ class SalesforceSimulator(SimulatorBase):
             if purged:
                 self._log_start_ms = self.people.tick()
             return purged
-
-    def reset(self) -> None:
-        with self.lock:
-            super().reset()
-            self._allocation.clear()
 
     # -- endpoints ----------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from connectors.salesforce.simulator.records import FIELDS, canonical, kind_of, parse_time
-from connectors.simulation import Refusal
+from connectors.simulation import Refusal, TokenStream, boolean
 
 __all__ = ["MAX_OFFSET", "Query", "Row", "parse_soql", "value_of"]
 
@@ -55,118 +55,78 @@ def value_of(row: Row, field: str) -> Any:
 
 class _Parser:
     def __init__(self, tokens: list[tuple[str, str]]) -> None:
-        self.tokens, self.at = tokens, 0
+        self.stream = TokenStream(tokens, lambda near: _malformed(f"unexpected token: '{near}'"))
         self.sobject = ""
 
     def query(self) -> Query:
-        self._expect("SELECT")
+        self.stream.expect("SELECT")
         names = [self._word()]
-        while self._take(","):
+        while self.stream.take(","):
             names.append(self._word())
-        self._expect("FROM")
+        self.stream.expect("FROM")
         self.sobject = _sobject(self._word())
         fields = tuple(canonical(self.sobject, name) for name in names)
         if len(set(fields)) < len(fields):
             raise _malformed("duplicate field selected")
-        where = self._condition() if self._take("WHERE") else None
-        order = self._order() if self._take("ORDER") else ()
-        limit = self._integer() if self._take("LIMIT") else None
-        offset = self._integer() if self._take("OFFSET") else 0
-        if self.at < len(self.tokens):
-            raise _malformed(f"unexpected token: '{self.tokens[self.at][1]}'")
+        where = boolean(self.stream, self._comparison) if self.stream.take("WHERE") else None
+        order = self._order() if self.stream.take("ORDER") else ()
+        limit = self._integer() if self.stream.take("LIMIT") else None
+        offset = self._integer() if self.stream.take("OFFSET") else 0
+        if not self.stream.done:
+            raise _malformed(f"unexpected token: '{self.stream.next()[1]}'")
         if offset > MAX_OFFSET:
             raise Refusal(400, "NUMBER_OUTSIDE_VALID_RANGE", f"Maximum SOQL offset allowed is {MAX_OFFSET}")
         return Query(self.sobject, fields, where, order, limit, offset)
-
-    def _condition(self) -> Condition:
-        """OR binds loosest, then AND, then NOT."""
-        parts = [self._conjunction()]
-        while self._take("OR"):
-            parts.append(self._conjunction())
-        return parts[0] if len(parts) == 1 else (lambda row: any(part(row) for part in parts))
-
-    def _conjunction(self) -> Condition:
-        parts = [self._factor()]
-        while self._take("AND"):
-            parts.append(self._factor())
-        return parts[0] if len(parts) == 1 else (lambda row: all(part(row) for part in parts))
-
-    def _factor(self) -> Condition:
-        if self._take("NOT"):
-            inner = self._factor()
-            return lambda row: not inner(row)
-        if self._take("("):
-            inner = self._condition()
-            self._expect(")")
-            return inner
-        return self._comparison()
 
     def _comparison(self) -> Condition:
         field = canonical(self.sobject, self._word())
         kind = kind_of(self.sobject, field)
         if kind == "address":
             raise Refusal(400, "INVALID_FIELD", f"field '{field}' can not be filtered in a query call")
-        negated = self._take("NOT")
-        if self._take("IN"):
-            self._expect("(")
-            wanted = {_literal(field, kind, self._next())}
-            while self._take(","):
-                wanted.add(_literal(field, kind, self._next()))
-            self._expect(")")
+        negated = self.stream.take("NOT")
+        if self.stream.take("IN"):
+            self.stream.expect("(")
+            wanted = {_literal(field, kind, self.stream.next())}
+            while self.stream.take(","):
+                wanted.add(_literal(field, kind, self.stream.next()))
+            self.stream.expect(")")
             return lambda row: (value_of(row, field) in wanted) != negated
         if negated:
             raise _malformed("unexpected token: 'NOT'")
-        if self._take("LIKE"):
-            pattern = _like(str(_literal(field, "string", self._next())))
+        if self.stream.take("LIKE"):
+            pattern = _like(str(_literal(field, "string", self.stream.next())))
             return lambda row: bool(pattern.fullmatch(str(value_of(row, field) or "")))
-        kind_, op = self._next()
+        kind_, op = self.stream.next()
         if kind_ != "op":
             raise _malformed(f"unexpected token: '{op}'")
-        wanted_value = _literal(field, kind, self._next())
+        wanted_value = _literal(field, kind, self.stream.next())
         return lambda row: _compare(value_of(row, field), op, wanted_value)
 
     def _order(self) -> tuple[tuple[str, bool, bool], ...]:
-        self._expect("BY")
+        self.stream.expect("BY")
         order = []
         while True:
             field = canonical(self.sobject, self._word())
-            descending = self._take("DESC")
+            descending = self.stream.take("DESC")
             if not descending:
-                self._take("ASC")
+                self.stream.take("ASC")
             nulls_last = descending
-            if self._take("NULLS"):
+            if self.stream.take("NULLS"):
                 nulls_last = self._word().upper() == "LAST"
             order.append((field, descending, nulls_last))
-            if not self._take(","):
+            if not self.stream.take(","):
                 return tuple(order)
 
     # -- tokens --------------------------------------------------------------------------------------
 
-    def _next(self) -> tuple[str, str]:
-        if self.at >= len(self.tokens):
-            raise _malformed("unexpected end of query")
-        self.at += 1
-        return self.tokens[self.at - 1]
-
-    def _take(self, text: str) -> bool:
-        if self.at < len(self.tokens) and self.tokens[self.at][1].upper() == text:
-            self.at += 1
-            return True
-        return False
-
-    def _expect(self, text: str) -> None:
-        if not self._take(text):
-            found = self.tokens[self.at][1] if self.at < len(self.tokens) else "end of query"
-            raise _malformed(f"unexpected token: '{found}'")
-
     def _word(self) -> str:
-        kind, text = self._next()
+        kind, text = self.stream.next()
         if kind != "word" or text.upper() in _KEYWORDS:
             raise _malformed(f"unexpected token: '{text}'")
         return text
 
     def _integer(self) -> int:
-        kind, text = self._next()
+        kind, text = self.stream.next()
         if kind != "number" or not text.isdigit():
             raise _malformed(f"unexpected token: '{text}'")
         return int(text)

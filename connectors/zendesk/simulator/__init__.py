@@ -22,16 +22,14 @@ headers, and plain-text 429s with Retry-After.
 from collections.abc import Sequence
 
 from connectors.simulation import serve, with_knobs
-from connectors.zendesk.simulator.app import ADMIN_EMAIL, DEFAULT_TOKEN, SAMPLE_SIZE, ZendeskSimulator
-from connectors.zendesk.simulator.webhooks import ACCOUNT_ID, TEST_SECRET, sign
+from connectors.zendesk.simulator.app import ADMIN_EMAIL, DEFAULT_TOKEN, ZendeskSimulator
+from connectors.zendesk.simulator.webhooks import TEST_SECRET, sign
 from connectors.zendesk.simulator.wire import PERMISSION_SET
 
 __all__ = [
-    "ACCOUNT_ID",
     "ADMIN_EMAIL",
     "DEFAULT_TOKEN",
     "PERMISSION_SET",
-    "SAMPLE_SIZE",
     "TEST_SECRET",
     "ZendeskSimulator",
     "main",

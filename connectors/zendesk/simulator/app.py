@@ -186,12 +186,6 @@ class ZendeskSimulator(SimulatorBase):
     def changed(self, kind: str, people: Sequence[Person]) -> None:
         self.webhooks.notify(kind, people)
 
-    def reset(self) -> None:
-        with self.lock:
-            super().reset()
-            for window in (self.account, self.export, self.sample):
-                window.clear()
-
     # -- the Python control API ---------------------------------------------------------------------
 
     def delete(self, ids: int | Sequence[str]) -> list[str]:
