@@ -23,9 +23,7 @@ from inlet.store import LedgerEntry, create_store_engine, open_store
 from inlet.stored_records import quarantined
 from inlet.tenancy import add_connection, add_tenant, list_connections
 from inlet.vault import Vault
-from mappings import RecordError, RecordMapper, TemplateError, compile_mapping
-from mappings.budget import MappingBudget
-from mappings.errors import BudgetExceeded
+from mappings import BudgetExceeded, MappingBudget, RecordError, RecordMapper, TemplateError, compile_mapping
 from tests.conftest import InletEnvFactory
 
 NESTED = "{% for i in range(N) %}{% for j in range(N) %}x{% endfor %}{% endfor %}"
