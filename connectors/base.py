@@ -39,7 +39,7 @@ from connectors.errors import (
 from connectors.oauth import OAuth2Auth
 from connectors.origins import OriginBoundAuth, origin_of, show
 from connectors.pagination import PageView
-from connectors.parameters import in_path, resolve_parameters
+from connectors.parameters import resolve_parameters, template_values
 from connectors.paths import MISSING, lookup
 from connectors.redaction import Redactor, redact, redact_start
 from connectors.spec import RESERVED_PARAMETERS, CollectionSpec, ConnectorSpec, RetryPolicy
@@ -141,12 +141,11 @@ class Connector:
         self._parameters = resolve_parameters(
             spec.parameters, parameters or {}, self.egress, connector=spec.name, reserved=RESERVED_PARAMETERS
         )
-        self._in_path = {  # what `{name}` becomes in a URL template: a URL as it is, anything else one segment
-            name: value if name in spec.parameters and spec.parameters[name].is_url else in_path(value)
-            for name, value in self._parameters.items()
-        }
+        self._in_path = template_values(spec.parameters, self._parameters)
         base_url = spec.base_url.format_map(self._in_path)
-        self.origins = frozenset({origin_of(base_url)} | {origin_of(o.format_map(self._in_path)) for o in spec.origins})
+        self.origins = frozenset(
+            origin_of(url) for url in [base_url, *(o.format_map(self._in_path) for o in spec.origins)]
+        )
         credentials = credentials or {}
         self._secrets = [value.get_secret_value() for value in credentials.values()]
         if isinstance(auth, OAuth2Auth):

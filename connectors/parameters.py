@@ -38,6 +38,7 @@ __all__ = [
     "host_matches",
     "in_path",
     "resolve_parameters",
+    "template_values",
 ]
 
 TemplateKind = Literal["url", "oauth", "path"]  # base_url and origins; OAuth endpoints; paths and query values
@@ -181,6 +182,11 @@ def check_values(
         name: (specs.get(name) or ParameterSpec()).check(name, str(value), egress, connector=connector)
         for name, value in given.items()
     }
+
+
+def template_values(specs: Mapping[str, ParameterSpec], values: Mapping[str, str]) -> dict[str, str]:
+    """What each `{name}` becomes in a URL template: a URL parameter as it is, any other value one path segment."""
+    return {name: value if name in specs and specs[name].is_url else in_path(value) for name, value in values.items()}
 
 
 def resolve_parameters(

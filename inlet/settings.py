@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from connectors.egress import EgressPolicy
 from connectors.oauth_endpoints import check_override
 from connectors.spec import RateLimit, RetryPolicy
-from mappings.budget import MappingBudget
+from mappings import MappingBudget
 
 __all__ = ["ApiSettings", "AppSchemaSettings", "DestinationSettings", "EgressSettings", "Settings", "get_settings"]
 

@@ -18,7 +18,7 @@ from inlet.api import create_server
 from inlet.demo import USERS_SCHEMA
 from inlet.local import free_port
 from inlet.service import Installation, create_api_key, create_tenant, initialise, open_installation
-from inlet.settings import ApiSettings, AppSchemaSettings, Settings
+from inlet.settings import ApiSettings, AppSchemaSettings, EgressSettings, Settings
 from tests.support.serving import serve_in_thread
 
 SCHEMAS = "schemas"
@@ -53,6 +53,7 @@ def make_settings(home: Path, **api: Any) -> Settings:
         prefect_port=free_port(),  # nothing answers there: a Prefect server another session runs is never used
         app_schema=AppSchemaSettings(folder=home / SCHEMAS),
         api=ApiSettings(**api),
+        egress=EgressSettings(allow_hosts=["127.0.0.1"]),  # the simulators listen there, allowed as an operator would
     )
 
 

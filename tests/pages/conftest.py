@@ -87,6 +87,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "INLET_DESTINATION__URL": f"http://127.0.0.1:{app_port}",
         "INLET_DESTINATION__MAX_ATTEMPTS": "2",
         "INLET_APP_SCHEMA__SOURCE": "app",
+        "INLET_EGRESS__ALLOW_HOSTS": '["127.0.0.1"]',  # the simulator and the demo app listen there
     }
     with pytest.MonkeyPatch.context() as patch, ExitStack() as started:
         for name, value in env.items():
@@ -101,6 +102,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         httpx.post(app_url + "/_demo/schemas", json={"tenant": "acme", "schema": ACME_SCHEMA}).raise_for_status()
         sim = make_simulator("hubspot", 12)
         sim_url = started.enter_context(serve_in_thread(sim.app))
+        env["INLET_OAUTH_ENDPOINTS__HUBSPOT"] = sim_url  # the operator points HubSpot's OAuth at the simulator
+        patch.setenv("INLET_OAUTH_ENDPOINTS__HUBSPOT", sim_url)
+        inst.settings.oauth_endpoints["hubspot"] = sim_url
         register_client(inst.engine, inst.vault, "hubspot", SIM_CLIENT_ID, SecretStr(SIM_CLIENT_SECRET))
         url = started.enter_context(serve_in_thread(create_server(inst, lambda t, c: None), port=port))
         for tenant in ("acme", "globex"):

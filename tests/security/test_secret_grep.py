@@ -25,7 +25,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from inlet.local import free_port
-from inlet.settings import Settings
+from inlet.settings import EgressSettings, Settings
 from inlet.store import Vault, add_connection, add_tenant, open_store
 from tests.support.serving import serve_in_thread
 
@@ -96,12 +96,12 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
 
 
 def _connect(home: Path, base: str) -> None:
-    settings = Settings(home=home)
+    settings = Settings(home=home, egress=EgressSettings(allow_hosts=["127.0.0.1"]))
     engine = open_store(settings.store_url)
     add_tenant(engine, "acme")
     credentials = {"username": SecretStr(USER), "password": SecretStr(PASSWORD)}
     add_connection(engine, Vault.from_settings(settings), tenant_id="acme", connection_id="acme-echo", app="kinto",
-                   parameters={"base_url": base}, credentials=credentials)  # fmt: skip
+                   parameters={"base_url": base}, credentials=credentials, egress=settings.egress.policy())  # fmt: skip
     engine.dispose()
 
 
@@ -111,6 +111,7 @@ def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
         "INLET_HOME": str(home),
         "INLET_PREFECT_PORT": str(free_port()),  # no server there: the run gets Prefect's own, under INLET_HOME
         "INLET_SOURCE_RETRY__ATTEMPTS": "2",
+        "INLET_EGRESS__ALLOW_HOSTS": '["127.0.0.1"]',  # the echoing source listens there
         "INLET_SOURCE_RETRY__BACKOFF_SECONDS": "0",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PYTHONPATH": str(ROOT),

@@ -30,9 +30,7 @@ from inlet.store import (
     open_store,
     quarantined,
 )
-from mappings import RecordError, RecordMapper, TemplateError, compile_mapping
-from mappings.budget import MappingBudget
-from mappings.errors import BudgetExceeded
+from mappings import BudgetExceeded, MappingBudget, RecordError, RecordMapper, TemplateError, compile_mapping
 from tests.conftest import InletEnvFactory
 
 NESTED = "{% for i in range(N) %}{% for j in range(N) %}x{% endfor %}{% endfor %}"
