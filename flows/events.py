@@ -23,8 +23,8 @@ from prefect.events import emit_event
 
 from flows.incremental_import import apply_inbox
 from flows.runtime import TriggeringEvent
-from inlet.service import run_tags
 from inlet.settings import get_settings
+from inlet.tags import run_tags
 
 __all__ = [
     "EVENT",

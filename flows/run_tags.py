@@ -10,7 +10,7 @@ from __future__ import annotations
 from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
 
-from inlet.service import run_tags
+from inlet.tags import run_tags
 
 __all__ = ["label_run"]
 

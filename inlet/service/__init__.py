@@ -86,8 +86,8 @@ from inlet.service.quarantine import (
 from inlet.service.runs import StartedRun, run_here, start_full_import, start_quarantine_retry
 from inlet.service.setup import OWNER_ONLY_UMASK, initialise, secure_home
 from inlet.service.status import StatusReport, connection_status, run_history, status_report
-from inlet.service.tags import connection_tag, run_tags
 from inlet.service.tenants import create_tenant, get_tenant, list_tenants, require_tenant
+from inlet.tags import connection_tag, run_tags
 
 __all__ = [
     "ConnectSessionView",

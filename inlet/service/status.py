@@ -14,7 +14,6 @@ from sqlmodel import Session, col, select
 
 from inlet.local import apply_prefect_env
 from inlet.service.installation import Installation
-from inlet.service.tags import connection_tag
 from inlet.service.tenants import require_tenant
 from inlet.store import (
     Checkpoint,
@@ -26,6 +25,7 @@ from inlet.store import (
     SyncState,
     outbox,
 )
+from inlet.tags import connection_tag
 
 __all__ = ["StatusReport", "connection_status", "run_history", "status_report"]
 
