@@ -78,7 +78,8 @@ def create_connection(
 ) -> ConnectionView:
     """Check the input, then (unless `check=False`) the credentials against the app, then save."""
     require_tenant(inst, tenant_id)
-    check_connection_input(app, parameters)
+    egress = inst.settings.egress.policy()
+    parameters = check_connection_input(app, parameters, egress=egress)
     if check:
         check_credentials(inst, app, parameters, credentials)
     add_connection(
@@ -90,6 +91,7 @@ def create_connection(
         parameters=parameters,
         credentials=credentials,
         replace=replace,
+        egress=egress,
     )
     return describe_connection(inst, tenant_id, connection_id)
 
