@@ -30,11 +30,12 @@ from itertools import permutations
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-__all__ = ["Redactor", "install_log_redaction", "redact", "redact_start", "secret_forms"]
+__all__ = ["Redactor", "install_log_redaction", "redact", "redact_start"]
 
 MASK = "***"
 _MIN_SECRET = 4  # shorter values are not secrets worth the false positives
 _MIN_FRAGMENT = 8  # the shortest aligned base64 fragment that is still distinctive
+_PAIRED = 6  # pairs are made of the first secrets only: the credentials; OAuth tokens appended later never pair
 _PATTERNS = [
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
     # base64 after "Basic": it has a digit, + / or =, or a lowercase letter followed by a capital; a word has none
@@ -68,11 +69,6 @@ def redact_start(text: str, secrets: Iterable[str], limit: int) -> str:
     return redact(text[: limit + longest + 512], kept)[:limit]
 
 
-def secret_forms(secret: str) -> tuple[str, ...]:
-    """The forms of one secret `redact` looks for, longest first."""
-    return _forms_of((secret,))
-
-
 class Redactor:
     """A connection's secrets, shared by reference: a token its OAuth auth appends later is redacted too.
 
@@ -94,11 +90,12 @@ class Redactor:
 
 @lru_cache(maxsize=512)
 def _forms_of(secrets: tuple[str, ...]) -> tuple[str, ...]:
-    """Each secret's forms, and the base64 of each `a:b` pair of them (an HTTP Basic header), longest first."""
+    """Each secret's forms, and the base64 of each `a:b` pair of the first ones (an HTTP Basic header), longest
+    first. A connection's list starts with its credentials; a long OAuth run appends a token per refresh."""
     forms: set[str] = set()
     for secret in secrets:
         forms.update(_single_forms(secret))
-    for first, second in permutations(secrets, 2):
+    for first, second in permutations(secrets[:_PAIRED], 2):
         forms.update(_base64_forms(f"{first}:{second}".encode(), fragments=False))
     return tuple(sorted(forms, key=len, reverse=True))
 

@@ -50,8 +50,13 @@ ConnectionId = Annotated[str, typer.Option("--connection", "-c", help="connectio
 def main() -> None:
     """Every file and folder this command (and what it starts) creates is its owner's alone (0600/0700)."""
     os.umask(OWNER_ONLY_UMASK)
-    secure_home(get_settings())
     install_log_redaction()
+    try:
+        settings = get_settings()
+    except ValueError:  # invalid INLET_* settings: the command that reads them says which
+        settings = None
+    if settings is not None:
+        secure_home(settings)
     app()
 
 

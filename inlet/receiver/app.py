@@ -23,17 +23,13 @@ A call is handled in this order, and the first failure answers it with nothing w
    something new arrived, `notify(tenant, connection)` runs (after the answer, so a slow notification
    never delays it; a failed one is logged, the changes wait in the inbox).
 
-Replays: a verified delivery leaves receipts, one for its raw body and one for each event id the app gave
-(HubSpot eventId, Zendesk's event id, Pipedrive's meta id, a Graph notification id with its change type and
-resource), never for its headers: a copy with an extra, reordered or re-signed header is the same delivery.
-A delivery whose body, or whose every event, was received before gets 401 "replayed" and writes nothing; of
-concurrent copies exactly one gets 200. Receipts are kept `receipt_seconds` (INLET_WEBHOOK_RECEIPT_SECONDS,
-24 h by default, at least 10 min: twice the 5-minute window of timestamped signatures, which the hooks apply
-both ways), and forgotten by the receiver at most once an hour. An app's own re-delivery of a delivery it
-already made is refused the same way, which is harmless: its events are in the inbox. A delivery without a
-timestamp (HubSpot v1/v2, Graph, Pipedrive) replayed after the retention is let in, as what every webhook
-is: a hint. The incremental import fetches each record it names, and a deletion stands only when the app
-no longer has the record.
+Replays: a verified delivery leaves receipts, one for its raw body and one for each event id the app gave,
+never for its headers: a copy with an extra, reordered or re-signed header is the same delivery. A delivery
+whose body, or whose every event, was received within `receipt_seconds` (24 h) gets 401 "replayed" and
+writes nothing; of concurrent copies exactly one gets 200 (inlet.receiver.receipts, docs/security.md). An
+app's own re-delivery is refused the same way, harmlessly: its events are in the inbox. An untimestamped
+delivery replayed after the retention is let in as what every webhook is, a hint: the incremental import
+fetches each record it names, and a deletion stands only when the app no longer has the record.
 
 Never logged above DEBUG: secrets, signatures, bodies. The URL a signature covers is the URL as received
 (`str(request.url)`); behind a reverse proxy, keep the Host header and let uvicorn trust the proxy's
@@ -44,11 +40,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TypeVar
 
 import httpx
@@ -67,17 +61,16 @@ from connectors.registry import available, load
 from connectors.webhooks import WebhookEvent, WebhookRequest
 from inlet.errors import NotFound
 from inlet.oauth import oauth_routes
+from inlet.receiver.receipts import RECEIPT_SECONDS, Receipts
 from inlet.settings import Settings
-from inlet.store import Connection, HeardChange, LoadedConnection, Vault, inbox, list_connections, load_connection
+from inlet.store import Connection, HeardChange, LoadedConnection, Vault, list_connections, load_connection
 
-__all__ = ["RECEIPT_SECONDS", "RETRY_AFTER_SECONDS", "SECRET_CREDENTIAL", "create_receiver"]
+__all__ = ["RETRY_AFTER_SECONDS", "SECRET_CREDENTIAL", "create_receiver"]
 
 logger = logging.getLogger(__name__)
 
 SECRET_CREDENTIAL = "webhook_secret"
 RETRY_AFTER_SECONDS = 5
-RECEIPT_SECONDS = 86_400.0
-_FORGET_EVERY_SECONDS = 3600.0
 _PAYLOAD_ERRORS = (ValueError, LookupError, TypeError)  # orjson.JSONDecodeError is a ValueError
 _T = TypeVar("_T")
 
@@ -104,7 +97,7 @@ def create_receiver(
 ) -> Starlette:
     """The receiver as an ASGI app; `notify(tenant, connection)` runs after new changes reach the inbox, and
     a delivery's receipts refuse its replays for `receipt_seconds`."""
-    receipts = _Receipts(engine, receipt_seconds)
+    receipts = Receipts(engine, receipt_seconds)
     receiver = _Receiver(engine, vault, notify, max_body_bytes, clock, frozenset(available()), receipts)
     return Starlette(
         routes=[
@@ -120,31 +113,6 @@ async def _health(request: Request) -> Response:
     return JSONResponse({"ok": True})
 
 
-class _Receipts:
-    """How long receipts count; deletes those past it, at most once an hour, after whichever answer comes by."""
-
-    def __init__(self, engine: Engine, seconds: float) -> None:
-        self.engine = engine
-        self.seconds = seconds
-        self._next = 0.0
-        self._lock = threading.Lock()
-
-    def due(self, now: float) -> bool:
-        with self._lock:
-            if now < self._next:
-                return False
-            self._next = now + min(_FORGET_EVERY_SECONDS, self.seconds / 4)
-            return True
-
-    def forget(self, now: float) -> None:
-        try:
-            gone = inbox.forget_receipts(self.engine, datetime.fromtimestamp(now - self.seconds, UTC))
-        except SQLAlchemyError as exc:
-            logger.warning("could not forget old webhook receipts (%s); trying again later", type(exc).__name__)
-            return
-        logger.debug("forgot %d webhook receipts older than %.0f s", gone, self.seconds)
-
-
 @dataclass(frozen=True)
 class _Receiver:
     engine: Engine
@@ -153,7 +121,7 @@ class _Receiver:
     max_body_bytes: int
     clock: Callable[[], float]
     apps: frozenset[str]
-    receipts: _Receipts
+    receipts: Receipts
 
     async def addressed(self, request: Request) -> Response:
         app, tenant, connection = (request.path_params[k] for k in ("app", "tenant", "connection"))
@@ -254,14 +222,7 @@ class _Receiver:
             for event in events
         ]
         now = self.clock()
-        added = inbox.receive(
-            self.engine,
-            connection.id,
-            changes,
-            body_digest,
-            now=datetime.fromtimestamp(now, UTC),
-            valid_since=datetime.fromtimestamp(now - self.receipts.seconds, UTC),
-        )
+        added = self.receipts.receive(connection.id, changes, body_digest, now)
         if added < 0:
             logger.warning("%s: a replayed delivery; refused", where)
             raise _Refused(401, "replayed")
@@ -269,7 +230,7 @@ class _Receiver:
         after = BackgroundTasks()  # run once the app has its answer
         if added:
             after.add_task(self._notify, where, connection)
-        if self.receipts.due(now):
+        if self.receipts.forget_due(now):
             after.add_task(self.receipts.forget, now)
         return JSONResponse({"accepted": added, "duplicates": len(changes) - added}, background=after)
 

@@ -72,13 +72,23 @@ def create_store_engine(url: str) -> Engine:
 
 
 def _owner_only_file(path: Path) -> None:
-    """The store holds raw tenant records: its file is created 0600 before SQLite opens it, and an older one is
-    made 0600, with its -wal and -shm (SQLite gives those the database file's permissions when it makes them)."""
+    """The store holds raw tenant records: a new file is created 0600 before SQLite opens it, an older one is
+    made 0600 with its -wal and -shm (SQLite gives those the database file's permissions when it makes them).
+
+    An existing file is never opened here: closing any descriptor of a SQLite file drops the POSIX locks this
+    process's connections hold on it.
+    """
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
     for part in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        if part.exists() and stat.S_IMODE(part.stat().st_mode) & 0o077:
-            part.chmod(0o600)
+        try:
+            if stat.S_IMODE(part.stat().st_mode) & 0o077:
+                part.chmod(0o600)
+        except FileNotFoundError:  # no -wal or -shm while no connection is open
+            pass
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -32,7 +32,12 @@ JSONISH = st.recursive(
     max_leaves=12,
 )
 BODIES = st.binary(max_size=600) | JSONISH.map(lambda value: json.dumps(value).encode())
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# No deadline and no speed health check: the CI machine is shared; the fixture's store is checked per example.
+FUZZ = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 def _rows(hub: Hub) -> int:

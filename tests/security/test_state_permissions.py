@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -82,3 +83,25 @@ def test_every_cli_command_secures_the_state_folder_first(tmp_path: Path) -> Non
     env = {**os.environ, "INLET_HOME": str(home), "PYTHONPATH": str(ROOT)}
     subprocess.run([sys.executable, "-m", "inlet.cli", "--help"], cwd=ROOT, env=env, check=True, capture_output=True)
     assert (mode(home), mode(home / "inlet.db")) == (0o700, 0o600)
+
+
+def test_making_the_store_owner_only_never_opens_an_existing_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closing any descriptor of a SQLite file drops every POSIX lock this process holds on it; another process
+    closing its last connection may then delete the -wal and -shm under ours (a flow test saw disk I/O errors
+    when the permission step opened the store of an engine already open in the same process)."""
+    url, path = f"sqlite:///{tmp_path / 'inlet.db'}", tmp_path / "inlet.db"
+    create_store_engine(url).dispose()
+    opened: list[str] = []
+    real_open = os.open
+
+    def recording_open(file: Any, flags: int, mode: int = 0o777) -> int:
+        descriptor = real_open(file, flags, mode)
+        opened.append(str(file))
+        return descriptor
+
+    monkeypatch.setattr(os, "open", recording_open)
+    engine = create_store_engine(url)
+    assert path.is_file() and str(path) not in opened
+    engine.dispose()
