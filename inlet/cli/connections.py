@@ -159,3 +159,62 @@ def show(
         typer.echo(f"oauth: {row.grant}, {row.status}" + (f" ({row.status_reason})" if row.status_reason else ""))
         typer.echo(f"access_token=*** expires {when}; refresh_token={'***' if row.tokens.refresh_token else '-'}")
         typer.echo(f"refreshes: {row.refreshes}; token version {row.version}")
+
+
+ConnectionOption = Annotated[str, typer.Option("--connection", "-c", "--id", help="connection id")]
+
+
+@connections_app.command("policy")
+def policy(
+    tenant: Tenant,
+    connection_id: ConnectionOption,
+    poll_interval: Annotated[int | None, typer.Option(help="seconds between polls (default 300)")] = None,
+    reconcile_every: Annotated[int | None, typer.Option(help="seconds between reconciliations (default 86400)")] = None,
+    webhooks: Annotated[bool | None, typer.Option("--webhooks/--no-webhooks", help="webhooks feed it")] = None,
+) -> None:
+    """Show or change a connection's sync policy."""
+    from inlet.service import set_policy
+
+    with _errors():
+        row = set_policy(
+            open_store(get_settings().store_url),
+            tenant,
+            connection_id,
+            poll_seconds=poll_interval,
+            reconcile_seconds=reconcile_every,
+            webhooks=webhooks,
+        )
+        typer.echo(
+            f"{row.connection_id}: {row.state}, poll every {row.poll_seconds}s, reconcile every "
+            f"{row.reconcile_seconds}s, webhooks {'on' if row.webhooks else 'off'}"
+        )
+
+
+@connections_app.command("pause")
+def pause(tenant: Tenant, connection_id: ConnectionOption) -> None:
+    """Stop polling and reconciling a connection (until `resume`)."""
+    from inlet.service import pause as pause_connection
+
+    with _errors():
+        pause_connection(open_store(get_settings().store_url), tenant, connection_id)
+        typer.echo(f"connection {connection_id} paused")
+
+
+@connections_app.command("resume")
+def resume(tenant: Tenant, connection_id: ConnectionOption) -> None:
+    """Poll and reconcile a paused connection again."""
+    from inlet.service import resume as resume_connection
+
+    with _errors():
+        resume_connection(open_store(get_settings().store_url), tenant, connection_id)
+        typer.echo(f"connection {connection_id} active")
+
+
+@connections_app.command("remove")
+def remove(tenant: Tenant, connection_id: ConnectionOption) -> None:
+    """Stop a connection and delete it with everything inlet keeps for it (its records stay in your app)."""
+    from inlet.service import remove_connection
+
+    with _errors():
+        remove_connection(open_store(get_settings().store_url), tenant, connection_id)
+        typer.echo(f"connection {connection_id} removed")

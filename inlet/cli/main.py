@@ -66,7 +66,7 @@ def deliver(tenant: Tenant, connection: ConnectionId) -> None:
 def status() -> None:
     """Per connection: imports, last poll and incremental run, inbox lag, outbox, quarantine, last error."""
     from inlet.local import apply_prefect_env
-    from inlet.service import connection_status, run_history
+    from inlet.service import connection_status, run_history, sync_status
 
     with _errors():
         settings = get_settings()
@@ -78,6 +78,9 @@ def status() -> None:
         else:
             typer.echo("(no Prefect server answers: run history left out; start one with `inlet up`)")
         for row in connection_status(engine, history):
+            typer.echo("  ".join(f"{k}={v}" for k, v in row.items()))
+        typer.echo("continuity:")
+        for row in sync_status(engine):
             typer.echo("  ".join(f"{k}={v}" for k, v in row.items()))
     deliveries_status()
 
