@@ -14,6 +14,7 @@ from inlet.cli.connectors import connectors_app
 from inlet.cli.deliveries import deliveries_app
 from inlet.cli.deliveries import status as deliveries_status
 from inlet.cli.imports import imports_app
+from inlet.cli.inbox import inbox_app
 from inlet.cli.mappings import mappings_app, quarantine_app, remap_command
 from inlet.cli.oauth import oauth_app
 from inlet.errors import InletError
@@ -31,6 +32,7 @@ for group, name in (
     (imports_app, "import"),
     (mappings_app, "mappings"),
     (quarantine_app, "quarantine"),
+    (inbox_app, "inbox"),
     (deliveries_app, "deliveries"),
     (oauth_app, "oauth"),
 ):

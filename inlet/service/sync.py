@@ -11,10 +11,30 @@ from sqlmodel import Session, select
 
 from connectors.registry import load
 from inlet.errors import ConfigError
-from inlet.store import Connection, SyncPolicy, ensure_policies, policy_for, set_intervals, set_state
+from inlet.store import (
+    Connection,
+    SyncPolicy,
+    drop_poison,
+    ensure_policies,
+    policy_for,
+    retry_poison,
+    set_intervals,
+    set_state,
+)
+from inlet.store import list_poison as poison_events
 from inlet.store import remove_connection as forget_connection
 
-__all__ = ["change_source", "pause", "remove_connection", "resume", "set_policy", "sync_status"]
+__all__ = [
+    "change_source",
+    "drop_poison",
+    "pause",
+    "poison_events",
+    "remove_connection",
+    "resume",
+    "retry_poison",
+    "set_policy",
+    "sync_status",
+]
 
 
 def set_policy(

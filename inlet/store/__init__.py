@@ -24,6 +24,7 @@ from inlet.store.ledger import (
     write_page,
 )
 from inlet.store.outbox import PendingEvent, entries, idempotency_key, purge, replay
+from inlet.store.poison import PoisonEvent, drop_poison, list_poison, quarantine_events, retry_poison
 from inlet.store.records import live_count, quarantined, raw_batches, raw_sample
 from inlet.store.scope import PageScope
 from inlet.store.sync import (
@@ -94,6 +95,11 @@ __all__ = [
     "SweepResult",
     "SyncPolicy",
     "SyncState",
+    "PoisonEvent",
+    "drop_poison",
+    "list_poison",
+    "quarantine_events",
+    "retry_poison",
     "Tenant",
     "Due",
     "Work",

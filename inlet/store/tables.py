@@ -211,6 +211,8 @@ class InboxEvent(SQLModel, table=True):
     source_event_id: str | None = Field(default=None, description="the app's event id, to drop its retries")
     occurred_at: str | None = None
     received_at: datetime = Field(default_factory=utcnow)
+    quarantined_at: datetime | None = Field(default=None, description="set: a poison event, kept out of the drain")
+    quarantine_reason: str | None = Field(default=None, sa_column=Column(Text))
 
 
 class SyncState(SQLModel, table=True):

@@ -11,15 +11,18 @@ import httpx
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
 from prefect.task_worker import TaskWorker
+from pydantic import SecretStr
 from sqlmodel import Session
 
+from connectors.oauth import TokenSet
 from flows.full_import import full_import
 from flows.incremental_import import incremental_import
 from flows.poll_changes import poll_changes
 from flows.runtime import ImportJob
 from flows.scheduler import sync_connection, sync_scheduler
-from inlet.service import pause, resume, set_policy, sync_status
-from inlet.store import SyncPolicy, SyncState, claim_due, inbox, open_store, utcnow
+from inlet.oauth import mark_needs_reauth, register_client, save_tokens
+from inlet.service import drop_poison, pause, poison_events, resume, retry_poison, set_policy, sync_status
+from inlet.store import HeardChange, SyncPolicy, SyncState, Vault, claim_due, inbox, open_store, utcnow
 from tests.conftest import SIM_TOKEN, InletEnv, InletEnvFactory
 
 TENANT, CONNECTION = "acme", "acme-hubspot"
@@ -132,19 +135,57 @@ def _backdate(engine: Any, seconds: float) -> None:
 
 
 async def _work_until_done(works: list[str]) -> None:
-    """Serve sync-connection in this process until each of `works` has a final run, in order."""
-    names = [f"{work}/{TENANT}/{CONNECTION}" for work in ("import", "poll", "reconcile")]
+    """Serve sync-connection in this process until each of `works` has a final run."""
     worker = TaskWorker(sync_connection)
     running = asyncio.create_task(worker.astart())
     try:
-        while True:
-            assert not running.done(), "the task worker stopped before its runs ended"
-            async with get_client() as client:
-                runs = await client.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(any_=names)))
-            final = sorted(r.name.split("/")[0] for r in runs if r.state is not None and r.state.is_final())
-            if final == sorted(works) and len(runs) == len(works):
-                assert all(r.state_name == "Completed" for r in runs), [r.state for r in runs]
-                return
-            await asyncio.sleep(0.2)
+        await _until_done(running, works)
     finally:
         running.cancel()
+
+
+async def _until_done(running: asyncio.Task[None], works: list[str]) -> None:
+    """Wait until the connection's sync-connection runs are exactly `works`, each final and Completed."""
+    names = [f"{work}/{TENANT}/{CONNECTION}" for work in ("import", "poll", "reconcile")]
+    while True:
+        assert not running.done(), "the task worker stopped before its runs ended"
+        async with get_client() as client:
+            runs = await client.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(any_=names)))
+        final = sorted(r.name.split("/")[0] for r in runs if r.state is not None and r.state.is_final())
+        if final == sorted(works) and len(runs) == len(works):
+            assert all(r.state_name == "Completed" for r in runs), [r.state for r in runs]
+            return
+        await asyncio.sleep(0.2)
+
+
+def test_a_poison_event_is_set_aside_and_every_other_change_is_applied(inlet_env: InletEnvFactory) -> None:
+    env = inlet_env(records=30)
+    asyncio.run(full_import(ImportJob(tenant=TENANT, connection=CONNECTION)))
+    engine = open_store(env.settings.store_url)
+    created = env.sim("mutate", {"create": 3})["created"]
+    poison = "9" * 100_000  # a signed webhook once carried this objectId
+    heard = [HeardChange(TENANT, CONNECTION, "users", i, "upsert", "webhook", source_event_id=f"e{i}") for i in created]
+    inbox.add(engine, [*heard[:1], HeardChange(TENANT, CONNECTION, "users", poison, "upsert", "webhook"), *heard[1:]])
+    applied = asyncio.run(incremental_import(TENANT, CONNECTION))
+    assert applied.poison_events == 1 and applied.created == 3 and set(created) <= app_ids(env)
+    [event] = poison_events(engine, TENANT)
+    assert "id pattern" in event.reason and len(event.external_id) < 200
+    assert inbox.depth(engine, CONNECTION) == 0
+    assert retry_poison(engine, TENANT, [event.id]) == 1 and inbox.depth(engine, CONNECTION) == 1
+    asyncio.run(incremental_import(TENANT, CONNECTION))  # set aside again, nothing else stalls
+    assert drop_poison(engine, "other-tenant") == 0 and drop_poison(engine, TENANT) == 1
+    assert poison_events(engine) == [] and app_ids(env) == source_ids(env)
+
+
+def test_a_revoked_grant_pauses_the_connection_until_it_is_connected_again(inlet_env: InletEnvFactory) -> None:
+    env = inlet_env(records=10)
+    engine = open_store(env.settings.store_url)
+    vault = Vault.from_settings(env.settings)
+    register_client(engine, vault, "hubspot", "client-id", SecretStr("client-secret"))
+    version = save_tokens(engine, vault, CONNECTION, "authorization_code", TokenSet(access_token=SecretStr("t")))
+    mark_needs_reauth(engine, CONNECTION, version, "invalid_grant: the tenant revoked the app")
+    asyncio.run(sync_connection(TENANT, CONNECTION, "users", "import"))  # a task run, as a task worker runs it
+    [row] = sync_status(engine)
+    assert row["state"].startswith("needs_reauth") and claim_due(engine) == []
+    save_tokens(engine, vault, CONNECTION, "authorization_code", TokenSet(access_token=SecretStr("t2")))
+    assert [d.work for d in claim_due(engine)] == ["import"]

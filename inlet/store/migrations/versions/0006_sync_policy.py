@@ -1,4 +1,5 @@
-"""sync policy: per connection, poll and reconciliation intervals, webhooks, state, and the scheduler's stamps
+"""sync policy: per connection, poll and reconciliation intervals, webhooks, state, and the scheduler's stamps;
+poison inbox events are kept aside with their reason
 
 Revision ID: 0006
 Revises: 0005
@@ -42,8 +43,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("connection_id"),
     )
     op.create_index("ix_sync_policy_tenant_id", "sync_policy", ["tenant_id"])
+    with op.batch_alter_table("inbox") as batch_op:
+        batch_op.add_column(sa.Column("quarantined_at", stamp, nullable=True))
+        batch_op.add_column(sa.Column("quarantine_reason", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("inbox") as batch_op:
+        batch_op.drop_column("quarantine_reason")
+        batch_op.drop_column("quarantined_at")
     op.drop_index("ix_sync_policy_tenant_id", table_name="sync_policy")
     op.drop_table("sync_policy")
