@@ -108,8 +108,8 @@ def test_a_reconciliation_repairs_and_reports_what_the_change_source_missed(inle
         policy.imported_at = utcnow() - timedelta(seconds=61)
         session.add(policy)
         session.commit()
-    assert asyncio.run(sync_scheduler()).reconciliations == 1
-    asyncio.run(_work_until_done(["reconcile"]))
+    assert [d.work for d in claim_due(engine)] == ["reconcile"]
+    asyncio.run(sync_connection(TENANT, CONNECTION, "users", "reconcile"))  # as a task worker runs it
     [row] = sync_status(engine)
     assert row["drift"] == {"missed_creates": 2, "missed_updates": 3, "missed_deletes": 4}
     assert app_ids(env) == source_ids(env) and env.app_stats()["duplicates"] == 0
