@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -22,9 +23,9 @@ from connectors.errors import FatalError, SinceExpired, error_for_response
 from connectors.hints import marked_deleted
 from connectors.pagination import PageView
 from connectors.paths import MISSING, lookup
-from connectors.spec import ChangesSpec
+from connectors.spec import ChangesSpec, PositionSpec
 
-__all__ = ["change_pages", "pull_changes"]
+__all__ = ["change_pages", "pull_changes", "read_position"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,42 @@ async def pull_changes(connector: Connector, collection: str, since: str | None 
         result = ChangeSet(resynced=True)
         await _collect(connector, collection, None, result)
     return result
+
+
+async def read_position(connector: Connector, collection: str, now: datetime | None = None) -> str | None:
+    """Where the collection's change source stands now, as a `since` (None: the app gives no position).
+
+    A full import reads it before enumerating; once the import completes it becomes the first poll's `since`,
+    so every change made during or after the import, deletions included, is pulled by that poll.
+    """
+    position = connector.collection(collection).position
+    if position is None:
+        return None
+    if position.type == "start_time":
+        return _formatted((now or datetime.now(UTC)) - timedelta(seconds=position.margin_seconds), position)
+    request = connector.request("GET", position.path or "", position.params)
+    response = await connector.send(request)
+    url = connector.redact(str(request.url))
+    value: str | None
+    if position.since_header is not None:
+        value = str(response.headers.get(position.since_header, "")).strip().strip('"') or None
+    else:
+        found = lookup(connector.read_json(response, url), position.since_path or "", None)
+        value = None if found in (None, "", MISSING) else str(found)
+    if value is None:
+        raise FatalError(f"{connector.name}: {url} gave no change position", connector=connector.name, url=url)
+    return value
+
+
+def _formatted(moment: datetime, position: PositionSpec) -> str:
+    moment = moment.astimezone(UTC)
+    if position.format == "epoch_ms":
+        return str(int(moment.timestamp() * 1000))
+    if position.format == "epoch_s":
+        return str(int(moment.timestamp()))
+    if position.format == "iso_ms_z":
+        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 async def _collect(connector: Connector, collection: str, since: str | None, into: ChangeSet) -> None:

@@ -44,7 +44,9 @@ __all__ = [
     "ChangesSpec",
     "DeletedRule",
     "ExpiredRule",
+    "PositionSpec",
     "RetryPolicy",
+    "SyncDefaults",
     "load_spec",
     "placeholders",
     "RESERVED_PARAMETERS",
@@ -110,6 +112,29 @@ class ExpiredRule(_Strict):
     body_contains: str | None = Field(None, description="and the body must contain this text")
 
 
+class PositionSpec(_Strict):
+    """Where the change source stands now, read before a full import enumerates (its first poll continues there).
+
+    `start_time`: the import's start time, `margin_seconds` earlier, in `format` (an `updated_since`-style API).
+    `request`: GET `path` with `params` and read the position from the body (`since_path`, e.g. a delta link)
+    or a response header (`since_header`, e.g. Kinto's ETag, quotes stripped).
+    """
+
+    type: Literal["start_time", "request"]
+    format: Literal["epoch_ms", "epoch_s", "iso_z", "iso_ms_z"] = "iso_z"
+    margin_seconds: float = Field(5.0, ge=0)
+    path: str | None = None
+    params: dict[str, str] = {}
+    since_path: str | None = None
+    since_header: str | None = None
+
+    @model_validator(mode="after")
+    def _request_says_where(self) -> PositionSpec:
+        if self.type == "request" and (self.path is None or (self.since_path is None) == (self.since_header is None)):
+            raise ValueError("a request position needs path and exactly one of since_path or since_header")
+        return self
+
+
 class ChangesSpec(_Strict):
     """How to pull what changed since a stored token `since` (a sync token, a delta link, a timestamp).
 
@@ -152,10 +177,16 @@ class CollectionSpec(_Strict):
 
     udm: str | None = Field(None, description="the UDM this collection provides, e.g. users")
     id_path: str = "id"
+    id_pattern: str = Field(
+        r"^[A-Za-z0-9_.:@=+/-]{1,200}$", description="what an external id looks like; a change with another is poison"
+    )
     updated_at_path: str | None = None
     list: ListSpec
     get: GetSpec | None = None
     changes: ChangesSpec | None = Field(None, description="the app's own incremental API (or a `changes` hook)")
+    position: PositionSpec | None = Field(
+        None, description="the change source's position, read before a full import (beside `changes:` or a hook)"
+    )
     udm_fields: dict[str, str] = Field({}, description="UDM field -> Jinja expression over `raw`")
     other_udms: dict[str, dict[str, str]] = Field(
         {}, description="more UDMs the same records provide: UDM name -> its udm_fields (e.g. contacts)"
@@ -171,6 +202,14 @@ class RateLimit(_Strict):
 
     requests: int = Field(gt=0)
     per_seconds: float = Field(gt=0)
+
+
+class SyncDefaults(_Strict):
+    """A new connection's sync policy (`sync:` in connector.yaml); each connection may change it."""
+
+    poll_seconds: int = Field(300, ge=10, description="how often its change source is polled")
+    reconcile_seconds: int = Field(86_400, ge=60, description="how often a full sync checks for drift")
+    webhooks: bool = Field(False, description="whether webhooks feed it (polls still run as a safety net)")
 
 
 class ConnectorSpec(_Strict):
@@ -194,6 +233,7 @@ class ConnectorSpec(_Strict):
     foreign_links: Literal["refuse", "without_credentials"] = Field(
         "refuse", description="a link to another origin: refused, or followed with no credentials at all"
     )
+    sync: SyncDefaults = SyncDefaults()
 
     @model_validator(mode="after")
     def _placeholders_declared(self) -> ConnectorSpec:
@@ -218,6 +258,8 @@ class ConnectorSpec(_Strict):
                 path = call.path.replace("{id}", "") if kind == "get" else call.path  # the record id is not a parameter
                 found.append((f"collections.{name}.{kind}.path", path, "path"))
                 found += [(f"collections.{name}.{kind}.params.{k}", v, "path") for k, v in call.params.items()]
+            if collection.position is not None and collection.position.path is not None:
+                found.append((f"collections.{name}.position.path", collection.position.path, "path"))
         for grant, oauth in self.oauth.items():
             found += [(f"oauth.{grant}", url, "oauth") for url in oauth.urls()]
         return found

@@ -24,6 +24,7 @@ from pydantic import BaseModel
 
 from connectors.base import PageRequest
 from connectors.errors import NeedsReauth
+from connectors.incremental import read_position
 from flows.artifacts import Progress, publish_delivery_status, publish_summary
 from flows.run_tags import label_run
 from flows.runtime import ImportJob, ImportRuntime, by_reference, open_runtime
@@ -33,7 +34,17 @@ from flows.tasks import list_records, send_to_app
 from inlet.delivery import DrainResult
 from inlet.errors import DeliveryError
 from inlet.settings import get_settings
-from inlet.store import Checkpoint, PageCounts, PageScope, SweepResult, live_count, start_or_resume, sweep
+from inlet.store import (
+    Checkpoint,
+    PageCounts,
+    PageScope,
+    SweepResult,
+    import_completed,
+    import_started,
+    live_count,
+    start_or_resume,
+    sweep,
+)
 
 __all__ = ["ImportSummary", "full_import"]
 
@@ -90,6 +101,9 @@ async def _import(run: ImportRuntime) -> ImportSummary:
     summary.resumed_at_page = checkpoint.pages
     if checkpoint.pages:
         logger.info("resuming enumeration %s at page %d", checkpoint.generation[:8], checkpoint.pages + 1)
+    else:  # before enumerating: where the change source stands, so the first poll catches what changes meanwhile
+        position = await read_position(run.connector, run.collection)
+        await anyio.to_thread.run_sync(import_started, run.engine, job.connection, position)
     progress = await Progress.start(
         "full-import",
         job.tenant,
@@ -105,6 +119,7 @@ async def _import(run: ImportRuntime) -> ImportSummary:
         summary.complete = True
         await progress.update(summary.records_seen, done=True)
         _sweep(run, scope, summary, logger)
+        await anyio.to_thread.run_sync(import_completed, run.engine, job.connection, job.data_source)
     except NeedsReauth:
         summary.auth = "needs_reauth"
         raise

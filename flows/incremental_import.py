@@ -11,6 +11,7 @@ transaction, and `send-to-app` delivers. A killed run leaves its batch in the in
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import anyio
@@ -19,7 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run, task_run
 
 from connectors import confirm_hint
-from connectors.errors import NeedsReauth
+from connectors.errors import MalformedPage, NeedsReauth, RequestRejected
 from flows.artifacts import publish_delivery_status, publish_summary, publish_trigger
 from flows.run_tags import label_run
 from flows.runtime import (
@@ -37,7 +38,15 @@ from flows.summaries import Auth, DeliverySummary
 from flows.tasks import map_records, send_to_app
 from inlet.errors import DeliveryError
 from inlet.settings import get_settings
-from inlet.store import InboxRow, PageCounts, PageScope, current_generation, inbox, write_changes
+from inlet.store import (
+    InboxRow,
+    PageCounts,
+    PageScope,
+    current_generation,
+    inbox,
+    quarantine_events,
+    write_changes,
+)
 
 __all__ = ["IncrementalSummary", "apply_inbox", "apply_stranded", "incremental_import"]
 
@@ -52,6 +61,7 @@ class IncrementalSummary(DeliverySummary):
     records: int = 0
     fetched: int = 0
     gone_when_fetched: int = 0
+    poison_events: int = 0
     auth: Auth = "ok"
 
 
@@ -123,8 +133,10 @@ async def _drain(run: ImportRuntime, run_id: str) -> IncrementalSummary:
     summary = IncrementalSummary.of(job, run_id)
     scope = PageScope(job.tenant, job.connection, job.data_source, _generation(run), run_id or "local")
     while rows := await anyio.to_thread.run_sync(inbox.pending, run.engine, job.connection, run.destination.batch_size):
+        rows = await _set_aside(run, rows, _bad_ids(run, rows), summary)
         hints = [(r.external_id, r.kind) for r in _coalesce(rows) if _needs_fetch(r)]
-        fetched = await fetch_records(by_reference(run), hints)
+        fetched, failed = await fetch_records(by_reference(run), hints)
+        rows = await _set_aside(run, rows, failed, summary)
         summary.add_counts(await apply_changes(by_reference(run), scope, rows, fetched))
         summary.batches += 1
         summary.inbox_events += len(rows)
@@ -143,15 +155,47 @@ async def _drain(run: ImportRuntime, run_id: str) -> IncrementalSummary:
 
 
 @task(name="fetch-records", cache_policy=NO_CACHE, persist_result=False)
-async def fetch_records(run: ImportRuntime, hints: list[tuple[str, str]]) -> dict[str, dict[str, Any] | None]:
-    """Read hinted records, (id, kind), by id (a few at a time); None for a record the app no longer has."""
+async def fetch_records(
+    run: ImportRuntime, hints: list[tuple[str, str]]
+) -> tuple[dict[str, dict[str, Any] | None], dict[str, str]]:
+    """Read hinted records, (id, kind), by id (a few at a time); None for a record the app no longer has. An id
+    whose fetch the app rejects for good (RequestRejected, MalformedPage) is returned apart with the reason."""
     gate = asyncio.Semaphore(_FETCH_CONCURRENCY)
+    failed: dict[str, str] = {}
 
     async def one(external_id: str, kind: str) -> tuple[str, dict[str, Any] | None]:
         async with gate:
-            return external_id, await confirm_hint(run.connector, run.collection, kind, external_id)
+            try:
+                return external_id, await confirm_hint(run.connector, run.collection, kind, external_id)
+            except (RequestRejected, MalformedPage) as exc:
+                failed[external_id] = f"fetch failed for good: {exc}"
+                return external_id, None
 
-    return dict(await asyncio.gather(*(one(i, kind) for i, kind in hints)))
+    fetched = dict(await asyncio.gather(*(one(i, kind) for i, kind in hints)))
+    return {i: record for i, record in fetched.items() if i not in failed}, failed
+
+
+def _bad_ids(run: ImportRuntime, rows: list[InboxRow]) -> dict[str, str]:
+    """Ids that fail the collection's id pattern: no fetch is sent for them."""
+    pattern = re.compile(run.connector.collection(run.collection).id_pattern)
+    return {
+        r.external_id: f"the id does not match {run.connector.name}'s id pattern ({len(r.external_id)} chars)"
+        for r in rows
+        if not pattern.fullmatch(r.external_id)
+    }
+
+
+async def _set_aside(
+    run: ImportRuntime, rows: list[InboxRow], poison: dict[str, str], summary: IncrementalSummary
+) -> list[InboxRow]:
+    """Quarantine the events of these ids with their reason (`inlet inbox list`); the others go on."""
+    if not poison:
+        return rows
+    reasons = {r.id: poison[r.external_id] for r in rows if r.external_id in poison}
+    await anyio.to_thread.run_sync(quarantine_events, run.engine, reasons)
+    summary.poison_events += len(reasons)
+    get_run_logger().warning("%d poison inbox events set aside: see `inlet inbox list`", len(reasons))
+    return [r for r in rows if r.external_id not in poison]
 
 
 @task(name="apply-changes", cache_policy=NO_CACHE, persist_result=False)

@@ -27,7 +27,7 @@ from flows.run_tags import label_run
 from flows.runtime import ConnectionId, DataSource, ImportJob, ImportRuntime, TenantId, by_reference, open_runtime
 from flows.summaries import Auth, RunSummary
 from inlet.settings import get_settings
-from inlet.store import HeardChange, PageScope, inbox, live_ids, payload_hash, stored_hashes
+from inlet.store import HeardChange, PageScope, inbox, live_ids, payload_hash, record_poll, stored_hashes
 from mappings import RecordError
 
 __all__ = ["PollSummary", "poll_changes"]
@@ -67,13 +67,14 @@ async def poll_changes(
         summary = PollSummary.of(job, str(flow_run.id or ""))
         heard, since, resynced = await _listen(run, summary)
         deletions = [h for h in heard if h.kind == "deleted"]
-        if (resynced or summary.mode == "scan") and deletions:
+        if summary.mode in ("resync", "scan", "first-pull") and deletions:
             heard = _guard(run, heard, deletions, summary, force_delete)
         summary.changes = len(heard)
         summary.upserts = sum(1 for h in heard if h.kind == "upsert")
         summary.deletions = sum(1 for h in heard if h.kind == "deleted")
         summary.added_to_inbox = await anyio.to_thread.run_sync(_store, run, heard, since, resynced)
         summary.since = since
+        await anyio.to_thread.run_sync(record_poll, run.engine, connection, summary.mode, None)
         if summary.added_to_inbox:
             on_task_worker = run.settings.incremental_runner == "task-worker"
             emit_changed(tenant, connection, source="poll", submit=not on_task_worker)
@@ -93,8 +94,8 @@ async def _listen(run: ImportRuntime, summary: PollSummary) -> tuple[list[HeardC
         return await scan_source(by_reference(run)), None, False
     since = inbox.stored_since(run.engine, run.job.connection, run.job.data_source)
     heard, next_since, resynced = await pull_changes(by_reference(run), since)
-    summary.mode = "resync" if resynced else "changes"
-    if resynced:
+    summary.mode = "resync" if resynced else "changes" if since is not None else "first-pull"
+    if resynced or since is None:  # a pull without a token lists what exists: what it lacks was deleted
         seen = {h.external_id for h in heard}
         heard += [_heard(run, Change("deleted", i), "resync") for i in sorted(_live(run) - seen)]
     return heard, next_since, resynced

@@ -1,4 +1,5 @@
-"""A Prefect task worker for the fast incremental path (`INLET_INCREMENTAL_RUNNER=task-worker`).
+"""A Prefect task worker: the scheduler's `sync-connection` runs (imports, polls, reconciliations) and the fast
+incremental path's `apply-inbox` runs (`INLET_INCREMENTAL_RUNNER=task-worker`).
 
 It subscribes to the server's scheduled `apply-inbox` task runs over a websocket and runs each at once in
 this process: no new process per run and no polling interval, so a webhook's change reaches the team's app
@@ -16,6 +17,7 @@ import uvicorn
 from prefect.task_worker import TaskWorker, create_status_server
 
 from flows.incremental_import import apply_inbox
+from flows.scheduler import sync_connection
 
 
 def _status_server(worker: TaskWorker, port: int) -> None:
@@ -28,7 +30,7 @@ def _status_server(worker: TaskWorker, port: int) -> None:
 
 
 async def work(limit: int, status_port: int | None) -> None:
-    worker = TaskWorker(apply_inbox, limit=limit)
+    worker = TaskWorker(apply_inbox, sync_connection, limit=limit)
     if status_port is not None:
         _status_server(worker, status_port)
     await worker.astart()

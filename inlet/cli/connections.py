@@ -137,3 +137,62 @@ def show(
 
 def _connections_of(inst: service.Installation, tenant_id: str) -> Iterator[service.ConnectionView]:
     return service.all_items(lambda cursor: service.list_connections(inst, tenant_id, cursor=cursor))
+
+
+ConnectionOption = Annotated[str, typer.Option("--connection", "-c", "--id", help="connection id")]
+
+
+@connections_app.command("policy")
+def policy(
+    tenant: Tenant,
+    connection_id: ConnectionOption,
+    poll_interval: Annotated[int | None, typer.Option(help="seconds between polls (default 300)")] = None,
+    reconcile_every: Annotated[int | None, typer.Option(help="seconds between reconciliations (default 86400)")] = None,
+    webhooks: Annotated[bool | None, typer.Option("--webhooks/--no-webhooks", help="webhooks feed it")] = None,
+) -> None:
+    """Show or change a connection's sync policy."""
+    from inlet.service import set_policy
+
+    with _errors():
+        row = set_policy(
+            installation().engine,
+            tenant,
+            connection_id,
+            poll_seconds=poll_interval,
+            reconcile_seconds=reconcile_every,
+            webhooks=webhooks,
+        )
+        typer.echo(
+            f"{row.connection_id}: {row.state}, poll every {row.poll_seconds}s, reconcile every "
+            f"{row.reconcile_seconds}s, webhooks {'on' if row.webhooks else 'off'}"
+        )
+
+
+@connections_app.command("pause")
+def pause(tenant: Tenant, connection_id: ConnectionOption) -> None:
+    """Stop polling and reconciling a connection (until `resume`)."""
+    from inlet.service import pause as pause_connection
+
+    with _errors():
+        pause_connection(installation().engine, tenant, connection_id)
+        typer.echo(f"connection {connection_id} paused")
+
+
+@connections_app.command("resume")
+def resume(tenant: Tenant, connection_id: ConnectionOption) -> None:
+    """Poll and reconcile a paused connection again."""
+    from inlet.service import resume as resume_connection
+
+    with _errors():
+        resume_connection(installation().engine, tenant, connection_id)
+        typer.echo(f"connection {connection_id} active")
+
+
+@connections_app.command("remove")
+def remove(tenant: Tenant, connection_id: ConnectionOption) -> None:
+    """Stop a connection and delete it with everything inlet keeps for it (its records stay in your app)."""
+    from inlet.service import remove_connection
+
+    with _errors():
+        remove_connection(installation().engine, tenant, connection_id)
+        typer.echo(f"connection {connection_id} removed")

@@ -18,6 +18,7 @@ from inlet.cli.connectors import connectors_app
 from inlet.cli.deliveries import deliveries_app
 from inlet.cli.deliveries import status as deliveries_status
 from inlet.cli.imports import imports_app
+from inlet.cli.inbox import inbox_app
 from inlet.cli.mappings import mappings_app, quarantine_app, remap_command
 from inlet.cli.oauth import oauth_app
 from inlet.errors import InletError
@@ -35,6 +36,7 @@ for group, name in (
     (imports_app, "import"),
     (mappings_app, "mappings"),
     (quarantine_app, "quarantine"),
+    (inbox_app, "inbox"),
     (deliveries_app, "deliveries"),
     (oauth_app, "oauth"),
     (api_keys_app, "api-keys"),
@@ -81,10 +83,14 @@ def deliver(tenant: Tenant, connection: ConnectionId) -> None:
 def status() -> None:
     """Per connection: imports, last poll and incremental run, inbox lag, outbox, quarantine, last error."""
     with _errors():
-        report = service.status_report(installation())
+        inst = installation()
+        report = service.status_report(inst)
         if not report.history:
             typer.echo("(no Prefect server answers: run history left out; start one with `inlet up`)")
         for row in report.connections:
+            typer.echo("  ".join(f"{k}={v}" for k, v in row.items()))
+        typer.echo("continuity:")
+        for row in service.sync_status(inst.engine):
             typer.echo("  ".join(f"{k}={v}" for k, v in row.items()))
     deliveries_status()
 

@@ -7,9 +7,9 @@ who may call them. The CLI, the HTTP API (`inlet.api`) and the tenant pages (`in
                       credentials={"token": SecretStr(...)})      # checked with one read-only request first
     preview_mapping(inst, "acme", "acme-hubspot", MappingChange(set_fields={"title": "{{ title | upper }}"}))
 
-Sync policy (pause, resume, intervals) and reconciliation join as `inlet.service.sync`: `pause_connection`,
-`resume_connection`, `set_sync_policy`, `sync_policy` and `start_reconciliation`, each taking the installation,
-the tenant and the connection like the operations here.
+Sync policy (pause, resume, intervals), the continuity status and poison inbox events are in
+`inlet.service.sync`: `set_policy`, `pause`, `resume`, `remove_connection`, `sync_status`, `poison_events`,
+`retry_poison`, `drop_poison` (they take the store's engine; the API does not call them yet).
 """
 
 from inlet.service.access import (
@@ -86,6 +86,17 @@ from inlet.service.quarantine import (
 from inlet.service.runs import StartedRun, run_here, start_full_import, start_quarantine_retry
 from inlet.service.setup import OWNER_ONLY_UMASK, initialise, secure_home
 from inlet.service.status import StatusReport, connection_status, run_history, status_report
+from inlet.service.sync import (
+    change_source,
+    drop_poison,
+    pause,
+    poison_events,
+    remove_connection,
+    resume,
+    retry_poison,
+    set_policy,
+    sync_status,
+)
 from inlet.service.tenants import create_tenant, get_tenant, list_tenants, require_tenant
 from inlet.tags import connection_tag, run_tags
 
@@ -115,6 +126,7 @@ __all__ = [
     "audit_log",
     "authenticate",
     "authorize",
+    "change_source",
     "check_credentials",
     "check_rate",
     "connect_app_only",
@@ -132,6 +144,7 @@ __all__ = [
     "delivery_status",
     "describe_connection",
     "drop_one_quarantined",
+    "drop_poison",
     "drop_quarantine",
     "get_tenant",
     "initialise",
@@ -147,13 +160,18 @@ __all__ = [
     "oauth_tokens",
     "open_connect_session",
     "open_installation",
+    "pause",
+    "poison_events",
     "preview_mapping",
     "purge_dead_letters",
     "record_audit",
+    "remove_connection",
     "replay_dead_letters",
     "replay_selected",
     "require_tenant",
     "reset_mapping",
+    "resume",
+    "retry_poison",
     "retry_quarantine_here",
     "revoke_key",
     "run_here",
@@ -161,6 +179,7 @@ __all__ = [
     "run_tags",
     "secure_home",
     "set_mapping",
+    "set_policy",
     "show_quarantined",
     "source_fields",
     "start_full_import",
@@ -168,5 +187,6 @@ __all__ = [
     "start_quarantine_retry",
     "start_retry",
     "status_report",
+    "sync_status",
     "validate_mapping",
 ]

@@ -39,6 +39,7 @@ from inlet.store.ledger import (
     write_page,
 )
 from inlet.store.outbox import OutboxEntry, PendingEvent, entries, idempotency_key, purge, replay
+from inlet.store.poison import PoisonEvent, drop_poison, list_poison, quarantine_events, retry_poison
 from inlet.store.records import (
     Quarantined,
     drop_quarantined,
@@ -48,8 +49,21 @@ from inlet.store.records import (
     raw_batches,
     raw_sample,
 )
-from inlet.store.removal import remove_connection
 from inlet.store.scope import PageScope
+from inlet.store.sync import (
+    Due,
+    Work,
+    claim_due,
+    ensure_policies,
+    import_completed,
+    import_started,
+    policy_for,
+    reconciled,
+    record_poll,
+    remove_connection,
+    set_intervals,
+    set_state,
+)
 from inlet.store.tables import (
     AppSchemaCache,
     Checkpoint,
@@ -64,6 +78,7 @@ from inlet.store.tables import (
     OAuthToken,
     OutboxEvent,
     QuarantinedRecord,
+    SyncPolicy,
     SyncState,
     Tenant,
     utcnow,
@@ -121,8 +136,26 @@ __all__ = [
     "QuarantinedRecord",
     "Store",
     "SweepResult",
+    "SyncPolicy",
     "SyncState",
+    "PoisonEvent",
+    "drop_poison",
+    "list_poison",
+    "quarantine_events",
+    "retry_poison",
     "Tenant",
+    "Due",
+    "Work",
+    "claim_due",
+    "ensure_policies",
+    "import_completed",
+    "import_started",
+    "policy_for",
+    "reconciled",
+    "record_poll",
+    "remove_connection",
+    "set_intervals",
+    "set_state",
     "Vault",
     "add_connection",
     "add_tenant",

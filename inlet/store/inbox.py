@@ -139,7 +139,7 @@ def pending(engine: Engine, connection_id: str, limit: int) -> list[InboxRow]:
             select(
                 _inbox.c.id, _inbox.c.external_id, _inbox.c.kind, _inbox.c.record, _inbox.c.source, _inbox.c.occurred_at
             )
-            .where(_inbox.c.connection_id == connection_id)
+            .where(_inbox.c.connection_id == connection_id, _inbox.c.quarantined_at.is_(None))
             .order_by(_inbox.c.id)
             .limit(limit)
         ).all()
@@ -156,7 +156,8 @@ def stranded(engine: Engine, older_than_seconds: float) -> list[tuple[str, str, 
     cutoff = utcnow() - timedelta(seconds=older_than_seconds)
     columns = (_inbox.c.tenant_id, _inbox.c.connection_id, _inbox.c.data_source)
     with engine.connect() as db:
-        rows = db.execute(select(*columns).where(_inbox.c.received_at < cutoff).distinct()).all()
+        waiting = (_inbox.c.received_at < cutoff, _inbox.c.quarantined_at.is_(None))
+        rows = db.execute(select(*columns).where(*waiting).distinct()).all()
     return sorted((row.tenant_id, row.connection_id, row.data_source) for row in rows)
 
 
@@ -167,7 +168,8 @@ def remove(db: DBConnection, ids: Sequence[int]) -> None:
 
 
 def depth(engine: Engine, connection_id: str | None = None) -> int:
-    scope = [_inbox.c.connection_id == connection_id] if connection_id else []
+    scope = [_inbox.c.quarantined_at.is_(None)]
+    scope += [_inbox.c.connection_id == connection_id] if connection_id else []
     with engine.connect() as db:
         return int(db.execute(select(func.count()).select_from(_inbox).where(*scope)).scalar_one())
 

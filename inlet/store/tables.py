@@ -26,6 +26,7 @@ __all__ = [
     "OAuthState",
     "OAuthToken",
     "QuarantinedRecord",
+    "SyncPolicy",
     "SyncState",
     "WebhookReceipt",
     "Tenant",
@@ -210,6 +211,8 @@ class InboxEvent(SQLModel, table=True):
     source_event_id: str | None = Field(default=None, description="the app's event id, to drop its retries")
     occurred_at: str | None = None
     received_at: datetime = Field(default_factory=utcnow)
+    quarantined_at: datetime | None = Field(default=None, description="set: a poison event, kept out of the drain")
+    quarantine_reason: str | None = Field(default=None, sa_column=Column(Text))
 
 
 class SyncState(SQLModel, table=True):
@@ -222,6 +225,33 @@ class SyncState(SQLModel, table=True):
     since: str | None = Field(default=None, sa_column=Column(Text))
     last_poll_at: datetime | None = None
     last_resync_at: datetime | None = None
+
+
+class SyncPolicy(SQLModel, table=True):
+    """How and when one connection is kept up to date, and where that stands. The scheduler derives what is due
+    from these timestamps alone, so a lost scheduler run loses nothing."""
+
+    __tablename__ = "sync_policy"
+
+    connection_id: str = Field(primary_key=True)
+    tenant_id: str = Field(index=True)
+    data_source: str = "users"
+    poll_seconds: int = 300
+    reconcile_seconds: int = 86_400
+    webhooks: bool = False
+    state: str = Field(default="active", description="active, paused or needs_reauth")
+    state_reason: str | None = Field(default=None, sa_column=Column(Text))
+    imported_at: datetime | None = Field(default=None, description="the first full import completed")
+    pending_since: str | None = Field(default=None, sa_column=Column(Text), description="position before the import")
+    import_submitted_at: datetime | None = None
+    poll_submitted_at: datetime | None = None
+    reconcile_submitted_at: datetime | None = None
+    last_poll_at: datetime | None = None
+    last_poll_mode: str | None = None
+    last_change_at: datetime | None = Field(default=None, description="newest change a poll found, as the app said")
+    last_reconcile_at: datetime | None = None
+    drift: dict[str, int] | None = Field(default=None, sa_column=Column(JSON))
+    updated_at: datetime = Field(default_factory=utcnow)
 
 
 class WebhookReceipt(SQLModel, table=True):

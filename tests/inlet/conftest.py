@@ -12,6 +12,7 @@ from tests.conftest import DatabaseFactory
 
 STORE_TABLES = (
     "ledger",
+    "sync_policy",
     "outbox",
     "checkpoint",
     "quarantine",

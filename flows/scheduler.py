@@ -1,0 +1,90 @@
+"""The one scheduler: a short-interval deployment (`sync-scheduler` in prefect.yaml) that submits each due
+connection's work as a Prefect background task, which task workers (`python -m flows.task_worker`) run at once.
+
+What is due comes from the store's sync policies (`inlet.store.claim_due`): a new connection's first full
+import, then polls every `poll_seconds`, and a reconciliation every `reconcile_seconds`. The stamps are stored,
+so a lost scheduler run loses nothing and adding a connection needs no prefect.yaml edit. A poll costs one task
+run in a worker that is already up, not a process. Each connection's work runs one at a time (the flows hold
+its single-flight slot). A revoked grant pauses the connection as `needs_reauth` until it is connected again.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import anyio
+from prefect import flow, get_run_logger, tags, task
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel
+
+from connectors.errors import NeedsReauth
+from flows.full_import import ImportSummary, full_import
+from flows.poll_changes import poll_changes
+from flows.runtime import ImportJob
+from inlet.service import run_tags
+from inlet.settings import get_settings
+from inlet.store import claim_due, reconciled, set_state, shared_store
+
+__all__ = ["SchedulerSummary", "drift_of", "sync_connection", "sync_scheduler"]
+
+
+class SchedulerSummary(BaseModel):
+    """What one scheduler tick submitted."""
+
+    imports: int = 0
+    polls: int = 0
+    reconciliations: int = 0
+
+
+@flow(name="sync-scheduler", persist_result=False, log_prints=False)
+async def sync_scheduler() -> SchedulerSummary:
+    """Submit every due connection's import, poll or reconciliation to the task workers."""
+    engine = shared_store(get_settings().store_url)
+    summary = SchedulerSummary()
+    for due in await anyio.to_thread.run_sync(claim_due, engine):
+        with tags(*run_tags(due.tenant, due.connection)):
+            sync_connection.delay(due.tenant, due.connection, due.data_source, due.work)
+        if due.work == "import":
+            summary.imports += 1
+        elif due.work == "poll":
+            summary.polls += 1
+        else:
+            summary.reconciliations += 1
+    get_run_logger().info("submitted %s", summary.model_dump())
+    return summary
+
+
+@task(
+    name="sync-connection",
+    task_run_name="{work}/{tenant}/{connection}",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
+async def sync_connection(
+    tenant: str, connection: str, data_source: str, work: Literal["import", "poll", "reconcile"]
+) -> None:
+    """One connection's due work, in this task worker: its full import, a poll, or a reconciliation."""
+    engine = shared_store(get_settings().store_url)
+    job = ImportJob(tenant=tenant, connection=connection, data_source=data_source)
+    try:
+        if work == "import":
+            await full_import(job)
+            return
+        await _poll_and_apply(tenant, connection, data_source)  # a reconciliation too: the change source first
+        if work == "reconcile":
+            drift = drift_of(await full_import(job))
+            await anyio.to_thread.run_sync(reconciled, engine, connection, drift)
+    except NeedsReauth as exc:
+        await anyio.to_thread.run_sync(set_state, engine, tenant, connection, "needs_reauth", str(exc)[:300])
+        get_run_logger().warning("%s paused until it is connected again: %s", connection, exc)
+
+
+async def _poll_and_apply(tenant: str, connection: str, data_source: str) -> None:
+    """Poll; what it heard is applied by the `inlet.records.changed` event's run (incremental-import, or on a
+    task-worker setup the poll itself)."""
+    await poll_changes(tenant, connection, data_source)
+
+
+def drift_of(summary: ImportSummary) -> dict[str, int]:
+    """What a reconciliation found that the change source had missed, by kind."""
+    return {"missed_creates": summary.created, "missed_updates": summary.updated, "missed_deletes": summary.deleted}

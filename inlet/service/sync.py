@@ -1,0 +1,131 @@
+"""Sync policy operations the CLI and the API share: set a connection's intervals, pause, resume or remove it,
+and how each connection's continuity stands (change source, polls, lag, last reconciliation and its drift)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from connectors.registry import load
+from inlet.errors import ConfigError
+from inlet.store import (
+    Connection,
+    SyncPolicy,
+    drop_poison,
+    ensure_policies,
+    policy_for,
+    retry_poison,
+    set_intervals,
+    set_state,
+)
+from inlet.store import list_poison as poison_events
+from inlet.store import remove_connection as forget_connection
+
+__all__ = [
+    "change_source",
+    "drop_poison",
+    "pause",
+    "poison_events",
+    "remove_connection",
+    "resume",
+    "retry_poison",
+    "set_policy",
+    "sync_status",
+]
+
+
+def set_policy(
+    engine: Engine,
+    tenant_id: str,
+    connection_id: str,
+    *,
+    poll_seconds: int | None = None,
+    reconcile_seconds: int | None = None,
+    webhooks: bool | None = None,
+) -> SyncPolicy:
+    """Change a connection's poll interval, reconciliation interval or webhooks; what is not given stays."""
+    for name, value, least in (("poll interval", poll_seconds, 10), ("reconciliation interval", reconcile_seconds, 60)):
+        if value is not None and value < least:
+            raise ConfigError(f"the {name} must be at least {least} s, got {value}")
+    return set_intervals(
+        engine,
+        tenant_id,
+        connection_id,
+        poll_seconds=poll_seconds,
+        reconcile_seconds=reconcile_seconds,
+        webhooks=webhooks,
+    )
+
+
+def pause(engine: Engine, tenant_id: str, connection_id: str) -> SyncPolicy:
+    """Stop submitting the connection's imports, polls and reconciliations (a run under way finishes)."""
+    return set_state(engine, tenant_id, connection_id, "paused", "paused by the operator")
+
+
+def resume(engine: Engine, tenant_id: str, connection_id: str) -> SyncPolicy:
+    """Run the connection again; work that fell due while it was paused is submitted at the next tick."""
+    return set_state(engine, tenant_id, connection_id, "active")
+
+
+def remove_connection(engine: Engine, tenant_id: str, connection_id: str) -> None:
+    """Stop the connection and delete it with everything the store keeps for it."""
+    policy_for(engine, tenant_id, connection_id)
+    forget_connection(engine, tenant_id, connection_id)
+
+
+def change_source(connection: Connection, policy: SyncPolicy) -> str:
+    """webhooks, poll (the app's incremental API) or scan-diff (enumerate and diff against the ledger)."""
+    if policy.webhooks:
+        return "webhooks"
+    spec, hooks = load(connection.app)
+    collection = spec.collections[connection.collection or spec.collection_for(connection.data_source)]
+    return "poll" if collection.changes is not None or hooks.changes is not None else "scan-diff"
+
+
+def sync_status(engine: Engine, tenant_id: str | None = None) -> list[dict[str, Any]]:
+    """One row per connection: state, change source, last and next poll, lag, last reconciliation and drift."""
+    ensure_policies(engine)
+    now = datetime.now(UTC)
+    rows = []
+    with Session(engine) as session:
+        query = select(Connection, SyncPolicy).where(Connection.id == SyncPolicy.connection_id)
+        if tenant_id is not None:
+            query = query.where(Connection.tenant_id == tenant_id)
+        for connection, policy in session.exec(query.order_by(Connection.tenant_id, Connection.id)).all():
+            rows.append(_row(connection, policy, now))
+    return rows
+
+
+def _row(connection: Connection, policy: SyncPolicy, now: datetime) -> dict[str, Any]:
+    last_poll = _aware(policy.last_poll_at)
+    started = max(filter(None, (_aware(policy.poll_submitted_at), _aware(policy.imported_at))), default=None)
+    next_poll = started + timedelta(seconds=policy.poll_seconds) if started and policy.state == "active" else None
+    return {
+        "tenant": connection.tenant_id,
+        "connection": connection.id,
+        "app": connection.app,
+        "state": policy.state + (f" ({policy.state_reason})" if policy.state_reason else ""),
+        "change_source": change_source(connection, policy),
+        "poll_every": policy.poll_seconds,
+        "reconcile_every": policy.reconcile_seconds,
+        "imported": _when(policy.imported_at),
+        "last_poll": _when(last_poll) + (f" ({policy.last_poll_mode})" if policy.last_poll_mode else ""),
+        "next_poll": _when(next_poll) if policy.imported_at else "after the full import",
+        "lag_seconds": round((now - last_poll).total_seconds(), 1) if last_poll else None,
+        "last_reconcile": _when(policy.last_reconcile_at),
+        "drift": policy.drift or {},
+    }
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _when(moment: datetime | None) -> str:
+    aware = _aware(moment)
+    return aware.astimezone(UTC).isoformat(timespec="seconds") if aware else "never"

@@ -1,0 +1,243 @@
+"""Sync policies: per connection, how often it is polled and reconciled, whether it runs, and where it stands.
+
+What is due is derived from stored timestamps alone (`claim_due`), so a scheduler run that is lost or
+crashes loses nothing: the next one finds the same connections due. A connection without a policy row gets
+its connector's defaults (`sync:` in connector.yaml) the first time the scheduler looks, so adding a
+connection, by any path, starts it: a full import first, then its change source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from sqlalchemy import Engine
+from sqlmodel import Session, SQLModel, delete, select
+
+from connectors.registry import load
+from inlet.errors import NotFound
+from inlet.store.tables import Checkpoint, Connection, OAuthToken, SyncPolicy, SyncState, utcnow
+
+__all__ = [
+    "Due",
+    "Work",
+    "claim_due",
+    "ensure_policies",
+    "import_completed",
+    "import_started",
+    "policy_for",
+    "reconciled",
+    "record_poll",
+    "remove_connection",
+    "set_intervals",
+    "set_state",
+]
+
+Work = Literal["import", "poll", "reconcile"]
+
+IMPORT_RETRY = timedelta(hours=1)  # a submitted first import that never completed is submitted again after this
+
+
+@dataclass(frozen=True)
+class Due:
+    """One piece of work the scheduler submits."""
+
+    tenant: str
+    connection: str
+    data_source: str
+    work: Work
+
+
+def ensure_policies(engine: Engine) -> int:
+    """Give every connection without a policy its connector's defaults; returns how many were added."""
+    with Session(engine) as session:
+        known = set(session.exec(select(SyncPolicy.connection_id)).all())
+        added = 0
+        for c in session.exec(select(Connection)).all():
+            if c.id in known:
+                continue
+            defaults = load(c.app)[0].sync
+            checkpoint = session.get(Checkpoint, (c.id, c.data_source))
+            session.add(
+                SyncPolicy(
+                    connection_id=c.id,
+                    tenant_id=c.tenant_id,
+                    data_source=c.data_source,
+                    poll_seconds=defaults.poll_seconds,
+                    reconcile_seconds=defaults.reconcile_seconds,
+                    webhooks=defaults.webhooks,
+                    imported_at=checkpoint.updated_at if checkpoint and checkpoint.complete else None,
+                )
+            )
+            added += 1
+        session.commit()
+        return added
+
+
+def policy_for(engine: Engine, tenant_id: str, connection_id: str) -> SyncPolicy:
+    """The connection's policy (its connector's defaults when it has none yet)."""
+    ensure_policies(engine)
+    with Session(engine) as session:
+        policy = session.get(SyncPolicy, connection_id)
+        if policy is None or policy.tenant_id != tenant_id:
+            raise NotFound(f"tenant {tenant_id!r} has no connection {connection_id!r}")
+        return policy
+
+
+def set_intervals(
+    engine: Engine,
+    tenant_id: str,
+    connection_id: str,
+    *,
+    poll_seconds: int | None = None,
+    reconcile_seconds: int | None = None,
+    webhooks: bool | None = None,
+) -> SyncPolicy:
+    """Change what is given; the rest stays."""
+    policy_for(engine, tenant_id, connection_id)
+    with Session(engine) as session:
+        policy = session.get_one(SyncPolicy, connection_id)
+        if poll_seconds is not None:
+            policy.poll_seconds = poll_seconds
+        if reconcile_seconds is not None:
+            policy.reconcile_seconds = reconcile_seconds
+        if webhooks is not None:
+            policy.webhooks = webhooks
+        policy.updated_at = utcnow()
+        session.add(policy)
+        session.commit()
+        session.refresh(policy)
+        return policy
+
+
+def set_state(engine: Engine, tenant_id: str, connection_id: str, state: str, reason: str | None = None) -> SyncPolicy:
+    """active, paused or needs_reauth (the scheduler submits work only for active connections)."""
+    policy_for(engine, tenant_id, connection_id)
+    with Session(engine) as session:
+        policy = session.get_one(SyncPolicy, connection_id)
+        policy.state, policy.state_reason, policy.updated_at = state, reason, utcnow()
+        session.add(policy)
+        session.commit()
+        session.refresh(policy)
+        return policy
+
+
+def claim_due(engine: Engine, now: datetime | None = None) -> list[Due]:
+    """The work due now, stamped as submitted in the same transaction (one scheduler run claims it once)."""
+    ensure_policies(engine)
+    now = now or utcnow()
+    due: list[Due] = []
+    with Session(engine) as session:
+        _reactivate_reconnected(session)
+        for policy in session.exec(select(SyncPolicy).where(SyncPolicy.state == "active")).all():
+            work = _work_due(policy, now)
+            if work is None:
+                continue
+            setattr(policy, f"{work}_submitted_at", now)
+            session.add(policy)
+            due.append(Due(policy.tenant_id, policy.connection_id, policy.data_source, work))
+        session.commit()
+    return due
+
+
+def _work_due(policy: SyncPolicy, now: datetime) -> Work | None:
+    if policy.imported_at is None:
+        submitted = _aware(policy.import_submitted_at)
+        return "import" if submitted is None or now - submitted >= IMPORT_RETRY else None
+    reconciled_at = _aware(policy.last_reconcile_at) or _aware(policy.imported_at)
+    reconcile_submitted = _aware(policy.reconcile_submitted_at)
+    every = timedelta(seconds=policy.reconcile_seconds)
+    if reconciled_at is not None and now - reconciled_at >= every:
+        if reconcile_submitted is None or now - reconcile_submitted >= every:
+            return "reconcile"
+    last = max(filter(None, (_aware(policy.poll_submitted_at), _aware(policy.imported_at))))
+    return "poll" if now - last >= timedelta(seconds=policy.poll_seconds) else None
+
+
+def _reactivate_reconnected(session: Session) -> None:
+    """A connection paused as needs_reauth runs again once its grant was renewed after the pause."""
+    waiting = session.exec(select(SyncPolicy).where(SyncPolicy.state == "needs_reauth")).all()
+    for policy in waiting:
+        token = session.get(OAuthToken, policy.connection_id)
+        connection = session.get(Connection, policy.connection_id)
+        renewed = token is not None and token.status == "active" and _later(token.updated_at, policy.updated_at)
+        replaced = token is None and connection is not None and _later(connection.created_at, policy.updated_at)
+        if renewed or replaced:
+            policy.state, policy.state_reason, policy.updated_at = "active", None, utcnow()
+            session.add(policy)
+
+
+def import_started(engine: Engine, connection_id: str, position: str | None) -> None:
+    """Keep the change source's position read before a full import enumerates (it applies once it completes)."""
+    ensure_policies(engine)
+    with Session(engine) as session:
+        policy = session.get(SyncPolicy, connection_id)
+        if policy is not None:
+            policy.pending_since = position
+            session.add(policy)
+            session.commit()
+
+
+def import_completed(engine: Engine, connection_id: str, data_source: str) -> None:
+    """The full import enumerated everything: its position becomes the first poll's `since` (none: the first
+    poll enumerates and diffs against the ledger)."""
+    with Session(engine) as session:
+        policy = session.get(SyncPolicy, connection_id)
+        if policy is None:
+            return
+        state = session.get(SyncState, (connection_id, data_source)) or SyncState(
+            connection_id=connection_id, data_source=data_source
+        )
+        if policy.pending_since is not None or policy.imported_at is None:
+            state.since = policy.pending_since  # no position on a first import: the first poll enumerates and diffs
+        policy.pending_since = None
+        policy.imported_at = policy.imported_at or utcnow()
+        session.add(state)
+        session.add(policy)
+        session.commit()
+
+
+def record_poll(engine: Engine, connection_id: str, mode: str, newest_change: datetime | None) -> None:
+    with Session(engine) as session:
+        policy = session.get(SyncPolicy, connection_id)
+        if policy is not None:
+            policy.last_poll_at, policy.last_poll_mode = utcnow(), mode
+            if newest_change is not None:
+                policy.last_change_at = newest_change
+            session.add(policy)
+            session.commit()
+
+
+def reconciled(engine: Engine, connection_id: str, drift: dict[str, int]) -> None:
+    """A reconciliation finished: when, and what it found the change source had missed."""
+    with Session(engine) as session:
+        policy = session.get(SyncPolicy, connection_id)
+        if policy is not None:
+            policy.last_reconcile_at, policy.drift = utcnow(), drift
+            session.add(policy)
+            session.commit()
+
+
+def remove_connection(engine: Engine, tenant_id: str, connection_id: str) -> None:
+    """Stop a connection and forget it: every row of every table that names it goes, in one transaction."""
+    with Session(engine) as session:
+        connection = session.get(Connection, connection_id)
+        if connection is None or connection.tenant_id != tenant_id:
+            raise NotFound(f"tenant {tenant_id!r} has no connection {connection_id!r}")
+        for table in SQLModel.metadata.sorted_tables:
+            if "connection_id" in table.c:
+                session.execute(delete(table).where(table.c.connection_id == connection_id))
+        session.delete(connection)
+        session.commit()
+
+
+def _later(first: datetime | None, second: datetime | None) -> bool:
+    a, b = _aware(first), _aware(second)
+    return a is not None and b is not None and a > b
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
