@@ -1,8 +1,8 @@
 """sync policy: per connection, poll and reconciliation intervals, webhooks, state, and the scheduler's stamps;
 poison inbox events are kept aside with their reason
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-07 02:30:00
 """
 
