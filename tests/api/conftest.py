@@ -94,7 +94,9 @@ def store_raw_records(world: ApiWorld, tenant: str, connection: str) -> list[dic
     parameters, credentials = world.sim.connection(world.sim_url)
 
     async def listing() -> list[dict[str, Any]]:
-        async with open_connector("hubspot", parameters=parameters, credentials=credentials) as connector:
+        egress = world.inst.settings.egress.policy()
+        opened = open_connector("hubspot", parameters=parameters, credentials=credentials, egress=egress)
+        async with opened as connector:
             return [r async for page in connector.pages("contacts") for r in page.records]
 
     records = asyncio.run(listing())
