@@ -71,7 +71,11 @@ async def test_app_down_parks_deliveries_behind_the_breaker_until_it_is_back(dri
     failed = figures.attempts - figures.app_requests
     cooldown, cap = TEST_POLICY["breaker_cooldown_seconds"], TEST_POLICY["retry_cap_seconds"]
     probes = math.ceil(math.log2(down / cooldown + 1)) + math.ceil(down / cap) + 1
-    assert TEST_POLICY["breaker_threshold"] <= failed <= TEST_POLICY["breaker_threshold"] + probes
+    # each probe of a half-open breaker may use a run's in-run tries; without the breaker every drain would
+    # burn max_attempts (20+ drains x 3), far above this bound
+    most = TEST_POLICY["breaker_threshold"] + probes * TEST_POLICY["max_attempts"]
+    assert TEST_POLICY["breaker_threshold"] <= failed <= most, (failed, probes)
+    assert failed < figures.drains * TEST_POLICY["max_attempts"]
     assert figures.parked > 0
 
 
