@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, delete, select
 
 from connectors.registry import load
@@ -50,7 +51,19 @@ class Due:
 
 
 def ensure_policies(engine: Engine) -> int:
-    """Give every connection without a policy its connector's defaults; returns how many were added."""
+    """Give every connection without a policy its connector's defaults; returns how many were added.
+
+    Runs of several connections call this at once: when another one adds the same rows first (a unique
+    violation at commit), read again and add what is still missing."""
+    for _ in range(5):
+        try:
+            return _add_missing_policies(engine)
+        except IntegrityError:
+            continue
+    return _add_missing_policies(engine)
+
+
+def _add_missing_policies(engine: Engine) -> int:
     with Session(engine) as session:
         known = set(session.exec(select(SyncPolicy.connection_id)).all())
         added = 0
