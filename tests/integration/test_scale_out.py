@@ -1,16 +1,21 @@
-"""Scale-out on PostgreSQL (docs/scale-out.md): 50 tenants x 2 connections, two workers of each kind.
+"""Scale-out on PostgreSQL (docs/scale-out.md): tenants x 2 connections, two workers of each kind.
+
+The suite runs 12 tenants (24 connections), enough to make both workers of each kind share the work; the
+100-connection size of docs/scale-out.md is a benchmark:
+`SCALE_OUT_TENANTS=50 pytest tests/integration/test_scale_out.py`.
 
 The Prefect server and the inlet store run on the PostgreSQL at 127.0.0.1:5432; the deployments come from
 prefect.yaml through the Prefect CLI; two `prefect worker` processes on the `inlet-process` pool share the
-100 full imports. Webhooks then change every source: 90 connections' go to a receiver that submits
-`apply-inbox` to two task workers (the sub-second path), 10 connections' to a receiver whose events start
+full imports. Webhooks then change every source: 90% of the connections' go to a receiver that submits
+`apply-inbox` to two task workers (the sub-second path), 10% to a receiver whose events start
 `incremental-import` flow runs through the deployment's trigger, on the process workers (a new process per
-run, so only 10: each costs ~3.5 CPU-s). One run at a time per connection throughout. At the end, every
+run, so only a few: each costs ~3.5 CPU-s). One run at a time per connection throughout. At the end, every
 tenant's records are in the team's app exactly once, with no change applied twice.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from collections.abc import Hashable
@@ -31,8 +36,9 @@ from tests.support.webhooks import HubSpotChange, hubspot_delivery
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
-TENANTS, RECORDS = 50, 30
-BY_DEPLOYMENT = 10  # connections whose changes run as incremental-import flow runs on the process workers
+TENANTS, RECORDS = int(os.environ.get("SCALE_OUT_TENANTS", "12")), 30
+BY_DEPLOYMENT = max(2, TENANTS // 5)  # connections whose changes run as incremental-import flow runs (10 of 100)
+FAIR_SHARE = max(2, TENANTS // 5)  # each process worker's least share of the full imports (10 of 100)
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 STALL_SECONDS = 240  # waits fail when nothing moves for this long, never on a total deadline (CI shares 2 cores)
 
@@ -49,7 +55,7 @@ def test_two_workers_share_50_tenants_and_every_record_arrives_exactly_once(
         full_runs = _wait_for_runs(stack.api, [_start_full_import(stack.api, c) for c in connections])
         assert Counter(run["state"]["type"] for run in full_runs) == {"COMPLETED": len(connections)}
         shares = _runs_per_worker(stack, full_runs)
-        assert min(shares.values()) >= 10, f"the workers did not share the work: {shares}"
+        assert min(shares.values()) >= FAIR_SHARE, f"the workers did not share the work: {shares}"
         _wait_until_app_matches(stack.app, connections, sims)
 
         by_deployment, by_task_worker = connections[:BY_DEPLOYMENT], connections[BY_DEPLOYMENT:]
@@ -66,7 +72,7 @@ def test_two_workers_share_50_tenants_and_every_record_arrives_exactly_once(
             name: sum(httpx.get(url, timeout=10).json()["finished"].values())
             for name, url in stack.task_workers.items()
         }
-        assert min(finished.values()) >= 5 and sum(finished.values()) == len(applied), finished
+        assert min(finished.values()) >= max(1, TENANTS // 10) and sum(finished.values()) == len(applied), finished
 
         stats = httpx.get(stack.app + "/stats", timeout=10).json()
         assert stats["duplicates"] == 0, stats
