@@ -67,6 +67,7 @@ class World:
     simulator: str
     receiver: str | None
     demo: str
+    home: Path
     parameters: dict[str, str]
     credentials: dict[str, SecretStr]
 
@@ -204,7 +205,18 @@ def world(stack: Stack, monkeypatch: pytest.MonkeyPatch, request: pytest.Fixture
         )
         receiver = stack.receiver if public else None
         made.append(
-            World(app, connection, settings, engine, simulator, receiver, stack.demo, parameters, dict(credentials))
+            World(
+                app,
+                connection,
+                settings,
+                engine,
+                simulator,
+                receiver,
+                stack.demo,
+                stack.home,
+                parameters,
+                dict(credentials),
+            )  # fmt: skip
         )
         return made[-1]
 
@@ -251,6 +263,7 @@ def test_a_graph_subscription_is_created_on_start_and_renewed_before_it_expires(
         and made["notificationUrl"] == f"{w.receiver}/webhooks/msgraph/{TENANT}/{w.connection}"
     )
     assert made["clientState"] not in (None, "") and made["lifecycleNotificationUrl"] == made["notificationUrl"]
+    assert made["clientState"] not in (w.home / "receiver.log").read_text()  # the receiver logged the handshake
 
     def later() -> Any:
         row = subscription_of(w.engine, w.connection)
