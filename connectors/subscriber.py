@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,8 +25,9 @@ import httpx
 from pydantic import SecretStr
 
 from connectors.base import Connector
-from connectors.errors import FatalError, MalformedPage, SubscriptionGone
+from connectors.errors import ConnectorError, FatalError, MalformedPage, SubscriptionGone
 from connectors.paths import lookup
+from connectors.redaction import redact
 from connectors.subscriptions import SubscriptionCall, SubscriptionSpec, fill
 
 __all__ = ["Subscribed", "renew", "subscribe", "subscription_spec", "unsubscribe"]
@@ -67,7 +70,8 @@ async def subscribe(
     lifetime = _lifetime(spec, lifetime_seconds)
     if lifetime is not None:
         values["expires"] = _iso(now + timedelta(seconds=lifetime))
-    body = await _call(connector, spec.create, values, "create")
+    async with _scrubbed(chosen):  # an app's error may echo the body, the secret in it
+        body = await _call(connector, spec.create, values, "create")
     assert spec.create.id_path is not None  # the spec's validator requires it
     made_id = _text(connector, lookup(body, spec.create.id_path, None), "the subscription id")
     expires = _expiry(connector, body, spec.create) if lifetime is not None else None
@@ -103,6 +107,16 @@ async def unsubscribe(connector: Connector, subscription_id: str) -> bool:
         return False
     logger.info("%s: subscription %s deleted", connector.name, subscription_id)
     return True
+
+
+@asynccontextmanager
+async def _scrubbed(secret: str) -> AsyncIterator[None]:
+    """A connector error raised inside, with `secret` (in every encoding) masked in its message."""
+    try:
+        yield
+    except ConnectorError as exc:
+        exc.args = (redact(str(exc), [secret]), *exc.args[1:])
+        raise
 
 
 def _lifetime(spec: SubscriptionSpec, wanted: int | None) -> int | None:
