@@ -7,7 +7,7 @@ the secret to verify a webhook and writes the lifecycle events it hears.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pydantic import SecretStr
 from sqlalchemy import Engine
@@ -140,9 +140,3 @@ def take_lifecycle(engine: Engine, connection_id: str) -> str | None:
         session.add(row)
         session.commit()
         return event
-
-
-def aware(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
