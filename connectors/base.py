@@ -56,6 +56,7 @@ VerifyWebhookHook = Callable[[WebhookRequest, str, float], None]
 ParseWebhookHook = Callable[[WebhookRequest], list[WebhookEvent]]
 HandshakeHook = Callable[[WebhookRequest], WebhookReply | None]
 AccountHook = Callable[[WebhookRequest], str | None]
+LifecycleHook = Callable[[WebhookRequest], list[tuple[str, str]]]
 ClassifyHook = Callable[[httpx.Response], ConnectorError | None]
 
 
@@ -72,6 +73,8 @@ class Hooks:
     webhook_handshake  answer a subscription handshake (Graph's validationToken) instead of parsing
     webhook_account    the account a webhook is about (HubSpot's portalId), matched against a connection's
                        `webhook_account` parameter to route `POST /webhooks/{app}`
+    webhook_lifecycle  the subscription lifecycle events a verified webhook carries, as (event, subscription id)
+                       pairs (Graph's `missed`, `reauthorizationRequired`, `subscriptionRemoved`)
     """
 
     retry_after: RetryAfterHook | None = None
@@ -81,6 +84,7 @@ class Hooks:
     parse_webhook: ParseWebhookHook | None = None
     webhook_handshake: HandshakeHook | None = None
     webhook_account: AccountHook | None = None
+    webhook_lifecycle: LifecycleHook | None = None
 
 
 class PageGuard:

@@ -13,6 +13,7 @@
     + InvalidParameter  a connection parameter breaks the rule its connector declares for it
     + OriginRefused     a request (a next link, a delta link) to an origin the connection's credentials do not go to
     + EgressRefused     a request to a loopback, private, link-local or metadata address the installation did not allow
+    + SubscriptionGone  the app no longer has the webhook subscription (expired, removed); create a new one
   x WebhookRejected     a webhook with a missing, forged or stale signature (answered 401, nothing kept)
   x SpecError           a connector.yaml that does not validate (also a ValueError)
 
@@ -43,6 +44,7 @@ __all__ = [
     "RequestRejected",
     "RetryableError",
     "SinceExpired",
+    "SubscriptionGone",
     "WebhookRejected",
     "SpecError",
     "error_for_response",
@@ -112,6 +114,10 @@ class OriginRefused(FatalError):
 
 class EgressRefused(FatalError):
     """A request whose host is (or resolves to) an internal address the installation did not allow-list."""
+
+
+class SubscriptionGone(FatalError):
+    """The app answered that a webhook subscription no longer exists (it expired or was removed)."""
 
 
 class WebhookRejected(ConnectorError):

@@ -28,6 +28,7 @@ HOOK_NAMES = (
     "parse_webhook",
     "webhook_handshake",
     "webhook_account",
+    "webhook_lifecycle",
 )
 
 

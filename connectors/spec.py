@@ -33,6 +33,7 @@ from connectors.errors import SpecError
 from connectors.oauth import Grant, OAuth2Spec
 from connectors.pagination import Paginator, SinglePage
 from connectors.parameters import ParameterSpec, TemplateKind, check_templates
+from connectors.subscriptions import SubscriptionSpec
 
 __all__ = [
     "CollectionSpec",
@@ -234,6 +235,9 @@ class ConnectorSpec(_Strict):
         "refuse", description="a link to another origin: refused, or followed with no credentials at all"
     )
     sync: SyncDefaults = SyncDefaults()
+    subscriptions: SubscriptionSpec | None = Field(
+        None, description="the app's webhook subscription per connection (connectors/subscriptions.py); none: polled"
+    )
 
     @model_validator(mode="after")
     def _placeholders_declared(self) -> ConnectorSpec:

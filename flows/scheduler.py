@@ -10,7 +10,7 @@ its single-flight slot). A revoked grant pauses the connection as `needs_reauth`
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import anyio
 from prefect import flow, get_run_logger, tags, task
@@ -21,9 +21,9 @@ from connectors.errors import NeedsReauth
 from flows.full_import import ImportSummary, full_import
 from flows.poll_changes import poll_changes
 from flows.runtime import ImportJob
-from inlet.service import run_tags
+from inlet.service import maintain_subscriptions, run_tags
 from inlet.settings import get_settings
-from inlet.store import claim_due, reconciled, set_state, shared_store
+from inlet.store import Due, Vault, claim_due, reconciled, set_state, shared_store
 
 __all__ = ["SchedulerSummary", "drift_of", "sync_connection", "sync_scheduler"]
 
@@ -34,14 +34,22 @@ class SchedulerSummary(BaseModel):
     imports: int = 0
     polls: int = 0
     reconciliations: int = 0
+    subscriptions_created: int = 0
+    subscriptions_renewed: int = 0
+    subscriptions_deleted: int = 0
+    subscriptions_failed: int = 0
+    resyncs: int = 0
 
 
 @flow(name="sync-scheduler", persist_result=False, log_prints=False)
 async def sync_scheduler() -> SchedulerSummary:
-    """Submit every due connection's import, poll or reconciliation to the task workers."""
-    engine = shared_store(get_settings().store_url)
+    """Submit every due connection's import, poll or reconciliation to the task workers, after keeping each
+    connection's webhook subscription in step (created, renewed, deleted; a `missed` one resyncs by a poll)."""
+    settings = get_settings()
+    engine = shared_store(settings.store_url)
     summary = SchedulerSummary()
-    for due in await anyio.to_thread.run_sync(claim_due, engine):
+    resyncs = await _subscriptions(settings, engine, summary)
+    for due in [*await anyio.to_thread.run_sync(claim_due, engine), *resyncs]:
         with tags(*run_tags(due.tenant, due.connection)):
             sync_connection.delay(due.tenant, due.connection, due.data_source, due.work)
         if due.work == "import":
@@ -52,6 +60,19 @@ async def sync_scheduler() -> SchedulerSummary:
             summary.reconciliations += 1
     get_run_logger().info("submitted %s", summary.model_dump())
     return summary
+
+
+async def _subscriptions(settings: Any, engine: Any, summary: SchedulerSummary) -> list[Due]:
+    """The subscriptions' tick; a failure of its own is logged and never keeps the polls from being submitted."""
+    try:
+        tick = await maintain_subscriptions(engine, Vault.from_settings(settings), settings)
+    except Exception as exc:  # the store or the vault: the polls below still run, the next tick tries again
+        get_run_logger().error("webhook subscriptions were not maintained: %s", type(exc).__name__)
+        return []
+    summary.subscriptions_created, summary.subscriptions_renewed = tick.created, tick.renewed
+    summary.subscriptions_deleted, summary.subscriptions_failed = tick.deleted, tick.failed
+    summary.resyncs = len(tick.resyncs)
+    return tick.resyncs
 
 
 @task(

@@ -17,7 +17,15 @@ from connectors.oauth_endpoints import check_override
 from connectors.spec import RateLimit, RetryPolicy
 from mappings import MappingBudget
 
-__all__ = ["ApiSettings", "AppSchemaSettings", "DestinationSettings", "EgressSettings", "Settings", "get_settings"]
+__all__ = [
+    "ApiSettings",
+    "AppSchemaSettings",
+    "DestinationSettings",
+    "EgressSettings",
+    "ReceiverSettings",
+    "Settings",
+    "get_settings",
+]
 
 
 class EgressSettings(BaseModel):
@@ -95,6 +103,19 @@ class ApiSettings(BaseModel):
     )
 
 
+class ReceiverSettings(BaseModel):
+    """Where the apps reach the webhook receiver (INLET_RECEIVER__PUBLIC_URL=https://hooks.example.com).
+
+    Without a public URL no app can call inlet, so no webhook subscription is made: connections with webhooks
+    on are polled and `inlet status` says webhooks are unavailable.
+    """
+
+    public_url: str | None = Field(None, description="the receiver's base URL as the apps on the internet see it")
+    subscription_seconds: int | None = Field(
+        None, gt=0, description="ask for subscriptions that live at most this long (default: each app's longest)"
+    )
+
+
 class Settings(BaseSettings):
     """Everything that is the same for all tenants of one inlet installation."""
 
@@ -108,6 +129,7 @@ class Settings(BaseSettings):
     destination: DestinationSettings = DestinationSettings()
     app_schema: AppSchemaSettings = AppSchemaSettings()
     api: ApiSettings = ApiSettings()
+    receiver: ReceiverSettings = ReceiverSettings()
     keep_raw: bool = Field(True, description="keep each record's source payload in the ledger, for `inlet remap`")
     prefect_port: int = 4200
     demo_app_port: int = 8400

@@ -17,10 +17,11 @@ import orjson
 from connectors.errors import WebhookRejected
 from connectors.webhooks import WebhookEvent, WebhookReply, WebhookRequest, signatures_match
 
-__all__ = ["parse_webhook", "verify_webhook", "webhook_handshake"]
+__all__ = ["LIFECYCLE_EVENTS", "parse_webhook", "verify_webhook", "webhook_handshake", "webhook_lifecycle"]
 
 logger = logging.getLogger(__name__)
 
+LIFECYCLE_EVENTS = frozenset({"missed", "reauthorizationRequired", "subscriptionRemoved"})
 _KINDS: dict[str, Literal["upsert", "deleted"]] = {"created": "upsert", "updated": "upsert", "deleted": "deleted"}
 
 
@@ -62,13 +63,22 @@ def parse_webhook(request: WebhookRequest) -> list[WebhookEvent]:
     events = []
     for notification in _notifications(request):
         if "lifecycleEvent" in notification:
-            event = notification.get("lifecycleEvent")
-            logger.warning("msgraph: lifecycle event %r; renew the subscription or resync via delta", event)
-            continue
+            continue  # webhook_lifecycle reads them
         kind, user_id = _KINDS.get(str(notification.get("changeType"))), _user_id(notification)
         if kind is not None and user_id is not None:
             events.append(WebhookEvent(kind, user_id, None, _event_id(notification)))
     return events
+
+
+def webhook_lifecycle(request: WebhookRequest) -> list[tuple[str, str]]:
+    """The lifecycle notifications of a verified batch, as (lifecycleEvent, subscriptionId); unknown events are
+    skipped. They arrive at the lifecycleNotificationUrl, which inlet points at the same receiver URL."""
+    found = []
+    for notification in _notifications(request):
+        event, subscription = notification.get("lifecycleEvent"), notification.get("subscriptionId")
+        if event in LIFECYCLE_EVENTS and isinstance(subscription, str) and subscription:
+            found.append((str(event), subscription))
+    return found
 
 
 def _event_id(notification: dict[str, Any]) -> str | None:

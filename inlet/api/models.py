@@ -130,6 +130,9 @@ class StatusRow(BaseModel):
     tenant: str
     connection: str
     app: str
+    change_source: str | None = Field(
+        None, description="webhook (with the subscription's expiry) + poll, or poll / scan-diff (and why no webhook)"
+    )
     last_full_import: str
     import_state: str
     last_poll: str

@@ -190,9 +190,10 @@ def resume(tenant: Tenant, connection_id: ConnectionOption) -> None:
 
 @connections_app.command("remove")
 def remove(tenant: Tenant, connection_id: ConnectionOption) -> None:
-    """Stop a connection and delete it with everything inlet keeps for it (its records stay in your app)."""
-    from inlet.service import remove_connection
+    """Stop a connection, delete its webhook subscription at the app, and delete it with everything inlet keeps for
+    it (its records stay in your app)."""
+    from inlet.service import delete_connection
 
     with _errors():
-        remove_connection(installation().engine, tenant, connection_id)
+        delete_connection(installation(), tenant, connection_id)
         typer.echo(f"connection {connection_id} removed")

@@ -15,8 +15,9 @@ A call is handled in this order, and the first failure answers it with nothing w
    routed only when it has exactly one connection;
 4. a subscription handshake (Graph's `validationToken`) is answered as the hook says, before any
    signature check, since it carries none;
-5. an empty body gets 400; the signature is verified on the raw bytes with the connection's credential
-   `webhook_secret` (401);
+5. an empty body gets 400; the signature is verified on the raw bytes with the secret of the subscription
+   inlet made for the connection (inlet.service.subscriptions), else its credential `webhook_secret` (401);
+   verified lifecycle events (Graph's `missed`, ...) are kept for the scheduler's tick;
 6. the hook parses the events (400 for a payload it cannot read);
 7. the events and the call's receipt are written to the inbox in one transaction (503 + Retry-After when
    the store fails: the app retries, as nothing was acknowledged), the app gets 200, and then, when
@@ -63,7 +64,16 @@ from inlet.errors import NotFound
 from inlet.oauth import oauth_routes
 from inlet.receiver.receipts import RECEIPT_SECONDS, Receipts
 from inlet.settings import Settings
-from inlet.store import Connection, HeardChange, LoadedConnection, Vault, list_connections, load_connection
+from inlet.store import (
+    Connection,
+    HeardChange,
+    LoadedConnection,
+    Vault,
+    list_connections,
+    load_connection,
+    note_lifecycle,
+    subscription_secret,
+)
 
 __all__ = ["RETRY_AFTER_SECONDS", "SECRET_CREDENTIAL", "create_receiver"]
 
@@ -188,12 +198,17 @@ class _Receiver:
         if not call.body:
             raise _Refused(400, "the webhook body is empty")
         self._verify(app, where, hooks, loaded, call)
+        if hooks.webhook_lifecycle is not None:
+            self._lifecycle(where, loaded, _payload(app, where, hooks.webhook_lifecycle, call))
         assert hooks.parse_webhook is not None  # _hooks checked it
         events = _checked(app, where, _payload(app, where, hooks.parse_webhook, call))
         return self._store(where, loaded, events, hashlib.sha256(call.body).hexdigest())
 
     def _verify(self, app: str, where: str, hooks: Hooks, loaded: LoadedConnection, call: WebhookRequest) -> None:
-        secret = loaded.credentials.get(SECRET_CREDENTIAL)
+        """With the secret of the subscription inlet made for the connection, else its `webhook_secret` credential
+        (a webhook the operator set up by hand)."""
+        secret = subscription_secret(self.engine, self.vault, loaded.connection.id)
+        secret = secret or loaded.credentials.get(SECRET_CREDENTIAL)
         if secret is None:
             logger.warning("%s: the connection has no %s credential; refused", where, SECRET_CREDENTIAL)
             raise _Refused(401, f"the connection has no {SECRET_CREDENTIAL} credential to verify {app} webhooks")
@@ -203,6 +218,12 @@ class _Receiver:
         except WebhookRejected as exc:
             logger.warning("%s rejected: %s", where, exc)
             raise _Refused(401, str(exc)) from None
+
+    def _lifecycle(self, where: str, loaded: LoadedConnection, events: list[tuple[str, str]]) -> None:
+        """Keep the verified lifecycle events for the scheduler's tick (renew, re-create, resync), before the 2xx."""
+        for event, subscription in events:
+            kept = note_lifecycle(self.engine, loaded.connection.id, event, subscription)
+            logger.info("%s: lifecycle event %s %s", where, event, "kept" if kept else "for another subscription")
 
     def _store(
         self, where: str, loaded: LoadedConnection, events: Sequence[WebhookEvent], body_digest: str

@@ -86,6 +86,13 @@ from inlet.service.quarantine import (
 from inlet.service.runs import StartedRun, run_here, start_full_import, start_quarantine_retry
 from inlet.service.setup import OWNER_ONLY_UMASK, initialise, secure_home
 from inlet.service.status import StatusReport, connection_status, run_history, status_report
+from inlet.service.subscriptions import (
+    NO_PUBLIC_URL,
+    SubscriptionTick,
+    drop_subscription,
+    maintain_subscriptions,
+    notification_url,
+)
 from inlet.service.sync import (
     change_source,
     drop_poison,
@@ -101,6 +108,11 @@ from inlet.service.tenants import create_tenant, get_tenant, list_tenants, requi
 from inlet.tags import connection_tag, run_tags
 
 __all__ = [
+    "NO_PUBLIC_URL",
+    "SubscriptionTick",
+    "drop_subscription",
+    "maintain_subscriptions",
+    "notification_url",
     "ConnectSessionView",
     "ConnectionView",
     "ConnectorInfo",

@@ -4,6 +4,7 @@ first page of the users collection) before anything is saved, unless the caller 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,13 +16,14 @@ from sqlmodel import Session, col, select
 from connectors.errors import AuthError, ConnectorError
 from connectors.registry import load, open_connector
 from connectors.spec import RetryPolicy
-from inlet.errors import ConfigError, CredentialsRefused
+from inlet.errors import ConfigError, CredentialsRefused, InletError
 from inlet.oauth import TokenRow, client_for, connect_link, read_tokens, start_connect
 from inlet.oauth import connect_app_only as _connect_app_only
 from inlet.oauth.clients import token_client
 from inlet.service.access import Principal, authorize
 from inlet.service.installation import Installation
 from inlet.service.paging import Page, checked_limit, decode_cursor, page_of
+from inlet.service.subscriptions import drop_subscription
 from inlet.service.tenants import require_tenant
 from inlet.store import (
     Connection,
@@ -31,6 +33,7 @@ from inlet.store import (
     load_connection,
     remove_connection,
 )
+from inlet.store import list_connections as store_connections
 
 __all__ = [
     "ConnectionView",
@@ -46,6 +49,8 @@ __all__ = [
     "oauth_tokens",
     "start_oauth",
 ]
+
+logger = logging.getLogger(__name__)
 
 _CHECK_RETRY = RetryPolicy(attempts=2, backoff_seconds=0.2, max_backoff_seconds=1.0, max_wait_seconds=5.0)
 
@@ -185,7 +190,21 @@ def list_connections(
 def delete_connection(inst: Installation, tenant_id: str, connection_id: str) -> None:
     """Remove the connection and everything kept for it (NotFound when the tenant has no such connection)."""
     require_tenant(inst, tenant_id)
+    for connection in store_connections(inst.engine, tenant_id):
+        if connection.id == connection_id:
+            _unsubscribe(inst, connection)
     remove_connection(inst.engine, tenant_id, connection_id)
+
+
+def _unsubscribe(inst: Installation, connection: Connection) -> None:
+    """Delete the connection's webhook subscription at its app; when the app cannot be reached, say so and go on
+    (the app stops on its own: Graph's expires, Pipedrive drops a webhook that fails for 3 days)."""
+    try:
+        asyncio.run(drop_subscription(inst.engine, inst.vault, inst.settings, connection))
+    except (ConnectorError, InletError) as exc:
+        logger.warning(
+            "%s: its webhook subscription could not be deleted at %s: %s", connection.id, connection.app, exc
+        )
 
 
 def start_oauth(

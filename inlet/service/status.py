@@ -1,4 +1,5 @@
-"""Figures per connection for `inlet status`: the store's (imports, inbox, outbox, quarantine) and Prefect's
+"""Figures per connection for `inlet status`: the store's (change source in use: webhook with its subscription's
+expiry, or poll; imports, inbox, outbox, quarantine) and Prefect's
 (the last incremental run and the last error, found by the runs' `connection:<id>` tag)."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from inlet.local import apply_prefect_env
 from inlet.service.installation import Installation
+from inlet.service.sync import change_source
 from inlet.service.tenants import require_tenant
 from inlet.store import (
     Checkpoint,
@@ -22,7 +24,9 @@ from inlet.store import (
     LedgerEntry,
     OAuthToken,
     QuarantinedRecord,
+    SyncPolicy,
     SyncState,
+    WebhookSubscription,
     outbox,
 )
 from inlet.tags import connection_tag
@@ -74,10 +78,13 @@ def connection_status(
             quarantined = session.exec(select(func.count()).where(QuarantinedRecord.connection_id == c.id)).one()
             box = outbox.counts(engine, c.id)
             token = session.get(OAuthToken, c.id)
+            policy = session.get(SyncPolicy, c.id)
+            source = change_source(c, policy, session.get(WebhookSubscription, c.id)) if policy else "not scheduled yet"
             row: dict[str, Any] = {
                 "tenant": c.tenant_id,
                 "connection": c.id,
                 "app": c.app,
+                "change_source": source,
                 "last_full_import": _when(checkpoint.updated_at) if checkpoint else "never",
                 "import_state": _import_state(checkpoint),
                 "last_poll": _when(sync.last_poll_at) if sync and sync.last_poll_at else "never",

@@ -14,6 +14,7 @@ from inlet.errors import ConfigError
 from inlet.store import (
     Connection,
     SyncPolicy,
+    WebhookSubscription,
     drop_poison,
     ensure_policies,
     policy_for,
@@ -76,10 +77,24 @@ def remove_connection(engine: Engine, tenant_id: str, connection_id: str) -> Non
     forget_connection(engine, tenant_id, connection_id)
 
 
-def change_source(connection: Connection, policy: SyncPolicy) -> str:
-    """webhooks, poll (the app's incremental API) or scan-diff (enumerate and diff against the ledger)."""
-    if policy.webhooks:
-        return "webhooks"
+def change_source(connection: Connection, policy: SyncPolicy, subscription: WebhookSubscription | None = None) -> str:
+    """The change source in use: `webhook` (with the subscription's expiry, when inlet made one) beside the polls'
+    safety net, else `poll` (the app's incremental API) or `scan-diff` (enumerate and diff against the ledger);
+    webhooks that are on but not working say why."""
+    polled = _polled(connection)
+    if not policy.webhooks or policy.state != "active":
+        return polled
+    if load(connection.app)[0].subscriptions is None:
+        return f"webhook (set up by the operator) + {polled}"
+    if subscription is None:
+        return f"{polled} (webhook subscription not made yet)"
+    if subscription.remote_id is None or subscription.state != "active":
+        return f"{polled} (webhooks {subscription.state}: {subscription.reason})"
+    expiry = f"expires {_when(subscription.expires_at)}" if subscription.expires_at else "no expiry"
+    return f"webhook (subscription {subscription.remote_id}, {expiry}) + {polled}"
+
+
+def _polled(connection: Connection) -> str:
     spec, hooks = load(connection.app)
     collection = spec.collections[connection.collection or spec.collection_for(connection.data_source)]
     return "poll" if collection.changes is not None or hooks.changes is not None else "scan-diff"
@@ -95,11 +110,13 @@ def sync_status(engine: Engine, tenant_id: str | None = None) -> list[dict[str, 
         if tenant_id is not None:
             query = query.where(Connection.tenant_id == tenant_id)
         for connection, policy in session.exec(query.order_by(Connection.tenant_id, Connection.id)).all():
-            rows.append(_row(connection, policy, now))
+            rows.append(_row(connection, policy, session.get(WebhookSubscription, connection.id), now))
     return rows
 
 
-def _row(connection: Connection, policy: SyncPolicy, now: datetime) -> dict[str, Any]:
+def _row(
+    connection: Connection, policy: SyncPolicy, subscription: WebhookSubscription | None, now: datetime
+) -> dict[str, Any]:
     last_poll = _aware(policy.last_poll_at)
     started = max(filter(None, (_aware(policy.poll_submitted_at), _aware(policy.imported_at))), default=None)
     next_poll = started + timedelta(seconds=policy.poll_seconds) if started and policy.state == "active" else None
@@ -108,7 +125,7 @@ def _row(connection: Connection, policy: SyncPolicy, now: datetime) -> dict[str,
         "connection": connection.id,
         "app": connection.app,
         "state": policy.state + (f" ({policy.state_reason})" if policy.state_reason else ""),
-        "change_source": change_source(connection, policy),
+        "change_source": change_source(connection, policy, subscription),
         "poll_every": policy.poll_seconds,
         "reconcile_every": policy.reconcile_seconds,
         "imported": _when(policy.imported_at),

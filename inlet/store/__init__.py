@@ -50,6 +50,17 @@ from inlet.store.records import (
     raw_sample,
 )
 from inlet.store.scope import PageScope
+from inlet.store.subscriptions import (
+    forget_subscription,
+    list_subscriptions,
+    note_lifecycle,
+    save_subscription,
+    subscription_of,
+    subscription_problem,
+    subscription_renewed,
+    subscription_secret,
+    take_lifecycle,
+)
 from inlet.store.sync import (
     Due,
     Work,
@@ -81,6 +92,7 @@ from inlet.store.tables import (
     SyncPolicy,
     SyncState,
     Tenant,
+    WebhookSubscription,
     utcnow,
 )
 from inlet.store.tenancy import (
@@ -95,6 +107,16 @@ from inlet.store.tenancy import (
 from inlet.store.vault import Vault, ensure_key_file
 
 __all__ = [
+    "WebhookSubscription",
+    "forget_subscription",
+    "list_subscriptions",
+    "note_lifecycle",
+    "save_subscription",
+    "subscription_of",
+    "subscription_problem",
+    "subscription_renewed",
+    "subscription_secret",
+    "take_lifecycle",
     "ApiKey",
     "AuditEntry",
     "ConnectSession",

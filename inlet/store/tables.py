@@ -29,6 +29,7 @@ __all__ = [
     "SyncPolicy",
     "SyncState",
     "WebhookReceipt",
+    "WebhookSubscription",
     "Tenant",
     "utcnow",
 ]
@@ -261,6 +262,26 @@ class WebhookReceipt(SQLModel, table=True):
 
     digest: str = Field(primary_key=True)
     received_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class WebhookSubscription(SQLModel, table=True):
+    """A connection's webhook subscription at its app: the app's id for it, its expiry, the secret its webhooks
+    prove (vault-encrypted), and a lifecycle event the receiver heard that the scheduler has yet to act on."""
+
+    __tablename__ = "webhook_subscription"
+
+    connection_id: str = Field(primary_key=True)
+    tenant_id: str = Field(index=True)
+    app: str
+    remote_id: str | None = Field(default=None, description="the app's id; none: not (yet) created")
+    expires_at: datetime | None = Field(default=None, description="none: it lives until deleted")
+    secret_encrypted: bytes | None = Field(default=None, sa_column=Column(LargeBinary), repr=False)
+    state: str = Field(default="active", description="active, unavailable (no public receiver URL) or failed")
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+    lifecycle: str | None = Field(default=None, description="missed, reauthorizationRequired or subscriptionRemoved")
+    created_at: datetime = Field(default_factory=utcnow)
+    renewed_at: datetime | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
 
 
 class OAuthClientRow(SQLModel, table=True):

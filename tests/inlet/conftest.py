@@ -13,6 +13,7 @@ from tests.conftest import DatabaseFactory
 STORE_TABLES = (
     "ledger",
     "sync_policy",
+    "webhook_subscription",
     "outbox",
     "checkpoint",
     "quarantine",

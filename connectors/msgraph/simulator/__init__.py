@@ -13,6 +13,8 @@ It serves, as `api-specs/msgraph.md` describes them (the facts and where each is
     GET /v1.0/directory/deletedItems/microsoft.graph.user
     /v1.0/subscriptions                  change notifications with the validation handshake, renewal,
                                          deletion and lifecycle notifications
+    POST /_sim/lifecycle                 {"event": "missed", "subscription": id?, "lose_notifications": true?}:
+                                         queue a lifecycle notification (and drop waiting change notifications)
 
 with bearer auth (`InvalidAuthenticationToken` 401s; app permissions `User.Read.All` or
 `Directory.Read.All`), advanced queries behind `ConsistencyLevel: eventual`, and the identity service's

@@ -11,7 +11,7 @@ import httpx
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Route
 
 from connectors.msgraph.simulator.odata import Query, context, cost, page_position, query, select
 from connectors.msgraph.simulator.subscriptions import Subscriptions, notification_body
@@ -133,6 +133,7 @@ class GraphSimulator(SimulatorBase):
             self.route(f"/v1.0/{_DELETED_USERS}", self._deleted_endpoint, "deleted_items_requests"),
             self.route("/v1.0/subscriptions", self._subscriptions_endpoint, "subscriptions", ["GET", "POST"]),
             self.route(subscription, self._subscription_endpoint, "subscriptions", ["GET", "PATCH", "DELETE"]),
+            Route("/_sim/lifecycle", self._lifecycle_endpoint, methods=["POST"]),
         ]
 
     def unauthenticated(self, request: Request, missing: bool) -> Refusal:
@@ -186,6 +187,17 @@ class GraphSimulator(SimulatorBase):
             )
             for subscription in chosen:
                 self.subscriptions.lifecycle(event, subscription)
+
+    def lose_notifications(self, subscription_id: str | None = None) -> int:
+        """Drop the change notifications waiting for one subscription (or every one), as Graph does when it gives
+        up on a slow endpoint; how many were dropped. A `missed` lifecycle notification then says so."""
+        assert self.outbox is not None
+        with self.lock:
+            chosen = [subscription_id] if subscription_id else list(self.subscriptions.all)
+            before = len(self.outbox.pending())
+            for target in chosen:
+                self.outbox.drop(target)
+            return before - len(self.outbox.pending())
 
     async def deliver(self, client: httpx.AsyncClient | None = None) -> list[Sent]:
         with self.lock:
@@ -256,6 +268,19 @@ class GraphSimulator(SimulatorBase):
             if request.method == "PATCH":
                 return self._json(request, self.subscriptions.renew(subscription_id, _json_body(body)).shown(request))
             return self._json(request, self.subscriptions.get(subscription_id).shown(request))
+
+    async def _lifecycle_endpoint(self, request: Request) -> Response:
+        """`POST /_sim/lifecycle {"event": "missed", "subscription": id?, "lose_notifications": true?}`."""
+        try:
+            body = orjson.loads(await request.body() or b"{}")
+            chosen = body.get("subscription")
+            lost = self.lose_notifications(chosen) if body.get("lose_notifications") else 0
+            self.lifecycle(str(body.get("event")), chosen)
+        except (orjson.JSONDecodeError, AttributeError, ValueError) as exc:
+            return Response(orjson.dumps({"error": str(exc)}), 400, media_type=JSON)
+        except Refusal as refused:
+            return Response(orjson.dumps({"error": refused.message}), refused.status, media_type=JSON)
+        return Response(orjson.dumps({"queued": body.get("event"), "lost": lost}), media_type=JSON)
 
     # -- helpers -----------------------------------------------------------------------------------
 
