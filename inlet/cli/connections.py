@@ -44,7 +44,7 @@ def tenants_list() -> None:
 @connections_app.command("add")
 def connections_add(
     tenant: Tenant,
-    connection_id: Annotated[str, typer.Option("--id", help="connection id, e.g. acme-hubspot")],
+    connection_id: Annotated[str, typer.Option("--id", help="connection id, e.g. demo-hubspot")],
     app_name: Annotated[str, typer.Option("--app", help="connector name, e.g. hubspot")],
     param: Annotated[list[str], typer.Option("--param", "-p", help="name=value, repeatable")] = [],  # noqa: B006
     credential: Annotated[
