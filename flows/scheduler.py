@@ -38,7 +38,8 @@ class SchedulerSummary(BaseModel):
 
 @flow(name="sync-scheduler", persist_result=False, log_prints=False)
 async def sync_scheduler() -> SchedulerSummary:
-    """Submit every due connection's import, poll or reconciliation to the task workers."""
+    """Submit every due connection's import, poll or reconciliation to the task workers (no parameters: each
+    connection's sync policy says what is due)."""
     engine = shared_store(get_settings().store_url)
     summary = SchedulerSummary()
     for due in await anyio.to_thread.run_sync(claim_due, engine):

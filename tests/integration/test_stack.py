@@ -1,5 +1,6 @@
 """`inlet up` for real: every component on 127.0.0.1, a manual deployment run like one from the UI,
-`prefect deploy --all` from prefect.yaml, and a clean stop on SIGTERM with no orphan processes.
+`prefect deploy --all` refused there (it would take over the served deployments), and a clean stop on SIGTERM
+with no orphan processes.
 """
 
 from __future__ import annotations
@@ -189,8 +190,8 @@ def _webhook_reaches_the_app(ports: dict[str, int], app: str) -> None:
     raise AssertionError("the webhook's record did not reach the demo app")
 
 
-def _deploy_from_prefect_yaml(api: str, env: dict[str, str]) -> None:
-    """prefect.yaml deploys on any Prefect server (here: the one `inlet up` started)."""
+def _deploy_from_prefect_yaml(api: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`prefect deploy --all` from prefect.yaml, as README says, against the server at `api`."""
     prefect = str(Path(sys.executable).parent / "prefect")
     deploy_env = {
         **env,
@@ -205,12 +206,9 @@ def _deploy_from_prefect_yaml(api: str, env: dict[str, str]) -> None:
         check=True,
         capture_output=True,
     )
-    subprocess.run(
-        [prefect, "--no-prompt", "deploy", "--all"], cwd=ROOT, env=deploy_env, check=True, capture_output=True
+    return subprocess.run(
+        [prefect, "--no-prompt", "deploy", "--all"], cwd=ROOT, env=deploy_env, capture_output=True, text=True
     )
-    names = {d["name"] for d in httpx.post(f"{api}/deployments/filter", json={}, timeout=10).json()}
-    pools = {d["work_pool_name"] for d in httpx.post(f"{api}/deployments/filter", json={}, timeout=10).json()}
-    assert {"full-import", "deliver-outbox"} <= names and "inlet-process" in pools
 
 
 SUMMARY_KEY = "full-import-demo-demo-hubspot-users-summary"
@@ -240,10 +238,15 @@ def test_the_flow_run_page_in_a_real_browser_shows_the_run_and_its_artifacts(ser
     assert (width, height) == (1440, 1100) and png.stat().st_size > 40_000  # a blank page compresses to a few KB
 
 
-def test_prefect_yaml_deploys_on_the_running_server(served: Served) -> None:
-    """prefect.yaml deploys on any Prefect server (here: the one `inlet up` started). It moves the served
-    deployments to the `inlet-process` pool, so it runs after the tests that need them served."""
-    _deploy_from_prefect_yaml(served.api, served.env)
+def test_prefect_deploy_refuses_to_take_over_the_deployments_inlet_up_serves(served: Served) -> None:
+    """`prefect deploy --all` against `inlet up`'s server stops at prefect.yaml's build step, before it
+    registers anything: the served deployments keep no work pool, so their runs are not split."""
+    deployed = _deploy_from_prefect_yaml(served.api, served.env)
+    assert deployed.returncode != 0
+    assert "from `inlet up` (no work pool)" in deployed.stdout + deployed.stderr
+    listed = httpx.post(f"{served.api}/deployments/filter", json={}, timeout=10).json()
+    assert {d["name"] for d in listed} >= {"full-import", "deliver-outbox"}
+    assert {d["work_pool_name"] for d in listed} == {None}
 
 
 def test_sigterm_stops_inlet_up_and_every_process_it_started(served: Served) -> None:
