@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import typer
 from rich.console import Console
 from rich.table import Table
 
@@ -15,6 +16,8 @@ __all__ = [
     "DEFAULT_LIMIT",
     "cell",
     "console",
+    "duration",
+    "emit",
     "human_time",
     "print_page",
     "print_record",
@@ -24,6 +27,16 @@ __all__ = [
 ]
 
 DEFAULT_LIMIT = 50
+
+
+def emit(renderable: Any, *, err: bool = False) -> None:
+    """Print a rich renderable with no trailing blanks on its lines (they would end up in pipes and files)."""
+    out = console(err=err)
+    with out.capture() as captured:
+        out.print(renderable)
+    text = "\n".join(line.rstrip() for line in captured.get().splitlines())
+    out.file.write(text + "\n")
+    out.file.flush()
 
 
 def console(*, err: bool = False) -> Console:
@@ -97,7 +110,7 @@ def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, title:
         table.add_row(*(cell(value) for value in row))
         count += 1
     if count:
-        console().print(table)
+        emit(table)
     return count
 
 
@@ -106,26 +119,26 @@ def print_page(
 ) -> None:
     """One page as a table, then a footer: how to get the next page, or that this was all."""
     if not rows:
-        console().print(empty)
+        typer.echo(empty)
         return
     print_table(headers, rows)
     if next_cursor:
-        console().print(f"{len(rows)} shown; more: {command} --cursor {next_cursor}")
+        typer.echo(f"{len(rows)} shown; more: {command} --cursor {next_cursor}")
     else:
-        console().print(f"{len(rows)} shown, no more.")
+        typer.echo(f"{len(rows)} shown, no more.")
 
 
 def print_slice(headers: Sequence[str], rows: Sequence[Sequence[Any]], limit: int, command: str, *, empty: str) -> None:
     """The first `limit` rows of a list as a table, then how many more there are and how to see them."""
     if not rows:
-        console().print(empty)
+        typer.echo(empty)
         return
     print_table(headers, rows[:limit])
     more = len(rows) - limit
     if more > 0:
-        console().print(f"{limit} shown, {more} more: {command} --limit {len(rows)}")
+        typer.echo(f"{limit} shown, {more} more: {command} --limit {len(rows)}")
     else:
-        console().print(f"{len(rows)} shown, no more.")
+        typer.echo(f"{len(rows)} shown, no more.")
 
 
 def print_record(fields: dict[str, Any], *, title: str | None = None) -> None:
@@ -134,8 +147,31 @@ def print_record(fields: dict[str, Any], *, title: str | None = None) -> None:
     table.add_column(style="bold")
     table.add_column()
     for name, value in fields.items():
-        table.add_row(name.replace("_", " "), cell(value))
-    console().print(table)
+        if isinstance(value, int | float) and not isinstance(value, bool) and name in _SECONDS:
+            table.add_row(name.replace("_", " "), duration(value))
+        elif isinstance(value, int | float) and not isinstance(value, bool) and name.startswith("seconds_"):
+            table.add_row(name.removeprefix("seconds_").replace("_", " "), duration(value))
+        elif isinstance(value, int | float) and not isinstance(value, bool) and name.endswith("_seconds"):
+            table.add_row(name.removesuffix("_seconds").replace("_", " "), duration(value))
+        else:
+            table.add_row(name.replace("_", " "), cell(value))
+    emit(table)
+
+
+_SECONDS = {"poll_every", "reconcile_every"}
+
+
+def duration(seconds: float) -> str:
+    """`0.4 s`, `42 s`, `5 min`, `1.5 h`, `1 d`."""
+    if seconds < 10:
+        return f"{seconds:.1f} s" if seconds else "0 s"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7_200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172_800:
+        return f"{seconds / 3_600:.1f} h".replace(".0 h", " h")
+    return f"{seconds / 86_400:.1f} d".replace(".0 d", " d")
 
 
 def print_summary(summary: Any, *, title: str) -> None:
