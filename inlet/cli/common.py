@@ -83,6 +83,8 @@ def describe_failure(exc: BaseException) -> tuple[str, int] | None:
         return f"invalid URL: {text}", 2
     if "httpx" in modules and name in {"ConnectError", "ConnectTimeout", "ReadTimeout", "RemoteProtocolError"}:
         return f"a server did not answer ({name}: {text}); is the Prefect server up? start it with `inlet up`", 3
+    if isinstance(exc, RuntimeError) and text.startswith("Failed to reach API at"):  # Prefect's client
+        return f"the Prefect server does not answer ({text}): start it with `inlet up`, or fix PREFECT_API_URL", 3
     if "prefect" in modules and name == "PrefectHTTPStatusError":
         return f"the Prefect server refused a request: {text}", 3
     return None

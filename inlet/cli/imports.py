@@ -40,7 +40,8 @@ def quiet_prefect_console() -> None:
 
 @contextmanager
 def progress_bar(what: str) -> Iterator[None]:
-    """A rich progress bar for the run in this process, moved by its progress reports only."""
+    """A rich progress bar for the run in this process, moved by its progress reports only: it appears with the
+    first report, so a run that fails before reading anything prints only its error."""
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
     from inlet.local import watch_progress
@@ -55,10 +56,14 @@ def progress_bar(what: str) -> Iterator[None]:
         TimeElapsedColumn(),
         TextColumn("rate limit: waited {task.fields[rate_limited]:.1f} s"),
     )
-    with Progress(*columns, console=console(err=True), transient=False) as bar:
-        task = bar.add_task(what, total=None, rate="", eta="", rate_limited=0.0)
+    bar = Progress(*columns, console=console(err=True), transient=False)
+    task = bar.add_task(what, total=None, rate="", eta="", rate_limited=0.0, start=False)
+    try:
 
         def moved(report: RunProgress) -> None:
+            if not bar.live.is_started:
+                bar.start()
+                bar.start_task(task)
             total = max(report.expected or 0, report.records) if report.expected else None
             if report.done:
                 total = report.records
@@ -70,6 +75,9 @@ def progress_bar(what: str) -> Iterator[None]:
 
         with watch_progress(moved):
             yield
+    finally:
+        if bar.live.is_started:
+            bar.stop()
 
 
 def _run(flow: Any, tenant: str, connection: str, **options: Any) -> Any:

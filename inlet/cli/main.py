@@ -137,6 +137,9 @@ def demo(
     from inlet.demo import run_demo
     from inlet.settings import get_settings
 
+    from inlet.cli.imports import quiet_prefect_console
+
+    quiet_prefect_console()
     with _errors():
         interactive = sys.stdin.isatty() and not os.environ.get("CI")
         raise typer.Exit(run_demo(get_settings(), records=records, wait=interactive if wait is None else wait))
