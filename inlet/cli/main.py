@@ -134,10 +134,9 @@ def demo(
     wait: Annotated[bool | None, typer.Option(help="keep the stack up until Ctrl-C (default: on a terminal)")] = None,
 ) -> None:
     """The whole thing on this machine: a demo HubSpot, a full import into a demo app, the run in the UI."""
+    from inlet.cli.imports import quiet_prefect_console
     from inlet.demo import run_demo
     from inlet.settings import get_settings
-
-    from inlet.cli.imports import quiet_prefect_console
 
     quiet_prefect_console()
     with _errors():
