@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -41,6 +40,8 @@ def connectors_check(
     ] = [],  # noqa: B006
 ) -> None:
     """Run the connector contract's read-only checks against a live endpoint."""
+    import asyncio
+
     from connectors.check import run_checks
     from connectors.registry import load, open_connector
     from inlet.settings import get_settings
@@ -101,6 +102,8 @@ def connectors_changes(
     limit: Annotated[int, typer.Option(help="changes to print")] = 20,
 ) -> None:
     """Pull what changed in a connection since a token, and print it with the next token."""
+    import asyncio
+
     from connectors.incremental import pull_changes
     from connectors.registry import load, open_connector
     from inlet.oauth import oauth_auth

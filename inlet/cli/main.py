@@ -47,6 +47,18 @@ class InletGroup(TyperGroup):
     def list_commands(self, ctx: Any) -> list[str]:
         return _ordered(super().list_commands(ctx))
 
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """The commands under their panel headings, in ORDER; plain text, so `inlet --help` loads no rich."""
+        panels: dict[str, list[tuple[str, str]]] = {}
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                panel = getattr(command, "rich_help_panel", None) or RUN
+                panels.setdefault(panel, []).append((name, command.get_short_help_str(200)))
+        for panel, rows in panels.items():
+            with formatter.section(panel):
+                formatter.write_dl(rows)
+
 
 # No locals in tracebacks: a local variable may hold a credential (Typer shows them by default).
 app = typer.Typer(
@@ -56,7 +68,7 @@ app = typer.Typer(
     help=__doc__,
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,  # the root's help in plain text: `inlet --help` answers without importing rich
 )
 # Every command group is a Typer of its own module, attached here in the order an operator meets them;
 # root commands are defined below, each in its panel.

@@ -6,11 +6,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -41,6 +42,8 @@ def emit(renderable: Any, *, err: bool = False) -> None:
 
 def console(*, err: bool = False) -> Console:
     """A console on stdout (or stderr); no colours when not a terminal, and wide enough not to cut a row."""
+    from rich.console import Console
+
     stream = sys.stderr if err else sys.stdout
     width = None if stream.isatty() else 200
     return Console(file=stream, width=width, highlight=False, soft_wrap=False)
@@ -104,6 +107,8 @@ def cell(value: Any) -> str:
 
 def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None) -> int:
     """A table with a header row; how many rows it had."""
+    from rich.table import Table
+
     table = Table(*headers, title=title, title_justify="left", header_style="bold", expand=False)
     count = 0
     for row in rows:
@@ -143,6 +148,8 @@ def print_slice(headers: Sequence[str], rows: Sequence[Sequence[Any]], limit: in
 
 def print_record(fields: dict[str, Any], *, title: str | None = None) -> None:
     """One thing as a two-column table: what, and its value."""
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left", show_header=False, box=None, padding=(0, 2, 0, 0))
     table.add_column(style="bold")
     table.add_column()

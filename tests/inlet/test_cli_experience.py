@@ -60,7 +60,7 @@ def test_help_imports_neither_prefect_nor_the_store_nor_httpx() -> None:
     probe = (
         "import sys\nsys.argv = ['inlet', '--help']\nfrom inlet.cli.main import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "heavy = ('prefect', 'sqlalchemy', 'sqlmodel', 'httpx', 'connectors', 'inlet.service', 'inlet.store')\n"
+        "heavy = ('prefect', 'sqlalchemy', 'sqlmodel', 'httpx', 'connectors', 'inlet.service', 'inlet.store', 'rich')\n"
         "print('LOADED', sorted(m for m in heavy if m in sys.modules))\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120)
@@ -71,7 +71,7 @@ def test_help_imports_neither_prefect_nor_the_store_nor_httpx() -> None:
 
 def test_help_lists_commands_in_an_operators_order() -> None:
     code, out, _ = invoke("--help")
-    order = [out.index(f"│ {name} ") for name in ("init", "up", "status", "tenants", "connections", "import")]
+    order = [out.index(f"\n  {name} ") for name in ("init", "up", "status", "tenants", "connections", "import")]
     assert code == 0 and order == sorted(order)
     assert out.index("Start here") < out.index("Set up") < out.index("Run") < out.index("Inspect and fix")
 
