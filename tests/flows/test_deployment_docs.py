@@ -12,10 +12,12 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 import yaml
 from prefect import Flow
+from prefect.events import DeploymentEventTrigger
 
 from flows.deploy_guard import refuse_served_deployments, served_deployments
 from flows.serve import PREFECT_YAML, _flow, deployments
@@ -46,6 +48,7 @@ def test_the_automation_has_a_name_and_a_description_served_and_deployed_alike()
     (trigger,) = [t for spec in project()["deployments"] for t in spec.get("triggers") or []]
     assert trigger["name"] == "incremental-import on inlet.records.changed" and len(trigger["description"]) > 40
     (served,) = [t for d in deployments() for t in d.triggers]
+    assert isinstance(served, DeploymentEventTrigger)
     assert (served.name, served.description) == (trigger["name"], trigger["description"])
 
 
@@ -60,7 +63,8 @@ def served_full_import(prefect_api: str) -> Iterator[str]:
     from prefect.client.orchestration import get_client
 
     (deployment,) = [d for d in deployments() if d.name == "full-import"]
-    deployment_id = deployment.apply()
+    deployment_id = deployment.apply()  # outside an event loop: the id itself
+    assert isinstance(deployment_id, UUID)
 
     yield "full-import/full-import"
 
