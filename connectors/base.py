@@ -140,6 +140,7 @@ class Connector:
         self._retry = retry or spec.retry
         limit = spec.rate_limit
         self.budget = budget or (RequestBudget(limit.requests, limit.per_seconds) if limit else None)
+        self._told_to_wait = 0.0  # seconds slept because the app said when to come back (429/503 Retry-After)
         self.name = spec.name
         self.hooks = hooks or Hooks()
         self._parameters = resolve_parameters(
@@ -294,6 +295,11 @@ class Connector:
         """Text with this connection's credentials removed, in every encoding, for messages and logs."""
         return self._redactor(text)
 
+    @property
+    def seconds_rate_limited(self) -> float:
+        """Seconds spent waiting on the app's rate limit: the request budget's waits and the Retry-After waits."""
+        return (self.budget.waited if self.budget else 0.0) + self._told_to_wait
+
     def build(self, request: PageRequest) -> httpx.Request:
         headers = {"Content-Type": "application/json"} if request.body else None
         with self._valid_url(request.url):
@@ -324,6 +330,8 @@ class Connector:
                 wait = full_jitter(attempt, policy.backoff_seconds, policy.max_backoff_seconds)
             if wait > policy.max_wait_seconds:
                 raise error
+            if error.retry_after is not None:
+                self._told_to_wait += wait
             logger.warning("%s (attempt %d of %d, waiting %.2fs)", error, attempt, policy.attempts, wait)
             await asyncio.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover

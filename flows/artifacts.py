@@ -17,6 +17,7 @@ from prefect.artifacts import (
 from prefect.settings import PREFECT_UI_URL
 
 from inlet.delivery import DestinationFigures, destination_figures, shown_url
+from inlet.local import RunProgress, report_progress
 from inlet.settings import Settings
 from inlet.store import Store
 
@@ -31,19 +32,23 @@ def artifact_key(*parts: str) -> str:
 class Progress:
     """A progress artifact, updated at most once a second."""
 
-    def __init__(self, artifact_id: UUID, expected: int | None) -> None:
+    def __init__(self, artifact_id: UUID, expected: int | None, parts: tuple[str, ...] = ()) -> None:
         self._id = artifact_id
         self._expected = expected
         self._last = 0.0
+        self._parts = parts
 
     @classmethod
     async def start(cls, *parts: str, expected: int | None) -> Progress:
         artifact_id = await acreate_progress_artifact(
             progress=0.0, key=artifact_key(*parts, "progress"), description=f"{'/'.join(parts)}: records read"
         )
-        return cls(artifact_id, expected)
+        return cls(artifact_id, expected, parts)
 
-    async def update(self, seen: int, *, done: bool = False) -> None:
+    async def update(self, seen: int, *, done: bool = False, rate_limited: float = 0.0) -> None:
+        """Every call reaches this process's watchers (the CLI's bar); the artifact at most once a second."""
+        flow, _, connection, *_ = (*self._parts, "", "", "")
+        report_progress(RunProgress(flow, connection, seen, self._expected, rate_limited, done))
         now = time.monotonic()
         if not done and now - self._last < 1.0:
             return

@@ -99,7 +99,12 @@ async def _apply_stranded_changes(engine: Store, older_than_seconds: float) -> N
 @flow(name="deliver-outbox", flow_run_name=_run_name, persist_result=False)
 async def deliver_outbox(tenant: str | None = None, connection: str | None = None) -> DrainResult:
     """Deliver one connection's pending events (it fails, keeping them, while the app does not take them),
-    or, without parameters, every connection's due events (it completes while deliveries stay parked)."""
+    or, without parameters, every connection's due events (it completes while deliveries stay parked).
+
+    Args:
+        tenant: the tenant whose connection to deliver; empty: every tenant's due events.
+        connection: the connection whose outbox to deliver; empty: every connection's due events.
+    """
     settings = get_settings()
     engine = shared_store(settings.store_url)
     one = tenant is not None and connection is not None

@@ -59,6 +59,7 @@ class ImportSummary(DeliverySummary):
     complete: bool = False
     seconds_total: float = 0.0
     seconds_waiting_for_source: float = 0.0
+    seconds_rate_limited: float = 0.0
     seconds_mapping_and_writing: float = 0.0
     seconds_posting_to_app: float = 0.0
     auth: Auth = "ok"
@@ -72,7 +73,11 @@ def _run_name() -> str:
 
 @flow(name="full-import", flow_run_name=_run_name, persist_result=False)
 async def full_import(job: ImportJob) -> ImportSummary:
-    """Full import of one connection's data source; resumes an unfinished enumeration."""
+    """Full import of one connection's data source; resumes an unfinished enumeration.
+
+    Args:
+        job: which tenant's connection and data source to import, and how (restart, force_delete).
+    """
     try:
         run = open_runtime(job, get_settings())
     except NeedsReauth as exc:  # fail fast: no request, no token endpoint call, no retries burnt
@@ -117,7 +122,8 @@ async def _import(run: ImportRuntime) -> ImportSummary:
     try:
         await _read_pages(run, scope, checkpoint, summary, counts, progress)
         summary.complete = True
-        await progress.update(summary.records_seen, done=True)
+        seen = checkpoint.records + summary.records_seen
+        await progress.update(seen, done=True, rate_limited=run.connector.seconds_rate_limited)
         _sweep(run, scope, summary, logger)
         await anyio.to_thread.run_sync(import_completed, run.engine, job.connection, job.data_source)
     except NeedsReauth:
@@ -127,10 +133,12 @@ async def _import(run: ImportRuntime) -> ImportSummary:
         importing_done.set()
         drained = await delivery
         summary.seconds_total = time.perf_counter() - started
+        summary.seconds_rate_limited = run.connector.seconds_rate_limited
         _fill(summary, counts, drained)
         await publish_summary("full-import", job.tenant, job.connection, job.data_source, summary=summary.model_dump())
         await publish_delivery_status(run.engine, run.settings)
-    logger.info("full import of %s/%s (%s): %s", job.tenant, job.connection, app, summary.model_dump())
+    figures = ", ".join(f"{name} {value}" for name, value in summary.model_dump().items())
+    logger.info("full import of %s/%s (%s): %s", job.tenant, job.connection, app, figures)
     if drained.pending_left:
         raise DeliveryError(
             f"the team's app did not take the events ({drained.last_error}); they wait in the outbox and are "
@@ -160,7 +168,7 @@ async def _read_pages(
             summary.seconds_waiting_for_source += outcome.seconds_waiting
             summary.seconds_mapping_and_writing += outcome.seconds_processing
             counts.add(outcome.counts)
-            await progress.update(seen)
+            await progress.update(seen, rate_limited=run.connector.seconds_rate_limited)
             if outcome.next is None:
                 return
 
@@ -201,6 +209,7 @@ def _fill(summary: ImportSummary, counts: PageCounts, drained: DrainResult) -> N
     for name in (
         "seconds_total",
         "seconds_waiting_for_source",
+        "seconds_rate_limited",
         "seconds_mapping_and_writing",
         "seconds_posting_to_app",
     ):

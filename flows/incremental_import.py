@@ -72,7 +72,14 @@ async def incremental_import(
     data_source: DataSource = "users",
     triggered_by: TriggeringEvent | None = None,
 ) -> IncrementalSummary:
-    """Drain one connection's inbox into the team's app (one run at a time per connection)."""
+    """Drain one connection's inbox into the team's app (one run at a time per connection).
+
+    Args:
+        tenant: the tenant id.
+        connection: the connection whose inbox to apply.
+        data_source: the data model, e.g. users.
+        triggered_by: the inlet.records.changed event that started the run (set by the automation).
+    """
     return await _apply(tenant, connection, data_source, str(flow_run.id or ""), triggered_by)
 
 
@@ -148,7 +155,8 @@ async def _drain(run: ImportRuntime, run_id: str) -> IncrementalSummary:
             break
     await publish_summary("incremental-import", job.tenant, job.connection, summary=summary.model_dump())
     await publish_delivery_status(run.engine, run.settings)
-    get_run_logger().info("incremental import of %s/%s: %s", job.tenant, job.connection, summary.model_dump())
+    figures = ", ".join(f"{name} {value}" for name, value in summary.model_dump().items())
+    get_run_logger().info("incremental import of %s/%s: %s", job.tenant, job.connection, figures)
     if summary.pending_delivery:
         raise DeliveryError("the team's app did not take the events; they wait in the outbox for the next run")
     return summary

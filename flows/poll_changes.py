@@ -53,7 +53,14 @@ async def poll_changes(
     data_source: DataSource = "users",
     force_delete: Annotated[bool, Field(description="let a full-scan diff delete past the mass-delete guard")] = False,
 ) -> PollSummary:
-    """Pull what changed since the last poll into the connection's inbox."""
+    """Pull what changed since the last poll into the connection's inbox.
+
+    Args:
+        tenant: the tenant id.
+        connection: the connection to poll.
+        data_source: the data model, e.g. users.
+        force_delete: let a full-scan diff delete past the mass-delete guard.
+    """
     job = ImportJob(tenant=tenant, connection=connection, data_source=data_source)
     try:
         run = open_runtime(job, get_settings())

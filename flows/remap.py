@@ -42,7 +42,13 @@ class RemapSummary(DeliverySummary):
 
 @flow(name="remap", flow_run_name="remap/{tenant}/{connection}", persist_result=False)
 async def remap(tenant: str, connection: str, data_source: str = "users") -> RemapSummary:
-    """Re-render every kept record with the current mapping; deliver only the changed ones."""
+    """Re-render every kept record with the current mapping; deliver only the changed ones.
+
+    Args:
+        tenant: the tenant id.
+        connection: the connection whose kept records to re-render.
+        data_source: the data model, e.g. users.
+    """
     run = open_runtime(ImportJob(tenant=tenant, connection=connection, data_source=data_source), get_settings())
     try:
         batches = raw_batches(run.engine, connection, data_source)
@@ -55,7 +61,14 @@ async def remap(tenant: str, connection: str, data_source: str = "users") -> Rem
 async def retry_quarantine(
     tenant: str, connection: str, data_source: str = "users", ids: Sequence[int] = ()
 ) -> RemapSummary:
-    """Map quarantined records again; the ones that pass are delivered and leave the quarantine."""
+    """Map quarantined records again; the ones that pass are delivered and leave the quarantine.
+
+    Args:
+        tenant: the tenant id.
+        connection: the connection whose quarantined records to map again.
+        data_source: the data model, e.g. users.
+        ids: only these quarantine ids (`inlet quarantine list`); empty: every quarantined record.
+    """
     run = open_runtime(ImportJob(tenant=tenant, connection=connection, data_source=data_source), get_settings())
     try:
         rows = [q for q in quarantined(run.engine, [connection], ids=ids) if q.data_source == data_source]

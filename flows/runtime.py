@@ -34,8 +34,8 @@ __all__ = [
 ]
 
 
-TenantId = Annotated[str, Field(description="tenant id, e.g. acme", pattern=r"^[a-z0-9][a-z0-9_-]*$")]
-ConnectionId = Annotated[str, Field(description="connection id, e.g. acme-hubspot", min_length=1)]
+TenantId = Annotated[str, Field(description="tenant id, e.g. demo", pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+ConnectionId = Annotated[str, Field(description="connection id, e.g. demo-hubspot", min_length=1)]
 DataSource = Annotated[str, Field(description="the universal data model, e.g. users", min_length=1)]
 
 
@@ -52,8 +52,8 @@ class TriggeringEvent(BaseModel):
 class ImportJob(BaseModel):
     """Which tenant's connection to import, and how."""
 
-    tenant: str = Field(description="tenant id, e.g. acme", pattern=r"^[a-z0-9][a-z0-9_-]*$")
-    connection: str = Field(description="connection id, e.g. acme-hubspot", min_length=1)
+    tenant: str = Field(description="tenant id, e.g. demo", pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    connection: str = Field(description="connection id, e.g. demo-hubspot", min_length=1)
     data_source: str = Field("users", description="the universal data model to import")
     restart: bool = Field(False, description="ignore an unfinished checkpoint and enumerate from the first page")
     force_delete: bool = Field(False, description="let the deletion sweep pass its mass-delete guard")

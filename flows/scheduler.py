@@ -44,7 +44,8 @@ class SchedulerSummary(BaseModel):
 @flow(name="sync-scheduler", persist_result=False, log_prints=False)
 async def sync_scheduler() -> SchedulerSummary:
     """Submit every due connection's import, poll or reconciliation to the task workers, after keeping each
-    connection's webhook subscription in step (created, renewed, deleted; a `missed` one resyncs by a poll)."""
+    connection's webhook subscription in step (created, renewed, deleted; a `missed` one resyncs by a poll).
+    No parameters: each connection's sync policy says what is due."""
     settings = get_settings()
     engine = shared_store(settings.store_url)
     summary = SchedulerSummary()

@@ -3,12 +3,17 @@ one tenant's browser)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from inlet import service
-from inlet.cli.common import installation, known_errors, pairs
+from inlet.cli.common import installation, known_errors, lazy, pairs
+from inlet.cli.output import DEFAULT_LIMIT, print_page
+
+if TYPE_CHECKING:
+    from inlet import service
+else:
+    service = lazy("inlet.service")
 
 __all__ = ["api_keys_app", "sessions_app"]
 
@@ -29,14 +34,16 @@ def create(
 
 
 @api_keys_app.command("list")
-def list_() -> None:
+def list_(
+    limit: Annotated[int, typer.Option(min=1, max=500, help="rows per page")] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, typer.Option(help="the page after this cursor (the footer prints it)")] = None,
+) -> None:
     """The keys: id, name, scopes, last use and revocation; never the keys themselves."""
     with known_errors():
-        inst = installation()
-        for key in service.all_items(lambda cursor: service.list_keys(inst, cursor=cursor)):
-            used = key.last_used_at.isoformat(timespec="seconds") if key.last_used_at else "never"
-            revoked = f"\trevoked {key.revoked_at.isoformat(timespec='seconds')}" if key.revoked_at else ""
-            typer.echo(f"{key.id}\t{key.name}\t{','.join(key.scopes)}\tlast used {used}{revoked}")
+        page = service.list_keys(installation(), cursor=cursor, limit=limit)
+        rows = [(k.id, k.name, k.scopes, k.last_used_at or "never", k.revoked_at) for k in page.items]
+        headers = ("id", "name", "scopes", "last used", "revoked")
+        print_page(headers, rows, page.next_cursor, f"inlet api-keys list --limit {limit}", empty="no API keys")
 
 
 @api_keys_app.command("revoke")

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from inlet import service
 from inlet.cli.common import credential_value as _credential
-from inlet.cli.common import installation
+from inlet.cli.common import installation, lazy
 from inlet.cli.common import known_errors as _errors
 from inlet.cli.common import pairs as _pairs
+from inlet.cli.output import DEFAULT_LIMIT, print_page
+
+if TYPE_CHECKING:
+    from inlet import service
+else:
+    service = lazy("inlet.service")
 
 __all__ = ["connections_app", "tenants_app"]
 
@@ -22,6 +27,8 @@ connections_app = typer.Typer(no_args_is_help=True, help="A tenant's accounts in
 Tenant = Annotated[str, typer.Option("--tenant", "-t", help="tenant id")]
 AppName = Annotated[str, typer.Option("--app", help="connector name, e.g. hubspot")]
 Params = Annotated[list[str], typer.Option("--param", "-p", help="name=value, repeatable")]
+Limit = Annotated[int, typer.Option(min=1, max=500, help="rows per page")]
+Cursor = Annotated[str | None, typer.Option(help="the page after this cursor (the footer prints it)")]
 
 
 @tenants_app.command("add")
@@ -33,18 +40,19 @@ def tenants_add(tenant_id: str, name: Annotated[str | None, typer.Option(help="d
 
 
 @tenants_app.command("list")
-def tenants_list() -> None:
-    """List the tenants."""
+def tenants_list(limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None) -> None:
+    """List the tenants, a page at a time."""
     with _errors():
-        inst = installation()
-        for tenant in service.all_items(lambda cursor: service.list_tenants(inst, cursor=cursor, limit=500)):
-            typer.echo(f"{tenant.id}\t{tenant.name}")
+        page = service.list_tenants(installation(), cursor=cursor, limit=limit)
+        rows = [(t.id, t.name) for t in page.items]
+        command = f"inlet tenants list --limit {limit}"
+        print_page(("tenant", "name"), rows, page.next_cursor, command, empty="no tenants yet")
 
 
 @connections_app.command("add")
 def connections_add(
     tenant: Tenant,
-    connection_id: Annotated[str, typer.Option("--id", help="connection id, e.g. acme-hubspot")],
+    connection_id: Annotated[str, typer.Option("--id", help="connection id, e.g. demo-hubspot")],
     app_name: Annotated[str, typer.Option("--app", help="connector name, e.g. hubspot")],
     param: Annotated[list[str], typer.Option("--param", "-p", help="name=value, repeatable")] = [],  # noqa: B006
     credential: Annotated[
@@ -73,15 +81,22 @@ def connections_add(
 
 @connections_app.command("list")
 def connections_list(tenant: Annotated[str | None, typer.Option("--tenant", "-t")] = None) -> None:
-    """List connections; credentials are never shown."""
+    """List connections (of one tenant, or all); credentials are never shown."""
+    from inlet.cli.output import print_table
+
     with _errors():
         inst = installation()
         tenants = (
             [tenant] if tenant else [t.id for t in service.all_items(lambda c: service.list_tenants(inst, cursor=c))]
         )
-        for tenant_id in tenants:
-            for c in _connections_of(inst, tenant_id):
-                typer.echo(f"{c.tenant}\t{c.id}\t{c.app}\t{c.data_source}\t{c.parameters}\tcredentials=***")
+        rows = [
+            (c.tenant, c.id, c.app, c.data_source, c.parameters, "***")
+            for tenant_id in tenants
+            for c in _connections_of(inst, tenant_id)
+        ]
+        headers = ("tenant", "connection", "app", "data source", "parameters", "credentials")
+        if print_table(headers, rows) == 0:
+            typer.echo("no connections yet: `inlet connections add` or `inlet connections connect`")
 
 
 @connections_app.command("connect")

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from connectors.incremental import pull_changes
-from inlet import service
-from inlet.cli.common import credential_value, known_errors, pairs
-from inlet.settings import get_settings
-from inlet.store import open_store
+from inlet.cli.common import credential_value, known_errors, lazy, pairs
+from inlet.cli.output import print_table
+
+if TYPE_CHECKING:
+    from inlet import service
+else:
+    service = lazy("inlet.service")
 
 __all__ = ["connectors_app"]
 
@@ -25,8 +26,8 @@ ConnectionId = Annotated[str, typer.Option("--connection", "-c", help="connectio
 def connectors_list() -> None:
     """Each connector and what it supports."""
     with known_errors():
-        for info in service.connector_catalogue():
-            typer.echo(f"{info.name:14} {info.title:34} {' '.join(info.supports)}")
+        rows = [(info.name, info.title, " ".join(info.supports)) for info in service.connector_catalogue()]
+        print_table(("connector", "app", "supports"), rows)
 
 
 @connectors_app.command("check")
@@ -39,8 +40,11 @@ def connectors_check(
     ] = [],  # noqa: B006
 ) -> None:
     """Run the connector contract's read-only checks against a live endpoint."""
+    import asyncio
+
     from connectors.check import run_checks
     from connectors.registry import load, open_connector
+    from inlet.settings import get_settings
 
     with known_errors():
         spec, _ = load(name)
@@ -57,8 +61,8 @@ def connectors_check(
                 return await run_checks(connector, spec.collection_for("users"))
 
         results = asyncio.run(check())
-        for result in results:
-            typer.echo(f"{'ok  ' if result.ok else 'FAIL'} {result.name:12} {result.seconds:6.2f}s  {result.detail}")
+        rows = [("ok" if r.ok else "FAIL", r.name, f"{r.seconds:.2f} s", r.detail) for r in results]
+        print_table(("result", "check", "took", "detail"), rows)
         if not all(result.ok for result in results):
             raise typer.Exit(1)
 
@@ -98,9 +102,13 @@ def connectors_changes(
     limit: Annotated[int, typer.Option(help="changes to print")] = 20,
 ) -> None:
     """Pull what changed in a connection since a token, and print it with the next token."""
+    import asyncio
+
+    from connectors.incremental import pull_changes
     from connectors.registry import load, open_connector
     from inlet.oauth import oauth_auth
-    from inlet.store import Vault, load_connection
+    from inlet.settings import get_settings
+    from inlet.store import Vault, load_connection, open_store
 
     with known_errors():
         settings = get_settings()

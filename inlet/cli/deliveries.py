@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import itertools
 import re
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
-from pydantic import SecretStr
 
-from inlet import service
-from inlet.cli.common import credential_value, installation, known_errors
-from inlet.settings import get_settings
-from inlet.store import open_store
+from inlet.cli.common import credential_value, installation, known_errors, lazy
+from inlet.cli.output import DEFAULT_LIMIT, print_page, print_table
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
+
+    from inlet import service
+else:
+    service = lazy("inlet.service")
 
 __all__ = ["deliveries_app", "parse_age"]
 
@@ -37,32 +40,37 @@ def parse_age(text: str) -> timedelta:
 def status() -> None:
     """Per destination: pending, parked, dead letters, the oldest pending age and the breaker's state."""
     with known_errors():
-        figures = service.delivery_status(installation())
+        figures = [row.as_row() for row in service.delivery_status(installation())]
         if not figures:
-            typer.echo("nothing waits: every event was delivered")
-        for row in figures:
-            typer.echo("  ".join(f"{k}={v}" for k, v in row.as_row().items()))
+            typer.echo("deliveries: nothing waits, every event was delivered")
+            return
+        headers = [name.replace("_", " ") for name in figures[0]]
+        print_table(headers, [list(row.values()) for row in figures], title="deliveries")
 
 
 @deliveries_app.command("list")
 def list_(
     dead: Annotated[bool, typer.Option("--dead", help="dead letters instead of the events waiting")] = False,
     tenant: OptionalTenant = None,
-    limit: Annotated[int, typer.Option(help="at most this many")] = 100,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="rows per page")] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, typer.Option(help="the page after this cursor (the footer prints it)")] = None,
 ) -> None:
     """Events waiting for the app (or, with --dead, dead letters), oldest first, with the app's last answer."""
     with known_errors():
-        inst = installation()
         status: Literal["pending", "dead"] = "dead" if dead else "pending"
-        shown = service.all_items(lambda cursor: service.list_deliveries(inst, status, tenant, cursor=cursor))
-        for e in itertools.islice(shown, max(limit, 0)):
-            when = e.dead_at if dead else e.next_attempt_at
-            label = "dead_at" if dead else "next_attempt_at"
-            typer.echo(
-                f"id={e.id} tenant={e.tenant_id} connection={e.connection_id} record={e.external_id} type={e.type} "
-                f"attempts={e.attempts} {label}={when.isoformat(timespec='seconds') if when else '-'} "
-                f"error={(e.last_error or '')[:200]!r}"
+        page = service.list_deliveries(installation(), status, tenant, cursor=cursor, limit=limit)
+        rows = [
+            (
+                e.id, e.tenant_id, e.connection_id, e.external_id, e.type, e.attempts,
+                e.dead_at if dead else e.next_attempt_at, (e.last_error or "")[:120],
             )
+            for e in page.items
+        ]  # fmt: skip
+        when = "died" if dead else "next attempt"
+        headers = ("id", "tenant", "connection", "record", "type", "attempts", when, "app's last answer")
+        command = "inlet deliveries list" + (" --dead" if dead else "") + (f" -t {tenant}" if tenant else "")
+        empty = "no dead letters" if dead else "nothing waits for the app"
+        print_page(headers, rows, page.next_cursor, f"{command} --limit {limit}", empty=empty)
 
 
 @deliveries_app.command("replay")
@@ -103,6 +111,8 @@ def destination_set(
 ) -> None:
     """Give a tenant its own destination; prints its new signing secret once, when one is made."""
     from inlet.delivery import set_destination
+    from inlet.settings import get_settings
+    from inlet.store import open_store
 
     oauth_parts = (oauth_token_url, oauth_client_id, oauth_client_secret)
     if any(oauth_parts) and not all(oauth_parts):
@@ -125,6 +135,8 @@ def destination_set(
 def rotate(tenant: OptionalTenant = None) -> None:
     """Make a new signing secret; deliveries carry both signatures until `retire-secret`."""
     from inlet.delivery import rotate_secret
+    from inlet.settings import get_settings
+    from inlet.store import open_store
 
     with known_errors():
         settings = get_settings()
@@ -136,6 +148,8 @@ def rotate(tenant: OptionalTenant = None) -> None:
 def retire(tenant: OptionalTenant = None) -> None:
     """Stop signing with the old secret once the app knows the new one."""
     from inlet.delivery import retire_secret
+    from inlet.settings import get_settings
+    from inlet.store import open_store
 
     with known_errors():
         settings = get_settings()

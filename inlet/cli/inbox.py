@@ -3,13 +3,12 @@ the rest of the connection's changes are applied; list them, put them back into 
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from inlet.cli.common import known_errors as _errors
-from inlet.settings import get_settings
-from inlet.store import open_store
+from inlet.cli.output import DEFAULT_LIMIT, print_slice
 
 __all__ = ["inbox_app"]
 
@@ -23,13 +22,17 @@ Ids = Annotated[list[int] | None, typer.Option("--id", help="inbox event id, rep
 def list_events(
     tenant: Annotated[str | None, typer.Option("--tenant", "-t")] = None,
     connection: Annotated[str | None, typer.Option("--connection", "-c")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="rows to show")] = DEFAULT_LIMIT,
 ) -> None:
     """The poison events and why each was set aside."""
     from inlet.service import poison_events
 
     with _errors():
-        for e in poison_events(open_store(get_settings().store_url), tenant, connection):
-            typer.echo(f"{e.id}\t{e.tenant_id}\t{e.connection_id}\t{e.kind}\t{e.external_id}\t{e.reason}")
+        events = poison_events(_store(), tenant, connection)
+        rows = [(e.id, e.tenant_id, e.connection_id, e.kind, e.external_id, e.reason) for e in events]
+        command = "inlet inbox list" + (f" -t {tenant}" if tenant else "") + (f" -c {connection}" if connection else "")
+        headers = ("id", "tenant", "connection", "kind", "record", "why set aside")
+        print_slice(headers, rows, limit, command, empty="no poison events")
 
 
 @inbox_app.command("retry")
@@ -38,7 +41,7 @@ def retry(tenant: Tenant, event_id: Ids = None) -> None:
     from inlet.service import retry_poison
 
     with _errors():
-        count = retry_poison(open_store(get_settings().store_url), tenant, event_id)
+        count = retry_poison(_store(), tenant, event_id)
         typer.echo(f"{count} events back in the inbox; the next poll or webhook applies them")
 
 
@@ -48,4 +51,11 @@ def drop(tenant: Tenant, event_id: Ids = None) -> None:
     from inlet.service import drop_poison
 
     with _errors():
-        typer.echo(f"{drop_poison(open_store(get_settings().store_url), tenant, event_id)} events dropped")
+        typer.echo(f"{drop_poison(_store(), tenant, event_id)} events dropped")
+
+
+def _store() -> Any:
+    from inlet.settings import get_settings
+    from inlet.store import open_store
+
+    return open_store(get_settings().store_url)

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import orjson
 import typer
-import yaml
 
-from inlet import service
-from inlet.cli.common import installation
+from inlet.cli.common import installation, lazy
 from inlet.cli.common import known_errors as _errors
 from inlet.cli.common import pairs as _pairs
+from inlet.cli.output import DEFAULT_LIMIT, human_time, print_page, print_summary, print_table
 from inlet.errors import ConfigError
-from inlet.local import format_summary
-from mappings import layer_from_document
+
+if TYPE_CHECKING:
+    from inlet import service
+else:
+    service = lazy("inlet.service")
 
 __all__ = ["mappings_app", "quarantine_app", "remap_command"]
 
@@ -30,9 +31,8 @@ MaybeConnection = Annotated[
 DataSource = Annotated[str, typer.Option(help="the data model")]
 
 
-def _print(summary: Any) -> None:
-    for line in format_summary(summary):
-        typer.echo(line)
+def _print(summary: Any, title: str) -> None:
+    print_summary(summary, title=title)
 
 
 @mappings_app.command("show")
@@ -40,11 +40,10 @@ def mappings_show(tenant: Tenant, connection: MaybeConnection = None, data_sourc
     """The effective mapping, field by field, with the layer each field comes from."""
     with _errors():
         view = service.mapping_view(installation(), tenant, connection, data_source)
-        width = max((len(f.target) for f in view.fields), default=0)
-        for f in view.fields:
-            typer.echo(f"{f.target:<{width}}  {f.expression}    [{service.layer_label(f.origin)[1]}]")
-        for name, size in view.lookups.items():
-            typer.echo(f"lookup {name}: {size} entries")
+        rows = [(f.target, f.expression, service.layer_label(f.origin)[1]) for f in view.fields]
+        print_table(("field", "expression", "layer"), rows)
+        if view.lookups:
+            print_table(("lookup", "entries"), list(view.lookups.items()))
 
 
 @mappings_app.command("set")
@@ -58,6 +57,10 @@ def mappings_set(
     data_source: DataSource = "users",
 ) -> None:
     """Set one field (or a YAML file's fields and lookups) in the tenant's or connection's layer, if valid."""
+    import yaml
+
+    from mappings import layer_from_document
+
     with _errors():
         inst = installation()
         service.require_tenant(inst, tenant)
@@ -103,6 +106,8 @@ def mappings_preview(
     data_source: DataSource = "users",
 ) -> None:
     """Raw -> mapped for a few stored records, with the current mapping or with changes not yet saved."""
+    import orjson
+
     with _errors():
         change = service.MappingChange(set_fields=_pairs(set_, "--set"))
         preview = service.preview_mapping(
@@ -127,6 +132,8 @@ def mappings_schema(
     refresh: Annotated[bool, typer.Option(help="fetch it from the app now, whatever the cache holds")] = False,
 ) -> None:
     """The app schema the tenant's mappings and records are checked against."""
+    import orjson
+
     with _errors():
         schema = service.app_schema(installation(), tenant, data_source, refresh=refresh)
         if schema is None:
@@ -138,28 +145,30 @@ def mappings_schema(
 
 @quarantine_app.command("list")
 def quarantine_list(
-    tenant: Tenant, connection: MaybeConnection = None, limit: Annotated[int, typer.Option(min=1)] = 100
+    tenant: Tenant,
+    connection: MaybeConnection = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="rows per page")] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, typer.Option(help="the page after this cursor (the footer prints it)")] = None,
 ) -> None:
-    """Quarantined records of the tenant: id, connection, external id, run and error."""
+    """Quarantined records of the tenant, oldest first: id, connection, external id, when, run and error."""
     with _errors():
-        inst = installation()
-        page = service.list_quarantine(inst, tenant, connection, limit=min(limit, service.MAX_LIMIT))
-        rows = list(page.items)
-        while page.next_cursor is not None and len(rows) < limit:
-            page = service.list_quarantine(inst, tenant, connection, cursor=page.next_cursor, limit=service.MAX_LIMIT)
-            rows += page.items
-        for row in rows[:limit]:
-            when = row.created_at.isoformat(timespec="seconds")
-            typer.echo(f"{row.id}\t{row.connection_id}\t{row.external_id}\t{when}\trun {row.run_id}\t{row.error}")
+        page = service.list_quarantine(installation(), tenant, connection, cursor=cursor, limit=limit)
+        rows = [(r.id, r.connection_id, r.external_id, r.created_at, r.run_id, r.error) for r in page.items]
+        headers = ("id", "connection", "record", "quarantined", "run", "error")
+        command = f"inlet quarantine list -t {tenant}" + (f" -c {connection}" if connection else "")
+        print_page(headers, rows, page.next_cursor, f"{command} --limit {limit}", empty="nothing quarantined")
 
 
 @quarantine_app.command("show")
 def quarantine_show(tenant: Tenant, record_id: Annotated[int, typer.Argument(help="quarantine id")]) -> None:
     """One quarantined record with its raw payload and error."""
+    import orjson
+
     with _errors():
         row = service.show_quarantined(installation(), tenant, record_id)
         typer.echo(f"id:          {row.id}\nconnection:  {row.connection_id}\ndata source: {row.data_source}")
-        typer.echo(f"external id: {row.external_id}\nrun:         {row.run_id}\nat:          {row.created_at}")
+        typer.echo(f"external id: {row.external_id}\nrun:         {row.run_id}")
+        typer.echo(f"at:          {human_time(row.created_at)}")
         typer.echo(f"error:       {row.error}\nraw:")
         typer.echo(orjson.dumps(orjson.loads(row.raw), option=orjson.OPT_INDENT_2).decode())
 
@@ -173,13 +182,13 @@ def quarantine_retry(
 ) -> None:
     """Map quarantined records again with the current mapping; those that pass are delivered."""
     with _errors():
-        _print(service.retry_quarantine_here(installation(), tenant, connection, ids, data_source))
+        _print(service.retry_quarantine_here(installation(), tenant, connection, ids, data_source), "retry-quarantine")
 
 
 def remap_command(tenant: Tenant, connection: Connection, data_source: DataSource = "users") -> None:
     """Re-render every stored record with the current mapping and deliver the changed ones (no source calls)."""
     with _errors():
-        _print(service.run_here(installation(), "remap", tenant, connection, data_source))
+        _print(service.run_here(installation(), "remap", tenant, connection, data_source), "remap")
 
 
 def _where(tenant: str, connection: str | None) -> str:

@@ -7,8 +7,6 @@ from typing import Annotated
 import typer
 
 from inlet.cli.common import credential_value, known_errors
-from inlet.settings import get_settings
-from inlet.store import open_store
 
 __all__ = ["oauth_app"]
 
@@ -29,7 +27,8 @@ def clients_add(
 ) -> None:
     """Register (or replace) your OAuth client for an app; the secret is stored encrypted."""
     from inlet.oauth import register_client
-    from inlet.store import Vault
+    from inlet.settings import get_settings
+    from inlet.store import Vault, open_store
 
     with known_errors():
         settings = get_settings()
@@ -43,8 +42,11 @@ def clients_list() -> None:
     """The registered OAuth clients; secrets are never shown."""
     from sqlmodel import Session, select
 
-    from inlet.store import OAuthClientRow
+    from inlet.cli.output import print_table
+    from inlet.settings import get_settings
+    from inlet.store import OAuthClientRow, open_store
 
     with known_errors(), Session(open_store(get_settings().store_url)) as session:
-        for row in session.exec(select(OAuthClientRow).order_by(OAuthClientRow.app)):
-            typer.echo(f"{row.app}\tclient_id={row.client_id}\tclient_secret=***")
+        rows = [(r.app, r.client_id, "***") for r in session.exec(select(OAuthClientRow).order_by(OAuthClientRow.app))]
+        if not print_table(("app", "client id", "client secret"), rows):
+            typer.echo("no OAuth clients: `inlet oauth clients add`")

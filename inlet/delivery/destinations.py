@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import httpx
 from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -51,6 +52,16 @@ def destination_for(engine: Engine, settings: Settings, tenant_id: str) -> Desti
     )
 
 
+def _check_url(url: str) -> None:
+    """An absolute http(s) URL with a host, or a ConfigError saying what was wrong (nothing is saved)."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise ConfigError(f"invalid URL {url!r}: {exc}; give one like https://app.example.com") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ConfigError(f"invalid URL {url!r}: give an http(s) URL with a host, like https://app.example.com")
+
+
 def set_destination(
     engine: Engine,
     settings: Settings,
@@ -62,6 +73,9 @@ def set_destination(
     oauth: tuple[str, str, SecretStr, str | None] | None = None,
 ) -> str | None:
     """Create or change a tenant's destination; returns its new signing secret when one was made."""
+    for given in (url, oauth[0] if oauth else None):
+        if given is not None:
+            _check_url(given)
     vault = Vault.from_settings(settings)
     with Session(engine) as session:
         if session.get(Tenant, tenant_id) is None:

@@ -17,8 +17,8 @@ from inlet.store import Vault
 
 __all__ = ["DEMO_CONNECTION", "DEMO_TENANT", "run_demo", "run_up"]
 
-DEMO_TENANT = "acme"
-DEMO_CONNECTION = "acme-hubspot"
+DEMO_TENANT = "demo"
+DEMO_CONNECTION = "demo-hubspot"
 DEMO_WEBHOOK_SECRET = "hs-demo-client-secret"  # the demo simulator's app secret; not a real account's
 
 
@@ -28,7 +28,7 @@ def ensure_demo_tenant(settings: Settings, simulator_url: str) -> None:
 
     engine = open_store(settings.store_url)
     if DEMO_TENANT not in {t.id for t in list_tenants(engine)}:
-        add_tenant(engine, DEMO_TENANT, "Acme Corp (demo)")
+        add_tenant(engine, DEMO_TENANT, "Demo tenant")
     add_connection(
         engine,
         Vault.from_settings(settings),

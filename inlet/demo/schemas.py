@@ -1,7 +1,7 @@
 """The demo app's schema endpoint: the JSON Schema of the records it accepts, per tenant.
 
 GET  /inlet/schemas/{data_source}?tenant=T   signed (Standard Webhooks over the request target) -> schema
-POST /_demo/schemas   {"tenant": "acme", "data_source": "users", "schema": {...}}: that tenant's schema
+POST /_demo/schemas   {"tenant": "demo", "data_source": "users", "schema": {...}}: that tenant's schema
 GET  /_demo/schemas   {"fetches": n}: how many signed schema requests were answered
 """
 

@@ -9,9 +9,10 @@ import os
 
 import httpx
 
+from inlet.errors import Unavailable
 from inlet.settings import Settings
 
-__all__ = ["apply_prefect_env", "local_api_url", "prefect_env", "server_is_up"]
+__all__ = ["apply_prefect_env", "local_api_url", "prefect_env", "require_prefect_server", "server_is_up"]
 
 
 def local_api_url(settings: Settings) -> str:
@@ -54,3 +55,19 @@ def apply_prefect_env(settings: Settings, *, use_local_server: bool | None = Non
         return
     if use_local_server if use_local_server is not None else server_is_up(settings):
         os.environ["PREFECT_API_URL"] = local_api_url(settings)
+
+
+def require_prefect_server(settings: Settings) -> None:
+    """Commands that run flows use the running stack's Prefect server (or PREFECT_API_URL's, or the Prefect
+    profile's); with none, they say so. They never start a temporary server of their own, which would write
+    runs nobody sees into a database of its own."""
+    if os.environ.get("PREFECT_API_URL"):
+        return
+    from prefect.settings import get_current_settings  # after apply_prefect_env: Prefect reads them on import
+
+    if get_current_settings().api.url:
+        return
+    raise Unavailable(
+        f"no Prefect server answers on 127.0.0.1:{settings.prefect_port} (INLET_PREFECT_PORT) and PREFECT_API_URL "
+        "is unset: start the stack with `inlet up` (or `make up`) in another terminal, or set PREFECT_API_URL"
+    )

@@ -10,7 +10,7 @@ import signal
 from collections.abc import Callable, Coroutine
 from typing import Any, Literal, NoReturn
 
-from inlet.local.environment import apply_prefect_env
+from inlet.local.environment import apply_prefect_env, require_prefect_server
 from inlet.settings import Settings
 from inlet.store import Vault, load_connection, open_store
 
@@ -31,6 +31,7 @@ def run_flow(
     """Check the connection exists, then run flow `name` for it here and return what the flow returns."""
     load_connection(open_store(settings.store_url), Vault.from_settings(settings), tenant, connection)
     apply_prefect_env(settings, use_local_server=use_local_server)
+    require_prefect_server(settings)
     call = _flow_call(name, tenant, connection, *args, **options)
     try:
         return asyncio.run(call())

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
+from inlet.errors import ProcessError
 from inlet.local.environment import local_api_url, prefect_env
 from inlet.local.processes import start_process, stop_process
 from inlet.settings import Settings
@@ -159,7 +162,34 @@ def _component(
 ) -> None:
     if _answers(health):
         return
+    port = urlsplit(health).port
+    if name in _PORT_SETTINGS and port is not None and _taken(port):  # the flow server has no port of its own
+        raise ProcessError(
+            f"port {port} on 127.0.0.1 is taken by another program, so the {name} cannot start there: "
+            f"stop that program or choose another port with {_PORT_SETTINGS[name]}"
+        )
     stack.processes[name] = start_process(cmd, health, env=env, timeout=timeout, log_path=logs / f"{name}.log")
+
+
+_PORT_SETTINGS = {
+    "prefect": "INLET_PREFECT_PORT",
+    "simulator": "INLET_SIMULATOR_PORT",
+    "demo-app": "INLET_DEMO_APP_PORT",
+    "task-worker": "INLET_TASK_WORKER_PORT",
+    "receiver": "INLET_RECEIVER_PORT",
+}
+
+
+def _taken(port: int) -> bool:
+    """Whether something listens on 127.0.0.1:port (a bind fails) although the component's health check did not
+    answer."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port left in TIME_WAIT is free
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
 
 
 def _script(name: str) -> str:

@@ -2,10 +2,10 @@
 who may call them. The CLI, the HTTP API (`inlet.api`) and the tenant pages (`inlet.pages`) are thin clients.
 
     inst = open_installation(get_settings())
-    create_tenant(inst, "acme")
-    create_connection(inst, tenant_id="acme", connection_id="acme-hubspot", app="hubspot", parameters={...},
+    create_tenant(inst, "demo")
+    create_connection(inst, tenant_id="demo", connection_id="demo-hubspot", app="hubspot", parameters={...},
                       credentials={"token": SecretStr(...)})      # checked with one read-only request first
-    preview_mapping(inst, "acme", "acme-hubspot", MappingChange(set_fields={"title": "{{ title | upper }}"}))
+    preview_mapping(inst, "demo", "demo-hubspot", MappingChange(set_fields={"title": "{{ title | upper }}"}))
 
 Sync policy (pause, resume, intervals), the continuity status and poison inbox events are in
 `inlet.service.sync`: `set_policy`, `pause`, `resume`, `remove_connection`, `sync_status`, `poison_events`,

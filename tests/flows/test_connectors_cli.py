@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from typer.testing import CliRunner
 
@@ -9,6 +11,7 @@ from connectors.registry import load, make_simulator, simulated
 from inlet.cli import app
 from tests.conftest import InletEnvFactory
 from tests.support.serving import serve_in_thread
+from tests.support.tables import table_rows
 
 runner = CliRunner()
 
@@ -27,7 +30,10 @@ def test_connect_import_and_pull_changes_through_the_cli(name: str, inlet_env: I
         sim.update(2)
         pulled = runner.invoke(app, ["connectors", "changes", "-t", "acme", "-c", f"cli-{name}"])
     assert imported.exit_code == 0, imported.output
-    assert "records_seen: 120" in imported.output and "delivered: 120" in imported.output
+    summary = imported.stdout  # once, as a table; the progress bar on stderr, moved by the run's reports
+    assert re.search(r"^records seen +120$", summary, re.MULTILINE) and re.search(r"^delivered +120$", summary, re.M)
+    assert summary.count("records seen") == 1 and "{" not in summary, summary
+    assert "100%" in imported.stderr and "120 records" in imported.stderr and "rate limit: waited" in imported.stderr
     assert pulled.exit_code == 0 and "next token:" in pulled.output, pulled.output
     assert len(env.app_records(connection=f"cli-{name}")) == 120
 
@@ -42,11 +48,13 @@ def test_connectors_check_passes_against_the_simulator(name: str) -> None:
         args += [f"--credential={k}={v.get_secret_value()}" for k, v in credentials.items()]
         result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "ok   list" in result.output and "250 records, each once" in result.output
+    checks = {row["check"]: row for row in table_rows(result.output)}
+    assert checks["list"]["result"] == "ok" and "250 records, each once" in checks["list"]["detail"]
 
 
 def test_connectors_list_names_what_each_supports() -> None:
     result = runner.invoke(app, ["connectors", "list"])
-    lines = {line.split()[0]: line for line in result.output.splitlines()}
-    assert result.exit_code == 0 and "changes" in lines["kinto"] and "changes" not in lines["json_server"]
-    assert all(name in lines for name in simulated()) and load("kinto")[0].title in lines["kinto"]
+    rows = {row["connector"]: row for row in table_rows(result.output)}
+    assert result.exit_code == 0 and "changes" in rows["kinto"]["supports"]
+    assert "changes" not in rows["json_server"]["supports"]
+    assert all(name in rows for name in simulated()) and rows["kinto"]["app"] == load("kinto")[0].title

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from inlet.cli import app
+from tests.support.tables import table_rows
 
 runner = CliRunner()
 
@@ -86,11 +88,14 @@ def test_credentials_can_come_from_the_environment(monkeypatch: pytest.MonkeyPat
     code, _ = invoke(
         "connections", "add", "-t", "acme", "--id", "c1", "--app", "hubspot", "--credential", "token=env:HS_TOKEN"
     )
-    assert code == 0 and "acme\tc1\thubspot" in invoke("connections", "list", "-t", "acme")[1]
+    (row,) = table_rows(invoke("connections", "list", "-t", "acme")[1])
+    assert code == 0 and (row["tenant"], row["connection"], row["app"]) == ("acme", "c1", "hubspot")
 
 
 def test_status_lists_each_connection() -> None:
     invoke("tenants", "add", "acme")
     invoke("connections", "add", "-t", "acme", "--id", "c1", "--app", "hubspot", "--credential", "token=x")
     code, output = invoke("status")
-    assert code == 0 and "connection=c1" in output and "last_full_import=never" in output
+    assert code == 0 and "acme / c1 (hubspot)" in output
+    assert re.search(r"^last full import +never\s*$", output, re.MULTILINE), output
+    assert re.search(r"^poll every +5 min\s*$", output, re.MULTILINE), output

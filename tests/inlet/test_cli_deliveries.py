@@ -11,6 +11,7 @@ from inlet.cli import app
 from inlet.cli.deliveries import parse_age
 from inlet.settings import get_settings
 from inlet.store import MappedRecord, PageScope, add_tenant, open_store, outbox, write_page
+from tests.support.tables import table_rows
 
 runner = CliRunner()
 SCOPE = PageScope("acme", "acme-hubspot", "users", generation="gen-1", run_id="run-1")
@@ -35,15 +36,30 @@ def invoke(*args: str) -> tuple[int, str]:
 
 def test_status_shows_pending_dead_and_the_breaker_per_destination() -> None:
     code, out = invoke("deliveries", "status")
-    assert code == 0 and "destination=http://127.0.0.1:8400/inlet/events" in out
-    assert "pending=1" in out and "dead=2" in out and "breaker=closed" in out
-    assert "dead=2" in invoke("status")[1]
+    (row,) = table_rows(out)
+    assert code == 0 and row["destination"] == "http://127.0.0.1:8400/inlet/events"
+    assert (row["pending"], row["dead"], row["breaker"]) == ("1", "2", "closed")
+    assert table_rows(invoke("status")[1])[0]["dead"] == "2"  # `inlet status` ends with the same table
 
 
 def test_list_dead_shows_the_apps_answer_and_list_shows_what_waits() -> None:
-    dead = invoke("deliveries", "list", "--dead")[1].splitlines()
-    assert len(dead) == 2 and "record=1" in dead[0] and "422: no email here" in dead[0]
-    assert "record=3" in invoke("deliveries", "list")[1]
+    code, out = invoke("deliveries", "list", "--dead")
+    dead = table_rows(out)
+    assert code == 0 and [row["record"] for row in dead] == ["1", "2"]
+    assert dead[0]["app's last answer"] == "422: no email here" and "UTC (" in dead[0]["died"]
+    assert out.rstrip().endswith("2 shown, no more.")
+    assert [row["record"] for row in table_rows(invoke("deliveries", "list")[1])] == ["3"]
+
+
+def test_a_long_list_says_how_to_get_the_next_page_and_the_cursor_gets_it() -> None:
+    code, out = invoke("deliveries", "list", "--dead", "--limit", "1")
+    (first,) = table_rows(out)
+    footer = out.rstrip().splitlines()[-1]
+    assert code == 0 and first["record"] == "1" and footer.startswith("1 shown; more: inlet deliveries list --dead")
+    command = footer.split("more: ", 1)[1].split()[3:]  # what follows `inlet deliveries list`
+    code, out = invoke("deliveries", "list", *command)
+    assert code == 0 and [row["record"] for row in table_rows(out)] == ["2"]
+    assert out.rstrip().endswith("1 shown, no more.")
 
 
 def test_replay_needs_a_selector_and_makes_dead_letters_pending() -> None:
@@ -51,7 +67,7 @@ def test_replay_needs_a_selector_and_makes_dead_letters_pending() -> None:
     first = outbox.entries(open_store(get_settings().store_url), "dead")[0].id
     assert invoke("deliveries", "replay", "--id", str(first))[1].startswith("1 dead letters are pending again")
     assert invoke("deliveries", "replay", "--all")[1].startswith("1 dead letters")
-    assert "dead=0" in invoke("deliveries", "status")[1]
+    assert table_rows(invoke("deliveries", "status")[1])[0]["dead"] == "0"
 
 
 def test_purge_deletes_only_older_dead_letters() -> None:
@@ -71,7 +87,8 @@ def test_destination_set_then_rotate_and_retire_for_a_tenant() -> None:
     code, out = invoke("deliveries", "destination", "rotate-secret", "-t", "acme")
     assert code == 0 and "whsec_" in out
     assert invoke("deliveries", "destination", "retire-secret", "-t", "acme")[1].strip() == "the old secret is retired"
-    assert "destination=https://acme.example/inlet/events" in invoke("deliveries", "status")[1]
+    destinations = [row["destination"] for row in table_rows(invoke("deliveries", "status")[1])]
+    assert "https://acme.example/inlet/events" in destinations
 
 
 def test_destination_for_an_unknown_tenant_exits_2() -> None:

@@ -1,5 +1,6 @@
 """`inlet up` for real: every component on 127.0.0.1, a manual deployment run like one from the UI,
-`prefect deploy --all` from prefect.yaml, and a clean stop on SIGTERM with no orphan processes.
+`prefect deploy --all` refused there (it would take over the served deployments), and a clean stop on SIGTERM
+with no orphan processes.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def _wait_for_demo_connection(store: Path) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         with contextlib.suppress(sqlite3.Error), sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
-            if db.execute("SELECT 1 FROM connection WHERE id = 'acme-hubspot'").fetchone():
+            if db.execute("SELECT 1 FROM connection WHERE id = 'demo-hubspot'").fetchone():
                 return
         time.sleep(0.25)
     raise AssertionError("inlet up never added the demo connection")
@@ -131,11 +132,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 
 def test_inlet_up_serves_a_manual_run_and_applies_a_webhook_on_its_task_worker(served: Served) -> None:
-    run = _run_deployment(served.api, {"job": {"tenant": "acme", "connection": "acme-hubspot"}})
-    assert run["state"]["type"] == "COMPLETED" and run["name"] == "full-import/acme/acme-hubspot/users"
+    run = _run_deployment(served.api, {"job": {"tenant": "demo", "connection": "demo-hubspot"}})
+    assert run["state"]["type"] == "COMPLETED" and run["name"] == "full-import/demo/demo-hubspot/users"
     assert httpx.get(served.app + "/stats", timeout=10).json()["records"] == 300
     _webhook_reaches_the_app(served.ports, served.app)
-    assert _final_states(served.api, "task_runs", "apply-inbox/acme/acme-hubspot") == {"COMPLETED"}
+    assert _final_states(served.api, "task_runs", "apply-inbox/demo/demo-hubspot") == {"COMPLETED"}
 
 
 def test_with_the_deployment_runner_a_webhook_starts_an_incremental_import_flow_run(tmp_path: Path) -> None:
@@ -144,9 +145,9 @@ def test_with_the_deployment_runner_a_webhook_starts_an_incremental_import_flow_
         api = f"http://127.0.0.1:{ports['INLET_PREFECT_PORT']}/api"
         _wait_for_automation(api, up)  # serve() registers the trigger after the first deployments
         _webhook_reaches_the_app(ports, f"http://127.0.0.1:{ports['INLET_DEMO_APP_PORT']}")
-        assert "COMPLETED" in _final_states(api, "flow_runs", "incremental-import/acme/acme-hubspot")
-        assert _final_states(api, "task_runs", "apply-inbox/acme/acme-hubspot") == set()
-        body = {"artifacts": {"key": {"any_": ["incremental-import-acme-acme-hubspot-trigger"]}}}
+        assert "COMPLETED" in _final_states(api, "flow_runs", "incremental-import/demo/demo-hubspot")
+        assert _final_states(api, "task_runs", "apply-inbox/demo/demo-hubspot") == set()
+        body = {"artifacts": {"key": {"any_": ["incremental-import-demo-demo-hubspot-trigger"]}}}
         (link,) = httpx.post(f"{api}/artifacts/filter", json=body, timeout=10).json()
         assert "/events/event/" in link["data"]  # the run links to the event that started it
 
@@ -177,7 +178,7 @@ def _webhook_reaches_the_app(ports: dict[str, int], app: str) -> None:
 
     sim = f"http://127.0.0.1:{ports['INLET_SIMULATOR_PORT']}"
     created = httpx.post(f"{sim}/_sim/mutate", json={"create": 1}, timeout=10).json()["created"][0]
-    url = f"http://127.0.0.1:{ports['INLET_RECEIVER_PORT']}/webhooks/hubspot/acme/acme-hubspot"
+    url = f"http://127.0.0.1:{ports['INLET_RECEIVER_PORT']}/webhooks/hubspot/demo/demo-hubspot"
     body, headers = hubspot_delivery(url, DEMO_WEBHOOK_SECRET, [("creation", created)])
     answer = httpx.post(url, content=body, headers=headers, timeout=10)
     assert answer.status_code == 200 and answer.json()["accepted"] == 1, answer.text
@@ -189,8 +190,8 @@ def _webhook_reaches_the_app(ports: dict[str, int], app: str) -> None:
     raise AssertionError("the webhook's record did not reach the demo app")
 
 
-def _deploy_from_prefect_yaml(api: str, env: dict[str, str]) -> None:
-    """prefect.yaml deploys on any Prefect server (here: the one `inlet up` started)."""
+def _deploy_from_prefect_yaml(api: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`prefect deploy --all` from prefect.yaml, as README says, against the server at `api`."""
     prefect = str(Path(sys.executable).parent / "prefect")
     deploy_env = {
         **env,
@@ -205,15 +206,12 @@ def _deploy_from_prefect_yaml(api: str, env: dict[str, str]) -> None:
         check=True,
         capture_output=True,
     )
-    subprocess.run(
-        [prefect, "--no-prompt", "deploy", "--all"], cwd=ROOT, env=deploy_env, check=True, capture_output=True
+    return subprocess.run(
+        [prefect, "--no-prompt", "deploy", "--all"], cwd=ROOT, env=deploy_env, capture_output=True, text=True
     )
-    names = {d["name"] for d in httpx.post(f"{api}/deployments/filter", json={}, timeout=10).json()}
-    pools = {d["work_pool_name"] for d in httpx.post(f"{api}/deployments/filter", json={}, timeout=10).json()}
-    assert {"full-import", "deliver-outbox"} <= names and "inlet-process" in pools
 
 
-SUMMARY_KEY = "full-import-acme-acme-hubspot-users-summary"
+SUMMARY_KEY = "full-import-demo-demo-hubspot-users-summary"
 
 
 @pytest.mark.needs_chromium
@@ -222,10 +220,10 @@ def test_the_flow_run_page_in_a_real_browser_shows_the_run_and_its_artifacts(ser
     from tests.support.browser import capture
 
     ports, api = served.ports, served.api
-    run = _run_deployment(api, {"job": {"tenant": "acme", "connection": "acme-hubspot"}})
+    run = _run_deployment(api, {"job": {"tenant": "demo", "connection": "demo-hubspot"}})
     assert run["state"]["type"] == "COMPLETED"
     page = f"http://127.0.0.1:{ports['INLET_PREFECT_PORT']}/runs/flow-run/{run['id']}"
-    expected = ["full-import/acme/acme-hubspot/users", "tenant:acme", "connection:acme-hubspot", "Completed"]
+    expected = ["full-import/demo/demo-hubspot/users", "tenant:demo", "connection:demo-hubspot", "Completed"]
     html = _render_until(page, expected)
     for seen in expected:
         assert seen in html, f"{seen!r} is not on the flow run page"
@@ -233,17 +231,22 @@ def test_the_flow_run_page_in_a_real_browser_shows_the_run_and_its_artifacts(ser
     (artifact,) = httpx.post(f"{api}/artifacts/filter", json=body, timeout=10).json()
     summary_page = f"http://127.0.0.1:{ports['INLET_PREFECT_PORT']}/artifacts/artifact/{artifact['id']}"
     summary = _render_until(summary_page, ["records_seen"])
-    for seen in ("full-import/acme/acme-hubspot/users: run summary", "records_seen", "delivered"):
+    for seen in ("full-import/demo/demo-hubspot/users: run summary", "records_seen", "delivered"):
         assert seen in summary, f"{seen!r} is not on the summary artifact's page"
     png = capture(page, tmp_path / "flow-run.png")
     width, height = struct.unpack(">II", png.read_bytes()[16:24])  # the PNG's IHDR chunk
     assert (width, height) == (1440, 1100) and png.stat().st_size > 40_000  # a blank page compresses to a few KB
 
 
-def test_prefect_yaml_deploys_on_the_running_server(served: Served) -> None:
-    """prefect.yaml deploys on any Prefect server (here: the one `inlet up` started). It moves the served
-    deployments to the `inlet-process` pool, so it runs after the tests that need them served."""
-    _deploy_from_prefect_yaml(served.api, served.env)
+def test_prefect_deploy_refuses_to_take_over_the_deployments_inlet_up_serves(served: Served) -> None:
+    """`prefect deploy --all` against `inlet up`'s server stops at prefect.yaml's build step, before it
+    registers anything: the served deployments keep no work pool, so their runs are not split."""
+    deployed = _deploy_from_prefect_yaml(served.api, served.env)
+    assert deployed.returncode != 0
+    assert "from `inlet up` (no work pool)" in deployed.stdout + deployed.stderr
+    listed = httpx.post(f"{served.api}/deployments/filter", json={}, timeout=10).json()
+    assert {d["name"] for d in listed} >= {"full-import", "deliver-outbox"}
+    assert {d["work_pool_name"] for d in listed} == {None}
 
 
 def test_sigterm_stops_inlet_up_and_every_process_it_started(served: Served) -> None:

@@ -1,7 +1,8 @@
 """The secret grep: a source that echoes a connection's credentials back, in every encoding, must leave no
 trace of them in the CLI's output, the run logs, the store, the Prefect database or any file of the state
 folder, and that folder is its owner's alone. The CLI runs as an operator runs it (`python -m inlet.cli`,
-started with umask 022 like any shell), with Prefect's home and database inside INLET_HOME.
+started with umask 022 like any shell), with Prefect's home and database inside INLET_HOME: a Prefect server
+started there, as `inlet up` starts it (the CLI starts none of its own).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from inlet.local import free_port
+from inlet.local import free_port, prefect_env, start_process, stop_process
 from inlet.settings import EgressSettings, Settings
 from inlet.store import Vault, add_connection, add_tenant, open_store
 from tests.support.serving import serve_in_thread
@@ -83,16 +84,35 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
         return Response(_echo(request), state["status"], media_type="text/plain")
 
     home = tmp_path_factory.mktemp("secret-grep") / "home"
+    port = free_port()
     with serve_in_thread(Starlette(routes=[Route("/{path:path}", answer, methods=["GET", "POST"])])) as base:
-        assert _cli(home, "init").returncode == 0
-        _connect(home, base)
-        outputs = []
-        for status in (500, 401):
-            state["status"] = status
-            run = _cli(home, "import", "full", "-t", "acme", "-c", "acme-echo")
-            assert run.returncode == 1, run.stdout + run.stderr
-            outputs.append(run.stdout + run.stderr)
+        assert _cli(home, port, "init").returncode == 0
+        server = _prefect_server(home, port)
+        try:
+            _connect(home, base)
+            outputs = []
+            for status in (500, 401):
+                state["status"] = status
+                run = _cli(home, port, "import", "full", "-t", "acme", "-c", "acme-echo")
+                assert run.returncode == 1, run.stdout + run.stderr
+                outputs.append(run.stdout + run.stderr)
+        finally:
+            stop_process(server)
     yield Runs(home, outputs)
+
+
+def _prefect_server(home: Path, port: int) -> subprocess.Popen[bytes]:
+    """`prefect server start` with its home under INLET_HOME, as `inlet up` runs it."""
+    settings = Settings(home=home, prefect_port=port)
+    prefect = str(Path(sys.executable).parent / "prefect")
+    command = [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-ui"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")} | prefect_env(settings)
+    health = f"http://127.0.0.1:{port}/api/health"
+    old = os.umask(0o077)  # `inlet up` starts it under the CLI's owner-only umask
+    try:
+        return start_process(command, health, env=env, timeout=180, log_path=home.parent / "prefect-server.log")
+    finally:
+        os.umask(old)
 
 
 def _connect(home: Path, base: str) -> None:
@@ -105,11 +125,11 @@ def _connect(home: Path, base: str) -> None:
     engine.dispose()
 
 
-def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli(home: Path, prefect_port: int, *args: str) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "INLET_"))}
     environment |= {
         "INLET_HOME": str(home),
-        "INLET_PREFECT_PORT": str(free_port()),  # no server there: the run gets Prefect's own, under INLET_HOME
+        "INLET_PREFECT_PORT": str(prefect_port),  # the server of _prefect_server, its home under INLET_HOME
         "INLET_SOURCE_RETRY__ATTEMPTS": "2",
         "INLET_EGRESS__ALLOW_HOSTS": '["127.0.0.1"]',  # the echoing source listens there
         "INLET_SOURCE_RETRY__BACKOFF_SECONDS": "0",
