@@ -29,6 +29,7 @@ from prefect.concurrency.asyncio import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.runtime import flow_run
 
+from connectors.tls import tls_context
 from flows.artifacts import publish_delivery_status
 from flows.incremental_import import apply_stranded
 from flows.run_tags import label_run
@@ -67,7 +68,10 @@ async def _send(tenant: str, connection: str, *, wait_for_others: bool = True) -
     loaded = load_connection(engine, Vault.from_settings(settings), tenant, connection)
     await label_run(tenant, connection, loaded.connection.app, loaded.connection.data_source)
     destination = destination_for(engine, settings, tenant)
-    async with destination_slot(destination), httpx.AsyncClient(timeout=destination.timeout_seconds) as client:
+    async with (
+        destination_slot(destination),
+        httpx.AsyncClient(timeout=destination.timeout_seconds, verify=tls_context()) as client,
+    ):
         result = await drain(engine, loaded.connection.id, destination, client, wait_for_others=wait_for_others)
     if result.busy_elsewhere:
         get_run_logger().info("%s/%s: another run is sending its events; left to it", tenant, connection)

@@ -106,7 +106,7 @@ class Sender:
         """Deliver `events` or make dead letters of the ones the app refuses; raises _Unavailable."""
         response = await self._post(events, tries)
         if response.is_success:
-            await in_thread(outbox.ack, self.engine, [e.id for e in events])
+            await in_thread(outbox.ack, self.engine, [e.id for e in events], self.owner)
             self.result.delivered += len(events)
             return
         error = f"{self.destination.key} answered {response.status_code}: {response.text[:1000]}"

@@ -8,6 +8,7 @@ import hashlib
 import os
 import socket
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -85,8 +86,11 @@ def event_row(
     version: int,
     record: dict[str, Any] | None = None,
     source_updated_at: str | None = None,
+    *,
+    record_json: str | None = None,
 ) -> dict[str, Any]:
-    """One pending event, as `write_events` takes it; `kind` is created, updated or deleted (no record)."""
+    """One pending event, as `write_events` takes it; `kind` is created, updated or deleted (no record).
+    `record_json`: the record already serialized (the ledger's hash input), instead of `record`."""
     key = idempotency_key(scope, external_id, version)
     return {
         "event_id": f"evt_{key[:26]}",
@@ -95,7 +99,7 @@ def event_row(
         "data_source": scope.data_source,
         "external_id": external_id,
         "type": kind,
-        "record": None if kind == "deleted" else orjson.dumps(record).decode(),
+        "record": None if kind == "deleted" else (record_json or orjson.dumps(record).decode()),
         "source_updated_at": source_updated_at,
         "idempotency_key": key,
         "version": version,
@@ -206,22 +210,32 @@ def claim_batch(
         return []
     free = (None, owner, stale)
     taken = _prefix(rows, lambda row: row.claimed_by in free)
-    ids = [row.id for row in taken]
+    if not taken:  # another drain claimed the oldest event between the two reads
+        return None
     free_now = or_(
         _outbox.c.claimed_by.is_(None),
         _outbox.c.claimed_by.in_([name for name in free if name]),
         _outbox.c.claimed_until <= now,
     )
+    # By id range, not a list of a thousand ids: every row in it that passes the batch's filter is in `taken`
+    # (a prefix of the filter's rows in id order), so the count tells whether the claim got exactly those.
     with engine.begin() as db:
         claimed = db.execute(
             update(_outbox)
-            .where(_outbox.c.id.in_(ids), _outbox.c.status == "pending", free_now)
+            .where(
+                _outbox.c.connection_id == connection_id,
+                _outbox.c.id.between(taken[0].id, taken[-1].id),
+                _outbox.c.status == "pending",
+                _outbox.c.data_source == first.data_source,
+                due,
+                free_now,
+            )
             .values(claimed_by=owner, claimed_until=now + timedelta(seconds=lease_seconds))
         ).rowcount
-        if claimed != len(ids):  # another drain took some of them, or acknowledged them, since the read
+        if claimed != len(taken):  # another drain took or acknowledged some since the read, or wrote into the range
             db.rollback()
             return None
-    return [PendingEvent(**{k: v for k, v in row._mapping.items() if k != "claimed_by"}) for row in taken]
+    return [PendingEvent(*row[:-1]) for row in taken]  # the columns in the dataclass's order, then claimed_by
 
 
 def renew(engine: Engine, ids: list[int], owner: str, lease_seconds: float) -> None:
@@ -234,7 +248,7 @@ def renew(engine: Engine, ids: list[int], owner: str, lease_seconds: float) -> N
         )
 
 
-def _prefix(rows: list[Any], keep: Any) -> list[Any]:
+def _prefix(rows: Sequence[Any], keep: Callable[[Any], bool]) -> list[Any]:
     """The leading rows that `keep` accepts: a row claimed by another drain ends the batch (order holds)."""
     out = []
     for row in rows:
@@ -262,8 +276,24 @@ def next_attempt(engine: Engine, connection_id: str, *, now: datetime | None = N
     return when
 
 
-def ack(engine: Engine, ids: list[int]) -> None:
-    """The app took these events: they leave the outbox."""
+def ack(engine: Engine, ids: list[int], owner: str | None = None) -> None:
+    """The app took these events: they leave the outbox.
+
+    With the `owner` whose claim they are under, by id range (what a drain acknowledges is a run of its claimed
+    batch; the released rows in the range are dead letters), checked by count, else by the list of ids.
+    """
+    with engine.begin() as db:
+        if owner is not None and ids:
+            gone = db.execute(
+                delete(_outbox).where(
+                    _outbox.c.id.between(min(ids), max(ids)),
+                    _outbox.c.claimed_by == owner,
+                    _outbox.c.status == "pending",
+                )
+            ).rowcount
+            if gone == len(ids):
+                return
+            db.rollback()
     with engine.begin() as db:
         db.execute(delete(_outbox).where(_outbox.c.id.in_(ids)))
 
