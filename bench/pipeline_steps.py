@@ -29,6 +29,7 @@ import orjson  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
 from bench.real_apps import make_user  # noqa: E402
+from connectors.egress import EgressPolicy  # noqa: E402
 from connectors.registry import open_connector  # noqa: E402
 from inlet.delivery import Destination, encode_batch  # noqa: E402
 from inlet.delivery.policy import signed_headers  # noqa: E402
@@ -57,7 +58,8 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="pipeline-steps-"))
     settings = Settings(home=folder)
     engine = open_store(f"sqlite:///{folder / 'inlet.db'}")
-    connector = open_connector("json_server", parameters={"base_url": "http://127.0.0.1:1"})
+    loopback = EgressPolicy(allow_hosts=frozenset({"127.0.0.1"}))  # the bench's made-up source is on loopback
+    connector = open_connector("json_server", parameters={"base_url": "http://127.0.0.1:1"}, egress=loopback)
     mapper = _mapper(engine, settings)
     scope = PageScope("bench", "bench-src", "users", "gen-1", "run-1")
     with engine.begin() as db:

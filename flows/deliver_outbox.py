@@ -29,6 +29,7 @@ from prefect.concurrency.asyncio import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.runtime import flow_run
 
+from connectors.tls import tls_context
 from flows.artifacts import publish_delivery_status
 from flows.incremental_import import apply_stranded
 from flows.run_tags import label_run
@@ -61,14 +62,20 @@ async def destination_slot(destination: Destination, wait_seconds: float = 600) 
 @task(
     name="send-to-app", task_run_name="send-to-app/{tenant}/{connection}", cache_policy=NO_CACHE, persist_result=False
 )
-async def _send(tenant: str, connection: str) -> DrainResult:
+async def _send(tenant: str, connection: str, *, wait_for_others: bool = True) -> DrainResult:
     settings = get_settings()
     engine = shared_store(settings.store_url)
     loaded = load_connection(engine, Vault.from_settings(settings), tenant, connection)
     await label_run(tenant, connection, loaded.connection.app, loaded.connection.data_source)
     destination = destination_for(engine, settings, tenant)
-    async with destination_slot(destination), httpx.AsyncClient(timeout=destination.timeout_seconds) as client:
-        return await drain(engine, loaded.connection.id, destination, client)
+    async with (
+        destination_slot(destination),
+        httpx.AsyncClient(timeout=destination.timeout_seconds, verify=tls_context()) as client,
+    ):
+        result = await drain(engine, loaded.connection.id, destination, client, wait_for_others=wait_for_others)
+    if result.busy_elsewhere:
+        get_run_logger().info("%s/%s: another run is sending its events; left to it", tenant, connection)
+    return result
 
 
 def _run_name() -> str:
@@ -111,7 +118,8 @@ async def deliver_outbox(tenant: str | None = None, connection: str | None = Non
     if not one:
         await _apply_stranded_changes(engine, settings.stranded_inbox_seconds)
     targets = [(tenant, connection)] if one else await anyio.to_thread.run_sync(outbox.due_connections, engine, tenant)
-    results = await asyncio.gather(*(_send(t, c) for t, c in targets if t and c))
+    # The sweep leaves a connection to a run already sending it (an import); `inlet deliver` waits for it.
+    results = await asyncio.gather(*(_send(t, c, wait_for_others=one) for t, c in targets if t and c))
     total = DrainResult()
     for result in results:
         total.add(result)

@@ -13,8 +13,10 @@ destination's signing secret (see inlet.settings).
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
-from contextlib import aclosing
+from collections.abc import Iterator
+from contextlib import aclosing, contextmanager
 from typing import Any
 
 import anyio
@@ -89,9 +91,33 @@ async def full_import(job: ImportJob) -> ImportSummary:
     try:
         await label_run(job.tenant, job.connection, run.loaded.connection.app, job.data_source)
         async with single_flight(job.connection, run.settings.single_flight_lease_seconds):
-            return await _import(run)
+            with _fewer_collections():
+                return await _import(run)
     finally:
         await run.aclose()
+
+
+_collecting_less = 0  # imports running in this process with the collector's thresholds raised
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Raise the garbage collector's thresholds while importing. A page makes ~10 objects per record, all freed
+    by reference counting, and at the default (a pass per 700 allocations, a full one every 100 passes) the
+    collector walks them and the process's long-lived objects for nothing: 7% of the import's CPU samples."""
+    global _collecting_less
+    if _collecting_less == 0:
+        gc.set_threshold(10_000, 20, 100)
+    _collecting_less += 1
+    try:
+        yield
+    finally:
+        _collecting_less -= 1
+        if _collecting_less == 0:
+            gc.set_threshold(*_DEFAULT_GC)
+
+
+_DEFAULT_GC = gc.get_threshold()
 
 
 async def _import(run: ImportRuntime) -> ImportSummary:
@@ -116,8 +142,7 @@ async def _import(run: ImportRuntime) -> ImportSummary:
         job.data_source,
         expected=live_count(run.engine, job.connection, job.data_source) or None,
     )
-    importing_done = asyncio.Event()
-    delivery = asyncio.create_task(_deliver_alongside(run, importing_done))
+    delivery = asyncio.create_task(_deliver_alongside(run))
     counts = PageCounts()
     try:
         await _read_pages(run, scope, checkpoint, summary, counts, progress)
@@ -130,7 +155,7 @@ async def _import(run: ImportRuntime) -> ImportSummary:
         summary.auth = "needs_reauth"
         raise
     finally:
-        importing_done.set()
+        run.importing_done.set()
         drained = await delivery
         summary.seconds_total = time.perf_counter() - started
         summary.seconds_rate_limited = run.connector.seconds_rate_limited
@@ -173,22 +198,9 @@ async def _read_pages(
                 return
 
 
-async def _deliver_alongside(run: ImportRuntime, importing_done: asyncio.Event) -> DrainResult:
-    """Drain the outbox whenever a full batch of events waits, and once more after the last page."""
-    total = DrainResult()
-    while True:
-        if not importing_done.is_set():
-            waiters = [asyncio.ensure_future(run.page_written.wait()), asyncio.ensure_future(importing_done.wait())]
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            for waiter in waiters:
-                waiter.cancel()
-        run.page_written.clear()
-        run.events_written = 0
-        finished = importing_done.is_set()
-        result = await send_to_app(by_reference(run))
-        total.add(result)
-        if result.pending_left or finished:
-            return total
+async def _deliver_alongside(run: ImportRuntime) -> DrainResult:
+    """One send-to-app task for the run: it drains whenever a full batch waits, and once more after the last page."""
+    return await send_to_app(by_reference(run), alongside=True)
 
 
 def _sweep(run: ImportRuntime, scope: PageScope, summary: ImportSummary, logger: Any) -> None:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from connectors.base import Connector
 from connectors.budget import RequestBudget
 from connectors.registry import load, open_connector
+from connectors.tls import tls_context
 from inlet.delivery import Destination, destination_for
 from inlet.mapping import build_mapper
 from inlet.oauth import oauth_auth
@@ -74,6 +75,7 @@ class ImportRuntime:
     app_client: httpx.AsyncClient
     records_per_task: int
     page_written: asyncio.Event = field(default_factory=asyncio.Event)
+    importing_done: asyncio.Event = field(default_factory=asyncio.Event)  # the last page is written
     events_written: int = 0  # since the last drain: the deliverer waits for a full batch
 
     async def aclose(self) -> None:
@@ -118,6 +120,6 @@ def open_runtime(job: ImportJob, settings: Settings, *, engine: Store | None = N
         collection=collection,
         mapper=mapper,
         destination=destination,
-        app_client=httpx.AsyncClient(timeout=destination.timeout_seconds),
+        app_client=httpx.AsyncClient(timeout=destination.timeout_seconds, verify=tls_context()),
         records_per_task=settings.records_per_task,
     )

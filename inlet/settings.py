@@ -59,6 +59,9 @@ class DeliveryPolicy(BaseModel):
     breaker_cooldown_seconds: float = Field(30.0, ge=0, description="first probe after opening; doubles per trip")
     concurrency: int = Field(4, ge=1, description="requests in flight to the destination at once")
     rate_per_second: float = Field(50.0, gt=0, description="request budget per second to the destination")
+    claim_seconds: float = Field(
+        120.0, gt=0, description="a drain's claim on its batch (one sender per row); at least twice the timeout"
+    )
 
 
 class DestinationSettings(DeliveryPolicy):

@@ -118,6 +118,7 @@ class DrainResult:
     attempts: int = 0
     pending_left: bool = False
     parked: bool = False  # the destination's breaker is open
+    busy_elsewhere: bool = False  # another drain was sending the connection's events; this one left them to it
     next_attempt_at: datetime | None = None
     last_error: str | None = None
     dead_errors: list[str] = field(default_factory=list)
@@ -131,6 +132,7 @@ class DrainResult:
         self.attempts += other.attempts
         self.pending_left = other.pending_left
         self.parked = other.parked
+        self.busy_elsewhere = self.busy_elsewhere or other.busy_elsewhere
         self.next_attempt_at = other.next_attempt_at
         self.last_error = other.last_error or self.last_error
         self.dead_errors.extend(other.dead_errors)

@@ -62,11 +62,26 @@ class Sender:
         self.result = DrainResult()
         self.parked_ids: set[int] = set()
         self.breaker_clean: bool | None = None  # closed with no failures: a success need not write
+        self.owner = outbox.claimant()
+        self.lease = max(destination.claim_seconds, 2 * destination.timeout_seconds)
+        self.claimed_at = 0.0
+        self.wait_for_others = True
 
     async def drain(self, connection_id: str) -> DrainResult:
         d = self.destination
+        idle = 0.05
         while True:
-            batch = await in_thread(outbox.pending_batch, self.engine, connection_id, d.batch_size)
+            claimed_at = time.monotonic()
+            claim = outbox.claim_batch
+            batch = await in_thread(claim, self.engine, connection_id, d.batch_size, self.owner, self.lease)
+            if batch is None:  # another drain is sending this connection's oldest events
+                if not self.wait_for_others:
+                    self.result.busy_elsewhere = True
+                    return self.result
+                await asyncio.sleep(idle)  # not self.sleep: that one paces the app's retries
+                idle = min(1.0, idle * 2)
+                continue
+            idle, self.claimed_at = 0.05, claimed_at
             if not batch:
                 await self._note_deferred(connection_id)
                 return self.result
@@ -91,7 +106,7 @@ class Sender:
         """Deliver `events` or make dead letters of the ones the app refuses; raises _Unavailable."""
         response = await self._post(events, tries)
         if response.is_success:
-            await in_thread(outbox.ack, self.engine, [e.id for e in events])
+            await in_thread(outbox.ack, self.engine, [e.id for e in events], self.owner)
             self.result.delivered += len(events)
             return
         error = f"{self.destination.key} answered {response.status_code}: {response.text[:1000]}"
@@ -125,6 +140,7 @@ class Sender:
             try:
                 async with gate:
                     await budget.acquire()
+                    await self._keep_claim(events)
                     response = await self.client.post(
                         d.url + d.path,
                         content=body,
@@ -155,6 +171,12 @@ class Sender:
             )
             await maybe_await(self.sleep(wait))
         raise _Unavailable(events, error, self.clock() + timedelta(seconds=wait) if wait else None)
+
+    async def _keep_claim(self, events: list[PendingEvent]) -> None:
+        """Renew the claim on the batch once a third of its lease is gone (retries, waits for the gate)."""
+        if time.monotonic() - self.claimed_at > self.lease / 3:
+            self.claimed_at = time.monotonic()
+            await in_thread(outbox.renew, self.engine, [e.id for e in events], self.owner, self.lease)
 
     async def _count_success(self) -> None:
         """The app answered: close its breaker, writing only when there is something to reset."""
@@ -237,6 +259,12 @@ async def drain(
     *,
     sleep: Callable[[float], object] = asyncio.sleep,
     clock: Callable[[], datetime] = utcnow,
+    wait_for_others: bool = True,
 ) -> DrainResult:
-    """Send every due pending event of one connection, batch by batch, until none is left or the app fails."""
-    return await Sender(engine, destination, client, sleep, clock).drain(connection_id)
+    """Send every due pending event of one connection, batch by batch, until none is left or the app fails.
+
+    Each batch is claimed first (one sender per row). While another drain sends the connection's oldest events,
+    this one waits for it (`wait_for_others`) or leaves them to it, with `busy_elsewhere` set."""
+    sender = Sender(engine, destination, client, sleep, clock)
+    sender.wait_for_others = wait_for_others
+    return await sender.drain(connection_id)

@@ -140,14 +140,16 @@ def _stage_and_apply(
     db: DBConnection, scope: PageScope, latest: dict[str, MappedRecord], held: list[str], counts: PageCounts
 ) -> None:
     known = _known(db, scope, [*latest, *held])
-    _release(db, scope, list(latest))
+    if _any_quarantined(db, scope):
+        _release(db, scope, list(latest))
     inserts, changes, seen, events = [], [], [], []
     for external_id, mapped in latest.items():
-        digest = payload_hash(mapped.record)
+        body = orjson.dumps(mapped.record, option=orjson.OPT_SORT_KEYS)  # one serialization: hash and event
+        digest = hashlib.blake2b(body, digest_size=16).hexdigest()
         row = known.get(external_id)
         if row is None:
             inserts.append(_ledger_row(scope, mapped, digest))
-            events.append(_event(scope, mapped, "created", 1))
+            events.append(_event(scope, mapped, "created", 1, body))
             counts.created += 1
         elif row.payload_hash != digest or row.deleted_at is not None:
             kind = "created" if row.deleted_at is not None else "updated"
@@ -161,7 +163,7 @@ def _stage_and_apply(
                     "r": mapped.raw,
                 }
             )
-            events.append(_event(scope, mapped, kind, row.version + 1))
+            events.append(_event(scope, mapped, kind, row.version + 1, body))
             counts.created += kind == "created"
             counts.updated += kind == "updated"
         else:
@@ -229,8 +231,19 @@ def _known(db: DBConnection, scope: PageScope, ids: list[str]) -> dict[str, Any]
     return {row.external_id: row for row in rows}
 
 
-def _event(scope: PageScope, mapped: MappedRecord, kind: str, version: int) -> dict[str, Any]:
-    return event_row(scope, mapped.external_id, kind, version, mapped.record, mapped.source_updated_at)
+def _event(scope: PageScope, mapped: MappedRecord, kind: str, version: int, body: bytes) -> dict[str, Any]:
+    updated_at = mapped.source_updated_at
+    return event_row(scope, mapped.external_id, kind, version, None, updated_at, record_json=body.decode())
+
+
+def _any_quarantined(db: DBConnection, scope: PageScope) -> bool:
+    """Whether the connection's data source has quarantined records (most pages of most runs: none to release)."""
+    found = db.execute(
+        select(_quarantine.c.external_id)
+        .where(_quarantine.c.connection_id == scope.connection_id, _quarantine.c.data_source == scope.data_source)
+        .limit(1)
+    ).first()
+    return found is not None
 
 
 def _ledger_key(scope: PageScope, external_id: str) -> dict[str, str]:

@@ -5,8 +5,12 @@ and wait there, in id order per connection, until the team's app answers 2xx; a 
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -22,6 +26,8 @@ __all__ = [
     "OutboxEntry",
     "PendingEvent",
     "ack",
+    "claim_batch",
+    "claimant",
     "counts",
     "entries",
     "defer",
@@ -34,11 +40,13 @@ __all__ = [
     "park_records",
     "pending_batch",
     "purge",
+    "renew",
     "replay",
     "write_events",
 ]
 
 _outbox = OutboxEvent.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ at class creation
+_RELEASED: dict[str, Any] = {"claimed_by": None, "claimed_until": None}
 
 
 @dataclass(frozen=True)
@@ -78,8 +86,11 @@ def event_row(
     version: int,
     record: dict[str, Any] | None = None,
     source_updated_at: str | None = None,
+    *,
+    record_json: str | None = None,
 ) -> dict[str, Any]:
-    """One pending event, as `write_events` takes it; `kind` is created, updated or deleted (no record)."""
+    """One pending event, as `write_events` takes it; `kind` is created, updated or deleted (no record).
+    `record_json`: the record already serialized (the ledger's hash input), instead of `record`."""
     key = idempotency_key(scope, external_id, version)
     return {
         "event_id": f"evt_{key[:26]}",
@@ -88,7 +99,7 @@ def event_row(
         "data_source": scope.data_source,
         "external_id": external_id,
         "type": kind,
-        "record": None if kind == "deleted" else orjson.dumps(record).decode(),
+        "record": None if kind == "deleted" else (record_json or orjson.dumps(record).decode()),
         "source_updated_at": source_updated_at,
         "idempotency_key": key,
         "version": version,
@@ -137,6 +148,121 @@ def pending_batch(engine: Engine, connection_id: str, limit: int, *, now: dateti
     return [PendingEvent(**row._mapping) for row in rows]
 
 
+def claimant() -> str:
+    """A new drain's name in the claims it takes: host, process and a token of its own."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def _gone(owner: str) -> bool:
+    """The claim's drain was a process of this host that no longer runs (killed): its claim is void at once."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def claim_batch(
+    engine: Engine, connection_id: str, limit: int, owner: str, lease_seconds: float, *, now: datetime | None = None
+) -> list[PendingEvent] | None:
+    """Claim the oldest pending events of one connection for the drain `owner`, as `pending_batch` picks them.
+
+    One sender per row, and so one per connection at a time: a batch always starts at the connection's oldest
+    pending event, and while another drain's claim on it holds (until its lease lapses, or at once when its
+    process on this host is gone) this returns None: that drain is sending, the caller may wait or leave.
+    [] when nothing is due. The claim is taken by one conditional UPDATE: of two drains racing for the same
+    rows, one gets them all and the other None.
+    """
+    now = now or utcnow()
+    due = or_(_outbox.c.next_attempt_at.is_(None), _outbox.c.next_attempt_at <= now)
+    with engine.connect() as db:
+        first = db.execute(
+            select(_outbox.c.id, _outbox.c.data_source, _outbox.c.claimed_by, _outbox.c.claimed_until)
+            .where(_outbox.c.connection_id == connection_id, _outbox.c.status == "pending")
+            .order_by(_outbox.c.id)
+            .limit(1)
+        ).first()
+        if first is None:
+            return []
+        stale: str | None = None
+        if first.claimed_by not in (None, owner) and first.claimed_until is not None:
+            if _aware(first.claimed_until) > now and not _gone(first.claimed_by):
+                return None
+            stale = first.claimed_by
+        rows = db.execute(
+            select(*(_outbox.c[name] for name in PendingEvent.__dataclass_fields__), _outbox.c.claimed_by)
+            .where(
+                _outbox.c.connection_id == connection_id,
+                _outbox.c.status == "pending",
+                _outbox.c.data_source == first.data_source,
+                due,
+            )
+            .order_by(_outbox.c.id)
+            .limit(limit)
+        ).all()
+    if not rows or rows[0].id != first.id:  # the oldest event is not due yet: nothing may overtake it
+        return []
+    free = (None, owner, stale)
+    taken = _prefix(rows, lambda row: row.claimed_by in free)
+    if not taken:  # another drain claimed the oldest event between the two reads
+        return None
+    free_now = or_(
+        _outbox.c.claimed_by.is_(None),
+        _outbox.c.claimed_by.in_([name for name in free if name]),
+        _outbox.c.claimed_until <= now,
+    )
+    # By id range, not a list of a thousand ids: every row in it that passes the batch's filter is in `taken`
+    # (a prefix of the filter's rows in id order), so the count tells whether the claim got exactly those.
+    with engine.begin() as db:
+        claimed = db.execute(
+            update(_outbox)
+            .where(
+                _outbox.c.connection_id == connection_id,
+                _outbox.c.id.between(taken[0].id, taken[-1].id),
+                _outbox.c.status == "pending",
+                _outbox.c.data_source == first.data_source,
+                due,
+                free_now,
+            )
+            .values(claimed_by=owner, claimed_until=now + timedelta(seconds=lease_seconds))
+        ).rowcount
+        if claimed != len(taken):  # another drain took or acknowledged some since the read, or wrote into the range
+            db.rollback()
+            return None
+    return [PendingEvent(*row[:-1]) for row in taken]  # the columns in the dataclass's order, then claimed_by
+
+
+def renew(engine: Engine, ids: list[int], owner: str, lease_seconds: float) -> None:
+    """Extend `owner`'s claim on these events (before another try of a slow batch)."""
+    with engine.begin() as db:
+        db.execute(
+            update(_outbox)
+            .where(_outbox.c.id.in_(ids), _outbox.c.claimed_by == owner)
+            .values(claimed_until=utcnow() + timedelta(seconds=lease_seconds))
+        )
+
+
+def _prefix(rows: Sequence[Any], keep: Callable[[Any], bool]) -> list[Any]:
+    """The leading rows that `keep` accepts: a row claimed by another drain ends the batch (order holds)."""
+    out = []
+    for row in rows:
+        if not keep(row):
+            break
+        out.append(row)
+    return out
+
+
+def _aware(when: datetime) -> datetime:
+    """SQLite hands datetimes back naive (they were stored in UTC)."""
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
 def next_attempt(engine: Engine, connection_id: str, *, now: datetime | None = None) -> datetime | None:
     """When the earliest deferred event of a connection is due; None when no pending event waits."""
     with engine.connect() as db:
@@ -150,8 +276,24 @@ def next_attempt(engine: Engine, connection_id: str, *, now: datetime | None = N
     return when
 
 
-def ack(engine: Engine, ids: list[int]) -> None:
-    """The app took these events: they leave the outbox."""
+def ack(engine: Engine, ids: list[int], owner: str | None = None) -> None:
+    """The app took these events: they leave the outbox.
+
+    With the `owner` whose claim they are under, by id range (what a drain acknowledges is a run of its claimed
+    batch; the released rows in the range are dead letters), checked by count, else by the list of ids.
+    """
+    with engine.begin() as db:
+        if owner is not None and ids:
+            gone = db.execute(
+                delete(_outbox).where(
+                    _outbox.c.id.between(min(ids), max(ids)),
+                    _outbox.c.claimed_by == owner,
+                    _outbox.c.status == "pending",
+                )
+            ).rowcount
+            if gone == len(ids):
+                return
+            db.rollback()
     with engine.begin() as db:
         db.execute(delete(_outbox).where(_outbox.c.id.in_(ids)))
 
@@ -162,7 +304,9 @@ def park(engine: Engine, ids: list[int], error: str) -> None:
         db.execute(
             update(_outbox)
             .where(_outbox.c.id.in_(ids))
-            .values(status="dead", attempts=_outbox.c.attempts + 1, last_error=error[:4000], dead_at=utcnow())
+            .values(
+                status="dead", attempts=_outbox.c.attempts + 1, last_error=error[:4000], dead_at=utcnow(), **_RELEASED
+            )
         )
 
 
@@ -189,12 +333,12 @@ def park_records(engine: Engine, events: list[PendingEvent], error: str) -> set[
         db.execute(
             update(_outbox)
             .where(_outbox.c.id.in_([e.id for e in events]))
-            .values(status="dead", attempts=_outbox.c.attempts + 1, last_error=error[:4000], dead_at=now)
+            .values(status="dead", attempts=_outbox.c.attempts + 1, last_error=error[:4000], dead_at=now, **_RELEASED)
         )
         db.execute(
             update(_outbox)
             .where(_outbox.c.id.in_(ids - {e.id for e in events}), _outbox.c.status == "pending")
-            .values(status="dead", last_error=held[:4000], dead_at=now)
+            .values(status="dead", last_error=held[:4000], dead_at=now, **_RELEASED)
         )
     return ids
 
@@ -205,7 +349,12 @@ def defer(engine: Engine, ids: list[int], error: str, *, next_attempt_at: dateti
         db.execute(
             update(_outbox)
             .where(_outbox.c.id.in_(ids))
-            .values(attempts=_outbox.c.attempts + 1, last_error=error[:4000], next_attempt_at=next_attempt_at)
+            .values(
+                attempts=_outbox.c.attempts + 1,
+                last_error=error[:4000],
+                next_attempt_at=next_attempt_at,
+                **_RELEASED,
+            )
         )
 
 
@@ -285,7 +434,7 @@ def replay(engine: Engine, *, ids: list[int] | None = None, tenant_id: str | Non
         replayed: int = db.execute(
             update(_outbox)
             .where(*scope, _outbox.c.status == "dead")
-            .values(status="pending", attempts=0, next_attempt_at=None, dead_at=None)
+            .values(status="pending", attempts=0, next_attempt_at=None, dead_at=None, **_RELEASED)
         ).rowcount
     return replayed
 

@@ -118,6 +118,8 @@ class OutboxEvent(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(default_factory=utcnow)
     dead_at: datetime | None = Field(default=None, description="when it became a dead letter")
+    claimed_by: str | None = Field(default=None, description="the drain sending it now (host:pid:token)")
+    claimed_until: datetime | None = Field(default=None, description="when that drain's claim lapses")
 
 
 class DestinationOverride(SQLModel, table=True):

@@ -11,9 +11,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from bench.drill import TEST_POLICY, Drill, Figures, spawn_drain
+from inlet.delivery import drain
 from inlet.store import outbox
 
 
@@ -138,3 +140,21 @@ async def test_a_drain_killed_mid_delivery_loses_nothing_and_applies_nothing_twi
     await drill.converge(drill.destination(TEST_POLICY), figures, tick=0.05, deadline=60)
     converged(drill, figures)
     assert figures.duplicates <= 10  # at most the batch in flight when the process died
+
+
+async def test_two_concurrent_drains_never_send_the_same_row(drill: Drill) -> None:
+    """Two drains of one connection at once (say the scheduled deliver-outbox and an import), over real HTTP
+    to a slow app: each batch is claimed by one of them, so the app sees every batch once."""
+    drill.start_app()
+    drill.faults(delay_seconds=0.05)
+    destination = drill.destination(TEST_POLICY)
+    async with httpx.AsyncClient(trust_env=False) as first, httpx.AsyncClient(trust_env=False) as second:
+        results = await asyncio.gather(
+            drain(drill.engine, "acme-0", destination, first), drain(drill.engine, "acme-0", destination, second)
+        )
+    figures = Figures("two drains")
+    drill.record_app_figures(figures)
+    assert drill.app_state() == drill.expected and drill.pending() == 0
+    assert figures.duplicates == 0 and figures.applied == drill.events
+    assert figures.app_requests == math.ceil(drill.events / 10)  # no batch was sent twice
+    assert sum(r.delivered for r in results) == drill.events

@@ -162,3 +162,41 @@ def test_due_connections_skips_connections_that_only_wait(engine: Engine) -> Non
     outbox.defer(engine, ids_of(engine, "2"), "503", next_attempt_at=LATER)
     assert outbox.due_connections(engine) == [("acme", "acme-hubspot")]
     assert outbox.counts(engine, "acme-salesforce").deferred == 1
+
+
+def test_one_drain_claims_a_batch_and_another_gets_none_until_it_is_acknowledged(engine: Engine) -> None:
+    put(engine, USERS, "1", "2", "3")
+    first = outbox.claim_batch(engine, "acme-hubspot", 2, "here:1:a", 60)
+    assert first is not None and [e.external_id for e in first] == ["1", "2"]
+    assert outbox.claim_batch(engine, "acme-hubspot", 10, "here:1:b", 60) is None  # "1" is being sent by a
+    again = outbox.claim_batch(engine, "acme-hubspot", 10, "here:1:a", 60)  # the owner's own claim holds it
+    assert again is not None and [e.external_id for e in again] == ["1", "2", "3"]
+    outbox.ack(engine, [e.id for e in again])
+    assert outbox.claim_batch(engine, "acme-hubspot", 10, "here:1:b", 60) == []
+
+
+def test_a_lapsed_claim_and_a_deferred_batch_free_their_events(engine: Engine) -> None:
+    put(engine, USERS, "1", "2")
+    claimed = outbox.claim_batch(engine, "acme-hubspot", 1, "here:1:a", 60)
+    assert claimed is not None
+    lapsed = outbox.claim_batch(engine, "acme-hubspot", 10, "here:1:b", 60, now=utcnow() + timedelta(seconds=61))
+    assert lapsed is not None and [e.external_id for e in lapsed] == ["1", "2"]
+    outbox.defer(engine, [e.id for e in lapsed], "503", next_attempt_at=None)
+    freed = outbox.claim_batch(engine, "acme-hubspot", 10, "here:1:c", 60)
+    assert freed is not None and len(freed) == 2
+
+
+def test_the_claim_of_a_process_gone_from_this_host_is_void_at_once(engine: Engine) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    put(engine, USERS, "1")
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, check=True)
+    owner = f"{socket.gethostname()}:{int(gone.stdout)}:dead"
+    assert outbox.claim_batch(engine, "acme-hubspot", 10, owner, 3600) is not None
+    taken = outbox.claim_batch(engine, "acme-hubspot", 10, outbox.claimant(), 3600)
+    assert taken is not None and [e.external_id for e in taken] == ["1"]
+    alive = outbox.claimant()  # this process: its claim holds for another drain of it
+    assert outbox.claim_batch(engine, "acme-hubspot", 10, alive, 3600, now=utcnow() + timedelta(hours=2))
+    assert outbox.claim_batch(engine, "acme-hubspot", 10, outbox.claimant(), 3600) is None
