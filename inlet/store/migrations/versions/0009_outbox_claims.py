@@ -1,8 +1,8 @@
 """outbox claims: one sender per outbox row; a drain claims its batch (claimed_by, claimed_until) before it
 sends, so concurrent drains of one connection never send the same row
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-07 05:00:00
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
