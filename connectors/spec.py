@@ -43,9 +43,11 @@ __all__ = [
     "RateLimit",
     "ChangesSpec",
     "DeletedRule",
+    "DeletionsSpec",
     "ExpiredRule",
     "PositionSpec",
     "RetryPolicy",
+    "SinceFilter",
     "SyncDefaults",
     "load_spec",
     "placeholders",
@@ -135,12 +137,46 @@ class PositionSpec(_Strict):
         return self
 
 
+class SinceFilter(_Strict):
+    """One "changed since" query of an OR: `param` takes the token (`created_after`), `params` go with it only.
+
+    `from_records` is the record field this query compares (`created_at`); its highest value joins the token,
+    beside the changes' `since_from_records`.
+    """
+
+    param: str
+    params: dict[str, str] = {}
+    from_records: str | None = Field(None, description="record path of the timestamp this query compares")
+
+
+class DeletionsSpec(_Strict):
+    """A second endpoint that lists deletions (an activity or audit log), read on every pull after the first.
+
+    Each entry it lists (after `params` filtered it to deletions) is one deleted record, whose id is at `id_path`.
+    `since_from_records` is the entry's timestamp: it joins the pull's token, so it must share the clock and the
+    format of the changes' own `since_from_records`.
+    """
+
+    path: str
+    params: dict[str, str] = {}
+    records_path: str = ""
+    records_optional: bool = Field(False, description="a page without the records path is an empty page")
+    paginator: Paginator = SinglePage()
+    since_param: str = Field(description="query parameter that takes the token")
+    id_path: str = Field(description="entry path of the deleted record's id")
+    since_from_records: str = Field(description="entry path of the entry's timestamp")
+
+
 class ChangesSpec(_Strict):
     """How to pull what changed since a stored token `since` (a sync token, a delta link, a timestamp).
 
     The first pull (no `since`) sends `initial_params`; later ones put `since` in `since_param`, or GET it
     as a URL (`since_is_url`). The next `since` is read from the last page (`since_path`) or is the highest
     value of `since_from_records` seen.
+
+    Some APIs need several queries: `since_filters` sends one per filter (created since OR updated since,
+    where `updated` is null until the first edit) and merges them, and `deletions` reads deleted ids from a
+    second endpoint (an activity log). A record seen twice counts once, as its latest change.
     """
 
     path: str
@@ -157,6 +193,10 @@ class ChangesSpec(_Strict):
     since_from_records: str | None = None
     deleted: DeletedRule | None = None
     expired: list[ExpiredRule] = Field([], description="a rule or a list; any match means expired")
+    since_filters: list[SinceFilter] = Field(
+        [], description="OR of several since queries (created since, updated since), merged; instead of since_param"
+    )
+    deletions: DeletionsSpec | None = Field(None, description="a second endpoint listing deletions (an audit log)")
 
     @field_validator("expired", mode="before")
     @classmethod
@@ -167,8 +207,10 @@ class ChangesSpec(_Strict):
     def _one_way_each(self) -> ChangesSpec:
         if (self.since_path is None) == (self.since_from_records is None):
             raise ValueError("set exactly one of since_path or since_from_records")
-        if (self.since_param is None) == (not self.since_is_url):
-            raise ValueError("set exactly one of since_param or since_is_url: true")
+        if [self.since_param is not None, self.since_is_url, bool(self.since_filters)].count(True) != 1:
+            raise ValueError("set exactly one of since_param, since_is_url: true or since_filters")
+        if (self.since_filters or self.deletions) and self.since_from_records is None:
+            raise ValueError("since_filters and deletions need since_from_records (one timestamp token)")
         return self
 
 
@@ -258,6 +300,8 @@ class ConnectorSpec(_Strict):
                 path = call.path.replace("{id}", "") if kind == "get" else call.path  # the record id is not a parameter
                 found.append((f"collections.{name}.{kind}.path", path, "path"))
                 found += [(f"collections.{name}.{kind}.params.{k}", v, "path") for k, v in call.params.items()]
+            if collection.changes is not None and (deletions := collection.changes.deletions) is not None:
+                found.append((f"collections.{name}.changes.deletions.path", deletions.path, "path"))
             if collection.position is not None and collection.position.path is not None:
                 found.append((f"collections.{name}.position.path", collection.position.path, "path"))
         for grant, oauth in self.oauth.items():
