@@ -18,6 +18,7 @@ Auth is `Authorization: Bearer <token>`; errors are `{"error": {"code": ..., "me
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -94,7 +95,7 @@ class TinyCrmSimulator(SimulatorBase):
                 if (created_after is None or p.created_ms > created_after)
                 and (updated_after is None or ((u := _updated_ms(p)) is not None and u > updated_after))
             ]
-            return self._page(request, [self._render(p) for p in chosen])
+            return self._page(request, chosen, self._render)
 
     async def _contact(self, request: Request) -> Response:
         with self.lock:
@@ -109,9 +110,9 @@ class TinyCrmSimulator(SimulatorBase):
             entries = [
                 e for e in self.log if (kind is None or e["type"] == kind) and (since is None or _ms(e["at"]) > since)
             ]
-            return self._page(request, entries)
+            return self._page(request, entries, dict)
 
-    def _page(self, request: Request, items: list[dict[str, Any]]) -> Response:
+    def _page(self, request: Request, items: list[Any], render: Callable[[Any], dict[str, Any]]) -> Response:
         limit = int(request.query_params.get("limit", "50"))
         if not 1 <= limit <= MAX_LIMIT:
             raise Refusal(400, "invalid_limit", f"limit must be 1..{MAX_LIMIT}")
@@ -121,7 +122,7 @@ class TinyCrmSimulator(SimulatorBase):
         after = base64.urlsafe_b64encode(str(end).encode()).decode() if end < len(items) else None
         if cursor and after and self.take_repeat():
             after = cursor  # a looping API hands out the same cursor again
-        return self.answer({"data": items[start:end], "next_cursor": after}, request=request)
+        return self.answer({"data": [render(i) for i in items[start:end]], "next_cursor": after}, request=request)
 
     def _render(self, person: Person) -> dict[str, Any]:
         updated = _updated_ms(person)
