@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -61,6 +62,24 @@ def connectors_check(
             typer.echo(f"{'ok  ' if result.ok else 'FAIL'} {result.name:12} {result.seconds:6.2f}s  {result.detail}")
         if not all(result.ok for result in results):
             raise typer.Exit(1)
+
+
+@connectors_app.command("schema")
+def connectors_schema(
+    out: Annotated[Path, typer.Option(help="folder to write connector.schema.json and connector-yaml.md to")] = Path(
+        "docs"
+    ),
+    check: Annotated[bool, typer.Option("--check", help="write nothing; exit 1 when a file is stale")] = False,
+) -> None:
+    """Write the connector.yaml reference (JSON Schema and Markdown page) generated from the spec."""
+    from connectors.reference import stale, write
+
+    if check:
+        for path in stale(out):
+            typer.echo(f"stale: {path} (run: inlet connectors schema --out {out})")
+        raise typer.Exit(1 if stale(out) else 0)
+    for path in write(out):
+        typer.echo(f"wrote {path}")
 
 
 @connectors_app.command("simulate", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
