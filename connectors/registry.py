@@ -49,6 +49,7 @@ __all__ = [
     "make_simulator",
     "open_connector",
     "simulated",
+    "simulator_module",
 ]
 
 CONNECTORS_DIR = Path(__file__).parent
@@ -109,8 +110,13 @@ def simulated() -> list[str]:
 
 def make_simulator(name: str, records: int, seed: int = 0) -> SimulatorBase:
     """A seeded simulator of connector `name`."""
-    simulator: SimulatorBase = _module(folder(name), "simulator").make_simulator(records=records, seed=seed)
+    simulator: SimulatorBase = simulator_module(name).make_simulator(records=records, seed=seed)
     return simulator
+
+
+def simulator_module(name: str) -> ModuleType:
+    """The simulator module of connector `name` (its `make_simulator`, and `main` to serve it)."""
+    return _module(folder(name), "simulator")
 
 
 def load(name: str) -> tuple[ConnectorSpec, Hooks]:

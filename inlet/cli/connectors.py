@@ -38,9 +38,19 @@ def connectors_check(
     credential: Annotated[
         list[str], typer.Option("--credential", help="name=value, name=env:VAR or name=@file; repeatable")
     ] = [],  # noqa: B006
+    make_changes: Annotated[
+        bool,
+        typer.Option(
+            "--make-changes",
+            help="a simulator at --base-url: create, update and delete a record through its /_sim/mutate and "
+            "check that the changes show each",
+        ),
+    ] = False,
 ) -> None:
-    """Run the connector contract's read-only checks against a live endpoint."""
-    from connectors.check import run_checks
+    """Run the connector contract's checks against an endpoint (read-only unless --make-changes)."""
+    import httpx
+
+    from connectors.check import SimulatorWriter, run_checks
     from connectors.registry import load, open_connector
 
     with known_errors():
@@ -54,8 +64,9 @@ def connectors_check(
         )
 
         async def check() -> Any:
-            async with connector:
-                return await run_checks(connector, spec.collection_for("users"))
+            async with connector, httpx.AsyncClient(timeout=30) as control:
+                writer = SimulatorWriter(control, base_url) if make_changes else None
+                return await run_checks(connector, spec.collection_for("users"), writer)
 
         results = asyncio.run(check())
         for result in results:
@@ -96,12 +107,11 @@ def connectors_simulate(
     Every other option goes to the simulator: its knobs (e.g. `--search-per-second 5`), `--seed`,
     `--token-lifetime` and `--deliver-every`; `--knobs` lists the knobs with their defaults.
     """
-    import importlib
-
+    from connectors.registry import simulator_module
     from connectors.simulation import knobs
 
     with known_errors():
-        module = importlib.import_module(f"connectors.{name}.simulator")
+        module = simulator_module(name)
         if list_knobs:
             for knob in knobs(module.make_simulator):
                 typer.echo(f"{knob.flag:28} {knob.kind.__name__:6} default {knob.default!r}")

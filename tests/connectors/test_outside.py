@@ -11,12 +11,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
 from connectors.check import SimulatorWriter, run_checks
 from connectors.errors import SpecError
 from connectors.registry import CONNECTORS_DIR, available, builtin, load, make_simulator, open_connector, simulated
+from inlet.cli import app
 from tests.support.oauth import SIMULATOR_EGRESS
 from tests.support.outside import EXAMPLE, outside_connector
+from tests.support.serving import serve_in_thread
 
 REPO = Path(__file__).resolve().parents[2]
 NO_CREATED_FILTER = {"        - {param: created_after}\n": ""}
@@ -109,3 +112,20 @@ async def test_the_changes_check_fails_a_spec_without_the_deletions_endpoint(
     ok, detail = (await check("tinycrm"))["changes"]
     assert not ok and "deleted at the source" in detail and "misses deletions" in detail
     assert "created at the source" not in detail
+
+
+@pytest.mark.parametrize("edits", [{}, NO_CREATED_FILTER], ids=["good", "no-created-filter"])
+def test_connectors_check_make_changes_through_the_cli(
+    edits: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outside_connector(tmp_path, monkeypatch, edits)
+    sim = make_simulator("tinycrm", 40)
+    with serve_in_thread(sim.app) as url:
+        token = sim.connection(url)[1]["token"].get_secret_value()
+        args = ["connectors", "check", "tinycrm", "--base-url", url, f"--credential=token={token}", "--make-changes"]
+        result = CliRunner().invoke(app, args)
+    if edits:
+        assert result.exit_code == 1 and "FAIL changes" in result.output and "misses creates" in result.output
+    else:
+        assert result.exit_code == 0 and "ok   changes" in result.output, result.output
+    assert sim.stats()["records"] == 40  # one created, one deleted by the check

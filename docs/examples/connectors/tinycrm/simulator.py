@@ -13,12 +13,13 @@ Auth is `Authorization: Bearer <token>`; errors are `{"error": {"code": ..., "me
 `SimulatorBase` adds the rest: seeded contacts, `create`/`update`/`delete`, injected faults, `/_sim/*`.
 
     make_simulator(records=50).app     # an ASGI app; serve it with uvicorn, or pass it to httpx.ASGITransport
+    inlet connectors simulate tinycrm --port 8430   # served on 127.0.0.1 (with INLET_CONNECTORS_PATH set)
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,9 +27,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from connectors.simulation import Person, Refusal, SimulatorBase
+from connectors.simulation import Person, Refusal, SimulatorBase, serve, with_knobs
 
-__all__ = ["TinyCrmSimulator", "make_simulator"]
+__all__ = ["TinyCrmSimulator", "main", "make_simulator"]
 
 MAX_LIMIT = 100
 
@@ -139,6 +140,11 @@ class TinyCrmSimulator(SimulatorBase):
 
 
 make_simulator = TinyCrmSimulator  # the contract suite's factory: make_simulator(records, seed)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Serve the simulator on 127.0.0.1 (`inlet connectors simulate tinycrm`); `--help` lists the knobs."""
+    serve(*with_knobs(TinyCrmSimulator, argv, "Serve a simulated TinyCRM."))
 
 
 def _updated_ms(person: Person) -> int | None:
