@@ -138,13 +138,21 @@ def _load(found: ConnectorFolder) -> tuple[ConnectorSpec, Hooks]:
 
 
 def _folders() -> dict[str, ConnectorFolder]:
-    """Every connector by name; SpecError when two places give the same name."""
+    """Every connector by name; SpecError when two places give the same name.
+
+    Looked up once per INLET_CONNECTORS_PATH and sys.path (a connector is loaded on every webhook and run):
+    a folder added later is seen by the processes started after it."""
+    return _folders_for(os.environ.get(PATH_VARIABLE, ""), tuple(sys.path))
+
+
+@cache
+def _folders_for(path_value: str, syspath: tuple[str, ...]) -> dict[str, ConnectorFolder]:
     found: dict[str, ConnectorFolder] = {}
     candidates = [
         ConnectorFolder(p.parent.name, p.parent, f"connectors.{p.parent.name}", "built-in")
         for p in sorted(CONNECTORS_DIR.glob("*/connector.yaml"))
     ]
-    candidates += _path_folders(os.environ.get(PATH_VARIABLE, ""))
+    candidates += _path_folders(path_value)
     candidates += _entry_point_folders()
     for candidate in candidates:
         if (other := found.get(candidate.name)) is not None and other.path.resolve() != candidate.path.resolve():
