@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import jsonschema
@@ -49,3 +50,10 @@ def test_the_schema_refuses_what_the_spec_refuses() -> None:
     document = yaml.safe_load((DOCS / "examples/connectors/tinycrm/connector.yaml").read_text())
     document["collections"]["contacts"]["list"]["paginater"] = {"type": "cursor"}
     assert any("paginater" in e.message for e in validator.iter_errors(document))
+
+
+def test_the_guide_and_the_reference_link_only_to_files_that_exist() -> None:
+    for page in (DOCS / "writing-a-connector.md", DOCS / PAGE_FILE):
+        targets = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", page.read_text())
+        missing = [t for t in targets if not t.startswith("http") and not (page.parent / t).exists()]
+        assert targets and missing == [], f"{page.name}: {missing}"
