@@ -40,7 +40,7 @@ def test_an_outside_connector_imports_and_its_changes_reach_the_app(
 ) -> None:
     outside_connector(tmp_path / "team-connectors", monkeypatch)
     env = inlet_env(records=1)
-    sim = make_simulator("tinycrm", 150)
+    sim = make_simulator("tinycrm", 60)
     with serve_in_thread(sim.app) as url:
         parameters, credentials = sim.connection(url)
         engine = open_store(env.settings.store_url)
@@ -50,14 +50,14 @@ def test_an_outside_connector_imports_and_its_changes_reach_the_app(
             credentials={k: SecretStr(v.get_secret_value()) for k, v in credentials.items()},
         )  # fmt: skip
         imported = asyncio.run(full_import(ImportJob(tenant=TENANT, connection=CONNECTION)))
-        assert app_state(env) == source_state(sim) and len(app_state(env)) == 150
+        assert app_state(env) == source_state(sim) and len(app_state(env)) == 60
         ids = sim.ids()
         created, updated, deleted = sim.create(3), sim.update(ids[:4]), sim.delete(ids[4:9])
         updated += sim.update(created[:1])  # a record created and edited since the import
         polled = asyncio.run(poll_changes(TENANT, CONNECTION))
         applied = asyncio.run(incremental_import(TENANT, CONNECTION))
-    assert imported.records_seen == 150 and polled.mode == "changes"
+    assert imported.records_seen == 60 and polled.mode == "changes"
     assert (polled.upserts, polled.deletions) == (7, 5)
     assert (applied.created, applied.updated, applied.deleted) == (3, 4, 5)
-    assert app_state(env) == source_state(sim) and len(app_state(env)) == 148
+    assert app_state(env) == source_state(sim) and len(app_state(env)) == 58
     assert set(deleted).isdisjoint(app_state(env)) and set(created) <= set(app_state(env))
