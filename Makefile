@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 JSON_SERVER := .cache/node/node_modules/.bin/json-server
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo up test lint bench clean
+.PHONY: demo up test lint bench clean reference
 
 $(BIN)/inlet: pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; run: make PYTHON=python3 ..."; exit 1; }
@@ -33,6 +33,10 @@ test: $(BIN)/inlet
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 	$(BIN)/python -m pytest -q -rs
+
+# docs/connector.schema.json and docs/connector-yaml.md, generated from connectors/spec.py
+reference: $(BIN)/inlet
+	$(BIN)/inlet connectors schema --out docs
 
 lint: $(BIN)/inlet
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy .

@@ -19,11 +19,11 @@ import httpx
 from connectors.base import Connector, PageGuard
 from connectors.base_types import PageRequest
 from connectors.changes import Change, ChangePage, ChangeSet
-from connectors.errors import FatalError, SinceExpired, error_for_response
+from connectors.errors import FatalError, MalformedPage, SinceExpired, error_for_response
 from connectors.hints import marked_deleted
 from connectors.pagination import PageView
 from connectors.paths import MISSING, lookup
-from connectors.spec import ChangesSpec, PositionSpec
+from connectors.spec import ChangesSpec, DeletionsSpec, PositionSpec
 
 __all__ = ["change_pages", "pull_changes", "read_position"]
 
@@ -31,15 +31,39 @@ logger = logging.getLogger(__name__)
 
 
 async def change_pages(connector: Connector, collection: str, since: str | None = None) -> AsyncIterator[ChangePage]:
-    """The pages of one pull, each with its changes; the last one carries the next `since`."""
+    """The pages of one pull, each with its changes; the last one carries the next `since`.
+
+    With `since_filters` the pull is one query per filter and, with `deletions`, one more of the deletions
+    endpoint; they share the watermark, and only the very last page carries `since`.
+    """
     if connector.hooks.changes is not None:
         async for page in connector.hooks.changes(connector, collection, since):
             yield page
         return
     spec = _spec(connector, collection)
+    queries = _queries(connector, spec, since)
+    watermark: list[str | None] = [since]
+    for n, (first, source) in enumerate(queries):
+        last_query = n == len(queries) - 1
+        async for page in _query_pages(connector, collection, spec, source, first, watermark):
+            if page.next is None and not last_query:
+                page = ChangePage(changes=page.changes, next=None, since=None)
+            yield page
+
+
+async def _query_pages(
+    connector: Connector,
+    collection: str,
+    spec: ChangesSpec,
+    source: ChangesSpec | DeletionsSpec,
+    first: PageRequest,
+    watermark: list[str | None],
+) -> AsyncIterator[ChangePage]:
+    """The pages of one query: the changes endpoint (with one filter) or the deletions endpoint."""
     guard = PageGuard(connector.name, connector.spec.max_pages)
-    request: PageRequest | None = _first_request(connector, spec, since)
-    watermark, seen = since, 0
+    request: PageRequest | None = first
+    paths = _watermark_paths(spec) if isinstance(source, ChangesSpec) else [source.since_from_records]
+    seen = 0
     while request is not None:
         guard.check(request)
         outgoing = connector.build(request)
@@ -47,17 +71,43 @@ async def change_pages(connector: Connector, collection: str, since: str | None 
         response = await connector.send(connector.build(request), expiring)
         _raise_if_expired(connector, spec, response)
         body, records = connector.parse_page(
-            response, spec.records_path, connector.redact(request.url), optional=spec.records_optional
+            response, source.records_path, connector.redact(request.url), optional=source.records_optional
         )
         seen += len(records)
-        changes = [_change(connector, collection, spec, record) for record in records]
-        if spec.since_from_records:
-            watermark = _highest(watermark, (lookup(r, spec.since_from_records, None) for r in records))
+        if isinstance(source, DeletionsSpec):
+            changes = [_deletion(connector, collection, source, record) for record in records]
+        else:
+            changes = [_change(connector, collection, spec, record) for record in records]
+        for path in paths:
+            watermark[0] = _highest(watermark[0], (lookup(r, path, None) for r in records))
         view = PageView(body=body, records=records, seen=seen)
-        nxt = None if spec.paginator.is_last(view) else spec.paginator.next_request(outgoing, response, view)
+        nxt = None if source.paginator.is_last(view) else source.paginator.next_request(outgoing, response, view)
         request = PageRequest.from_httpx(nxt) if nxt is not None else None
-        next_since = None if request is not None else _next_since(spec, body, watermark)
+        next_since = None if request is not None else _next_since(spec, body, watermark[0])
         yield ChangePage(changes=changes, next=request, since=next_since)
+
+
+def _queries(
+    connector: Connector, spec: ChangesSpec, since: str | None
+) -> list[tuple[PageRequest, ChangesSpec | DeletionsSpec]]:
+    """The first request of each query of one pull, and what answers it."""
+    queries: list[tuple[PageRequest, ChangesSpec | DeletionsSpec]] = []
+    if since is None or not spec.since_filters:
+        queries.append((_first_request(connector, spec, since), spec))
+    else:
+        for where in spec.since_filters:
+            params = {**spec.params, **where.params, where.param: since}
+            request = connector.request(spec.method, spec.path, params, spec.json_body)
+            queries.append((PageRequest.from_httpx(spec.paginator.first_request(request)), spec))
+    if since is not None and (deletions := spec.deletions) is not None:
+        request = connector.request("GET", deletions.path, {**deletions.params, deletions.since_param: since})
+        queries.append((PageRequest.from_httpx(deletions.paginator.first_request(request)), deletions))
+    return queries
+
+
+def _watermark_paths(spec: ChangesSpec) -> list[str]:
+    paths = [spec.since_from_records] if spec.since_from_records else []
+    return paths + [f.from_records for f in spec.since_filters if f.from_records and f.from_records not in paths]
 
 
 async def pull_changes(connector: Connector, collection: str, since: str | None = None) -> ChangeSet:
@@ -162,6 +212,17 @@ def _change(connector: Connector, collection: str, spec: ChangesSpec, record: di
     if marked_deleted(spec.deleted, record):
         return Change("deleted", external_id, None, connector.updated_at(collection, record))
     return Change("upsert", external_id, record, connector.updated_at(collection, record))
+
+
+def _deletion(connector: Connector, collection: str, spec: DeletionsSpec, entry: dict[str, Any]) -> Change:
+    """A deletions-log entry as the deletion of the record it names."""
+    found = lookup(entry, spec.id_path, None)
+    if found in (None, "", MISSING) or isinstance(found, dict | list | bool):
+        raise MalformedPage(
+            f"{connector.name}: a {collection} deletions entry has no id at {spec.id_path!r}; check deletions.id_path",
+            connector=connector.name,
+        )
+    return Change("deleted", str(found), None)
 
 
 def _highest(current: str | None, values: Any) -> str | None:

@@ -44,9 +44,11 @@ __all__ = [
     "RateLimit",
     "ChangesSpec",
     "DeletedRule",
+    "DeletionsSpec",
     "ExpiredRule",
     "PositionSpec",
     "RetryPolicy",
+    "SinceFilter",
     "SyncDefaults",
     "load_spec",
     "placeholders",
@@ -59,7 +61,7 @@ RESERVED_PARAMETERS = frozenset({"webhook_account"})
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, use_attribute_docstrings=True)
 
 
 class RetryPolicy(_Strict):
@@ -75,9 +77,13 @@ class ListSpec(_Strict):
     """How to list a collection, page by page."""
 
     path: str
+    """URL path under base_url, e.g. `/v1/contacts`; may hold `{parameter}` placeholders"""
     method: Literal["GET", "POST"] = "GET"
+    """HTTP method (POST for search APIs that take a JSON body)"""
     params: dict[str, str] = {}
+    """query parameters sent with every page"""
     json_body: dict[str, Any] | None = None
+    """JSON body of a POST listing"""
     records_path: str = Field("", description="body path of the record list; empty: the body is the list")
     records_optional: bool = Field(False, description="a page without the records path is an empty page")
     paginator: Paginator = SinglePage()
@@ -87,9 +93,13 @@ class GetSpec(_Strict):
     """How to fetch one record by id; a `not_found` status means the record is gone."""
 
     path: str
+    """URL path of one record; must hold `{id}`"""
     params: dict[str, str] = {}
+    """query parameters sent with the request"""
     record_path: str = ""
+    """body path of the record; empty: the body is the record"""
     not_found: list[int] = [404, 410]
+    """statuses that mean the record is gone"""
     id_safe: str = Field("", description="characters left unquoted in {id} (Google's `people/c1` keeps `/`)")
 
     @model_validator(mode="after")
@@ -136,28 +146,82 @@ class PositionSpec(_Strict):
         return self
 
 
+class SinceFilter(_Strict):
+    """One "changed since" query of an OR: `param` takes the token (`created_after`), `params` go with it only.
+
+    `from_records` is the record field this query compares (`created_at`); its highest value joins the token,
+    beside the changes' `since_from_records`.
+    """
+
+    param: str
+    """query parameter that takes the token, e.g. `created_after`"""
+    params: dict[str, str] = {}
+    """more query parameters of this query only"""
+    from_records: str | None = Field(None, description="record path of the timestamp this query compares")
+
+
+class DeletionsSpec(_Strict):
+    """A second endpoint that lists deletions (an activity or audit log), read on every pull after the first.
+
+    Each entry it lists (after `params` filtered it to deletions) is one deleted record, whose id is at `id_path`.
+    `since_from_records` is the entry's timestamp: it joins the pull's token, so it must share the clock and the
+    format of the changes' own `since_from_records`.
+    """
+
+    path: str
+    """URL path of the log, e.g. `/v1/activity`"""
+    params: dict[str, str] = {}
+    """query parameters that keep deletions only, e.g. `{type: contact.deleted}`"""
+    records_path: str = ""
+    """body path of the entry list; empty: the body is the list"""
+    records_optional: bool = Field(False, description="a page without the records path is an empty page")
+    paginator: Paginator = SinglePage()
+    since_param: str = Field(description="query parameter that takes the token")
+    id_path: str = Field(description="entry path of the deleted record's id")
+    since_from_records: str = Field(description="entry path of the entry's timestamp")
+
+
 class ChangesSpec(_Strict):
     """How to pull what changed since a stored token `since` (a sync token, a delta link, a timestamp).
 
     The first pull (no `since`) sends `initial_params`; later ones put `since` in `since_param`, or GET it
     as a URL (`since_is_url`). The next `since` is read from the last page (`since_path`) or is the highest
     value of `since_from_records` seen.
+
+    Some APIs need several queries: `since_filters` sends one per filter (created since OR updated since,
+    where `updated` is null until the first edit) and merges them, and `deletions` reads deleted ids from a
+    second endpoint (an activity log). A record seen twice counts once, as its latest change.
     """
 
     path: str
+    """URL path of the changes listing (often the list path with a filter)"""
     method: Literal["GET", "POST"] = "GET"
+    """HTTP method"""
     params: dict[str, str] = {}
+    """query parameters sent with every pull"""
     json_body: dict[str, Any] | None = None
+    """JSON body of a POST pull"""
     records_path: str = ""
+    """body path of the change list; empty: the body is the list"""
     records_optional: bool = Field(False, description="a page without the records path is an empty page")
     paginator: Paginator = SinglePage()
     initial_params: dict[str, str] = {}
+    """extra query parameters of the first pull (no token yet)"""
     since_param: str | None = None
+    """query parameter that takes the token (e.g. `updated_since`)"""
     since_is_url: bool = False
+    """the token is a whole URL to GET (a delta link)"""
     since_path: str | None = None
+    """body path of the next token on the last page"""
     since_from_records: str | None = None
+    """record path of a timestamp; the highest seen is the next token"""
     deleted: DeletedRule | None = None
+    """which change records are deletions (tombstones)"""
     expired: list[ExpiredRule] = Field([], description="a rule or a list; any match means expired")
+    since_filters: list[SinceFilter] = Field(
+        [], description="OR of several since queries (created since, updated since), merged; instead of since_param"
+    )
+    deletions: DeletionsSpec | None = Field(None, description="a second endpoint listing deletions (an audit log)")
 
     @field_validator("expired", mode="before")
     @classmethod
@@ -168,8 +232,10 @@ class ChangesSpec(_Strict):
     def _one_way_each(self) -> ChangesSpec:
         if (self.since_path is None) == (self.since_from_records is None):
             raise ValueError("set exactly one of since_path or since_from_records")
-        if (self.since_param is None) == (not self.since_is_url):
-            raise ValueError("set exactly one of since_param or since_is_url: true")
+        if [self.since_param is not None, self.since_is_url, bool(self.since_filters)].count(True) != 1:
+            raise ValueError("set exactly one of since_param, since_is_url: true or since_filters")
+        if (self.since_filters or self.deletions) and self.since_from_records is None:
+            raise ValueError("since_filters and deletions need since_from_records (one timestamp token)")
         return self
 
 
@@ -178,12 +244,16 @@ class CollectionSpec(_Strict):
 
     udm: str | None = Field(None, description="the UDM this collection provides, e.g. users")
     id_path: str = "id"
+    """record path of the record's id"""
     id_pattern: str = Field(
         r"^[A-Za-z0-9_.:@=+/-]{1,200}$", description="what an external id looks like; a change with another is poison"
     )
     updated_at_path: str | None = None
+    """record path of its last-modified time, when it has one"""
     list: ListSpec
+    """how to list every record (full imports, deletion sweeps)"""
     get: GetSpec | None = None
+    """how to fetch one record by id (webhook hints, checks)"""
     changes: ChangesSpec | None = Field(None, description="the app's own incremental API (or a `changes` hook)")
     position: PositionSpec | None = Field(
         None, description="the change source's position, read before a full import (beside `changes:` or a hook)"
@@ -217,15 +287,23 @@ class ConnectorSpec(_Strict):
     """Everything inlet needs to know to read one external app."""
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    """the connector's name; must equal its folder's name"""
     title: str
+    """the app's name as people know it"""
     base_url: str
+    """API root, e.g. `https://api.hubapi.com` or `{base_url}` (a connection parameter)"""
     auth: AuthSpec = NoAuth()
     oauth: dict[Grant, OAuth2Spec] = Field({}, description="OAuth 2.0 grants a connection may use instead of `auth`")
     headers: dict[str, str] = {}
+    """headers sent with every request (an API version, an Accept)"""
     parameters: dict[str, ParameterSpec] = {}
+    """what each connection supplies: `{name}` in templates"""
     collections: dict[str, CollectionSpec]
+    """the app's object types, by name"""
     max_pages: int = Field(100_000, ge=1)
+    """a listing longer than this is an error (a guard against loops)"""
     timeout_seconds: float = Field(30.0, gt=0)
+    """per-request timeout"""
     retry: RetryPolicy = RetryPolicy()
     rate_limit: RateLimit | None = Field(None, description="keep each connection under the app's limit")
     origins: list[str] = Field(
@@ -262,6 +340,8 @@ class ConnectorSpec(_Strict):
                 path = call.path.replace("{id}", "") if kind == "get" else call.path  # the record id is not a parameter
                 found.append((f"collections.{name}.{kind}.path", path, "path"))
                 found += [(f"collections.{name}.{kind}.params.{k}", v, "path") for k, v in call.params.items()]
+            if collection.changes is not None and (deletions := collection.changes.deletions) is not None:
+                found.append((f"collections.{name}.changes.deletions.path", deletions.path, "path"))
             if collection.position is not None and collection.position.path is not None:
                 found.append((f"collections.{name}.position.path", collection.position.path, "path"))
         for grant, oauth in self.oauth.items():

@@ -73,7 +73,8 @@ def _clean_inlet_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No INLET_* setting leaks in from the shell or from another test; the egress guard allows 127.0.0.1
     (explicitly, as an operator would: tests/security/ checks the guard with nothing allowed)."""
     for name in list(os.environ):
-        if name.startswith("INLET_") and name != "INLET_JSON_SERVER_BIN":
+        # INLET_CONNECTORS_PATH stays: it is how a team runs the contract suite on its own connectors
+        if name.startswith("INLET_") and name not in ("INLET_JSON_SERVER_BIN", "INLET_CONNECTORS_PATH"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("INLET_EGRESS__ALLOW_HOSTS", LOOPBACK_ALLOWED)
     get_settings.cache_clear()

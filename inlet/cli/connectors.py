@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -38,11 +39,21 @@ def connectors_check(
     credential: Annotated[
         list[str], typer.Option("--credential", help="name=value, name=env:VAR or name=@file; repeatable")
     ] = [],  # noqa: B006
+    make_changes: Annotated[
+        bool,
+        typer.Option(
+            "--make-changes",
+            help="a simulator at --base-url: create, update and delete a record through its /_sim/mutate and "
+            "check that the changes show each",
+        ),
+    ] = False,
 ) -> None:
-    """Run the connector contract's read-only checks against a live endpoint."""
+    """Run the connector contract's checks against an endpoint (read-only unless --make-changes)."""
     import asyncio
 
-    from connectors.check import run_checks
+    import httpx
+
+    from connectors.check import SimulatorWriter, run_checks
     from connectors.registry import load, open_connector
     from inlet.settings import get_settings
 
@@ -57,14 +68,33 @@ def connectors_check(
         )
 
         async def check() -> Any:
-            async with connector:
-                return await run_checks(connector, spec.collection_for("users"))
+            async with connector, httpx.AsyncClient(timeout=30) as control:
+                writer = SimulatorWriter(control, base_url) if make_changes else None
+                return await run_checks(connector, spec.collection_for("users"), writer)
 
         results = asyncio.run(check())
         rows = [("ok" if r.ok else "FAIL", r.name, f"{r.seconds:.2f} s", r.detail) for r in results]
         print_table(("result", "check", "took", "detail"), rows)
         if not all(result.ok for result in results):
             raise typer.Exit(1)
+
+
+@connectors_app.command("schema")
+def connectors_schema(
+    out: Annotated[Path, typer.Option(help="folder to write connector.schema.json and connector-yaml.md to")] = Path(
+        "docs"
+    ),
+    check: Annotated[bool, typer.Option("--check", help="write nothing; exit 1 when a file is stale")] = False,
+) -> None:
+    """Write the connector.yaml reference (JSON Schema and Markdown page) generated from the spec."""
+    from connectors.reference import stale, write
+
+    if check:
+        for path in stale(out):
+            typer.echo(f"stale: {path} (run: inlet connectors schema --out {out})")
+        raise typer.Exit(1 if stale(out) else 0)
+    for path in write(out):
+        typer.echo(f"wrote {path}")
 
 
 @connectors_app.command("simulate", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -81,12 +111,11 @@ def connectors_simulate(
     Every other option goes to the simulator: its knobs (e.g. `--search-per-second 5`), `--seed`,
     `--token-lifetime` and `--deliver-every`; `--knobs` lists the knobs with their defaults.
     """
-    import importlib
-
+    from connectors.registry import simulator_module
     from connectors.simulation import knobs
 
     with known_errors():
-        module = importlib.import_module(f"connectors.{name}.simulator")
+        module = simulator_module(name)
         if list_knobs:
             for knob in knobs(module.make_simulator):
                 typer.echo(f"{knob.flag:28} {knob.kind.__name__:6} default {knob.default!r}")

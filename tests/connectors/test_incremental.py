@@ -154,3 +154,58 @@ def test_a_key_holding_dots_is_found_whole() -> None:
         "d",
         1,
     )
+
+
+OR_FILTERS = {
+    "path": "/items",
+    "records_path": "data",
+    "since_filters": [{"param": "created_after"}, {"param": "updated_after", "from_records": "updated"}],
+    "since_from_records": "created",
+    "deletions": {
+        "path": "/log",
+        "records_path": "data",
+        "since_param": "since",
+        "id_path": "item",
+        "since_from_records": "at",
+    },
+}
+
+
+def or_api(request: httpx.Request) -> httpx.Response:
+    """Items 1-3 (3 created after t2, 1 edited at t4; `updated` null until the first edit); 2 deleted at t5."""
+    rows = [
+        {"id": 1, "created": "t1", "updated": "t4"},
+        {"id": 3, "created": "t3", "updated": None},
+    ]
+    params, seen = request.url.params, []
+    if request.url.path == "/log":
+        seen = [{"item": 2, "at": "t5"}] if params["since"] < "t5" else []
+    elif "created_after" in params:
+        seen = [r for r in rows if str(r["created"]) > params["created_after"]]
+    elif "updated_after" in params:
+        seen = [r for r in rows if r["updated"] is not None and str(r["updated"]) > params["updated_after"]]
+    else:
+        seen = [*rows, {"id": 2, "created": "t2", "updated": None}]
+    return httpx.Response(200, json={"data": seen})
+
+
+async def test_or_filters_and_a_deletions_log_give_creates_updates_and_deletes_with_one_token() -> None:
+    async with connector(OR_FILTERS, or_api) as app:
+        result = await pull_changes(app, "contacts", "t2")
+        again = await pull_changes(app, "contacts", result.since)
+    assert [(c.kind, c.external_id) for c in result.changes] == [("upsert", "3"), ("upsert", "1"), ("deleted", "2")]
+    assert result.since == "t5" and again.changes == [] and again.since == "t5"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({**OR_FILTERS, "since_param": "s"}, "exactly one of since_param, since_is_url: true or since_filters"),
+        ({**OR_FILTERS, "since_from_records": None, "since_path": "next"}, "need since_from_records"),
+    ],
+)
+def test_or_filters_take_the_place_of_since_param_and_need_a_record_watermark(
+    changes: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        connector(changes, or_api)
