@@ -155,7 +155,7 @@ def policy(
 
     with _errors():
         row = set_policy(
-            installation().engine,
+            installation(),
             tenant,
             connection_id,
             poll_seconds=poll_interval,
@@ -174,7 +174,7 @@ def pause(tenant: Tenant, connection_id: ConnectionOption) -> None:
     from inlet.service import pause as pause_connection
 
     with _errors():
-        pause_connection(installation().engine, tenant, connection_id)
+        pause_connection(installation(), tenant, connection_id)
         typer.echo(f"connection {connection_id} paused")
 
 
@@ -184,7 +184,7 @@ def resume(tenant: Tenant, connection_id: ConnectionOption) -> None:
     from inlet.service import resume as resume_connection
 
     with _errors():
-        resume_connection(installation().engine, tenant, connection_id)
+        resume_connection(installation(), tenant, connection_id)
         typer.echo(f"connection {connection_id} active")
 
 
@@ -194,5 +194,5 @@ def remove(tenant: Tenant, connection_id: ConnectionOption) -> None:
     from inlet.service import remove_connection
 
     with _errors():
-        remove_connection(installation().engine, tenant, connection_id)
+        remove_connection(installation(), tenant, connection_id)
         typer.echo(f"connection {connection_id} removed")

@@ -7,9 +7,8 @@ from typing import Annotated
 
 import typer
 
+from inlet.cli.common import installation
 from inlet.cli.common import known_errors as _errors
-from inlet.settings import get_settings
-from inlet.store import open_store
 
 __all__ = ["inbox_app"]
 
@@ -28,7 +27,7 @@ def list_events(
     from inlet.service import poison_events
 
     with _errors():
-        for e in poison_events(open_store(get_settings().store_url), tenant, connection):
+        for e in poison_events(installation(), tenant, connection):
             typer.echo(f"{e.id}\t{e.tenant_id}\t{e.connection_id}\t{e.kind}\t{e.external_id}\t{e.reason}")
 
 
@@ -38,7 +37,7 @@ def retry(tenant: Tenant, event_id: Ids = None) -> None:
     from inlet.service import retry_poison
 
     with _errors():
-        count = retry_poison(open_store(get_settings().store_url), tenant, event_id)
+        count = retry_poison(installation(), tenant, event_id)
         typer.echo(f"{count} events back in the inbox; the next poll or webhook applies them")
 
 
@@ -48,4 +47,4 @@ def drop(tenant: Tenant, event_id: Ids = None) -> None:
     from inlet.service import drop_poison
 
     with _errors():
-        typer.echo(f"{drop_poison(open_store(get_settings().store_url), tenant, event_id)} events dropped")
+        typer.echo(f"{drop_poison(installation(), tenant, event_id)} events dropped")

@@ -90,7 +90,7 @@ def status() -> None:
         for row in report.connections:
             typer.echo("  ".join(f"{k}={v}" for k, v in row.items()))
         typer.echo("continuity:")
-        for row in service.sync_status(inst.engine):
+        for row in service.sync_status(inst):
             typer.echo("  ".join(f"{k}={v}" for k, v in row.items()))
     deliveries_status()
 

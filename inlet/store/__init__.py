@@ -61,6 +61,7 @@ from inlet.store.sync import (
     reconciled,
     record_poll,
     remove_connection,
+    request_work,
     set_intervals,
     set_state,
 )
@@ -154,6 +155,7 @@ __all__ = [
     "reconciled",
     "record_poll",
     "remove_connection",
+    "request_work",
     "set_intervals",
     "set_state",
     "Vault",
