@@ -203,3 +203,16 @@ def test_a_revoked_grant_pauses_the_connection_until_it_is_connected_again(inlet
     assert row["state"].startswith("needs_reauth") and claim_due(engine) == []
     save_tokens(engine, vault, CONNECTION, "authorization_code", TokenSet(access_token=SecretStr("t2")))
     assert [d.work for d in claim_due(engine)] == ["import"]
+
+
+def test_a_scheduled_poll_applies_the_webhook_events_waiting_in_the_inbox(inlet_env: InletEnvFactory) -> None:
+    env = inlet_env(records=20)
+    asyncio.run(full_import(ImportJob(tenant=TENANT, connection=CONNECTION)))
+    engine = open_store(env.settings.store_url)
+    created = env.sim("mutate", {"create": 2})["created"]
+    _hide_changes_until_now(engine)  # the poll itself hears nothing: only the webhooks carry these creates
+    heard = [HeardChange(TENANT, CONNECTION, "users", i, "upsert", "webhook", source_event_id=f"w{i}") for i in created]
+    inbox.add(engine, heard)  # their `inlet.records.changed` notice was lost: no incremental-import run comes
+    asyncio.run(sync_connection(TENANT, CONNECTION, "users", "poll"))  # as a task worker runs the scheduler's poll
+    assert inbox.depth(engine, CONNECTION) == 0
+    assert set(created) <= app_ids(env) and app_ids(env) == source_ids(env)
