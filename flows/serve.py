@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from prefect import Flow, serve
 from prefect.client.schemas.schedules import construct_schedule
-from prefect.deployments.runner import RunnerDeployment
+from prefect.deployments.runner import EntrypointType, RunnerDeployment
 from prefect.events import DeploymentTriggerTypes
 from pydantic import TypeAdapter
 
@@ -55,6 +55,9 @@ def _deployment(spec: dict[str, Any]) -> RunnerDeployment:
         schedules=[_schedule(name, schedule) for schedule in spec.get("schedules") or []],
         triggers=[_triggers.validate_python(trigger) for trigger in spec.get("triggers") or []],
         enforce_parameter_schema=spec.get("enforce_parameter_schema", True),
+        # a run imports its flow as `flows.<module>`, not as a script named after the file: a background task it
+        # submits (.delay()) carries the flow in its context, pickled by reference, and a task worker must import it
+        entrypoint_type=EntrypointType.MODULE_PATH,
     )
     return _sync(deployment)
 

@@ -188,6 +188,16 @@ def resume(tenant: Tenant, connection_id: ConnectionOption) -> None:
         typer.echo(f"connection {connection_id} active")
 
 
+@connections_app.command("reconcile")
+def reconcile(tenant: Tenant, connection_id: ConnectionOption) -> None:
+    """Reconcile a connection at the scheduler's next tick (a full sync that repairs and reports drift)."""
+    from inlet.service import request_reconciliation
+
+    with _errors():
+        request_reconciliation(installation(), tenant, connection_id)
+        typer.echo(f"connection {connection_id}: reconciliation due at the scheduler's next tick")
+
+
 @connections_app.command("remove")
 def remove(tenant: Tenant, connection_id: ConnectionOption) -> None:
     """Stop a connection and delete it with everything inlet keeps for it (its records stay in your app)."""
