@@ -15,8 +15,9 @@ from typing import Any
 import yaml
 from prefect import Flow, serve
 from prefect.client.schemas.schedules import construct_schedule
-from prefect.deployments.runner import EntrypointType, RunnerDeployment
+from prefect.deployments.runner import RunnerDeployment
 from prefect.events import DeploymentTriggerTypes
+from prefect.types.entrypoint import EntrypointType
 from pydantic import TypeAdapter
 
 __all__ = ["PREFECT_YAML", "deployments", "main"]
