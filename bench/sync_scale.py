@@ -182,6 +182,8 @@ def _measure(
     warm = time.time()
     while (imported := _imported(engine)) < len(connections):
         _alive(started)
+        if time.time() - warm > args.warm_up_minutes * 60:
+            raise SystemExit(f"only {imported} of {len(connections)} connections imported in the warm-up: too slow")
         print(f"warm-up: {imported}/{len(connections)} imported after {time.time() - warm:.0f} s", flush=True)
         time.sleep(10)
     warm_seconds = time.time() - warm
@@ -310,6 +312,7 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--sims", type=int, default=4, help="simulator processes per app")
     parser.add_argument("--records", type=int, default=20, help="records per simulator")
     parser.add_argument("--changes-per-minute", type=float, default=6)
+    parser.add_argument("--warm-up-minutes", type=float, default=60, help="give up when not all are imported by then")
     parser.add_argument("--worker-limit", type=int, default=8, help="task runs at once in the task worker")
     return parser.parse_args()
 
