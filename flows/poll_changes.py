@@ -41,6 +41,7 @@ class PollSummary(RunSummary):
     upserts: int = 0
     deletions: int = 0
     added_to_inbox: int = 0
+    applied_from_inbox: int = 0  # inbox events (this poll's and webhooks') the run applied itself
     since: str | None = None
     delete_guard: str = ""
     auth: Auth = "ok"
@@ -52,14 +53,21 @@ async def poll_changes(
     connection: ConnectionId,
     data_source: DataSource = "users",
     force_delete: Annotated[bool, Field(description="let a full-scan diff delete past the mass-delete guard")] = False,
+    apply: Annotated[
+        bool,
+        Field(
+            description="then apply the whole inbox in this run (webhook events included), as the scheduler's polls do"
+        ),
+    ] = False,
 ) -> PollSummary:
-    """Pull what changed since the last poll into the connection's inbox.
+    """Pull what changed since the last poll into the connection's inbox (and, with `apply`, apply the inbox).
 
     Args:
         tenant: the tenant id.
         connection: the connection to poll.
         data_source: the data model, e.g. users.
         force_delete: let a full-scan diff delete past the mass-delete guard.
+        apply: then apply the whole inbox in this run (webhook events included), as the scheduler's polls do.
     """
     job = ImportJob(tenant=tenant, connection=connection, data_source=data_source)
     try:
@@ -82,11 +90,11 @@ async def poll_changes(
         summary.added_to_inbox = await anyio.to_thread.run_sync(_store, run, heard, since, resynced)
         summary.since = since
         await anyio.to_thread.run_sync(record_poll, run.engine, connection, summary.mode, None)
+        inline = apply or run.settings.incremental_runner == "task-worker"  # a run already: apply here
         if summary.added_to_inbox:
-            on_task_worker = run.settings.incremental_runner == "task-worker"
-            emit_changed(tenant, connection, source="poll", submit=not on_task_worker)
-            if on_task_worker:  # this run is a process already: apply here rather than hand over
-                await apply_inbox(tenant, connection, data_source)
+            emit_changed(tenant, connection, source="poll", submit=not inline)
+        if inline and (summary.added_to_inbox or await anyio.to_thread.run_sync(inbox.depth, run.engine, connection)):
+            summary.applied_from_inbox = (await apply_inbox(tenant, connection, data_source)).inbox_events
         await publish_summary("poll-changes", tenant, connection, summary=summary.model_dump())
         get_run_logger().info("poll of %s/%s: %s", tenant, connection, summary.model_dump())
         return summary

@@ -102,9 +102,9 @@ async def sync_connection(
 
 
 async def _poll_and_apply(tenant: str, connection: str, data_source: str) -> None:
-    """Poll; what it heard is applied by the `inlet.records.changed` event's run (incremental-import, or on a
-    task-worker setup the poll itself)."""
-    await poll_changes(tenant, connection, data_source)
+    """Poll, then apply the connection's whole inbox in this task run: what the poll heard and the webhook events
+    waiting there (whose own notice may have been lost), with no second run to start."""
+    await poll_changes(tenant, connection, data_source, apply=True)
 
 
 def drift_of(summary: ImportSummary) -> dict[str, int]:

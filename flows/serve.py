@@ -17,6 +17,7 @@ from prefect import Flow, serve
 from prefect.client.schemas.schedules import construct_schedule
 from prefect.deployments.runner import RunnerDeployment
 from prefect.events import DeploymentTriggerTypes
+from prefect.types.entrypoint import EntrypointType
 from pydantic import TypeAdapter
 
 __all__ = ["PREFECT_YAML", "deployments", "main"]
@@ -55,6 +56,9 @@ def _deployment(spec: dict[str, Any]) -> RunnerDeployment:
         schedules=[_schedule(name, schedule) for schedule in spec.get("schedules") or []],
         triggers=[_triggers.validate_python(trigger) for trigger in spec.get("triggers") or []],
         enforce_parameter_schema=spec.get("enforce_parameter_schema", True),
+        # a run imports its flow as `flows.<module>`, not as a script named after the file: a background task it
+        # submits (.delay()) carries the flow in its context, pickled by reference, and a task worker must import it
+        entrypoint_type=EntrypointType.MODULE_PATH,
     )
     return _sync(deployment)
 

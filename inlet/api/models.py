@@ -33,6 +33,8 @@ __all__ = [
     "RetryIn",
     "RunOut",
     "StatusOut",
+    "SyncIn",
+    "SyncOut",
     "TenantIn",
     "TenantOut",
     "ValidationOut",
@@ -122,6 +124,39 @@ class RunOut(_Out):
     name: str
     deployment: str
     state: str
+
+
+class SyncIn(BaseModel):
+    """What to change in a connection's sync policy; what is left out stays."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    poll_seconds: int | None = Field(None, ge=10, le=86_400 * 7, description="seconds between polls")
+    reconcile_seconds: int | None = Field(
+        None, ge=60, le=86_400 * 365, description="seconds between reconciliations (full syncs reporting drift)"
+    )
+    webhooks: bool | None = Field(None, description="whether webhooks feed the connection (else it is polled)")
+
+
+class SyncOut(BaseModel):
+    """Where a connection's continuity stands: its policy, change source, polls, lag and last reconciliation."""
+
+    tenant: str
+    connection: str
+    app: str
+    state: str = Field(description="active, paused or needs_reauth, with the reason")
+    change_source: str = Field(description="webhooks, poll (the app's incremental API) or scan-diff")
+    poll_every: int
+    reconcile_every: int
+    imported: str
+    last_poll: str
+    next_poll: str
+    lag_seconds: float | None
+    last_reconcile: str
+    drift: dict[str, int] = Field(description="what the last reconciliation found the change source had missed")
+    requested: Literal["import", "reconcile"] | None = Field(
+        description="work asked for out of turn, submitted at the scheduler's next tick (within about 20 s)"
+    )
 
 
 class StatusRow(BaseModel):

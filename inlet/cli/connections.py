@@ -170,7 +170,7 @@ def policy(
 
     with _errors():
         row = set_policy(
-            installation().engine,
+            installation(),
             tenant,
             connection_id,
             poll_seconds=poll_interval,
@@ -189,7 +189,7 @@ def pause(tenant: Tenant, connection_id: ConnectionOption) -> None:
     from inlet.service import pause as pause_connection
 
     with _errors():
-        pause_connection(installation().engine, tenant, connection_id)
+        pause_connection(installation(), tenant, connection_id)
         typer.echo(f"connection {connection_id} paused")
 
 
@@ -199,8 +199,18 @@ def resume(tenant: Tenant, connection_id: ConnectionOption) -> None:
     from inlet.service import resume as resume_connection
 
     with _errors():
-        resume_connection(installation().engine, tenant, connection_id)
+        resume_connection(installation(), tenant, connection_id)
         typer.echo(f"connection {connection_id} active")
+
+
+@connections_app.command("reconcile")
+def reconcile(tenant: Tenant, connection_id: ConnectionOption) -> None:
+    """Reconcile a connection at the scheduler's next tick (a full sync that repairs and reports drift)."""
+    from inlet.service import request_reconciliation
+
+    with _errors():
+        request_reconciliation(installation(), tenant, connection_id)
+        typer.echo(f"connection {connection_id}: reconciliation due at the scheduler's next tick")
 
 
 @connections_app.command("remove")

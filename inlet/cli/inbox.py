@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from inlet.cli.common import installation
 from inlet.cli.common import known_errors as _errors
 from inlet.cli.output import DEFAULT_LIMIT, print_slice
 
@@ -28,7 +29,7 @@ def list_events(
     from inlet.service import poison_events
 
     with _errors():
-        events = poison_events(_store(), tenant, connection)
+        events = poison_events(installation(), tenant, connection)
         rows = [(e.id, e.tenant_id, e.connection_id, e.kind, e.external_id, e.reason) for e in events]
         command = "inlet inbox list" + (f" -t {tenant}" if tenant else "") + (f" -c {connection}" if connection else "")
         headers = ("id", "tenant", "connection", "kind", "record", "why set aside")
@@ -41,7 +42,7 @@ def retry(tenant: Tenant, event_id: Ids = None) -> None:
     from inlet.service import retry_poison
 
     with _errors():
-        count = retry_poison(_store(), tenant, event_id)
+        count = retry_poison(installation(), tenant, event_id)
         typer.echo(f"{count} events back in the inbox; the next poll or webhook applies them")
 
 
@@ -51,11 +52,5 @@ def drop(tenant: Tenant, event_id: Ids = None) -> None:
     from inlet.service import drop_poison
 
     with _errors():
-        typer.echo(f"{drop_poison(_store(), tenant, event_id)} events dropped")
+        typer.echo(f"{drop_poison(installation(), tenant, event_id)} events dropped")
 
-
-def _store() -> Any:
-    from inlet.settings import get_settings
-    from inlet.store import open_store
-
-    return open_store(get_settings().store_url)

@@ -162,7 +162,7 @@ def status(tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="on
     with _errors():
         inst = installation()
         report = service.status_report(inst, tenant)
-        continuity = {row["connection"]: row for row in service.sync_status(inst.engine, tenant)}
+        continuity = {row["connection"]: row for row in service.sync_status(inst, tenant)}
         if not report.connections:
             typer.echo("no connections yet: `inlet connections add` (or `inlet up` for the demo)")
         for row in report.connections:

@@ -8,8 +8,8 @@ who may call them. The CLI, the HTTP API (`inlet.api`) and the tenant pages (`in
     preview_mapping(inst, "demo", "demo-hubspot", MappingChange(set_fields={"title": "{{ title | upper }}"}))
 
 Sync policy (pause, resume, intervals), the continuity status and poison inbox events are in
-`inlet.service.sync`: `set_policy`, `pause`, `resume`, `remove_connection`, `sync_status`, `poison_events`,
-`retry_poison`, `drop_poison` (they take the store's engine; the API does not call them yet).
+`inlet.service.sync`: `set_policy`, `pause`, `resume`, `request_import`, `request_reconciliation`,
+`remove_connection`, `sync_of`, `sync_status`, `poison_events`, `retry_poison`, `drop_poison`.
 """
 
 from inlet.service.access import (
@@ -99,9 +99,12 @@ from inlet.service.sync import (
     pause,
     poison_events,
     remove_connection,
+    request_import,
+    request_reconciliation,
     resume,
     retry_poison,
     set_policy,
+    sync_of,
     sync_status,
 )
 from inlet.service.tenants import create_tenant, get_tenant, list_tenants, require_tenant
@@ -178,6 +181,8 @@ __all__ = [
     "purge_dead_letters",
     "record_audit",
     "remove_connection",
+    "request_import",
+    "request_reconciliation",
     "replay_dead_letters",
     "replay_selected",
     "require_tenant",
@@ -199,6 +204,7 @@ __all__ = [
     "start_quarantine_retry",
     "start_retry",
     "status_report",
+    "sync_of",
     "sync_status",
     "validate_mapping",
 ]

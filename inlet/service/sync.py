@@ -1,29 +1,32 @@
 """Sync policy operations the CLI and the API share: set a connection's intervals, pause, resume or remove it,
-and how each connection's continuity stands (change source, polls, lag, last reconciliation and its drift)."""
+ask for a full import or a reconciliation out of turn, how each connection's continuity stands (change source,
+polls, lag, last reconciliation and its drift), and its poison inbox events. Each takes the Installation."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from connectors.registry import load
 from inlet.errors import ConfigError
+from inlet.service.installation import Installation
 from inlet.store import (
     Connection,
+    PoisonEvent,
     SyncPolicy,
     WebhookSubscription,
-    drop_poison,
     ensure_policies,
     policy_for,
-    retry_poison,
+    request_work,
     set_intervals,
-    set_state,
 )
-from inlet.store import list_poison as poison_events
+from inlet.store import drop_poison as drop_poison_events
+from inlet.store import list_poison as list_poison_events
 from inlet.store import remove_connection as forget_connection
+from inlet.store import retry_poison as retry_poison_events
+from inlet.store import set_state as set_sync_state
 
 __all__ = [
     "change_source",
@@ -31,15 +34,18 @@ __all__ = [
     "pause",
     "poison_events",
     "remove_connection",
+    "request_import",
+    "request_reconciliation",
     "resume",
     "retry_poison",
     "set_policy",
+    "sync_of",
     "sync_status",
 ]
 
 
 def set_policy(
-    engine: Engine,
+    inst: Installation,
     tenant_id: str,
     connection_id: str,
     *,
@@ -52,7 +58,7 @@ def set_policy(
         if value is not None and value < least:
             raise ConfigError(f"the {name} must be at least {least} s, got {value}")
     return set_intervals(
-        engine,
+        inst.engine,
         tenant_id,
         connection_id,
         poll_seconds=poll_seconds,
@@ -61,20 +67,47 @@ def set_policy(
     )
 
 
-def pause(engine: Engine, tenant_id: str, connection_id: str) -> SyncPolicy:
+def pause(inst: Installation, tenant_id: str, connection_id: str) -> SyncPolicy:
     """Stop submitting the connection's imports, polls and reconciliations (a run under way finishes)."""
-    return set_state(engine, tenant_id, connection_id, "paused", "paused by the operator")
+    return set_sync_state(inst.engine, tenant_id, connection_id, "paused", "paused by the operator")
 
 
-def resume(engine: Engine, tenant_id: str, connection_id: str) -> SyncPolicy:
+def resume(inst: Installation, tenant_id: str, connection_id: str) -> SyncPolicy:
     """Run the connection again; work that fell due while it was paused is submitted at the next tick."""
-    return set_state(engine, tenant_id, connection_id, "active")
+    return set_sync_state(inst.engine, tenant_id, connection_id, "active")
 
 
-def remove_connection(engine: Engine, tenant_id: str, connection_id: str) -> None:
+def request_reconciliation(inst: Installation, tenant_id: str, connection_id: str) -> SyncPolicy:
+    """A reconciliation (a full sync diffed against the ledger, drift reported) at the scheduler's next tick."""
+    return request_work(inst.engine, tenant_id, connection_id, "reconcile")
+
+
+def request_import(inst: Installation, tenant_id: str, connection_id: str) -> SyncPolicy:
+    """A full import at the scheduler's next tick, run by a task worker under the connection's single flight."""
+    return request_work(inst.engine, tenant_id, connection_id, "import")
+
+
+def remove_connection(inst: Installation, tenant_id: str, connection_id: str) -> None:
     """Stop the connection and delete it with everything the store keeps for it."""
-    policy_for(engine, tenant_id, connection_id)
-    forget_connection(engine, tenant_id, connection_id)
+    policy_for(inst.engine, tenant_id, connection_id)
+    forget_connection(inst.engine, tenant_id, connection_id)
+
+
+def poison_events(
+    inst: Installation, tenant_id: str | None = None, connection_id: str | None = None
+) -> list[PoisonEvent]:
+    """The inbox events set aside, with their reason (one tenant's, or every tenant's for the operator)."""
+    return list_poison_events(inst.engine, tenant_id, connection_id)
+
+
+def retry_poison(inst: Installation, tenant_id: str, ids: list[int] | None = None) -> int:
+    """Put a tenant's poison events (these, or all) back into the drain; how many."""
+    return retry_poison_events(inst.engine, tenant_id, ids)
+
+
+def drop_poison(inst: Installation, tenant_id: str, ids: list[int] | None = None) -> int:
+    """Delete a tenant's poison events (these, or all); how many."""
+    return drop_poison_events(inst.engine, tenant_id, ids)
 
 
 def change_source(connection: Connection, policy: SyncPolicy, subscription: WebhookSubscription | None = None) -> str:
@@ -100,12 +133,20 @@ def _polled(connection: Connection) -> str:
     return "poll" if collection.changes is not None or hooks.changes is not None else "scan-diff"
 
 
-def sync_status(engine: Engine, tenant_id: str | None = None) -> list[dict[str, Any]]:
+def sync_of(inst: Installation, tenant_id: str, connection_id: str) -> dict[str, Any]:
+    """One connection's row of `sync_status` (NotFound when the tenant has no such connection)."""
+    policy = policy_for(inst.engine, tenant_id, connection_id)
+    with Session(inst.engine) as session:
+        connection = session.get_one(Connection, connection_id)
+    return _row(connection, policy, datetime.now(UTC))
+
+
+def sync_status(inst: Installation, tenant_id: str | None = None) -> list[dict[str, Any]]:
     """One row per connection: state, change source, last and next poll, lag, last reconciliation and drift."""
-    ensure_policies(engine)
+    ensure_policies(inst.engine)
     now = datetime.now(UTC)
     rows = []
-    with Session(engine) as session:
+    with Session(inst.engine) as session:
         query = select(Connection, SyncPolicy).where(Connection.id == SyncPolicy.connection_id)
         if tenant_id is not None:
             query = query.where(Connection.tenant_id == tenant_id)
@@ -134,6 +175,7 @@ def _row(
         "lag_seconds": round((now - last_poll).total_seconds(), 1) if last_poll else None,
         "last_reconcile": _when(policy.last_reconcile_at),
         "drift": policy.drift or {},
+        "requested": policy.requested_work,
     }
 
 

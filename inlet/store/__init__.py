@@ -72,6 +72,7 @@ from inlet.store.sync import (
     reconciled,
     record_poll,
     remove_connection,
+    request_work,
     set_intervals,
     set_state,
 )
@@ -176,6 +177,7 @@ __all__ = [
     "reconciled",
     "record_poll",
     "remove_connection",
+    "request_work",
     "set_intervals",
     "set_state",
     "Vault",

@@ -31,6 +31,7 @@ __all__ = [
     "reconciled",
     "record_poll",
     "remove_connection",
+    "request_work",
     "set_intervals",
     "set_state",
 ]
@@ -148,6 +149,7 @@ def claim_due(engine: Engine, now: datetime | None = None) -> list[Due]:
             if work is None:
                 continue
             setattr(policy, f"{work}_submitted_at", now)
+            policy.requested_work = None  # what was asked for out of turn is submitted now (or the import is)
             session.add(policy)
             due.append(Due(policy.tenant_id, policy.connection_id, policy.data_source, work))
         session.commit()
@@ -155,6 +157,10 @@ def claim_due(engine: Engine, now: datetime | None = None) -> list[Due]:
 
 
 def _work_due(policy: SyncPolicy, now: datetime) -> Work | None:
+    if policy.requested_work == "reconcile" and policy.imported_at is not None:
+        return "reconcile"
+    if policy.requested_work == "import":
+        return "import"
     if policy.imported_at is None:
         submitted = _aware(policy.import_submitted_at)
         return "import" if submitted is None or now - submitted >= IMPORT_RETRY else None
@@ -166,6 +172,21 @@ def _work_due(policy: SyncPolicy, now: datetime) -> Work | None:
             return "reconcile"
     last = max(filter(None, (_aware(policy.poll_submitted_at), _aware(policy.imported_at))))
     return "poll" if now - last >= timedelta(seconds=policy.poll_seconds) else None
+
+
+def request_work(
+    engine: Engine, tenant_id: str, connection_id: str, work: Literal["import", "reconcile"]
+) -> SyncPolicy:
+    """Make a full import or a reconciliation due at the scheduler's next tick, whatever the intervals say (a
+    paused connection gets it once resumed). Stored, so a scheduler that is down loses nothing."""
+    policy_for(engine, tenant_id, connection_id)
+    with Session(engine) as session:
+        policy = session.get_one(SyncPolicy, connection_id)
+        policy.requested_work, policy.requested_at, policy.updated_at = work, utcnow(), utcnow()
+        session.add(policy)
+        session.commit()
+        session.refresh(policy)
+        return policy
 
 
 def _reactivate_reconnected(session: Session) -> None:

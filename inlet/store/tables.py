@@ -254,6 +254,8 @@ class SyncPolicy(SQLModel, table=True):
     last_change_at: datetime | None = Field(default=None, description="newest change a poll found, as the app said")
     last_reconcile_at: datetime | None = None
     drift: dict[str, int] | None = Field(default=None, sa_column=Column(JSON))
+    requested_work: str | None = Field(default=None, description="import or reconcile, asked for out of turn")
+    requested_at: datetime | None = None
     updated_at: datetime = Field(default_factory=utcnow)
 
 

@@ -21,11 +21,25 @@ from flows.poll_changes import poll_changes
 from flows.runtime import ImportJob
 from flows.scheduler import sync_connection, sync_scheduler
 from inlet.oauth import mark_needs_reauth, register_client, save_tokens
-from inlet.service import drop_poison, pause, poison_events, resume, retry_poison, set_policy, sync_status
+from inlet.service import (
+    Installation,
+    drop_poison,
+    open_installation,
+    pause,
+    poison_events,
+    resume,
+    retry_poison,
+    set_policy,
+    sync_status,
+)
 from inlet.store import HeardChange, SyncPolicy, SyncState, Vault, claim_due, inbox, open_store, utcnow
 from tests.conftest import SIM_TOKEN, InletEnv, InletEnvFactory
 
 TENANT, CONNECTION = "acme", "acme-hubspot"
+
+
+def _inst(env: InletEnv) -> Installation:
+    return open_installation(env.settings)
 
 
 def app_ids(env: InletEnv) -> set[str]:
@@ -86,12 +100,12 @@ def test_the_scheduler_imports_a_new_connection_then_submits_its_polls_and_never
     _backdate(engine, seconds=301)
     assert asyncio.run(sync_scheduler()).polls == 1
     assert asyncio.run(sync_scheduler()).polls == 0  # claimed once: the stamp is stored
-    pause(engine, TENANT, CONNECTION)
+    pause(_inst(env), TENANT, CONNECTION)
     _backdate(engine, seconds=301)
     assert claim_due(engine) == []
-    resume(engine, TENANT, CONNECTION)
+    resume(_inst(env), TENANT, CONNECTION)
     assert [d.work for d in claim_due(engine)] == ["poll"]
-    [row] = sync_status(engine)
+    [row] = sync_status(_inst(env))
     assert row["change_source"] == "poll" and row["imported"] != "never"
 
 
@@ -102,7 +116,7 @@ def test_a_reconciliation_repairs_and_reports_what_the_change_source_missed(inle
     ids = sorted(app_ids(env))
     env.sim("mutate", {"create": 2, "update": ids[:3], "delete": ids[3:7]})
     _hide_changes_until_now(engine)
-    set_policy(engine, TENANT, CONNECTION, reconcile_seconds=60)
+    set_policy(_inst(env), TENANT, CONNECTION, reconcile_seconds=60)
     with Session(engine) as session:
         policy = session.get_one(SyncPolicy, CONNECTION)
         policy.imported_at = utcnow() - timedelta(seconds=61)
@@ -110,7 +124,7 @@ def test_a_reconciliation_repairs_and_reports_what_the_change_source_missed(inle
         session.commit()
     assert [d.work for d in claim_due(engine)] == ["reconcile"]
     asyncio.run(sync_connection(TENANT, CONNECTION, "users", "reconcile"))  # as a task worker runs it
-    [row] = sync_status(engine)
+    [row] = sync_status(_inst(env))
     assert row["drift"] == {"missed_creates": 2, "missed_updates": 3, "missed_deletes": 4}
     assert app_ids(env) == source_ids(env) and env.app_stats()["duplicates"] == 0
 
@@ -168,13 +182,13 @@ def test_a_poison_event_is_set_aside_and_every_other_change_is_applied(inlet_env
     inbox.add(engine, [*heard[:1], HeardChange(TENANT, CONNECTION, "users", poison, "upsert", "webhook"), *heard[1:]])
     applied = asyncio.run(incremental_import(TENANT, CONNECTION))
     assert applied.poison_events == 1 and applied.created == 3 and set(created) <= app_ids(env)
-    [event] = poison_events(engine, TENANT)
+    [event] = poison_events(_inst(env), TENANT)
     assert "id pattern" in event.reason and len(event.external_id) < 200
     assert inbox.depth(engine, CONNECTION) == 0
-    assert retry_poison(engine, TENANT, [event.id]) == 1 and inbox.depth(engine, CONNECTION) == 1
+    assert retry_poison(_inst(env), TENANT, [event.id]) == 1 and inbox.depth(engine, CONNECTION) == 1
     asyncio.run(incremental_import(TENANT, CONNECTION))  # set aside again, nothing else stalls
-    assert drop_poison(engine, "other-tenant") == 0 and drop_poison(engine, TENANT) == 1
-    assert poison_events(engine) == [] and app_ids(env) == source_ids(env)
+    assert drop_poison(_inst(env), "other-tenant") == 0 and drop_poison(_inst(env), TENANT) == 1
+    assert poison_events(_inst(env)) == [] and app_ids(env) == source_ids(env)
 
 
 def test_a_revoked_grant_pauses_the_connection_until_it_is_connected_again(inlet_env: InletEnvFactory) -> None:
@@ -185,7 +199,20 @@ def test_a_revoked_grant_pauses_the_connection_until_it_is_connected_again(inlet
     version = save_tokens(engine, vault, CONNECTION, "authorization_code", TokenSet(access_token=SecretStr("t")))
     mark_needs_reauth(engine, CONNECTION, version, "invalid_grant: the tenant revoked the app")
     asyncio.run(sync_connection(TENANT, CONNECTION, "users", "import"))  # a task run, as a task worker runs it
-    [row] = sync_status(engine)
+    [row] = sync_status(_inst(env))
     assert row["state"].startswith("needs_reauth") and claim_due(engine) == []
     save_tokens(engine, vault, CONNECTION, "authorization_code", TokenSet(access_token=SecretStr("t2")))
     assert [d.work for d in claim_due(engine)] == ["import"]
+
+
+def test_a_scheduled_poll_applies_the_webhook_events_waiting_in_the_inbox(inlet_env: InletEnvFactory) -> None:
+    env = inlet_env(records=20)
+    asyncio.run(full_import(ImportJob(tenant=TENANT, connection=CONNECTION)))
+    engine = open_store(env.settings.store_url)
+    created = env.sim("mutate", {"create": 2})["created"]
+    _hide_changes_until_now(engine)  # the poll itself hears nothing: only the webhooks carry these creates
+    heard = [HeardChange(TENANT, CONNECTION, "users", i, "upsert", "webhook", source_event_id=f"w{i}") for i in created]
+    inbox.add(engine, heard)  # their `inlet.records.changed` notice was lost: no incremental-import run comes
+    asyncio.run(sync_connection(TENANT, CONNECTION, "users", "poll"))  # as a task worker runs the scheduler's poll
+    assert inbox.depth(engine, CONNECTION) == 0
+    assert set(created) <= app_ids(env) and app_ids(env) == source_ids(env)

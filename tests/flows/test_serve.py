@@ -25,7 +25,8 @@ def test_serve_builds_every_deployment_of_prefect_yaml_as_written() -> None:
     for spec in project():
         deployment = served[spec["name"]]
         assert (deployment.description, deployment.tags) == (spec["description"], spec["tags"])
-        assert deployment.entrypoint is not None and deployment.entrypoint.endswith(spec["entrypoint"])
+        path, _, name = spec["entrypoint"].partition(":")  # run by module path: flows/x.py:f is flows.x.f
+        assert deployment.entrypoint == path.removesuffix(".py").replace("/", ".") + "." + name
         assert len(deployment.schedules or []) == len(spec.get("schedules") or [])
         assert len(deployment.triggers) == len(spec.get("triggers") or [])
         assert deployment.enforce_parameter_schema is True
