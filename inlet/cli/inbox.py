@@ -3,7 +3,7 @@ the rest of the connection's changes are applied; list them, put them back into 
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -53,4 +53,3 @@ def drop(tenant: Tenant, event_id: Ids = None) -> None:
 
     with _errors():
         typer.echo(f"{drop_poison(installation(), tenant, event_id)} events dropped")
-

@@ -138,7 +138,8 @@ def sync_of(inst: Installation, tenant_id: str, connection_id: str) -> dict[str,
     policy = policy_for(inst.engine, tenant_id, connection_id)
     with Session(inst.engine) as session:
         connection = session.get_one(Connection, connection_id)
-    return _row(connection, policy, datetime.now(UTC))
+        subscription = session.get(WebhookSubscription, connection_id)
+    return _row(connection, policy, subscription, datetime.now(UTC))
 
 
 def sync_status(inst: Installation, tenant_id: str | None = None) -> list[dict[str, Any]]:

@@ -30,6 +30,7 @@ from flows.scheduler import sync_connection, sync_scheduler
 from inlet.local import free_port, start_process, stop_process
 from inlet.service import (
     NO_PUBLIC_URL,
+    Installation,
     connection_status,
     delete_connection,
     maintain_subscriptions,
@@ -71,6 +72,10 @@ class World:
     parameters: dict[str, str]
     credentials: dict[str, SecretStr]
 
+    @property
+    def inst(self) -> Installation:
+        return Installation(self.settings, self.engine)
+
     def tick(self) -> Any:
         """The subscriptions' part of a scheduler tick, in this process."""
         return asyncio.run(maintain_subscriptions(self.engine, Vault.from_settings(self.settings), self.settings))
@@ -109,7 +114,7 @@ class World:
 
     def status(self) -> dict[str, Any]:
         """This connection's continuity row of `inlet status`."""
-        [row] = [r for r in sync_status(self.engine, TENANT) if r["connection"] == self.connection]
+        [row] = [r for r in sync_status(self.inst, TENANT) if r["connection"] == self.connection]
         return row
 
     def app_ids(self) -> set[str]:
@@ -244,7 +249,7 @@ def _until(condition: Callable[[], Any], what: str, step: Callable[[], Any] | No
 def _start(world: World) -> None:
     """The full import, then webhooks on (the connection is imported, so no poll or import is due)."""
     world.import_all()
-    set_policy(world.engine, TENANT, world.connection, webhooks=True)
+    set_policy(world.inst, TENANT, world.connection, webhooks=True)
 
 
 # -- Microsoft Graph -----------------------------------------------------------------------------------------------
@@ -284,7 +289,7 @@ def test_a_graph_subscription_is_created_on_start_and_renewed_before_it_expires(
     asyncio.run(incremental_import(TENANT, w.connection))
     assert w.app_ids() == w.source()
 
-    pause(w.engine, TENANT, w.connection)
+    pause(w.inst, TENANT, w.connection)
     assert w.tick().deleted == 1 and subscription_of(w.engine, w.connection) is None
     assert w.api("/v1.0/subscriptions")["value"] == []
     assert w.status()["change_source"] == "poll"
@@ -390,9 +395,9 @@ def test_webhooks_are_created_and_deleted_with_the_connection_and_bring_changes_
     assert w.app_ids() == w.source()
     _refuses_a_forgery(w)
 
-    pause(w.engine, TENANT, w.connection)
+    pause(w.inst, TENANT, w.connection)
     assert w.tick().deleted == 1 and w.api(path)[key] in ([], None)
-    resume(w.engine, TENANT, w.connection)
+    resume(w.inst, TENANT, w.connection)
     assert w.tick().created == 1 and len(w.api(path)[key]) == 1
     delete_connection(open_installation(w.settings), TENANT, w.connection)
     assert w.api(path)[key] in ([], None)
