@@ -169,9 +169,9 @@ class GraphSimulator(SimulatorBase):
 
     # -- the Python control API --------------------------------------------------------------------
 
-    def delete(self, ids: int | Sequence[str]) -> list[str]:
+    def delete(self, ids: int | Sequence[str], *, by: str | None = None) -> list[str]:
         """Soft-delete: the users move to deletedItems and show in delta as `@removed: changed`."""
-        return super().delete(ids)
+        return super().delete(ids, by=by)
 
     def purge(self, ids: int | Sequence[str]) -> list[str]:
         """Delete permanently (live or soft-deleted users): delta shows `@removed: deleted`."""

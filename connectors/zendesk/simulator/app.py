@@ -188,13 +188,14 @@ class ZendeskSimulator(SimulatorBase):
 
     # -- the Python control API ---------------------------------------------------------------------
 
-    def delete(self, ids: int | Sequence[str]) -> list[str]:
+    def delete(self, ids: int | Sequence[str], *, by: str | None = None) -> list[str]:
         """A permanent (GDPR) deletion: `/users/{id}` answers 404; the user shows scrubbed in the exports."""
-        return self.purge(ids)
+        with self.lock:
+            return self._report("purged", self.people.purge(self.select(ids, deleted=True), by=by))
 
-    def soft_delete(self, ids: int | Sequence[str]) -> list[str]:
+    def soft_delete(self, ids: int | Sequence[str], *, by: str | None = None) -> list[str]:
         """Zendesk's `DELETE /users/{id}`: the user stays readable with `active: false`."""
-        return super().delete(ids)
+        return super().delete(ids, by=by)
 
     def suspend(self, ids: Sequence[str], suspended: bool = True) -> list[str]:
         """Suspend (or unsuspend) users: `suspended: true`, still active, not a deletion."""
