@@ -53,6 +53,16 @@ def http_date(salesforce_time: str) -> str:
 
 
 PROFILES: dict[str, Profile] = {
+    "google_people": Profile(
+        "contacts",
+        {"names": [{"givenName": "New", "familyName": "Person"}], "emailAddresses": [{"value": NEW_EMAIL}]},
+        {"organizations": [{"name": "Acme", "title": "CTO"}]},
+        {"emailAddresses": "not a list"},
+        email=lambda r: next(e["value"] for e in r["emailAddresses"] if e["metadata"].get("primary")),
+        updated=lambda r: r["organizations"][0]["title"],
+        etag_of=lambda r: r["etag"],
+        throttle_wait=None,  # 429 RESOURCE_EXHAUSTED without Retry-After (RetryInfo is a switch): backoff
+    ),
     "hubspot": Profile(
         "contacts",
         {"email": "new.person@example.org", "firstname": "New", "lastname": "Person"},
