@@ -33,7 +33,15 @@ from connectors.registry import available, load, open_connector
 from connectors.spec import RESERVED_PARAMETERS, ConnectorSpec, RateLimit, RetryPolicy
 from connectors.webhooks import WebhookEvent, WebhookRequest
 from connectors.write_spec import WritesSpec
-from connectors.writes import WriteOp, WriteResult, find_existing, modified_by_inlet, write, writes_of
+from connectors.writes import (
+    WriteOp,
+    WriteResult,
+    event_by_inlet,
+    find_existing,
+    modified_by_inlet,
+    write,
+    writes_of,
+)
 
 __all__ = [
     "RESERVED_PARAMETERS",
@@ -73,6 +81,7 @@ __all__ = [
     "WriteResult",
     "WritesSpec",
     "available",
+    "event_by_inlet",
     "find_existing",
     "modified_by_inlet",
     "change_pages",

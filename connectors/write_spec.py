@@ -49,6 +49,7 @@ class WriteCall(_Strict):
     id_path: str | None = Field(None, description="create: where the new record's id is in the answer")
     id_safe: str = Field("", description="characters left unquoted in {id} (Google's `people/c1` keeps `/`)")
     etag_required: bool = Field(False, description="the app refuses this call without an etag (Google People)")
+    send_etag: bool = Field(True, description="false: the app takes no precondition on this call (Salesforce DELETE)")
 
 
 class EtagSpec(_Strict):

@@ -32,9 +32,19 @@ from connectors.errors import ConnectorError, FatalError, RequestRejected, Retry
 from connectors.paths import MISSING, lookup
 from connectors.redaction import redact_start
 from connectors.spec import placeholders
+from connectors.webhooks import WebhookEvent
 from connectors.write_spec import FindSpec, WriteCall, WritesSpec
 
-__all__ = ["WriteKind", "WriteOp", "WriteResult", "find_existing", "modified_by_inlet", "write", "writes_of"]
+__all__ = [
+    "WriteKind",
+    "WriteOp",
+    "WriteResult",
+    "event_by_inlet",
+    "find_existing",
+    "modified_by_inlet",
+    "write",
+    "writes_of",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +173,15 @@ def modified_by_inlet(connector: Connector, data_source: str, record: Mapping[st
     return str(value) == spec.modified_by.equals.format_map(_Params(connector))
 
 
+def event_by_inlet(connector: Connector, event: WebhookEvent) -> bool | None:
+    """Whether a webhook's "modified by" marker names the user (or app) this connection writes as, by the
+    connection's `write_user` parameter (None: the event carries no marker, or the parameter is unset)."""
+    mine = connector.parameter("write_user")
+    if event.changed_by is None or mine is None:
+        return None
+    return event.changed_by == mine
+
+
 # -- building ----------------------------------------------------------------------------------------
 
 
@@ -218,7 +237,7 @@ def _request(
     context = _Context(fields, op.etag, op.external_id)
     body = _render(call.body, context) if call.body is not None and op.kind != "delete" else None
     headers = dict(call.headers)
-    if spec.etag is not None and op.etag is not None:
+    if spec.etag is not None and op.etag is not None and call.send_etag:
         if spec.etag.header is not None:
             headers[spec.etag.header] = f'"{op.etag}"' if spec.etag.quote and not op.etag.startswith('"') else op.etag
         elif spec.etag.body_path is not None and isinstance(body, dict):

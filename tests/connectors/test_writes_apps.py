@@ -18,6 +18,7 @@ from connectors import (
     WriteConflict,
     WriteOp,
     WriteRejected,
+    event_by_inlet,
     find_existing,
     modified_by_inlet,
     write,
@@ -213,3 +214,21 @@ async def test_google_people_etag_rules() -> None:
             await write(connector, WriteOp("update", "contacts", target, two_names, "g-5", etag=second.etag))
     person = sim.find(target)
     assert person is not None and person.first == "B" and first.etag != second.etag
+
+
+async def test_hubspot_webhooks_tell_inlets_writes_from_a_persons() -> None:
+    from connectors.hubspot.hooks import parse_webhook
+    from connectors.hubspot.simulator.webhooks import APP_ID
+
+    sim = make_simulator("hubspot", 2)
+    sim.configure_webhooks("https://inlet.example/webhooks/hubspot", "s3cret", ["contact.creation"])  # type: ignore[attr-defined]
+    receiver = Receiver("hubspot", "s3cret", now=sim.clock.time)
+    async with opened(sim, write_user=str(APP_ID)) as connector:
+        mine = await write(connector, WriteOp("create", "contacts", None, {"email": "m@example.org"}, "h-9"))
+        theirs = sim.create([{"email": "t@example.org"}])[0]
+        await sim.deliver(receiver.client())
+        events = {e.external_id: e for r in receiver.accepted() for e in parse_webhook(r)}
+        assert event_by_inlet(connector, events[mine.external_id]) is True
+        assert event_by_inlet(connector, events[theirs]) is False
+    async with opened(sim) as anonymous:
+        assert event_by_inlet(anonymous, events[mine.external_id]) is None
