@@ -121,7 +121,13 @@ async def write(connector: Connector, op: WriteOp) -> WriteResult:
     response = await _send(connector, spec, collection, op, kept, request)
     if isinstance(response, WriteResult):
         return WriteResult(**{**response.__dict__, "dropped": dropped})
-    return _result(connector, collection, spec, call, op, response, dropped)
+    try:
+        return _result(connector, collection, spec, call, op, response, dropped)
+    except WriteConflict as conflict:
+        if op.kind == "create" and conflict.existing_id and request.extensions.get("inlet_resent"):
+            # the lost first try made it, and a unique key (HubSpot's email) refused the second: it is ours
+            return WriteResult(conflict.existing_id, None, None, None, dropped, found_existing=True)
+        raise
 
 
 async def find_existing(connector: Connector, data_source: str, fields: Mapping[str, object]) -> str | None:
@@ -323,6 +329,7 @@ async def _send(
             if found is not None:
                 logger.info("%s.%s: a lost create had made %s", connector.name, collection, found)
                 return WriteResult(found, None, None, None, found_existing=True, sent=True)
+            request.extensions["inlet_resent"] = True  # not found (yet: a search index may lag)
         wait = answer.retry_after
         if wait is None:
             wait = full_jitter(attempt, policy.backoff_seconds, policy.max_backoff_seconds)

@@ -232,3 +232,15 @@ async def test_hubspot_webhooks_tell_inlets_writes_from_a_persons() -> None:
         assert event_by_inlet(connector, events[theirs]) is False
     async with opened(sim) as anonymous:
         assert event_by_inlet(anonymous, events[mine.external_id]) is None
+
+
+async def test_a_lost_create_the_lookup_cannot_see_yet_is_recognised_by_the_apps_409() -> None:
+    sim = make_simulator("hubspot", 2, seed=0)
+    sim.index_lag_ms = 60_000  # type: ignore[attr-defined]  # the search index lags: the lookup finds nothing
+    transport = LosesFirstAnswer(sim.app)
+    async with opened(sim, transport) as connector:
+        fields = {"email": "lagged@example.org", "firstname": "Lagged"}
+        result = await write(connector, WriteOp("create", "contacts", None, fields, "h-10"))
+    assert result.found_existing and transport.posts == 2 and len(sim.ids()) == 3
+    person = sim.find(result.external_id)
+    assert person is not None and person.email == "lagged@example.org"
