@@ -32,6 +32,7 @@ from connectors.redaction import Redactor, install_log_redaction, redact
 from connectors.registry import available, load, open_connector
 from connectors.spec import RESERVED_PARAMETERS, ConnectorSpec, RateLimit, RetryPolicy
 from connectors.webhooks import WebhookEvent, WebhookRequest
+from connectors.write_batch import write_batch
 from connectors.write_spec import WritesSpec
 from connectors.writes import (
     WriteOp,
@@ -95,5 +96,6 @@ __all__ = [
     "redact",
     "run_checks",
     "write",
+    "write_batch",
     "writes_of",
 ]
