@@ -34,6 +34,7 @@ from connectors.oauth import Grant, OAuth2Spec
 from connectors.pagination import Paginator, SinglePage
 from connectors.parameters import ParameterSpec, TemplateKind, check_templates
 from connectors.subscriptions import SubscriptionSpec
+from connectors.write_spec import WritesSpec
 
 __all__ = [
     "CollectionSpec",
@@ -57,7 +58,8 @@ __all__ = [
 
 
 # Connection parameters inlet itself reads, accepted by every connector (not sent to the app).
-RESERVED_PARAMETERS = frozenset({"webhook_account"})
+# `write_user`: the app's id of the user inlet writes as, where records name their last modifier (issue 20).
+RESERVED_PARAMETERS = frozenset({"webhook_account", "write_user"})
 
 
 class _Strict(BaseModel):
@@ -262,6 +264,7 @@ class CollectionSpec(_Strict):
     other_udms: dict[str, dict[str, str]] = Field(
         {}, description="more UDMs the same records provide: UDM name -> its udm_fields (e.g. contacts)"
     )
+    writes: WritesSpec | None = Field(None, description="create / update / delete of these records (issue 20)")
 
     def fields_for(self, udm: str) -> dict[str, str]:
         """The udm_fields that turn a raw record of this collection into `udm`."""
@@ -344,6 +347,8 @@ class ConnectorSpec(_Strict):
                 found.append((f"collections.{name}.changes.deletions.path", deletions.path, "path"))
             if collection.position is not None and collection.position.path is not None:
                 found.append((f"collections.{name}.position.path", collection.position.path, "path"))
+            for kind, write in collection.writes.calls() if collection.writes else []:
+                found.append((f"collections.{name}.writes.{kind}.path", write.path.replace("{id}", ""), "path"))
         for grant, oauth in self.oauth.items():
             found += [(f"oauth.{grant}", url, "oauth") for url in oauth.urls()]
         return found
