@@ -15,7 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from connectors.base import Page, PageRequest
 from flows.runtime import ImportRuntime
 from inlet.delivery import DrainResult, drain
-from inlet.store import MappedRecord, PageCounts, PageScope, write_page
+from inlet.store import Heard, MappedRecord, PageCounts, PageScope, echo_ids, write_page
 from mappings import RecordError
 
 __all__ = ["PageOutcome", "list_records", "map_records", "send_to_app"]
@@ -77,6 +77,8 @@ def map_records(
     mapped: list[MappedRecord] = []
     quarantined: list[tuple[str, str, str]] = []
     keep_raw = run.settings.keep_raw
+    raws = list(raws)
+    echoes = _echoes(run, raws)
     for external_id, raw in raws:
         try:
             record = run.mapper.map(raw)
@@ -84,8 +86,16 @@ def map_records(
             quarantined.append((external_id, orjson.dumps(raw).decode(), str(exc)))
             continue
         updated_at = run.connector.updated_at(run.collection, raw)
-        mapped.append(MappedRecord(external_id, record, updated_at, orjson.dumps(raw).decode() if keep_raw else None))
+        kept = orjson.dumps(raw).decode() if keep_raw else None
+        mapped.append(MappedRecord(external_id, record, updated_at, kept, echo=external_id in echoes))
     return mapped, quarantined
+
+
+def _echoes(run: ImportRuntime, raws: list[tuple[str, dict[str, Any]]]) -> set[str]:
+    """The records among `raws` that are inlet's own writes heard again (bi-directional sync)."""
+    heard = [Heard(i, raw, run.connector.updated_at(run.collection, raw)) for i, raw in raws]
+    window = run.settings.push_echo_window_seconds
+    return echo_ids(run.engine, run.loaded.connection.id, run.job.data_source, heard, window_seconds=window)
 
 
 def _map_and_write(run: ImportRuntime, scope: PageScope, page: Page) -> PageCounts:

@@ -25,6 +25,7 @@ from inlet.errors import (
     CredentialsRefused,
     InletError,
     NotFound,
+    SignatureError,
     RateLimited,
     Refused,
     Unavailable,
@@ -55,6 +56,7 @@ class Unauthenticated(InletError):
 _KINDS: list[tuple[type[Exception], int, str, str]] = [
     (Unauthenticated, 401, "unauthenticated", "Unauthenticated"),
     (Refused, 403, "forbidden", "Forbidden"),
+    (SignatureError, 401, "bad-signature", "Not authentic"),
     (NotFound, 404, "not-found", "Not found"),
     (Conflict, 409, "conflict", "Conflict"),
     (CredentialsRefused, 422, "credentials-refused", "Credentials refused"),

@@ -21,6 +21,8 @@ from inlet.cli.imports import imports_app
 from inlet.cli.inbox import inbox_app
 from inlet.cli.mappings import mappings_app, quarantine_app, remap_command
 from inlet.cli.oauth import oauth_app
+from inlet.cli.push import push_app
+from inlet.cli.push import status as push_status
 from inlet.errors import InletError
 from inlet.local import serve_receiver
 from inlet.service import OWNER_ONLY_UMASK, secure_home
@@ -38,6 +40,7 @@ for group, name in (
     (quarantine_app, "quarantine"),
     (inbox_app, "inbox"),
     (deliveries_app, "deliveries"),
+    (push_app, "push"),
     (oauth_app, "oauth"),
     (api_keys_app, "api-keys"),
     (sessions_app, "connect-sessions"),
@@ -93,6 +96,7 @@ def status() -> None:
         for row in service.sync_status(inst.engine):
             typer.echo("  ".join(f"{k}={v}" for k, v in row.items()))
     deliveries_status()
+    push_status()
 
 
 @app.command()

@@ -50,6 +50,15 @@ from inlet.service.connectors import (
     connector_info,
     connector_page,
 )
+from inlet.service.push import (
+    PushAccepted,
+    PushFigures,
+    accept_push,
+    accept_signed_push,
+    dead_push_letters,
+    push_status,
+    replay_push_letters,
+)
 from inlet.service.deliveries import (
     OutboxEntry,
     delivery_status,
@@ -101,6 +110,13 @@ from inlet.service.tenants import create_tenant, get_tenant, list_tenants, requi
 from inlet.tags import connection_tag, run_tags
 
 __all__ = [
+    "PushAccepted",
+    "PushFigures",
+    "accept_push",
+    "accept_signed_push",
+    "dead_push_letters",
+    "push_status",
+    "replay_push_letters",
     "ConnectSessionView",
     "ConnectionView",
     "ConnectorInfo",

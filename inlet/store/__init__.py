@@ -26,6 +26,7 @@ from inlet.store.engine import (
     open_store,
     shared_store,
 )
+from inlet.store.echoes import Heard, deleted_echoes, echo_ids, field_value
 from inlet.store.inbox import HeardChange, InboxRow
 from inlet.store.ledger import (
     MappedRecord,
@@ -40,6 +41,32 @@ from inlet.store.ledger import (
 )
 from inlet.store.outbox import OutboxEntry, PendingEvent, entries, idempotency_key, purge, replay
 from inlet.store.poison import PoisonEvent, drop_poison, list_poison, quarantine_events, retry_poison
+from inlet.store.push import (
+    Link,
+    PushChange,
+    PushCounts,
+    PushRow,
+    WrittenRecord,
+    begin_create,
+    bump_stats,
+    dead_pushes,
+    defer_push,
+    enqueue,
+    finish_write,
+    forget_echoes,
+    link_by_external,
+    link_for,
+    linked_app_ids,
+    park_push,
+    pending_pushes,
+    push_connections,
+    push_counts,
+    push_key,
+    push_stats,
+    replay_pushes,
+    value_hash,
+)
+from inlet.store.push_tables import DataLink, PushEcho, PushEvent, PushStat
 from inlet.store.records import (
     Quarantined,
     drop_quarantined,
@@ -95,6 +122,37 @@ from inlet.store.tenancy import (
 from inlet.store.vault import Vault, ensure_key_file
 
 __all__ = [
+    "DataLink",
+    "Heard",
+    "Link",
+    "PushChange",
+    "PushCounts",
+    "PushEcho",
+    "PushEvent",
+    "PushRow",
+    "PushStat",
+    "WrittenRecord",
+    "begin_create",
+    "bump_stats",
+    "dead_pushes",
+    "defer_push",
+    "deleted_echoes",
+    "echo_ids",
+    "enqueue",
+    "field_value",
+    "finish_write",
+    "forget_echoes",
+    "link_by_external",
+    "link_for",
+    "linked_app_ids",
+    "park_push",
+    "pending_pushes",
+    "push_connections",
+    "push_counts",
+    "push_key",
+    "push_stats",
+    "replay_pushes",
+    "value_hash",
     "ApiKey",
     "AuditEntry",
     "ConnectSession",

@@ -1,0 +1,137 @@
+"""Round trips with real processes: the team's app (the demo app plus the pushes this test makes for it)
+and real external apps (json-server, Kinto). What the app pushes is written to the external app and linked;
+what comes back is recognised as an echo and never delivered to the app again; an external change is imported
+back; and at the end the app's state equals the source's.
+
+The app's state is modelled as the app keeps it: its own records by app id, each updated by its own pushes
+and by inlet's deliveries (which name the app id of a linked record, or the external id of a new one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from flows.full_import import ImportSummary, full_import
+from flows.push_outbox import PushSummary, push_outbox
+from flows.runtime import ImportJob
+from inlet.push import PushRequest
+from inlet.service import accept_push, open_installation
+from inlet.store import Vault, add_connection, link_for, open_store
+from tests.conftest import InletEnv, InletEnvFactory
+from tests.integration.conftest import JsonServerFactory
+
+pytestmark = pytest.mark.real_app
+
+
+@dataclass
+class TeamApp:
+    """The team's app as this test sees it: records by app id (app-made ones, and ones inlet delivered)."""
+
+    env: InletEnv
+    connection: str
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seen: dict[str, str] = field(default_factory=dict)  # external id -> the delivered row, as last seen
+
+    def push(self, *changes: dict[str, Any]) -> None:
+        for change in changes:
+            if change["type"] == "deleted":
+                self.records.pop(change["app_id"], None)
+            else:
+                self.records[change["app_id"]] = {**self.records.get(change["app_id"], {}), **change["record"]}
+        request = PushRequest.model_validate(
+            {"tenant": "acme", "connection": self.connection, "data_source": "users", "changes": list(changes)}
+        )
+        accept_push(open_installation(self.env.settings), request)
+
+    def take_deliveries(self) -> int:
+        """Apply what inlet delivered since the last look (the demo app keeps the latest event per record)."""
+        applied = 0
+        for row in self.env.app_records(connection=self.connection, include_deleted="1"):
+            key = repr(sorted(row.items()))
+            if self.seen.get(row["external_id"]) == key:
+                continue
+            self.seen[row["external_id"]] = key
+            app_id = self._app_id(row["external_id"])
+            if row["deleted"]:
+                self.records.pop(app_id, None)
+            else:
+                self.records[app_id] = {"email": row["record"]["email"], "fullName": row["record"]["fullName"]}
+            applied += 1
+        return applied
+
+    def _app_id(self, external_id: str) -> str:
+        engine = open_store(self.env.settings.store_url)
+        for app_id in [a for a in self.records if a.startswith("app-")]:
+            link = link_for(engine, self.connection, "users", app_id)
+            if link is not None and link.external_id == external_id:
+                return app_id
+        return f"ext-{external_id}"
+
+    def state(self) -> dict[str, tuple[str | None, str | None]]:
+        return {r.get("email"): r.get("fullName") for r in self.records.values()}  # type: ignore[misc]
+
+
+def _connect(env: InletEnv, connection: str, app: str, parameters: dict[str, str], **credentials: str) -> None:
+    add_connection(
+        open_store(env.settings.store_url),
+        Vault.from_settings(env.settings),
+        tenant_id="acme",
+        connection_id=connection,
+        app=app,
+        parameters=parameters,
+        credentials={k: SecretStr(v) for k, v in credentials.items()},
+    )
+
+
+def _import(connection: str) -> ImportSummary:
+    return asyncio.run(full_import(ImportJob(tenant="acme", connection=connection)))
+
+
+def _push(connection: str) -> PushSummary:
+    return asyncio.run(push_outbox("acme", connection))
+
+
+def test_json_server_round_trip_with_no_echo(inlet_env: InletEnvFactory, json_server_factory: JsonServerFactory) -> None:
+    env = inlet_env(records=1)
+    server = json_server_factory(3)
+    _connect(env, "acme-json", "json_server", {"base_url": server.base_url})
+    app = TeamApp(env, "acme-json")
+    assert _import("acme-json").delivered == 3
+    app.take_deliveries()
+
+    # The app creates a record: written to json-server and linked; the import hears it as an echo.
+    app.push({"app_id": "app-1", "type": "created", "record": {"email": "ada@x.org", "fullName": "Ada Lovelace"}})
+    assert _push("acme-json").created == 1
+    link = link_for(open_store(env.settings.store_url), "acme-json", "users", "app-1")
+    assert link is not None and link.external_id is not None
+    with server.client() as c:
+        assert c.get(f"/users/{link.external_id}").json()["name"] == "Ada Lovelace"
+    echoed = _import("acme-json")
+    assert (echoed.created, echoed.updated, echoed.echo_suppressed) == (0, 0, 1)
+    assert app.take_deliveries() == 0
+
+    # An external update comes back, naming the app's record.
+    server.update_user(int(link.external_id), {"name": "Ada King"})
+    assert _import("acme-json").updated == 1
+    assert app.take_deliveries() == 1 and app.records["app-1"]["fullName"] == "Ada King"
+
+    # The app updates and deletes records it got from the import.
+    app.push(
+        {"app_id": "ext-1", "external_id": "1", "type": "updated",
+         "record": {"email": "user1@example.org", "fullName": "Grace Hopper"}},
+        {"app_id": "ext-2", "external_id": "2", "type": "deleted"},
+    )
+    pushed = _push("acme-json")
+    assert (pushed.updated, pushed.deleted, pushed.failed) == (1, 1, 0)
+    final = _import("acme-json")
+    assert (final.updated, final.deleted, final.echo_suppressed) == (0, 0, 1)
+    assert app.take_deliveries() == 0
+
+    with server.client() as c:
+        source = {u["email"]: u["name"] for u in c.get("/users").json()}
+    assert app.state() == source
