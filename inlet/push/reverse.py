@@ -9,12 +9,13 @@ field with a value and no external field to go to is dropped with a notice namin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from jinja2 import Environment, TemplateSyntaxError, meta
 from pydantic import BaseModel, ValidationError
 
 from mappings import CompiledMapping, Layer, RecordError, TemplateError, compile_mapping, effective_mapping
@@ -95,7 +96,7 @@ class ReverseMapper:
         self.data_source, self.app = data_source, app
         self._udm: type[BaseModel] = UDMS[data_source]
         self.to_udm = to_udm
-        self.app_fields = app_fields
+        self.app_fields = app_fields | _names(to_udm.templates.values())
         self.conflicts = conflicts or ConflictPolicy()
         self._writers = compile_mapping(dict(to_external), origin=f"connectors/{app} writes")
         self.writable = {udm for udm in (_single_source(t) for t in to_external.values()) if udm}
@@ -165,6 +166,18 @@ def inverse_fields(udm_fields: Mapping[str, str]) -> dict[str, str]:
         if len(path) >= 2 and path[0] == "raw":
             inverse[".".join(path[1:])] = "{{ " + udm_field + " }}"
     return inverse
+
+
+def _names(templates: Iterable[str]) -> frozenset[str]:
+    """Every variable the reverse expressions read: an app record without one of them reads it as none."""
+    env = Environment(autoescape=False)  # parsing only; rendering is the sandbox's  # noqa: S701
+    names: set[str] = set()
+    for template in templates:
+        try:
+            names |= meta.find_undeclared_variables(env.parse(template))
+        except TemplateSyntaxError:
+            continue  # compile_expression already refused it
+    return frozenset(names - {"record", "lookups"})
 
 
 def _single_source(template: str) -> str | None:

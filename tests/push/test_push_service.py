@@ -3,12 +3,13 @@ to one connection or to every connection of the tenant for the data source."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
-from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from inlet.api import create_api
@@ -17,7 +18,7 @@ from inlet.errors import ConfigError, NotFound, SignatureError
 from inlet.push import PushRequest
 from inlet.service import Installation, accept_push, accept_signed_push, open_installation
 from inlet.settings import DestinationSettings, Settings
-from inlet.store import add_connection, add_tenant, pending_pushes
+from inlet.store import add_connection, add_tenant, ensure_key_file, pending_pushes
 
 _SECRET = generate_secret()
 
@@ -27,6 +28,7 @@ def inst(tmp_path: Path) -> Installation:
     settings = Settings(
         home=tmp_path, destination=DestinationSettings(url="http://127.0.0.1:9", secret=SecretStr(_SECRET))
     )
+    ensure_key_file(tmp_path / "secret.key")
     inst = open_installation(settings)
     add_tenant(inst.engine, "acme")
     add_tenant(inst.engine, "other")
@@ -101,10 +103,15 @@ def test_a_signed_but_malformed_push_is_refused(inst: Installation) -> None:
 
 
 def test_the_api_answers_202_once_durable_and_401_when_forged(inst: Installation) -> None:
-    client = TestClient(create_api(inst))
     body = _body()
-    ok = client.post("/push/signed", content=body, headers=_signed(body, msg="msg_api"))
-    forged = client.post("/push/signed", content=body.replace(b"ada", b"eve"), headers=_signed(body, msg="msg_2"))
+
+    async def post(content: bytes, headers: dict[str, str]) -> httpx.Response:
+        transport = httpx.ASGITransport(app=create_api(inst))
+        async with httpx.AsyncClient(transport=transport, base_url="http://inlet") as client:
+            return await client.post("/push/signed", content=content, headers=headers)
+
+    ok = asyncio.run(post(body, _signed(body, msg="msg_api")))
+    forged = asyncio.run(post(body.replace(b"ada", b"eve"), _signed(body, msg="msg_2")))
     assert ok.status_code == 202 and ok.json()["queued"] == 1
     assert forged.status_code == 401
     assert len(pending_pushes(inst.engine, "acme-json", 10)) == 1

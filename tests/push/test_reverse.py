@@ -14,7 +14,12 @@ _APP_FIELDS = frozenset({"email", "fullName", "firstName", "lastName", "phone", 
 def _json_server(**stored: Layer) -> ReverseMapper:
     spec, _ = load("json_server")
     return build_reverse(
-        "users", "json_server", spec.collections["users"].udm_fields, app_fields=_APP_FIELDS, stored=stored or None  # type: ignore[arg-type]  # keys are the stored levels
+        "users",
+        "json_server",
+        spec.collections["users"].udm_fields,
+        app_fields=_APP_FIELDS,
+        tenant="acme",
+        stored=stored or None  # type: ignore[arg-type]  # keys are the stored levels
     )
 
 
