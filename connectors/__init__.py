@@ -21,6 +21,8 @@ from connectors.errors import (
     SinceExpired,
     SpecError,
     WebhookRejected,
+    WriteConflict,
+    WriteRejected,
     parse_retry_after,
 )
 from connectors.hints import confirm_hint
@@ -30,6 +32,8 @@ from connectors.redaction import Redactor, install_log_redaction, redact
 from connectors.registry import available, load, open_connector
 from connectors.spec import RESERVED_PARAMETERS, ConnectorSpec, RateLimit, RetryPolicy
 from connectors.webhooks import WebhookEvent, WebhookRequest
+from connectors.write_spec import WritesSpec
+from connectors.writes import WriteOp, WriteResult, find_existing, modified_by_inlet, write, writes_of
 
 __all__ = [
     "RESERVED_PARAMETERS",
@@ -63,7 +67,14 @@ __all__ = [
     "WebhookEvent",
     "WebhookRejected",
     "WebhookRequest",
+    "WriteConflict",
+    "WriteOp",
+    "WriteRejected",
+    "WriteResult",
+    "WritesSpec",
     "available",
+    "find_existing",
+    "modified_by_inlet",
     "change_pages",
     "confirm_hint",
     "full_jitter",
@@ -74,4 +85,6 @@ __all__ = [
     "pull_changes",
     "redact",
     "run_checks",
+    "write",
+    "writes_of",
 ]

@@ -286,6 +286,42 @@ class Connector:
                 headers={"Content-Type": "application/json"} if json is not None else None,
             )
 
+    def write_request(
+        self,
+        method: str,
+        path: str,
+        *,
+        path_values: Mapping[str, str],
+        params: Mapping[str, str],
+        headers: Mapping[str, str],
+        json: Any = None,
+    ) -> httpx.Request:
+        """A write to this app: `{parameter}` and `path_values` (the record id, quoted) fill the path; params and
+        headers go as given (they hold tenant data, which must not be read as a template)."""
+        with self._valid_url(path):
+            return self._client.build_request(
+                method,
+                path.format_map({**self._in_path, **path_values}),
+                params=dict(params),
+                content=orjson.dumps(json) if json is not None else None,
+                headers={**({"Content-Type": "application/json"} if json is not None else {}), **headers},
+            )
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return self._retry
+
+    def parameter(self, name: str) -> str | None:
+        """A connection parameter's value (None when unset)."""
+        return self._parameters.get(name)
+
+    async def attempt(
+        self, request: httpx.Request, accept: list[int] | tuple[int, ...] | frozenset[int] = ()
+    ) -> httpx.Response | ConnectorError:
+        """One try of `request` (origin check, budget, error mapping); a response whose status is in `accept`
+        comes back as it is. The writes' retry loop, which must not repeat a create blindly, uses it."""
+        return await self._attempt(request, tuple(accept))
+
     def redact(self, text: str) -> str:
         """Text with this connection's credentials removed, in every encoding, for messages and logs."""
         return self._redactor(text)

@@ -6,6 +6,8 @@
     + AuthError         401/403: credentials missing, expired or revoked
       + NeedsReauth     the OAuth grant was revoked (invalid_grant); the tenant must connect again
     + RequestRejected   another 4xx: the request is wrong for this API
+      + WriteRejected   a write the app refused as invalid (its message in .app_message); retrying will not help
+    + WriteConflict     a write whose etag is stale, or a create of a record that exists (.existing_id)
     + MalformedPage     the response is not the JSON shape the connector declares
     + PaginationLoop    the API returned the same next page twice
     + PaginationLimit   more pages than the connector's max_pages guard
@@ -44,6 +46,8 @@ __all__ = [
     "RetryableError",
     "SinceExpired",
     "WebhookRejected",
+    "WriteConflict",
+    "WriteRejected",
     "SpecError",
     "error_for_response",
     "parse_retry_after",
@@ -65,9 +69,18 @@ class ConnectorError(Exception):
 class RetryableError(ConnectorError):
     """A transient failure: try again after `retry_after` seconds (None: use backoff)."""
 
-    def __init__(self, message: str, *, connector: str = "", url: str = "", retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        connector: str = "",
+        url: str = "",
+        retry_after: float | None = None,
+        status: int | None = None,
+    ) -> None:
         super().__init__(message, connector=connector, url=url)
         self.retry_after = retry_after
+        self.status = status  # the HTTP status, when the app answered (None: a timeout or a lost connection)
 
 
 class FatalError(ConnectorError):
@@ -84,6 +97,27 @@ class NeedsReauth(AuthError):
 
 class RequestRejected(FatalError):
     """The app rejected the request with a 4xx other than 401/403/429."""
+
+
+class WriteRejected(RequestRejected):
+    """The app refused a write as invalid (a validation error); `app_message` is what the app said."""
+
+    def __init__(
+        self, message: str, *, connector: str = "", url: str = "", app_message: str = "", status: int | None = None
+    ) -> None:
+        super().__init__(message, connector=connector, url=url)
+        self.app_message = app_message
+        self.status = status  # 404/410 on an update: the record is gone
+
+
+class WriteConflict(FatalError):
+    """The record changed since it was read (a stale etag: 412, Google's FAILED_PRECONDITION), or a create
+    collided with an existing record (HubSpot's 409 on a taken email: its id in `existing_id`). The pusher
+    resolves it by its conflict policy; the same request again will fail the same way."""
+
+    def __init__(self, message: str, *, connector: str = "", url: str = "", existing_id: str | None = None) -> None:
+        super().__init__(message, connector=connector, url=url)
+        self.existing_id = existing_id
 
 
 class MalformedPage(FatalError):
@@ -163,6 +197,7 @@ def error_for_response(
             connector=connector,
             url=url,
             retry_after=wait,
+            status=status,
         )
     if status in (401, 403):
         return AuthError(

@@ -33,6 +33,7 @@ from connectors.errors import SpecError
 from connectors.oauth import Grant, OAuth2Spec
 from connectors.pagination import Paginator, SinglePage
 from connectors.parameters import ParameterSpec, TemplateKind, check_templates
+from connectors.write_spec import WritesSpec
 
 __all__ = [
     "CollectionSpec",
@@ -191,6 +192,7 @@ class CollectionSpec(_Strict):
     other_udms: dict[str, dict[str, str]] = Field(
         {}, description="more UDMs the same records provide: UDM name -> its udm_fields (e.g. contacts)"
     )
+    writes: WritesSpec | None = Field(None, description="create / update / delete of these records (issue 20)")
 
     def fields_for(self, udm: str) -> dict[str, str]:
         """The udm_fields that turn a raw record of this collection into `udm`."""
@@ -260,6 +262,8 @@ class ConnectorSpec(_Strict):
                 found += [(f"collections.{name}.{kind}.params.{k}", v, "path") for k, v in call.params.items()]
             if collection.position is not None and collection.position.path is not None:
                 found.append((f"collections.{name}.position.path", collection.position.path, "path"))
+            for kind, write in collection.writes.calls() if collection.writes else []:
+                found.append((f"collections.{name}.writes.{kind}.path", write.path.replace("{id}", ""), "path"))
         for grant, oauth in self.oauth.items():
             found += [(f"oauth.{grant}", url, "oauth") for url in oauth.urls()]
         return found

@@ -74,6 +74,7 @@ def classify_error(response: httpx.Response) -> ConnectorError | None:
             f"pipedrive: Cloudflare blocked this token for ignoring 429s; waiting {BLOCKED_SECONDS:g}s",
             connector="pipedrive",
             retry_after=BLOCKED_SECONDS,
+            status=429,  # a refusal before any work, like a 429
         )
     if response.status_code == 402:
         return AuthError(

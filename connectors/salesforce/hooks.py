@@ -62,6 +62,7 @@ def classify_error(response: httpx.Response) -> ConnectorError | None:
         connector="salesforce",
         url=url,
         retry_after=wait,
+        status=429,  # a refusal before any work, like a 429
     )
 
 

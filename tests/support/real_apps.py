@@ -210,7 +210,10 @@ def start_kinto(
         cmd = [str(exe), "start", "--ini", str(ini), "--port", str(port)]
         return cmd, f"http://{HOST}:{port}/v1/__heartbeat__"
 
-    proc, port, startup = start_on_free_port(build, cwd=workdir, log_name="kinto", timeout=timeout)
+    # A collection may then carry a JSON schema, so a test can see Kinto refuse an invalid write (issue 20);
+    # collections without one are unaffected.
+    schemas = {"KINTO_EXPERIMENTAL_COLLECTION_SCHEMA_VALIDATION": "true"}
+    proc, port, startup = start_on_free_port(build, cwd=workdir, log_name="kinto", env=schemas, timeout=timeout)
     server = KintoServer(
         base_url=f"http://{HOST}:{port}/v1",
         username=username,

@@ -1,0 +1,129 @@
+"""`writes:` of a collection in connector.yaml: how inlet creates, updates and deletes the app's records.
+
+```yaml
+collections:
+  contacts:
+    writes:
+      fields: [email, firstname, lastname]          # what the app lets a client write (the catalogue shows it)
+      create: {method: POST, path: /crm/v3/objects/contacts, body: {properties: $fields}, id_path: id}
+      update: {method: PATCH, path: "/crm/v3/objects/contacts/{id}", body: {properties: $fields}}
+      delete: {method: DELETE, path: "/crm/v3/objects/contacts/{id}"}
+      etag: {header: If-Match, response_header: ETag}  # optimistic concurrency, where the app has it
+      idempotency_header: Idempotency-Key             # where the app has it; else `find` before a re-create
+      find: {params: {email: "$field:email"}}         # the list endpoint filtered by a written field
+      error_message_path: message
+      conflict: [{status: [409, 412]}]
+```
+
+A body or params template is JSON whose strings may be one of these tokens, replaced whole:
+`$fields` (the written fields, an object), `$field:<name>` (one of them), `$field_names` (their names,
+comma-separated), `$etag`, `$id`, `$now_ms` and `$now_iso` (the write's time, for apps that keep no
+modification time themselves). Any other string is sent as it is. The default body is `$fields`; a
+`$merge` key merges its object into the one holding it (`{$merge: $fields, updatedAt: $now_ms}`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["ConflictRule", "EtagSpec", "FindSpec", "ModifiedBySpec", "WriteCall", "WritesSpec", "TOKENS"]
+
+TOKENS = ("$fields", "$field_names", "$etag", "$id", "$now_ms", "$now_iso")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class WriteCall(_Strict):
+    """One write request: its method, path (`{id}` is the external id) and body template."""
+
+    method: Literal["POST", "PUT", "PATCH", "DELETE"]
+    path: str
+    params: dict[str, str] = {}
+    headers: dict[str, str] = {}
+    body: Any = Field("$fields", description="the JSON body template; null: no body")
+    record_path: str = Field("", description="where the written record is in the answer (empty: the body)")
+    id_path: str | None = Field(None, description="create: where the new record's id is in the answer")
+    id_safe: str = Field("", description="characters left unquoted in {id} (Google's `people/c1` keeps `/`)")
+    etag_required: bool = Field(False, description="the app refuses this call without an etag (Google People)")
+
+
+class EtagSpec(_Strict):
+    """Optimistic concurrency: where the etag goes on a write and where a write's answer gives the new one.
+
+    `header` (If-Match, If-Unmodified-Since) or `body_path` (Google's `etag` field) carries it out;
+    `response_header` or `response_path` (in the written record) brings the new one back. `quote` wraps a
+    bare value in double quotes for the header (Kinto's ETag is `"1700000000000"`)."""
+
+    header: str | None = None
+    body_path: str | None = None
+    response_header: str | None = None
+    response_path: str | None = None
+    quote: bool = False
+
+    @model_validator(mode="after")
+    def _one_way_out(self) -> EtagSpec:
+        if (self.header is None) == (self.body_path is None):
+            raise ValueError("set exactly one of etag.header or etag.body_path")
+        return self
+
+
+class FindSpec(_Strict):
+    """A record that a lost create may have made: the list endpoint with these params (templates over the
+    fields); the single record found is the one (several: ambiguous, refused)."""
+
+    path: str | None = Field(None, description="default: the collection's list path")
+    params: dict[str, str]
+    records_path: str | None = Field(None, description="default: the collection's list records_path")
+    method: Literal["GET", "POST"] = "GET"
+    body: Any = None
+
+
+class ConflictRule(_Strict):
+    """An answer that means "the record changed since you read it" (or already exists)."""
+
+    status: list[int]
+    body_contains: str | None = None
+    existing_id_pattern: str | None = Field(None, description="a regex whose group 1 is the existing record's id")
+
+
+class ModifiedBySpec(_Strict):
+    """The app's own "modified by" marker on a record: the value at `path` equals `equals` (a literal, or a
+    `{parameter}` of the connection) when inlet's connection made the last change."""
+
+    path: str
+    equals: str
+
+
+class WritesSpec(_Strict):
+    """Create, update and delete of one collection, and what they may write."""
+
+    fields: list[str] = Field(description="the fields a client may write, by the app's names")
+    create: WriteCall | None = None
+    update: WriteCall | None = None
+    delete: WriteCall | None = None
+    delete_ok: list[int] = Field([404, 410], description="answers to a delete that mean it is already gone")
+    etag: EtagSpec | None = None
+    idempotency_header: str | None = None
+    find: FindSpec | None = None
+    modified_by: ModifiedBySpec | None = None
+    error_message_path: str = Field("message", description="the app's message in a refusal's body")
+    conflict: list[ConflictRule] = [ConflictRule(status=[409, 412])]
+    batch_limit: int | None = Field(None, ge=1, description="records per batch call, where the app has one")
+
+    @model_validator(mode="after")
+    def _paths_take_the_id(self) -> WritesSpec:
+        for kind, call in (("update", self.update), ("delete", self.delete)):
+            if call is not None and "{id}" not in call.path:
+                raise ValueError(f"writes.{kind}.path must contain {{id}}")
+        if self.create is not None and self.create.id_path is None:
+            raise ValueError("writes.create needs id_path: where the answer gives the new record's id")
+        if not (self.create or self.update or self.delete):
+            raise ValueError("writes needs at least one of create, update or delete")
+        return self
+
+    def calls(self) -> list[tuple[str, WriteCall]]:
+        return [(k, c) for k, c in (("create", self.create), ("update", self.update), ("delete", self.delete)) if c]

@@ -1,0 +1,391 @@
+"""Writes to an external app: create, update and delete one record as its collection's `writes:` declares.
+
+    result = await write(connector, WriteOp("create", "contacts", None, {"email": "a@b.org"}, "push-81"))
+    result.external_id, result.etag, result.dropped
+
+A write is retried in process like a read (429 with Retry-After through the connection's budget, 5xx,
+timeouts), with one difference: a create that may have reached the app (a timeout, a 5xx) is not sent
+again blindly. With an idempotency header the app recognises the repeat; without one, `find_existing`
+looks for the record the lost create may have made, and the retry happens only when there is none; an
+app with neither gets the transient error back, for the caller to decide.
+
+Fields the app cannot write are left out and listed in `WriteResult.dropped`, never silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+from urllib.parse import quote
+
+import httpx
+import orjson
+
+from connectors.base import Connector
+from connectors.budget import full_jitter
+from connectors.errors import ConnectorError, FatalError, RequestRejected, RetryableError, WriteConflict, WriteRejected
+from connectors.paths import MISSING, lookup
+from connectors.redaction import redact_start
+from connectors.write_spec import FindSpec, WriteCall, WritesSpec
+
+__all__ = ["WriteKind", "WriteOp", "WriteResult", "find_existing", "modified_by_inlet", "write", "writes_of"]
+
+logger = logging.getLogger(__name__)
+
+WriteKind = Literal["create", "update", "delete"]
+_ANSWERED = frozenset({300, 400, 404, 405, 409, 410, 412, 415, 422}) | frozenset(range(200, 300))
+_MESSAGE_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class WriteOp:
+    """One record write: `external_id` is None for a create; `fields` use the app's field names."""
+
+    kind: WriteKind
+    data_source: str
+    external_id: str | None
+    fields: Mapping[str, object]
+    idempotency_key: str
+    etag: str | None = None
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What the app answered: the record's id, its new etag and modification time where the app gives them,
+    whether the app marks the change as inlet's own (None: it has no marker, or did not say), the fields
+    left out because the app cannot write them, and the written record as the app returned it."""
+
+    external_id: str
+    etag: str | None
+    modified_at: str | None
+    modified_by_inlet: bool | None
+    dropped: tuple[str, ...] = ()
+    record: Mapping[str, Any] | None = field(default=None, repr=False)
+    found_existing: bool = False  # a create that found the record a lost earlier create had made
+    sent: bool = True  # False: nothing writable was left, so nothing went to the app
+
+
+def writes_of(connector: Connector, data_source: str) -> tuple[str, WritesSpec]:
+    """The collection behind `data_source` (a collection or UDM name) and its `writes:`; FatalError if none."""
+    name = data_source if data_source in connector.spec.collections else None
+    if name is None:
+        try:
+            name = connector.spec.collection_for(data_source)
+        except KeyError:
+            name = data_source  # connector.collection raises the clear error
+    spec = connector.collection(name).writes
+    if spec is None:
+        raise FatalError(
+            f"{connector.name}.{name} declares no `writes:`; it cannot be written", connector=connector.name
+        )
+    return name, spec
+
+
+async def write(connector: Connector, op: WriteOp) -> WriteResult:
+    """Create, update or delete one record in the app; errors: WriteRejected, WriteConflict, RetryableError,
+    AuthError and the rest of the connector error tree."""
+    collection, spec = writes_of(connector, op.data_source)
+    call = getattr(spec, op.kind)
+    if call is None:
+        raise FatalError(f"{connector.name}.{collection} cannot {op.kind} records", connector=connector.name)
+    kept = {k: v for k, v in op.fields.items() if k in spec.fields} if op.kind != "delete" else {}
+    dropped = tuple(sorted(set(op.fields) - set(kept))) if op.kind != "delete" else ()
+    if dropped:
+        logger.warning("%s.%s: %s cannot write %s; left out", connector.name, collection, op.kind, list(dropped))
+    if op.kind != "create":
+        _check_id(connector, collection, op.external_id)
+    if op.kind == "update" and not kept:
+        return WriteResult(op.external_id or "", op.etag, None, None, dropped, sent=False)
+    if call.etag_required and op.etag is None:
+        raise WriteRejected(
+            f"{connector.name}.{collection}: {op.kind} needs the record's etag (read it first)",
+            connector=connector.name,
+        )
+    request = _request(connector, spec, call, op, kept)
+    response = await _send(connector, spec, collection, op, kept, request)
+    if isinstance(response, WriteResult):
+        return WriteResult(**{**response.__dict__, "dropped": dropped})
+    return _result(connector, collection, spec, call, op, response, dropped)
+
+
+async def find_existing(connector: Connector, data_source: str, fields: Mapping[str, object]) -> str | None:
+    """The id of the record a create of `fields` would duplicate (by the `find:` lookup), or None. None too
+    when the app declares no lookup, or `fields` lack what it looks up by. Several matches: WriteConflict."""
+    collection, spec = writes_of(connector, data_source)
+    if spec.find is None:
+        return None
+    values = _find_params(spec.find, fields)
+    if values is None:
+        return None
+    listing = connector.collection(collection).list
+    path = spec.find.path or listing.path
+    params = {k: v.format_map(_Params(connector)) for k, v in listing.params.items()} if spec.find.path is None else {}
+    request = connector.write_request(
+        spec.find.method,
+        path,
+        path_values={},
+        params={**params, **values},
+        headers={},
+        json=_render(spec.find.body, _Context(fields, None, None)) if spec.find.body is not None else None,
+    )
+    response = await connector.send(request)
+    records_path = spec.find.records_path if spec.find.records_path is not None else listing.records_path
+    _, records = connector.parse_page(response, records_path, connector.redact(str(request.url)))
+    ids = [connector.record_id(collection, r) for r in records if _matches(r, fields, spec.find)]
+    if len(ids) > 1:
+        raise WriteConflict(
+            f"{connector.name}.{collection}: {len(ids)} records match {sorted(values)}; which one a lost "
+            "create made is ambiguous",
+            connector=connector.name,
+            existing_id=ids[0],
+        )
+    return ids[0] if ids else None
+
+
+def modified_by_inlet(connector: Connector, data_source: str, record: Mapping[str, Any]) -> bool | None:
+    """Whether the app's own "modified by" marker on `record` names this connection (None: no marker)."""
+    _, spec = writes_of(connector, data_source)
+    if spec.modified_by is None:
+        return None
+    value = lookup(record, spec.modified_by.path, None)
+    if value is None:
+        return None
+    return str(value) == spec.modified_by.equals.format_map(_Params(connector))
+
+
+# -- building ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Context:
+    fields: Mapping[str, object]
+    etag: str | None
+    external_id: str | None
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+class _Params(dict[str, str]):
+    """A connection's parameters for `str.format_map`; an unknown one is an error of the spec."""
+
+    def __init__(self, connector: Connector) -> None:
+        super().__init__()
+        self._connector = connector
+
+    def __missing__(self, key: str) -> str:
+        value = self._connector.parameter(key)
+        if value is None:
+            raise FatalError(f"{self._connector.name}: no connection parameter {key!r}", connector=self._connector.name)
+        return value
+
+
+def _render(template: Any, context: _Context) -> Any:
+    """The template with its `$` tokens replaced (see write_spec); a `$field:x` absent from the fields drops
+    its key (or list item)."""
+    if isinstance(template, dict):
+        rendered = {k: _render(v, context) for k, v in template.items()}
+        merged = rendered.pop("$merge", {})  # `{$merge: $fields, updatedAt: $now_ms}`: the fields, and more
+        return {k: v for k, v in {**merged, **rendered}.items() if v is not MISSING}
+    if isinstance(template, list):
+        return [v for v in (_render(item, context) for item in template) if v is not MISSING]
+    if not isinstance(template, str) or not template.startswith("$"):
+        return template
+    if template.startswith("$field:"):
+        return lookup(context.fields, template.removeprefix("$field:"))
+    tokens: dict[str, Any] = {
+        "$fields": dict(context.fields),
+        "$field_names": ",".join(context.fields),
+        "$etag": context.etag if context.etag is not None else MISSING,
+        "$id": context.external_id if context.external_id is not None else MISSING,
+        "$now_ms": int(context.now.timestamp() * 1000),
+        "$now_iso": context.now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+    }
+    return tokens.get(template, template)
+
+
+def _request(
+    connector: Connector, spec: WritesSpec, call: WriteCall, op: WriteOp, fields: Mapping[str, object]
+) -> httpx.Request:
+    context = _Context(fields, op.etag, op.external_id)
+    body = _render(call.body, context) if call.body is not None and op.kind != "delete" else None
+    headers = dict(call.headers)
+    if spec.etag is not None and op.etag is not None:
+        if spec.etag.header is not None:
+            headers[spec.etag.header] = f'"{op.etag}"' if spec.etag.quote and not op.etag.startswith('"') else op.etag
+        elif spec.etag.body_path is not None and isinstance(body, dict):
+            body[spec.etag.body_path] = op.etag
+    if spec.idempotency_header is not None and op.kind == "create":
+        headers[spec.idempotency_header] = op.idempotency_key
+    params: dict[str, str] = {}
+    for name, template in call.params.items():
+        value = _render(template, context)
+        if value is not MISSING:
+            params[name] = value.format_map(_Params(connector)) if value is template else str(value)
+    quoted = {"id": quote(op.external_id, safe=call.id_safe)} if op.external_id is not None else {}
+    return connector.write_request(
+        call.method, call.path, path_values=quoted, params=params, headers=headers, json=body
+    )
+
+
+def _find_params(find: FindSpec, fields: Mapping[str, object]) -> dict[str, str] | None:
+    values: dict[str, str] = {}
+    for name, template in find.params.items():
+        value = _render(template, _Context(fields, None, None))
+        if value is MISSING or value is None or isinstance(value, dict | list):
+            return None
+        values[name] = str(value)
+    return values
+
+
+def _matches(record: Mapping[str, Any], fields: Mapping[str, object], find: FindSpec) -> bool:
+    """An app whose filter is loose (a prefix, a case-folded match) may list more; keep exact matches only
+    where the record shows the field under the same name."""
+    for template in find.params.values():
+        if template.startswith("$field:"):
+            name = template.removeprefix("$field:")
+            shown = lookup(record, name, MISSING)
+            if shown is not MISSING and str(shown).lower() != str(lookup(fields, name)).lower():
+                return False
+    return True
+
+
+def _check_id(connector: Connector, collection: str, external_id: str | None) -> None:
+    pattern = connector.collection(collection).id_pattern
+    if external_id is None or not re.fullmatch(pattern, external_id):
+        shown = "none" if external_id is None else repr(external_id[:80])
+        raise RequestRejected(
+            f"{connector.name}.{collection}: {shown} is not an id of this app (pattern {pattern})",
+            connector=connector.name,
+        )
+
+
+# -- sending -----------------------------------------------------------------------------------------
+
+
+async def _send(
+    connector: Connector,
+    spec: WritesSpec,
+    collection: str,
+    op: WriteOp,
+    fields: Mapping[str, object],
+    request: httpx.Request,
+) -> httpx.Response | WriteResult:
+    """Send with retries; a create that may have landed is looked up (or given up) rather than repeated."""
+    policy = connector.retry_policy
+    blind = op.kind == "create" and spec.idempotency_header is None
+    for attempt in range(1, policy.attempts + 1):
+        answer = await connector.attempt(request, _ANSWERED)
+        if isinstance(answer, httpx.Response):
+            return answer
+        if not isinstance(answer, RetryableError) or attempt == policy.attempts:
+            raise answer
+        if blind and not _never_applied(answer):
+            if spec.find is None:
+                raise answer
+            found = await find_existing(connector, collection, fields)
+            if found is not None:
+                logger.info("%s.%s: a lost create had made %s", connector.name, collection, found)
+                return WriteResult(found, None, None, None, found_existing=True, sent=True)
+        wait = answer.retry_after
+        if wait is None:
+            wait = full_jitter(attempt, policy.backoff_seconds, policy.max_backoff_seconds)
+        if wait > policy.max_wait_seconds:
+            raise answer
+        logger.warning("%s (attempt %d of %d, waiting %.2fs)", answer, attempt, policy.attempts, wait)
+        await asyncio.sleep(wait)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _never_applied(error: ConnectorError) -> bool:
+    """A 429 is a refusal before any work: the create did not happen."""
+    return isinstance(error, RetryableError) and error.status == 429
+
+
+def _result(
+    connector: Connector,
+    collection: str,
+    spec: WritesSpec,
+    call: WriteCall,
+    op: WriteOp,
+    response: httpx.Response,
+    dropped: tuple[str, ...],
+) -> WriteResult:
+    status = response.status_code
+    url = connector.redact(str(response.request.url))
+    body = _json(response)
+    if op.kind == "delete" and status in spec.delete_ok:
+        return WriteResult(op.external_id or "", None, None, None, dropped)
+    if not 200 <= status < 300:
+        raise _refusal(connector, collection, spec, op, response, body, url)
+    record = lookup(body, call.record_path, None) if body is not None else None
+    record = record if isinstance(record, dict) else None
+    external_id = op.external_id
+    if op.kind == "create":
+        assert call.id_path is not None
+        found = lookup(body, call.id_path, None) if body is not None else None
+        if found in (None, ""):
+            raise RequestRejected(
+                f"{connector.name}.{collection}: the create answered {status} without an id at {call.id_path!r}",
+                connector=connector.name,
+                url=url,
+            )
+        external_id = str(found)
+    etag = None
+    if spec.etag is not None:
+        if spec.etag.response_header is not None:
+            etag = response.headers.get(spec.etag.response_header)
+        elif spec.etag.response_path is not None and record is not None:
+            value = lookup(record, spec.etag.response_path, None)
+            etag = None if value is None else str(value)
+        if etag is not None and spec.etag.quote:
+            etag = etag.strip('"')
+    modified_at = connector.updated_at(collection, record) if record is not None else None
+    by_inlet = modified_by_inlet(connector, collection, record) if record is not None else None
+    return WriteResult(str(external_id), etag, modified_at, by_inlet, dropped, record)
+
+
+def _refusal(
+    connector: Connector,
+    collection: str,
+    spec: WritesSpec,
+    op: WriteOp,
+    response: httpx.Response,
+    body: Any,
+    url: str,
+) -> ConnectorError:
+    status = response.status_code
+    text = redact_start(response.text, [], _MESSAGE_LIMIT)
+    where = f"{connector.name}: {op.kind} {collection} ({response.request.method} {url}) answered {status}"
+    for rule in spec.conflict:
+        if status in rule.status and (rule.body_contains is None or rule.body_contains in response.text):
+            existing = None
+            if rule.existing_id_pattern and (match := re.search(rule.existing_id_pattern, response.text)):
+                existing = match.group(1)
+            return WriteConflict(
+                f"{where}: the record changed since it was read, or exists already. Body: {connector.redact(text)}",
+                connector=connector.name,
+                url=url,
+                existing_id=existing,
+            )
+    message = lookup(body, spec.error_message_path, None) if body is not None else None
+    app_message = connector.redact(str(message if message is not None else text))[:_MESSAGE_LIMIT]
+    return WriteRejected(
+        f"{where}: the app refused the write: {app_message}",
+        connector=connector.name,
+        url=url,
+        app_message=app_message,
+        status=status,
+    )
+
+
+def _json(response: httpx.Response) -> Any:
+    if not response.content:
+        return None
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return None
