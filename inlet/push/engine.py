@@ -31,9 +31,11 @@ import anyio
 import orjson
 
 from connectors.errors import ConnectorError, RetryableError
-from connectors.writes import WriteConflict, WriteOp, WriteRejected, WriteResult, find_existing, write
+from connectors.errors import WriteConflict, WriteRejected
+from connectors.writes import WriteOp, WriteResult, find_existing, write
 from inlet.delivery import breaker
 from inlet.push.conflicts import Conflict, external_changed, resolve
+from inlet.push.reverse import Reversed
 from inlet.push.runtime import PushRuntime
 from inlet.store import (
     Link,
@@ -171,8 +173,8 @@ async def _write(run: PushRuntime, row: PushRow, result: PushResult) -> tuple[Wr
     reversed_ = run.reverse.reverse(record, link.external_id if link else None)
     result.notices += [f"{row.app_id}: {notice}" for notice in reversed_.notices]
     if link is not None and link.external_id and link.deleted_at is None:
-        return await _update(run, row, link, reversed_.fields, reversed_)
-    return await _create(run, row, reversed_.fields), []
+        return await _update(run, row, link, reversed_, result)
+    return await _create(run, row, reversed_.fields, result), []
 
 
 def _link(run: PushRuntime, row: PushRow) -> Link | None:
@@ -187,57 +189,87 @@ def _link(run: PushRuntime, row: PushRow) -> Link | None:
     return link
 
 
-async def _create(run: PushRuntime, row: PushRow, fields: dict[str, Any]) -> WrittenRecord:
+async def _create(run: PushRuntime, row: PushRow, fields: dict[str, Any], result: PushResult) -> WrittenRecord:
     await anyio.to_thread.run_sync(
         lambda: begin_create(run.engine, run.connection_id, row.data_source, row.app_id, row.idempotency_key)
     )
-    # Find-or-create: a record the app already holds (or a create of ours whose answer was lost) is linked
-    # and updated, never created twice.
-    found = await find_existing(run.connector, row.data_source, _nested(fields))
-    if found is not None:
-        answer = await write(run.connector, WriteOp("update", row.data_source, found, _nested(fields), row.idempotency_key, None))
-        return _written(answer, found, "updated", fields, origin="found")
-    answer = await write(run.connector, WriteOp("create", row.data_source, None, _nested(fields), row.idempotency_key, None))
-    return _written(answer, answer.external_id, "created", fields)
+    body = _nested(fields)
+    # Find-or-create: a record the app already holds (or one a create of ours made before its answer was
+    # lost) is linked and updated, never created twice.
+    found = await find_existing(run.connector, row.data_source, body)
+    if found is None:
+        try:
+            answer = await write(run.connector, WriteOp("create", row.data_source, None, body, row.idempotency_key))
+        except WriteConflict as exc:
+            if exc.existing_id is None:
+                raise _Refused(str(exc)) from None
+            found = exc.existing_id  # the app says the record exists already (HubSpot's 409 on a taken email)
+        else:
+            _note_dropped(result, row, answer)
+            kind = "updated" if answer.found_existing else "created"
+            return _written(answer, answer.external_id, kind, fields, origin="found" if answer.found_existing else "push")
+    answer = await write(run.connector, WriteOp("update", row.data_source, found, body, row.idempotency_key))
+    _note_dropped(result, row, answer)
+    return _written(answer, found, "updated", fields, origin="found")
 
 
 async def _update(
-    run: PushRuntime, row: PushRow, link: Link, fields: dict[str, Any], reversed_: Any
+    run: PushRuntime, row: PushRow, link: Link, reversed_: Reversed, result: PushResult
 ) -> tuple[WrittenRecord | None, list[Conflict]]:
     external_id = link.external_id or ""
-    current = await run.current(external_id)
-    if current is None and run.can_read:
-        if run.reverse.conflicts.owner("*") != "app":
-            raise _Refused(f"external record {external_id} no longer exists; its deletion reaches the app by import")
-    conflicts: list[Conflict] = []
-    etag = link.etag
-    if current is not None:
-        modified = run.connector.updated_at(run.collection, current)
-        etag = run.etag(current) or etag
-        if external_changed(modified, link.external_modified_at):
-            app_at = row.occurred_at or row.created_at.isoformat()
-            fields, conflicts = resolve(
-                reversed_, current, modified, app_at, run.reverse.conflicts, app_id=row.app_id, external_id=external_id
-            )
-            if not fields:
-                return None, conflicts
-    try:
-        answer = await write(run.connector, WriteOp("update", row.data_source, external_id, _nested(fields), row.idempotency_key, etag))
-    except WriteConflict:
-        # Changed between our read and our write: read again and decide once more on the next attempt.
-        raise RetryableError(f"{run.app}: record {external_id} changed while it was being written; retrying") from None
-    return _written(answer, external_id, "updated", fields), conflicts
+    for attempt in (1, 2):
+        current = await run.current(external_id)
+        if current is None and run.can_read:
+            raise _Refused(f"{run.app} record {external_id} no longer exists; its deletion reaches the app by import")
+        fields, conflicts, etag = dict(reversed_.fields), [], link.etag
+        if current is not None:
+            modified = run.connector.updated_at(run.collection, current)
+            etag = run.etag(current) or etag
+            if external_changed(modified, link.external_modified_at):
+                app_at = row.occurred_at or _aware(row.created_at).isoformat()
+                fields, conflicts = resolve(
+                    reversed_, current, modified, app_at, run.reverse.conflicts, app_id=row.app_id, external_id=external_id
+                )
+                if not fields:
+                    return None, conflicts
+        op = WriteOp("update", row.data_source, external_id, _nested(fields), row.idempotency_key, etag)
+        try:
+            answer = await write(run.connector, op)
+        except WriteConflict:
+            if attempt == 2:
+                raise RetryableError(f"{run.app}: record {external_id} keeps changing while it is written") from None
+            continue  # changed between our read and our write: read it again and decide again
+        except WriteRejected as exc:
+            if exc.status in (404, 410):
+                raise _Refused(f"{run.app} record {external_id} is gone; its deletion reaches the app by import") from None
+            raise
+        _note_dropped(result, row, answer)
+        if not answer.sent:
+            return None, conflicts
+        return _written(answer, external_id, "updated", fields), conflicts
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 async def _delete(run: PushRuntime, row: PushRow, link: Link | None, result: PushResult) -> WrittenRecord | None:
     if link is None or not link.external_id or link.deleted_at is not None:
-        result.notices.append(f"{row.app_id}: deleted in the app, but never linked to a {run.app} record; nothing to delete")
+        result.notices.append(f"{row.app_id}: deleted in the app, never linked to a {run.app} record: nothing to delete")
         return None
-    answer = await write(run.connector, WriteOp("delete", row.data_source, link.external_id, {}, row.idempotency_key, link.etag))
+    op = WriteOp("delete", row.data_source, link.external_id, {}, row.idempotency_key, link.etag)
+    try:
+        answer = await write(run.connector, op)
+    except WriteConflict:  # a stale etag: the app deleted it, whatever changed since
+        op = WriteOp("delete", row.data_source, link.external_id, {}, row.idempotency_key, None)
+        answer = await write(run.connector, op)
     return _written(answer, link.external_id, "deleted", {})
 
 
-def _written(answer: WriteResult, external_id: str | None, kind: str, fields: dict[str, Any], origin: str = "push") -> WrittenRecord:
+def _note_dropped(result: PushResult, row: PushRow, answer: WriteResult) -> None:
+    result.notices += [f"{row.app_id}: field {name!r} cannot be written; dropped" for name in answer.dropped]
+
+
+def _written(
+    answer: WriteResult, external_id: str | None, kind: str, fields: dict[str, Any], origin: str = "push"
+) -> WrittenRecord:
     return WrittenRecord(
         external_id=answer.external_id or external_id or "",
         kind=kind,

@@ -1,9 +1,9 @@
 """The reverse mapping: an app record -> the UDM -> the external app's fields, per connection.
 
 Step one is layered like the import's mapping (default `mappings/reverse/<ds>.yaml`, the app's layer, the
-tenant's files and stored layers; sandboxed expressions, compiled once). Step two is the connector's: its
-`writes.fields` (external field -> expression over the UDM) where it declares them, else the inverse of each
-plain `udm_fields` reference (`full_name: "{{ raw.name }}"` makes `name` writable from `full_name`). A UDM
+tenant's files and stored layers; sandboxed expressions, compiled once). Step two is the connector's: the inverse
+of each plain `udm_fields` reference (`full_name: "{{ raw.name }}"` makes `name` written from `full_name`),
+where its `writes.fields` lists that external field as writable. A UDM
 field with a value and no external field to go to is dropped with a notice naming it, never silently.
 """
 
@@ -129,7 +129,7 @@ def build_reverse(
     app: str,
     udm_fields: Mapping[str, str],
     *,
-    writes_fields: Mapping[str, str] | None = None,
+    writable: frozenset[str],
     app_fields: frozenset[str] = frozenset(),
     tenant: str | None = None,
     connection: str | None = None,
@@ -145,7 +145,7 @@ def build_reverse(
         overrides_dir=overrides_dir,
         stored=stored,
     )
-    to_external = dict(writes_fields) if writes_fields else inverse_fields(udm_fields)
+    to_external = {path: t for path, t in inverse_fields(udm_fields).items() if path.split(".")[0] in writable}
     return ReverseMapper(
         data_source=data_source,
         app=app,

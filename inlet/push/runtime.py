@@ -9,6 +9,7 @@ from typing import Any
 
 from connectors.base import Connector
 from connectors.budget import RequestBudget
+from connectors.paths import lookup
 from connectors.registry import load, open_connector
 from inlet.delivery import breaker
 from inlet.mapping import mapping_for, stored_layers
@@ -19,7 +20,9 @@ from inlet.store import LoadedConnection, Store, Vault, load_connection, shared_
 
 __all__ = ["PushRuntime", "open_push_runtime", "reverse_mapper"]
 
-_ETAG_PATHS = ("etag", "@odata.etag", "_etag")
+# Where a read record shows the etag its app's writes take, when the writes spec does not say: Google's `etag`,
+# Graph's `@odata.etag`, Kinto's `last_modified` (its ETag header is that timestamp, quoted).
+_ETAG_PATHS = ("etag", "@odata.etag", "last_modified")
 
 
 @dataclass
@@ -64,8 +67,13 @@ class PushRuntime:
         return await self.connector.get(self.collection, external_id)
 
     def etag(self, raw: Mapping[str, Any]) -> str | None:
-        for path in _ETAG_PATHS:
-            value = raw.get(path)
+        """The record's etag as the app's writes take it back (None: the app has no concurrency control)."""
+        writes = self.connector.collection(self.collection).writes
+        if writes is None or writes.etag is None:
+            return None
+        paths = (writes.etag.response_path,) if writes.etag.response_path else _ETAG_PATHS
+        for path in paths:
+            value = lookup(raw, path, None) if path else None
             if isinstance(value, str | int) and value != "":
                 return str(value)
         return None
@@ -83,14 +91,13 @@ def reverse_mapper(engine: Store, settings: Settings, loaded: LoadedConnection, 
     spec, _ = load(connection.app)
     collection = connection.collection or spec.collection_for(data_source)
     collection_spec = spec.collections[collection]
-    writes = getattr(collection_spec, "writes", None)
-    writes_fields = getattr(writes, "fields", None) if writes is not None else None
+    writable = frozenset(collection_spec.writes.fields) if collection_spec.writes else frozenset()
     forward = mapping_for(engine, settings, connection, data_source)
     return build_reverse(
         data_source,
         connection.app,
         collection_spec.fields_for(data_source),
-        writes_fields=writes_fields,
+        writable=writable,
         app_fields=frozenset(forward.templates),
         tenant=connection.tenant_id,
         connection=connection.id,

@@ -17,9 +17,10 @@ def _json_server(**stored: Layer) -> ReverseMapper:
         "users",
         "json_server",
         spec.collections["users"].udm_fields,
+        writable=frozenset(spec.collections["users"].writes.fields),  # type: ignore[union-attr]  # it has writes
         app_fields=_APP_FIELDS,
         tenant="acme",
-        stored=stored or None  # type: ignore[arg-type]  # keys are the stored levels
+        stored=stored or None,  # type: ignore[arg-type]  # keys are the stored levels
     )
 
 
