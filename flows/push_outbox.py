@@ -54,7 +54,9 @@ class PushSummary(BaseModel):
         self.errors += result.errors[:50]
 
 
-@task(name="write-to-app", task_run_name="write-to-app/{tenant}/{connection}", cache_policy=NO_CACHE, persist_result=False)
+@task(
+    name="write-to-app", task_run_name="write-to-app/{tenant}/{connection}", cache_policy=NO_CACHE, persist_result=False
+)
 async def _write(tenant: str, connection: str) -> PushResult:
     settings = get_settings()
     engine = shared_store(settings.store_url)
@@ -88,7 +90,12 @@ async def push_outbox(tenant: str | None = None, connection: str | None = None) 
     logger = get_run_logger()
     logger.info(
         "pushed to %d connections: %d written, %d failed, %d deferred, %d conflicts, %d echoes suppressed",
-        len(results), summary.written, summary.failed, summary.deferred, len(summary.conflicts), summary.echo_suppressed,
+        len(results),
+        summary.written,
+        summary.failed,
+        summary.deferred,
+        len(summary.conflicts),
+        summary.echo_suppressed,
     )
     for notice in summary.notices[:20]:
         logger.warning("%s", notice)

@@ -25,9 +25,9 @@ from inlet.errors import (
     CredentialsRefused,
     InletError,
     NotFound,
-    SignatureError,
     RateLimited,
     Refused,
+    SignatureError,
     Unavailable,
 )
 from mappings import MappingError

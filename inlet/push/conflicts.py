@@ -11,7 +11,7 @@ from typing import Any
 from inlet.push.reverse import ConflictPolicy, Reversed
 from inlet.store import field_value
 
-__all__ = ["Conflict", "external_changed", "resolve"]
+__all__ = ["Conflict", "external_changed", "instant", "latest", "resolve"]
 
 
 @dataclass(frozen=True)
@@ -25,8 +25,13 @@ class Conflict:
     rule: str  # owner or last_writer
 
     def as_dict(self) -> dict[str, str]:
-        return {"app_id": self.app_id, "external_id": self.external_id, "field": self.field,
-                "winner": self.winner, "rule": self.rule}
+        return {
+            "app_id": self.app_id,
+            "external_id": self.external_id,
+            "field": self.field,
+            "winner": self.winner,
+            "rule": self.rule,
+        }
 
 
 def external_changed(current_modified: str | None, synced_modified: str | None) -> bool:
@@ -37,6 +42,15 @@ def external_changed(current_modified: str | None, synced_modified: str | None) 
         return instant(current_modified) > instant(synced_modified)
     except ValueError:
         return current_modified != synced_modified
+
+
+def latest(*stamps: str | None) -> str | None:
+    """The latest of some ISO 8601 stamps (None when there is none)."""
+    known = [s for s in stamps if s]
+    try:
+        return max(known, key=instant) if known else None
+    except ValueError:
+        return known[-1]
 
 
 def resolve(

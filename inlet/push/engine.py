@@ -25,16 +25,16 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import anyio
 import orjson
 
-from connectors.errors import ConnectorError, RetryableError
-from connectors.errors import WriteConflict, WriteRejected
+from connectors.errors import ConnectorError, RetryableError, WriteConflict, WriteRejected
 from connectors.writes import WriteOp, WriteResult, find_existing, write
 from inlet.delivery import breaker
-from inlet.push.conflicts import Conflict, external_changed, resolve
+from inlet.push.conflicts import Conflict, external_changed, latest, resolve
 from inlet.push.reverse import Reversed
 from inlet.push.runtime import PushRuntime
 from inlet.store import (
@@ -45,6 +45,7 @@ from inlet.store import (
     bump_stats,
     defer_push,
     finish_write,
+    last_imported_at,
     link_by_external,
     link_for,
     park_push,
@@ -97,7 +98,9 @@ async def drain_pushes(run: PushRuntime, *, batch_size: int = 50, clock: Callabl
             result.parked = True
             return result
         limit = 1 if gate == "probe" else batch_size
-        rows = await anyio.to_thread.run_sync(lambda: pending_pushes(run.engine, run.connection_id, limit, now=clock()))
+        rows = await anyio.to_thread.run_sync(
+            partial(pending_pushes, run.engine, run.connection_id, limit, now=clock())
+        )
         if not rows:
             return result
         # A deferred push is not due again in this drain: the next batch skips it and its record's later pushes.
@@ -113,7 +116,9 @@ async def drain_pushes(run: PushRuntime, *, batch_size: int = 50, clock: Callabl
 
 
 async def _failed(run: PushRuntime, error: str) -> datetime | None:
-    return await anyio.to_thread.run_sync(breaker.record_failure, run.engine, run.breaker_key, run.breaker_policy, error)
+    return await anyio.to_thread.run_sync(
+        breaker.record_failure, run.engine, run.breaker_key, run.breaker_policy, error
+    )
 
 
 async def _push_one(run: PushRuntime, row: PushRow, clock: Callable[[], datetime]) -> PushResult:
@@ -151,7 +156,9 @@ async def _defer(
     now = clock()
     reason = run.redact(str(exc))
     if now - _aware(row.created_at) > timedelta(seconds=run.policy.max_age_seconds):
-        await anyio.to_thread.run_sync(park_push, run.engine, row.id, f"gave up after {row.attempts + 1} attempts: {reason}")
+        await anyio.to_thread.run_sync(
+            park_push, run.engine, row.id, f"gave up after {row.attempts + 1} attempts: {reason}"
+        )
         result.failed += 1
         result.errors.append(f"push {row.id}: {reason}")
         return result
@@ -207,7 +214,9 @@ async def _create(run: PushRuntime, row: PushRow, fields: dict[str, Any], result
         else:
             _note_dropped(result, row, answer)
             kind = "updated" if answer.found_existing else "created"
-            return _written(answer, answer.external_id, kind, fields, origin="found" if answer.found_existing else "push")
+            return _written(
+                answer, answer.external_id, kind, fields, origin="found" if answer.found_existing else "push"
+            )
     answer = await write(run.connector, WriteOp("update", row.data_source, found, body, row.idempotency_key))
     _note_dropped(result, row, answer)
     return _written(answer, found, "updated", fields, origin="found")
@@ -217,18 +226,29 @@ async def _update(
     run: PushRuntime, row: PushRow, link: Link, reversed_: Reversed, result: PushResult
 ) -> tuple[WrittenRecord | None, list[Conflict]]:
     external_id = link.external_id or ""
+    imported = await anyio.to_thread.run_sync(
+        last_imported_at, run.engine, run.connection_id, row.data_source, external_id
+    )
+    synced = latest(link.external_modified_at, imported)  # the last sync: inlet's write, or its import
     for attempt in (1, 2):
         current = await run.current(external_id)
         if current is None and run.can_read:
             raise _Refused(f"{run.app} record {external_id} no longer exists; its deletion reaches the app by import")
-        fields, conflicts, etag = dict(reversed_.fields), [], link.etag
+        fields, etag = dict(reversed_.fields), link.etag
+        conflicts: list[Conflict] = []
         if current is not None:
             modified = run.connector.updated_at(run.collection, current)
             etag = run.etag(current) or etag
-            if external_changed(modified, link.external_modified_at):
+            if external_changed(modified, synced):
                 app_at = row.occurred_at or _aware(row.created_at).isoformat()
                 fields, conflicts = resolve(
-                    reversed_, current, modified, app_at, run.reverse.conflicts, app_id=row.app_id, external_id=external_id
+                    reversed_,
+                    current,
+                    modified,
+                    app_at,
+                    run.reverse.conflicts,
+                    app_id=row.app_id,
+                    external_id=external_id,
                 )
                 if not fields:
                     return None, conflicts
@@ -241,7 +261,9 @@ async def _update(
             continue  # changed between our read and our write: read it again and decide again
         except WriteRejected as exc:
             if exc.status in (404, 410):
-                raise _Refused(f"{run.app} record {external_id} is gone; its deletion reaches the app by import") from None
+                raise _Refused(
+                    f"{run.app} record {external_id} is gone; its deletion reaches the app by import"
+                ) from None
             raise
         _note_dropped(result, row, answer)
         if not answer.sent:
@@ -252,7 +274,9 @@ async def _update(
 
 async def _delete(run: PushRuntime, row: PushRow, link: Link | None, result: PushResult) -> WrittenRecord | None:
     if link is None or not link.external_id or link.deleted_at is not None:
-        result.notices.append(f"{row.app_id}: deleted in the app, never linked to a {run.app} record: nothing to delete")
+        result.notices.append(
+            f"{row.app_id}: deleted in the app, never linked to a {run.app} record: nothing to delete"
+        )
         return None
     op = WriteOp("delete", row.data_source, link.external_id, {}, row.idempotency_key, link.etag)
     try:

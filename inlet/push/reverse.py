@@ -51,16 +51,25 @@ class ConflictPolicy:
     @classmethod
     def read(cls, data_source: str, app: str) -> ConflictPolicy:
         document: dict[str, Any] = {}
-        for path in (_MAPPINGS / "reverse" / f"{data_source}.yaml", _MAPPINGS / "apps" / app / "reverse" / f"{data_source}.yaml"):
+        for path in (
+            _MAPPINGS / "reverse" / f"{data_source}.yaml",
+            _MAPPINGS / "apps" / app / "reverse" / f"{data_source}.yaml",
+        ):
             if path.is_file():
                 loaded = yaml.safe_load(path.read_text()) or {}
                 conflicts = loaded.get("conflicts") or {}
                 if not isinstance(conflicts, dict):
                     raise TemplateError(f"{path}: `conflicts:` must be a table", origin=str(path))
-                document = {**document, **conflicts, "fields": {**document.get("fields", {}), **(conflicts.get("fields") or {})}}
+                document = {
+                    **document,
+                    **conflicts,
+                    "fields": {**document.get("fields", {}), **(conflicts.get("fields") or {})},
+                }
         policy = document.get("policy", "last_writer")
         fields = document.get("fields", {})
-        if policy not in ("last_writer", "app", "external") or any(v not in ("app", "external") for v in fields.values()):
+        if policy not in ("last_writer", "app", "external") or any(
+            v not in ("app", "external") for v in fields.values()
+        ):
             raise TemplateError(
                 f"reverse mapping of {data_source!r}: conflicts.policy must be last_writer, app or external, "
                 "and each conflicts.fields entry app or external"
@@ -119,7 +128,9 @@ class ReverseMapper:
         rendered = self._writers.render(udm_values)
         fields = {path: value for path, value in rendered.items() if value is not None and value != ""}
         written = {self._sources[path] for path in fields}
-        notices = [f"field {name!r}: {self.app} cannot write it; dropped" for name in sorted(given - written - READ_ONLY)]
+        notices = [
+            f"field {name!r}: {self.app} cannot write it; dropped" for name in sorted(given - written - READ_ONLY)
+        ]
         notices += [f"field {name!r}: a system field of {self.app}; dropped" for name in sorted(given & READ_ONLY)]
         return Reversed(fields, {p: self._sources[p] for p in fields}, notices)
 

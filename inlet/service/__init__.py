@@ -50,15 +50,6 @@ from inlet.service.connectors import (
     connector_info,
     connector_page,
 )
-from inlet.service.push import (
-    PushAccepted,
-    PushFigures,
-    accept_push,
-    accept_signed_push,
-    dead_push_letters,
-    push_status,
-    replay_push_letters,
-)
 from inlet.service.deliveries import (
     OutboxEntry,
     delivery_status,
@@ -84,6 +75,15 @@ from inlet.service.mappings import (
     validate_mapping,
 )
 from inlet.service.paging import MAX_LIMIT, Page, all_items
+from inlet.service.push import (
+    PushAccepted,
+    PushFigures,
+    accept_push,
+    accept_signed_push,
+    dead_push_letters,
+    push_status,
+    replay_push_letters,
+)
 from inlet.service.quarantine import (
     drop_one_quarantined,
     drop_quarantine,

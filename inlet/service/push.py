@@ -140,8 +140,19 @@ def push_status(inst: Installation, tenant: str | None = None) -> list[PushFigur
         counts = push_counts(inst.engine, connection_id)
         if connection_id not in seen and (counts.pending or counts.dead):
             figures.append(
-                PushFigures(connection_id, connections[connection_id].data_source, counts.pending, counts.deferred,
-                            counts.dead, 0, 0, 0, 0, None, counts.oldest_pending)
+                PushFigures(
+                    connection_id,
+                    connections[connection_id].data_source,
+                    counts.pending,
+                    counts.deferred,
+                    counts.dead,
+                    0,
+                    0,
+                    0,
+                    0,
+                    None,
+                    counts.oldest_pending,
+                )
             )
     return figures
 

@@ -17,6 +17,7 @@ from inlet.store.access import (
     write_audit,
 )
 from inlet.store.checkpoints import current_generation, start_or_resume
+from inlet.store.echoes import Heard, deleted_echoes, echo_ids, field_value
 from inlet.store.engine import (
     Store,
     create_store_engine,
@@ -26,7 +27,6 @@ from inlet.store.engine import (
     open_store,
     shared_store,
 )
-from inlet.store.echoes import Heard, deleted_echoes, echo_ids, field_value
 from inlet.store.inbox import HeardChange, InboxRow
 from inlet.store.ledger import (
     MappedRecord,
@@ -54,6 +54,7 @@ from inlet.store.push import (
     enqueue,
     finish_write,
     forget_echoes,
+    last_imported_at,
     link_by_external,
     link_for,
     linked_app_ids,
@@ -143,6 +144,7 @@ __all__ = [
     "finish_write",
     "forget_echoes",
     "link_by_external",
+    "last_imported_at",
     "link_for",
     "linked_app_ids",
     "park_push",

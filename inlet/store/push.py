@@ -32,6 +32,7 @@ __all__ = [
     "forget_echoes",
     "link_by_external",
     "link_for",
+    "last_imported_at",
     "linked_app_ids",
     "push_counts",
     "push_stats",
@@ -158,7 +159,9 @@ def enqueue(engine: Engine, changes: Sequence[PushChange]) -> list[tuple[int, bo
                     created_at=utcnow(),
                 )
             )
-            out.append((int(row.inserted_primary_key[0]), True))
+            key_values = row.inserted_primary_key
+            assert key_values is not None
+            out.append((int(key_values[0]), True))
     return out
 
 
@@ -265,7 +268,7 @@ def dead_pushes(engine: Engine, tenant_id: str | None = None) -> list[dict[str, 
 def push_counts(engine: Engine, connection_id: str | None = None) -> PushCounts:
     scope = [_push.c.connection_id == connection_id] if connection_id else []
     with engine.connect() as db:
-        by_status = dict(
+        by_status: dict[str, int] = dict(
             db.execute(select(_push.c.status, func.count()).where(*scope).group_by(_push.c.status)).tuples().all()
         )
         deferred = db.execute(
@@ -309,10 +312,25 @@ def linked_app_ids(engine: Engine, connection_id: str, data_source: str, externa
         ids = list(dict.fromkeys(external_ids))
         for start in range(0, len(ids), 500):
             rows = db.execute(
-                select(_link.c.external_id, _link.c.app_id).where(*scope, _link.c.external_id.in_(ids[start : start + 500]))
+                select(_link.c.external_id, _link.c.app_id).where(
+                    *scope, _link.c.external_id.in_(ids[start : start + 500])
+                )
             )
             found.update({row.external_id: row.app_id for row in rows})
     return found
+
+
+def last_imported_at(engine: Engine, connection_id: str, data_source: str, external_id: str) -> str | None:
+    """The external record's modified time as inlet last imported (and delivered) it."""
+    with engine.connect() as db:
+        value: str | None = db.execute(
+            select(_ledger.c.source_updated_at).where(
+                _ledger.c.connection_id == connection_id,
+                _ledger.c.data_source == data_source,
+                _ledger.c.external_id == external_id,
+            )
+        ).scalar()
+    return value
 
 
 def begin_create(engine: Engine, connection_id: str, data_source: str, app_id: str, create_key: str) -> bool:
@@ -468,4 +486,3 @@ def forget_echoes(engine: Engine, older_than: datetime) -> int:
 
 def _aware(when: datetime) -> datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
-

@@ -76,7 +76,7 @@ def test_a_create_whose_outcome_was_never_recorded_is_looked_up_before_it_is_sen
 
 
 def test_finish_write_links_the_record_and_counts_it(engine: Engine) -> None:
-    (row_id, _), = enqueue(engine, [_change("u1", "created")])
+    ((row_id, _),) = enqueue(engine, [_change("u1", "created")])
     (row,) = pending_pushes(engine, "acme-json", 10)
     finish_write(engine, row, WrittenRecord("42", "created", {"email": value_hash("u1@x.org")}, "e1", None))
     link = link_for(engine, "acme-json", "users", "u1")

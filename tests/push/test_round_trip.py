@@ -10,6 +10,7 @@ and by inlet's deliveries (which name the app id of a linked record, or the exte
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ from inlet.service import accept_push, open_installation
 from inlet.store import Vault, add_connection, link_for, open_store
 from tests.conftest import InletEnv, InletEnvFactory
 from tests.integration.conftest import JsonServerFactory
+from tests.support.real_apps import KintoServer
 
 pytestmark = pytest.mark.real_app
 
@@ -96,7 +98,9 @@ def _push(connection: str) -> PushSummary:
     return asyncio.run(push_outbox("acme", connection))
 
 
-def test_json_server_round_trip_with_no_echo(inlet_env: InletEnvFactory, json_server_factory: JsonServerFactory) -> None:
+def test_json_server_round_trip_with_no_echo(
+    inlet_env: InletEnvFactory, json_server_factory: JsonServerFactory
+) -> None:
     env = inlet_env(records=1)
     server = json_server_factory(3)
     _connect(env, "acme-json", "json_server", {"base_url": server.base_url})
@@ -122,8 +126,12 @@ def test_json_server_round_trip_with_no_echo(inlet_env: InletEnvFactory, json_se
 
     # The app updates and deletes records it got from the import.
     app.push(
-        {"app_id": "ext-1", "external_id": "1", "type": "updated",
-         "record": {"email": "user1@example.org", "fullName": "Grace Hopper"}},
+        {
+            "app_id": "ext-1",
+            "external_id": "1",
+            "type": "updated",
+            "record": {"email": "user1@example.org", "fullName": "Grace Hopper"},
+        },
         {"app_id": "ext-2", "external_id": "2", "type": "deleted"},
     )
     pushed = _push("acme-json")
@@ -135,3 +143,58 @@ def test_json_server_round_trip_with_no_echo(inlet_env: InletEnvFactory, json_se
     with server.client() as c:
         source = {u["email"]: u["name"] for u in c.get("/users").json()}
     assert app.state() == source
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
+
+
+def test_kinto_round_trip_with_conflicts_resolved_by_the_later_writer(
+    inlet_env: InletEnvFactory, kinto_collection: KintoServer
+) -> None:
+    env = inlet_env(records=1)
+    kinto_collection.seed(2)
+    params = {"base_url": kinto_collection.base_url, "collection": kinto_collection.collection}
+    _connect(env, "acme-kinto", "kinto", params, username="admin", password="s3cret")
+    app = TeamApp(env, "acme-kinto")
+    assert _import("acme-kinto").delivered == 2
+    app.take_deliveries()
+    first, second = kinto_collection.list_all()
+
+    app.push({"app_id": "app-1", "type": "created", "record": {"email": "ada@x.org", "fullName": "Ada Lovelace"}})
+    assert _push("acme-kinto").created == 1
+    assert _import("acme-kinto").echo_suppressed == 1 and app.take_deliveries() == 0
+
+    # Both sides change the same field; the external change is the later one: it wins, nothing is written.
+    ext = kinto_collection.update(first["id"], {"name": "Ext Name"})
+    older = _iso(ext["last_modified"] - 60_000)
+    app.push(_update(first, "App Name", older))
+    lost = _push("acme-kinto")
+    assert (lost.written, lost.unchanged) == (0, 1)
+    assert [(c["field"], c["winner"], c["rule"]) for c in lost.conflicts] == [("full_name", "external", "last_writer")]
+    assert _import("acme-kinto").updated == 1 and app.take_deliveries() == 1  # the app gets the winner
+
+    # Again, with the app's change the later one: it wins and is written; its echo is not delivered back.
+    ext = kinto_collection.update(second["id"], {"name": "Ext Two"})
+    app.push(_update(second, "App Two", _iso(ext["last_modified"] + 1_000)))
+    won = _push("acme-kinto")
+    assert (won.updated, [c["winner"] for c in won.conflicts]) == (1, ["app"])
+    echoed = _import("acme-kinto")
+    assert (echoed.updated, echoed.echo_suppressed) == (0, 1)
+
+    app.push({"app_id": "app-1", "type": "deleted"})
+    assert _push("acme-kinto").deleted == 1
+    assert _import("acme-kinto").deleted == 0  # the app made that deletion: it is not told about it
+    app.take_deliveries()
+    source = {r["email"]: r["name"] for r in kinto_collection.list_all()}
+    assert app.state() == source and source[second["email"]] == "App Two" and "ada@x.org" not in source
+
+
+def _update(record: dict[str, Any], name: str, occurred_at: str) -> dict[str, Any]:
+    return {
+        "app_id": f"ext-{record['id']}",
+        "external_id": record["id"],
+        "type": "updated",
+        "occurred_at": occurred_at,
+        "record": {"email": record["email"], "fullName": name},
+    }
