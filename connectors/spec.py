@@ -55,7 +55,8 @@ __all__ = [
 
 
 # Connection parameters inlet itself reads, accepted by every connector (not sent to the app).
-RESERVED_PARAMETERS = frozenset({"webhook_account"})
+# `write_user`: the app's id of the user inlet writes as, where records name their last modifier (issue 20).
+RESERVED_PARAMETERS = frozenset({"webhook_account", "write_user"})
 
 
 class _Strict(BaseModel):

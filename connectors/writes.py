@@ -31,6 +31,7 @@ from connectors.budget import full_jitter
 from connectors.errors import ConnectorError, FatalError, RequestRejected, RetryableError, WriteConflict, WriteRejected
 from connectors.paths import MISSING, lookup
 from connectors.redaction import redact_start
+from connectors.spec import placeholders
 from connectors.write_spec import FindSpec, WriteCall, WritesSpec
 
 __all__ = ["WriteKind", "WriteOp", "WriteResult", "find_existing", "modified_by_inlet", "write", "writes_of"]
@@ -119,6 +120,9 @@ async def find_existing(connector: Connector, data_source: str, fields: Mapping[
     collection, spec = writes_of(connector, data_source)
     if spec.find is None:
         return None
+    wanted = _field_tokens([spec.find.params, spec.find.body])
+    if any(lookup(fields, name, None) in (None, "") for name in wanted):
+        return None  # the fields lack what the app looks records up by
     values = _find_params(spec.find, fields)
     if values is None:
         return None
@@ -136,7 +140,7 @@ async def find_existing(connector: Connector, data_source: str, fields: Mapping[
     response = await connector.send(request)
     records_path = spec.find.records_path if spec.find.records_path is not None else listing.records_path
     _, records = connector.parse_page(response, records_path, connector.redact(str(request.url)))
-    ids = [connector.record_id(collection, r) for r in records if _matches(r, fields, spec.find)]
+    ids = [connector.record_id(collection, r) for r in records if _matches(r, fields, wanted)]
     if len(ids) > 1:
         raise WriteConflict(
             f"{connector.name}.{collection}: {len(ids)} records match {sorted(values)}; which one a lost "
@@ -153,8 +157,9 @@ def modified_by_inlet(connector: Connector, data_source: str, record: Mapping[st
     if spec.modified_by is None:
         return None
     value = lookup(record, spec.modified_by.path, None)
-    if value is None:
-        return None
+    names = placeholders(spec.modified_by.equals)
+    if value is None or any(connector.parameter(name) is None for name in names):
+        return None  # no marker on this record, or the connection does not say who inlet writes as
     return str(value) == spec.modified_by.equals.format_map(_Params(connector))
 
 
@@ -241,15 +246,24 @@ def _find_params(find: FindSpec, fields: Mapping[str, object]) -> dict[str, str]
     return values
 
 
-def _matches(record: Mapping[str, Any], fields: Mapping[str, object], find: FindSpec) -> bool:
+def _field_tokens(template: Any) -> list[str]:
+    """The field names of the `$field:<name>` tokens in a template."""
+    if isinstance(template, dict):
+        return [name for value in template.values() for name in _field_tokens(value)]
+    if isinstance(template, list):
+        return [name for value in template for name in _field_tokens(value)]
+    if isinstance(template, str) and template.startswith("$field:"):
+        return [template.removeprefix("$field:")]
+    return []
+
+
+def _matches(record: Mapping[str, Any], fields: Mapping[str, object], names: list[str]) -> bool:
     """An app whose filter is loose (a prefix, a case-folded match) may list more; keep exact matches only
     where the record shows the field under the same name."""
-    for template in find.params.values():
-        if template.startswith("$field:"):
-            name = template.removeprefix("$field:")
-            shown = lookup(record, name, MISSING)
-            if shown is not MISSING and str(shown).lower() != str(lookup(fields, name)).lower():
-                return False
+    for name in names:
+        shown = lookup(record, name, MISSING)
+        if shown is not MISSING and str(shown).lower() != str(lookup(fields, name)).lower():
+            return False
     return True
 
 

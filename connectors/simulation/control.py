@@ -55,21 +55,22 @@ class Controllable:
     def changed(self, kind: str, people: Sequence[Person]) -> None:
         """`people` were created, updated, deleted, purged, restored or merged (`kind`); the base does nothing."""
 
-    def create(self, n: int | Sequence[Mapping[str, Any]]) -> list[str]:
-        """`n` new records, or one per mapping of fields (first, last, email, phone, company, title)."""
+    def create(self, n: int | Sequence[Mapping[str, Any]], *, by: str | None = None) -> list[str]:
+        """`n` new records, or one per mapping of fields (first, last, email, phone, company, title); `by`:
+        the API client that wrote them (None: a person in the app; see `Person.modified_by`)."""
         with self.lock:
-            created = self.people.create(n, ()) if isinstance(n, int) else self.people.create(0, n)
+            created = self.people.create(n, (), by=by) if isinstance(n, int) else self.people.create(0, n, by=by)
             self._by_id.update({self.external_id(p): p for p in created})
             return self._report("created", created)
 
-    def update(self, ids: Selection, fields: Mapping[str, Any] | None = None) -> list[str]:
+    def update(self, ids: Selection, fields: Mapping[str, Any] | None = None, *, by: str | None = None) -> list[str]:
         """Change `fields` of the chosen live records (by default each gets a new job title)."""
         with self.lock:
-            return self._report("updated", self.people.update(self.select(ids), fields))
+            return self._report("updated", self.people.update(self.select(ids), fields, by=by))
 
-    def delete(self, ids: Selection) -> list[str]:
+    def delete(self, ids: Selection, *, by: str | None = None) -> list[str]:
         with self.lock:
-            return self._report("deleted", self.people.delete(self.select(ids)))
+            return self._report("deleted", self.people.delete(self.select(ids), by=by))
 
     def soft_delete(self, ids: Selection) -> list[str]:
         return self.delete(ids)
@@ -193,6 +194,7 @@ def _state(person: Person, sim: Any) -> dict[str, Any]:
         "deleted": person.deleted,
         "purged": person.purged,
         "deleted_ms": person.deleted_ms,
+        "modified_by": person.modified_by,
         "merged_into": None if person.merged_into is None else sim.external_id(by_seq(person.merged_into)),
         "history": [asdict(change) for change in person.history],
     }

@@ -35,6 +35,7 @@ class FieldChange:
     field: str
     old: str | None
     new: str | None
+    by: str | None = None  # the API client that made it (None: a person in the app)
 
 
 @dataclass
@@ -58,6 +59,7 @@ class Person:
     history: list[FieldChange] = field(default_factory=list)  # field updates, oldest first
     merged_into: int | None = None  # seq of the person this one was merged into
     merged_from: list[int] = field(default_factory=list)  # seqs merged into this one
+    modified_by: str | None = None  # who made the last change: None a person in the app, else an API client
 
     @property
     def deleted(self) -> bool:
@@ -111,20 +113,26 @@ class People:
         value: View = cached[1]
         return value
 
-    def create(self, n: int, fields: Sequence[Mapping[str, Any]] = ()) -> list[Person]:
-        """`n` new people created now, or one per entry of `fields` with those fields set."""
+    def create(self, n: int, fields: Sequence[Mapping[str, Any]] = (), *, by: str | None = None) -> list[Person]:
+        """`n` new people created now, or one per entry of `fields` with those fields set; `by`: the API
+        client that made them (None: a person in the app)."""
         specs = list(fields) or [{}] * n
+        for spec in specs:
+            _check(spec)
         created = [self._add(now, now) for now in (self.tick() for _ in specs)]
         for person, spec in zip(created, specs, strict=True):
-            _check(spec)
+            person.modified_by = by
             for name, value in spec.items():
                 setattr(person, name, value)
         return created
 
-    def update(self, chosen: Sequence[Person], fields: Mapping[str, Any] | None = None) -> list[Person]:
+    def update(
+        self, chosen: Sequence[Person], fields: Mapping[str, Any] | None = None, *, by: str | None = None
+    ) -> list[Person]:
         """Change `fields` of each person (by default: a new random job title; `{}`: none) and stamp the change."""
         _check(fields or {})
         for person in chosen:
+            person.modified_by = by
             values = (
                 fields if fields is not None else {"title": self._rng.choice([t for t in _TITLES if t != person.title])}
             )
@@ -132,20 +140,22 @@ class People:
             for name, value in values.items():
                 old = getattr(person, name)
                 if old != value:
-                    person.history.append(FieldChange(person.change, person.modified_ms, name, old, value))
+                    person.history.append(FieldChange(person.change, person.modified_ms, name, old, value, by))
                 setattr(person, name, value)
         return list(chosen)
 
-    def delete(self, chosen: Sequence[Person]) -> list[Person]:
+    def delete(self, chosen: Sequence[Person], *, by: str | None = None) -> list[Person]:
         """Soft-delete: recoverable with `restore`."""
         for person in chosen:
+            person.modified_by = by
             person.deleted_ms = person.modified_ms = self.tick()
             person.change = self._next_change()
         return list(chosen)
 
-    def purge(self, chosen: Sequence[Person]) -> list[Person]:
+    def purge(self, chosen: Sequence[Person], *, by: str | None = None) -> list[Person]:
         """Delete for good, live or soft-deleted people alike."""
         for person in chosen:
+            person.modified_by = by
             person.purged_ms = person.modified_ms = self.tick()
             person.deleted_ms = person.deleted_ms or person.purged_ms
             person.change = self._next_change()

@@ -181,3 +181,26 @@ def test_an_unknown_connector_names_the_available_ones() -> None:
 def test_hubspot_ships_its_retry_after_hook() -> None:
     _, hooks = registry.load("hubspot")
     assert hooks.retry_after is not None
+
+
+@pytest.mark.parametrize(
+    ("writes", "expected"),
+    [
+        ("{fields: [a], update: {method: PATCH, path: /contacts}}", "writes.update.path must contain {id}"),
+        ("{fields: [a], create: {method: POST, path: /contacts}}", "needs id_path"),
+        ("{fields: [a]}", "at least one of create, update or delete"),
+        ("{fields: [a], delete: {method: GET, path: '/c/{id}'}}", "collections.contacts.writes.delete.method"),
+        ("{fields: [a], update: {method: PATCH, path: '/c/{id}'}, etag: {}}", "exactly one of etag.header"),
+        ("{fields: [a], delete: {method: DELETE, path: '/{tenant}/c/{id}'}}", "placeholders ['tenant']"),
+    ],
+)
+def test_a_bad_writes_section_names_what_is_wrong(tmp_path: Path, writes: str, expected: str) -> None:
+    assert expected in problem(tmp_path, GOOD + f"    writes: {writes}\n")
+
+
+def test_every_shipped_writes_section_loads_with_its_writable_fields() -> None:
+    for name in registry.available():
+        spec, _ = registry.load(name)
+        declared = {c: w for c, w in ((c, s.writes) for c, s in spec.collections.items()) if w is not None}
+        assert declared, f"{name} declares no writes"
+        assert all(w.fields and w.calls() for w in declared.values())

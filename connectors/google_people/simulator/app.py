@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Route
 
 from connectors.google_people.simulator import render
 from connectors.google_people.simulator.render import resource_name
+from connectors.google_people.simulator.writes import ContactWrites
 from connectors.simulation import (
     Limit,
     OAuthQuirks,
@@ -59,6 +60,7 @@ _AUTH_HINT = (
 _READ_QUOTA = "Critical read requests (Contact and Profile Reads)"
 _FULL_SYNC_QUOTA = "Full sync requests"
 _PROJECT_QUOTA = "Read requests per minute (project)"
+_WRITE_QUOTA = "Critical write requests (Contact and Profile Writes)"
 _SCOPE = "Request had insufficient authentication scopes."
 _MULTIPLIER, _OFFSET = 0x9E3779B97F4A7C15, 7_142_462_727_258_425_368  # odd: seq -> number is a bijection
 
@@ -109,6 +111,8 @@ class GooglePeopleSimulator(SimulatorBase):
         service_disabled: bool = False,
         sync_token_ttl_seconds: float = SYNC_TOKEN_TTL_SECONDS,
         project_read_quota_per_minute: int | None = None,
+        write_quota_per_minute: int | None = 90,
+        legacy_etag_412: bool = False,
         token: str = DEFAULT_TOKEN,
     ) -> None:
         super().__init__(records, seed, token=token)
@@ -120,6 +124,8 @@ class GooglePeopleSimulator(SimulatorBase):
         self.reads = self.rolling_window(_READ_QUOTA, 60.0, read_quota_per_minute)
         self.full_syncs = self.rolling_window(_FULL_SYNC_QUOTA, 60.0, full_sync_quota_per_minute)
         self.project_reads = self.rolling_window(_PROJECT_QUOTA, 60.0, project_read_quota_per_minute)
+        self.writes = self.rolling_window(_WRITE_QUOTA, 60.0, write_quota_per_minute)
+        self.legacy_etag_412 = legacy_etag_412  # a stale etag: 412, as older generated clients documented
 
     # -- SimulatorBase --------------------------------------------------------------------------
 
@@ -127,10 +133,13 @@ class GooglePeopleSimulator(SimulatorBase):
         return resource_name(person.seq)
 
     def api_routes(self) -> list[BaseRoute]:
+        writes = ContactWrites(self)
         return [
             self.route("/v1/people/{owner}/connections", self._list_endpoint, "list"),
             self.route("/v1/people:batchGet", self._batch_get_endpoint, "batch_get"),
+            self.route("/v1/people:createContact", writes.create, "write", ["POST"]),
             Route("/v1/people/{person_id}", self._get_endpoint, methods=["GET"]),
+            self.route("/v1/people/{person_id}", writes.modify, "write", ["PATCH", "DELETE"]),
         ]
 
     def unauthenticated(self, request: Request, missing: bool) -> Refusal:
@@ -176,6 +185,8 @@ class GooglePeopleSimulator(SimulatorBase):
 
     def charges(self, request: Request, kind: str) -> list[tuple[Limit, int]]:
         """Every read spends the per-minute read quota; the first page of a full sync also the fixed one."""
+        if kind == "write":
+            return [(self.writes, 1)]
         params = request.query_params
         full_sync = (
             kind == "list" and _flag(params, "requestSyncToken") and not {"syncToken", "pageToken"} & set(params)

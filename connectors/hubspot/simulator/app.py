@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from connectors.hubspot.simulator.search import MAX_SEARCH_LIMIT, SEARCH_CAP, filter_groups, search_names, sort
-from connectors.hubspot.simulator.webhooks import POLICY, Webhooks
+from connectors.hubspot.simulator.webhooks import APP_ID, POLICY, Webhooks
 from connectors.hubspot.simulator.wire import (
     FIELD_OF,
     MAX_LIMIT,
@@ -31,6 +31,7 @@ from connectors.hubspot.simulator.wire import (
     rate_limited,
     shown,
 )
+from connectors.hubspot.simulator.writes import ContactWrites
 from connectors.simulation import Limit, OAuthQuirks, Person, Refusal, SimulatorBase, json_response
 
 __all__ = ["DEFAULT_TOKEN", "HubSpotSimulator"]
@@ -116,11 +117,16 @@ class HubSpotSimulator(SimulatorBase):
     def api_routes(self) -> list[BaseRoute]:
         routes: list[BaseRoute] = [Route("/_sim/webhooks/settings", self._webhook_settings, methods=["GET", "PUT"])]
         for base in ("/crm/v3/objects/contacts", "/crm/objects/{version}/contacts"):
+            writes = ContactWrites(self)
             routes += [
                 self.route(base, self._list_endpoint, "list_requests"),
+                self.route(base, writes.create, "write_requests", ["POST"]),
                 self.route(f"{base}/search", self._search_endpoint, "search_requests", ["POST"]),
                 self.route(f"{base}/batch/read", self._batch_read_endpoint, "batch_requests", ["POST"]),
+                *writes.routes(base),
                 self.route(base + "/{contact_id}", self._get_endpoint, "get_requests"),
+                self.route(base + "/{contact_id}", writes.update, "write_requests", ["PATCH"]),
+                self.route(base + "/{contact_id}", writes.archive, "write_requests", ["DELETE"]),
             ]
         return routes
 
@@ -273,6 +279,19 @@ class HubSpotSimulator(SimulatorBase):
 
     # -- helpers -----------------------------------------------------------------------------------
 
+    def render_written(self, person: Person) -> dict[str, Any]:
+        """A contact as a write answers it: the written properties and HubSpot's own."""
+        return self._render(person, None, [*FIELD_OF, "createdate", "hs_object_id", "lastmodifieddate"])
+
+    def by_email(self, email: Any) -> Person | None:
+        """The live contact with this email (case-insensitive), if any."""
+        if not isinstance(email, str) or not email:
+            return None
+        return next((p for p in self.people.live() if p.email.lower() == email.lower()), None)
+
+    def resolve(self, raw_id: str, id_property: str | None) -> Person | None:
+        return self._resolve(raw_id, id_property)
+
     def _ids(self, archived: bool) -> list[int]:
         """Live (or archived, not purged, within the retention) contact ids, ascending with creation order."""
         hour = self.clock.now_ms() // 3_600_000 if archived else 0
@@ -350,8 +369,18 @@ def _versions(person: Person, name: str) -> list[dict[str, Any]]:
     else:
         created = person.created_ms
     versions = [(first, created), *((c.new, c.at_ms) for c in changes)]
+    sources = [person.modified_by if name == "lastmodifieddate" else None, *(c.by for c in changes)]
+    if name == "lastmodifieddate":
+        sources = sources[:1]
     return [
-        {"value": shown(name, value) or "", "timestamp": iso(at), "sourceType": "CRM_UI", "sourceId": "userId:7788"}
-        for value, at in reversed(versions)
+        {"value": shown(name, value) or "", "timestamp": iso(at), **_source(by)}
+        for (value, at), by in reversed(list(zip(versions, sources, strict=True)))
         if value is not None
     ]
+
+
+def _source(by: str | None) -> dict[str, str]:
+    """Who wrote a value: a user in the app, or (an API write) the integration and its app id."""
+    if by is None:
+        return {"sourceType": "CRM_UI", "sourceId": "userId:7788"}
+    return {"sourceType": "INTEGRATION", "sourceId": str(APP_ID)}

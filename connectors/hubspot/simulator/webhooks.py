@@ -123,8 +123,8 @@ class Webhooks:
             "attemptNumber": 0,
             "objectId": object_id(person.seq),
             **extra,
-            "changeSource": "CRM_UI",
-            "sourceId": "userId:7788",
+            "changeSource": "CRM_UI" if person.modified_by is None else "INTEGRATION",
+            "sourceId": "userId:7788" if person.modified_by is None else str(APP_ID),
         }
         if flag := _FLAGS.get(subscription.event_type.removeprefix("contact.")):
             event["changeFlag"] = flag

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from connectors.msgraph.simulator.contacts import Contacts
 from connectors.msgraph.simulator.odata import Query, context, cost, page_position, query, select
 from connectors.msgraph.simulator.subscriptions import Subscriptions, notification_body
 from connectors.msgraph.simulator.wire import (
@@ -107,8 +108,10 @@ class GraphSimulator(SimulatorBase):
         resource_units: int | None = None,
         app_requests_per_10s: int = 130_000,
         app_units_per_20s: int = 150_000,
+        contacts: int = 10,
         token: str = DEFAULT_TOKEN,
     ) -> None:
+        self._contacts_seed = (contacts, seed)  # the mailbox's contacts, served beside the directory
         super().__init__(records, seed, token=token)
         self.delta_page_size = delta_page_size
         # The app+tenant read quota per 10 s grows with the tenant: <50 users, 50-500, more.
@@ -126,7 +129,9 @@ class GraphSimulator(SimulatorBase):
 
     def api_routes(self) -> list[BaseRoute]:
         subscription = "/v1.0/subscriptions/{subscription_id}"
+        self.contacts = Contacts(self.route, *self._contacts_seed, self.people)
         return [
+            *self.contacts.routes(),
             self.route("/v1.0/users", self._list_endpoint, "list_requests"),
             self.route("/v1.0/users/delta", self._delta_endpoint, "delta_requests"),
             self.route("/v1.0/users/{user_id}", self._get_endpoint, "get_requests"),
@@ -169,9 +174,9 @@ class GraphSimulator(SimulatorBase):
 
     # -- the Python control API --------------------------------------------------------------------
 
-    def delete(self, ids: int | Sequence[str]) -> list[str]:
+    def delete(self, ids: int | Sequence[str], *, by: str | None = None) -> list[str]:
         """Soft-delete: the users move to deletedItems and show in delta as `@removed: changed`."""
-        return super().delete(ids)
+        return super().delete(ids, by=by)
 
     def purge(self, ids: int | Sequence[str]) -> list[str]:
         """Delete permanently (live or soft-deleted users): delta shows `@removed: deleted`."""

@@ -40,6 +40,7 @@ from connectors.pipedrive.simulator.wire import (
     v1_time,
     v2,
 )
+from connectors.pipedrive.simulator.writes import WRITE_COST, PersonWrites
 from connectors.simulation import Limit, OAuthQuirks, Person, Refusal, SimulatorBase, decode_token, encode_token
 from connectors.webhooks import WebhookRequest
 
@@ -53,6 +54,7 @@ RETENTION_MS = 30 * DAY_MS  # soft-deleted persons are purged 30 days later
 EXPIRY_JUMP_MS = 31 * DAY_MS  # how far the clock jumps under `expire_tokens`
 COSTS = {"v2_list": 10, "v2_get": 1, "v1_list": 20, "v1_get": 2, "recents": 20, "collection": 20, "changelog": 20}
 COSTS["webhooks"] = 2  # tokens each request spends; v2 costs less than v1
+COSTS |= {f"{version}_write": cost for version, cost in WRITE_COST.items()}
 _RELATED = {"user": {str(OWNER["id"]): {"id": OWNER["id"], "name": OWNER["name"]}}}
 _V1_SORT = re.compile(r"^\s*(id|name|first_name|last_name|add_time|update_time)(?:\s+(ASC|DESC))?\s*$", re.I)
 _CLOUDFLARE = (
@@ -112,16 +114,23 @@ class PipedriveSimulator(SimulatorBase):
         return str(person.seq + 1)
 
     def api_routes(self) -> list[BaseRoute]:
+        writes = PersonWrites(self)
         routes: list[BaseRoute] = [
             self.route("/api/v2/persons", self._v2_list, "v2_list"),
+            self.route("/api/v2/persons", writes.create, "v2_write", ["POST"]),
             self.route("/api/v2/persons/{id}", self._v2_get, "v2_get"),
+            self.route("/api/v2/persons/{id}", writes.update, "v2_write", ["PATCH"]),
+            self.route("/api/v2/persons/{id}", writes.delete, "v2_write", ["DELETE"]),
         ]
         for prefix in ("/api/v1", "/v1"):
             routes += [
                 self.route(f"{prefix}/persons", self._v1_list, "v1_list"),
+                self.route(f"{prefix}/persons", writes.create, "v1_write", ["POST"]),
                 self.route(f"{prefix}/persons/collection", self._collection, "collection"),
                 self.route(f"{prefix}/persons/{{id}}/changelog", self._changelog, "changelog"),
                 self.route(f"{prefix}/persons/{{id}}", self._v1_get, "v1_get"),
+                self.route(f"{prefix}/persons/{{id}}", writes.update, "v1_write", ["PUT"]),
+                self.route(f"{prefix}/persons/{{id}}", writes.delete, "v1_write", ["DELETE"]),
                 self.route(f"{prefix}/recents", self._recents, "recents"),
                 self.route(f"{prefix}/webhooks", self._webhooks, "webhooks", ["GET", "POST"]),
                 self.route(f"{prefix}/webhooks/{{id}}", self._webhook_delete, "webhooks", ["DELETE"]),

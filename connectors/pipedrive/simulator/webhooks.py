@@ -154,11 +154,16 @@ class Webhooks:
             headers["Authorization"] = "Basic " + base64.b64encode(secret.encode()).decode()
         event_id = str(uuid.uuid4())
 
+        by = int(person.modified_by) if person.modified_by and person.modified_by.isdigit() else OWNER["id"]
+        source = "app" if person.modified_by is None else "api"  # who made the change: a person, or the API
+
         def render(attempt: int) -> tuple[dict[str, str], bytes]:
             if hook.version == "2.0":
-                body = v2_event(record[0], action, now_ms, hook.id, attempt + 1, {"id": event_id, **extra}, changed)
+                meta = {"id": event_id, "user_id": str(by), "change_source": source, **extra}
+                body = v2_event(record[0], action, now_ms, hook.id, attempt + 1, meta, changed)
             else:
                 body = v1_event(record[1], _V1_VERBS[action], now_ms, hook.id, attempt)
+                body["meta"] |= {"user_id": by, "change_source": source}
             return headers, orjson.dumps(body)
 
         self.outbox.queue(str(hook.id), hook.subscription_url, render)

@@ -31,6 +31,7 @@ from connectors.salesforce.simulator.records import (
     special_users,
 )
 from connectors.salesforce.simulator.soql import Query, Row, parse_soql, value_of
+from connectors.salesforce.simulator.writes import ContactWrites, last_modified_by
 from connectors.simulation import EPOCH_MS, Limit, OAuthQuirks, Person, Refusal, SimulatorBase, json_response
 
 __all__ = ["DEFAULT_TOKEN", "MAX_BATCH", "MIN_BATCH", "VERSIONS", "SalesforceSimulator"]
@@ -150,7 +151,7 @@ class SalesforceSimulator(SimulatorBase):
         return salesforce_id("Contact", FIRST_NUMBER + person.seq)
 
     def api_routes(self) -> list[BaseRoute]:
-        data = "/services/data/{version}"
+        data, writes = "/services/data/{version}", ContactWrites(self)
         return [
             Route("/services/data", self._versions, methods=["GET"]),
             Route("/services/data/", self._versions, methods=["GET"]),
@@ -162,6 +163,10 @@ class SalesforceSimulator(SimulatorBase):
             self.route(data + "/sobjects/{sobject}/deleted/", self._replication, "deleted"),
             self.route(data + "/sobjects/{sobject}/updated/", self._replication, "updated"),
             self.route(data + "/sobjects/{sobject}/{record_id}", self._sobject, "get"),
+            self.route(data + "/sobjects/{sobject}", writes.create, "write", ["POST"]),
+            self.route(data + "/sobjects/{sobject}/", writes.create, "write", ["POST"]),
+            self.route(data + "/sobjects/{sobject}/{record_id}", writes.update, "write", ["PATCH"]),
+            self.route(data + "/sobjects/{sobject}/{record_id}", writes.delete, "write", ["DELETE"]),
         ]
 
     def unauthenticated(self, request: Request, missing: bool) -> Refusal:
@@ -220,6 +225,13 @@ class SalesforceSimulator(SimulatorBase):
             if purged:
                 self._log_start_ms = self.people.tick()
             return purged
+
+    def contact(self, raw_id: str) -> Person | None:
+        """The person behind a Contact id (15 or 18 characters), purged or deleted ones included."""
+        short = short_id(raw_id)
+        if short is None or short[:3] != PREFIX["Contact"] or short[3:6] != "RO0":
+            return None
+        return self.people.get(record_number(short) - FIRST_NUMBER)
 
     # -- endpoints ----------------------------------------------------------------------------------
 
@@ -335,6 +347,7 @@ class SalesforceSimulator(SimulatorBase):
             "Account": account,
             "IsDeleted": person.deleted,
             "MailingAddress": mailing_address(person),
+            "LastModifiedById": last_modified_by(person),
             "SystemModstamp": max(stamp, _RECALC_MS) if recalculated else stamp,
         }
 

@@ -33,7 +33,13 @@ _COMMON = {
     "Title": "string", "CreatedDate": "datetime", "LastModifiedDate": "datetime", "SystemModstamp": "datetime",
 }  # fmt: skip
 FIELDS: dict[str, dict[str, str]] = {  # field -> type, per sObject
-    "Contact": {**_COMMON, "AccountId": "id", "IsDeleted": "boolean", "MailingAddress": "address"},
+    "Contact": {
+        **_COMMON,
+        "AccountId": "id",
+        "IsDeleted": "boolean",
+        "MailingAddress": "address",
+        "LastModifiedById": "id",
+    },
     "User": {**_COMMON, "Username": "string", "CompanyName": "string", "IsActive": "boolean", "UserType": "string"},
 }
 RELATIONS = {"Contact": {"Account": {"Id": "id", "Name": "string"}}}

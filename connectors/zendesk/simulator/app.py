@@ -37,6 +37,7 @@ from connectors.zendesk.simulator.wire import (
     seq_of,
     user_id,
 )
+from connectors.zendesk.simulator.writes import UserWrites
 
 __all__ = ["ADMIN_EMAIL", "DEFAULT_TOKEN", "SAMPLE_SIZE", "ZendeskSimulator"]
 
@@ -132,7 +133,18 @@ class ZendeskSimulator(SimulatorBase):
         routes: list[BaseRoute] = [
             self.route(path + suffix, fn, kind) for path, fn, kind in endpoints for suffix in (".json", "")
         ]
-        hooks = "/api/v2/webhooks"
+        hooks, writes = "/api/v2/webhooks", UserWrites(self)
+        write_endpoints: list[tuple[str, Callable[[Request], Any], str]] = [
+            ("/api/v2/users/create_or_update", writes.create_or_update, "POST"),
+            ("/api/v2/users", writes.create, "POST"),
+            ("/api/v2/users/{user_id}", writes.update, "PUT"),
+            ("/api/v2/users/{user_id}", writes.delete, "DELETE"),
+        ]
+        routes += [
+            self.route(path + suffix, fn, "write", [method])
+            for path, fn, method in write_endpoints
+            for suffix in (".json", "")
+        ]
         return [
             *routes,
             Route("/_sim/suspend", self._suspend_endpoint, methods=["POST"]),
@@ -161,7 +173,7 @@ class ZendeskSimulator(SimulatorBase):
 
     def refusal(self, request: Request | None, refused: Refusal) -> Response:
         body = {"error": refused.code, "description": refused.message} if refused.message else {"error": refused.code}
-        return self.answer(body, refused.status)
+        return self.answer({**body, **refused.details}, refused.status)  # details: a 422's per-field errors
 
     def throttled(self, request: Request | None, limit: str, wait: float) -> Response:
         """A plain-text 429 with Retry-After (Zendesk sends whole seconds; faults may use fractions)."""
@@ -188,13 +200,14 @@ class ZendeskSimulator(SimulatorBase):
 
     # -- the Python control API ---------------------------------------------------------------------
 
-    def delete(self, ids: int | Sequence[str]) -> list[str]:
+    def delete(self, ids: int | Sequence[str], *, by: str | None = None) -> list[str]:
         """A permanent (GDPR) deletion: `/users/{id}` answers 404; the user shows scrubbed in the exports."""
-        return self.purge(ids)
+        with self.lock:
+            return self._report("purged", self.people.purge(self.select(ids, deleted=True), by=by))
 
-    def soft_delete(self, ids: int | Sequence[str]) -> list[str]:
+    def soft_delete(self, ids: int | Sequence[str], *, by: str | None = None) -> list[str]:
         """Zendesk's `DELETE /users/{id}`: the user stays readable with `active: false`."""
-        return super().delete(ids)
+        return super().delete(ids, by=by)
 
     def suspend(self, ids: Sequence[str], suspended: bool = True) -> list[str]:
         """Suspend (or unsuspend) users: `suspended: true`, still active, not a deletion."""
@@ -422,6 +435,19 @@ class ZendeskSimulator(SimulatorBase):
 
     def _not_found(self) -> Response:
         return self.answer({"error": "RecordNotFound", "description": "Not found"}, 404)
+
+    def person(self, raw_id: str) -> Person | None:
+        """The person behind a user id (deleted ones included)."""
+        return self._person(raw_id)
+
+    def render(self, person: Person, request: Request) -> dict[str, Any]:
+        return self._render(person, request)
+
+    def by_email(self, email: Any) -> Person | None:
+        """The live user with this email (case-insensitive), if any."""
+        if not isinstance(email, str) or not email:
+            return None
+        return next((p for p in self.people.live() if p.email.lower() == email.lower()), None)
 
     def _person(self, raw_id: str) -> Person | None:
         seq = seq_of(int(raw_id)) if raw_id.isascii() and raw_id.isdigit() else None
