@@ -13,6 +13,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from connectors.base import Page, PageRequest
+from connectors.writes import modified_by_inlet
 from flows.runtime import ImportRuntime
 from inlet.delivery import DrainResult, drain
 from inlet.store import Heard, MappedRecord, PageCounts, PageScope, echo_ids, write_page
@@ -93,7 +94,13 @@ def map_records(
 
 def _echoes(run: ImportRuntime, raws: list[tuple[str, dict[str, Any]]]) -> set[str]:
     """The records among `raws` that are inlet's own writes heard again (bi-directional sync)."""
-    heard = [Heard(i, raw, run.connector.updated_at(run.collection, raw)) for i, raw in raws]
+    writes = run.connector.collection(run.collection).writes
+    marked = writes is not None and writes.modified_by is not None  # the app's own "modified by" marker
+
+    def by_inlet(raw: dict[str, Any]) -> bool | None:
+        return modified_by_inlet(run.connector, run.collection, raw) if marked else None
+
+    heard = [Heard(i, raw, run.connector.updated_at(run.collection, raw), by_inlet(raw)) for i, raw in raws]
     window = run.settings.push_echo_window_seconds
     return echo_ids(run.engine, run.loaded.connection.id, run.job.data_source, heard, window_seconds=window)
 

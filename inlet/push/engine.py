@@ -200,7 +200,7 @@ async def _create(run: PushRuntime, row: PushRow, fields: dict[str, Any], result
     await anyio.to_thread.run_sync(
         lambda: begin_create(run.engine, run.connection_id, row.data_source, row.app_id, row.idempotency_key)
     )
-    body = _nested(fields)
+    body = _nested(run.reverse.body(fields))
     # Find-or-create: a record the app already holds (or one a create of ours made before its answer was
     # lost) is linked and updated, never created twice.
     found = await find_existing(run.connector, row.data_source, body)
@@ -252,7 +252,9 @@ async def _update(
                 )
                 if not fields:
                     return None, conflicts
-        op = WriteOp("update", row.data_source, external_id, _nested(fields), row.idempotency_key, etag)
+        op = WriteOp(
+            "update", row.data_source, external_id, _nested(run.reverse.body(fields)), row.idempotency_key, etag
+        )
         try:
             answer = await write(run.connector, op)
         except WriteConflict:

@@ -97,6 +97,7 @@ class ReverseMapper:
         app: str,
         to_udm: CompiledMapping,
         to_external: Mapping[str, str],
+        write_paths: Mapping[str, str] | None = None,
         app_fields: frozenset[str] = frozenset(),
         conflicts: ConflictPolicy | None = None,
     ) -> None:
@@ -110,6 +111,11 @@ class ReverseMapper:
         self._writers = compile_mapping(dict(to_external), origin=f"connectors/{app} writes")
         self.writable = {udm for udm in (_single_source(t) for t in to_external.values()) if udm}
         self._sources = {path: _single_source(t) or "" for path, t in to_external.items()}
+        self.write_paths = dict(write_paths or {path: path for path in to_external})
+
+    def body(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """The fields (by the path a read record shows them at) by the names the app's writes take."""
+        return {self.write_paths.get(path, path): value for path, value in fields.items()}
 
     def reverse(self, record: Mapping[str, Any], external_id: str | None = None) -> Reversed:
         """The external fields for one app record; RecordError when an expression fails or the UDM refuses it."""
@@ -156,15 +162,30 @@ def build_reverse(
         overrides_dir=overrides_dir,
         stored=stored,
     )
-    to_external = {path: t for path, t in inverse_fields(udm_fields).items() if path.split(".")[0] in writable}
+    write_paths = {
+        read: written for read in inverse_fields(udm_fields) if (written := write_path(read, writable)) is not None
+    }
+    to_external = {path: t for path, t in inverse_fields(udm_fields).items() if path in write_paths}
     return ReverseMapper(
         data_source=data_source,
         app=app,
         to_udm=to_udm,
         to_external=to_external,
+        write_paths=write_paths,
         app_fields=app_fields,
         conflicts=ConflictPolicy.read(data_source, app),
     )
+
+
+def write_path(read_path: str, writable: frozenset[str]) -> str | None:
+    """Where a field a record shows at `read_path` is written: the longest tail of the path the app lists as
+    writable (HubSpot shows `properties.email` and writes `email`), else the whole path when its head is
+    writable (Zendesk's `user_fields.company`); None when the app cannot write it."""
+    steps = read_path.split(".")
+    for start in range(len(steps)):
+        if ".".join(steps[start:]) in writable:
+            return ".".join(steps[start:])
+    return read_path if steps[0] in writable else None
 
 
 def inverse_fields(udm_fields: Mapping[str, str]) -> dict[str, str]:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import SecretStr
 
@@ -23,7 +24,7 @@ from flows.runtime import ImportJob
 from inlet.push import PushRequest
 from inlet.service import accept_push, open_installation
 from inlet.store import Vault, add_connection, link_for, open_store
-from tests.conftest import InletEnv, InletEnvFactory
+from tests.conftest import SIM_TOKEN, InletEnv, InletEnvFactory
 from tests.integration.conftest import JsonServerFactory
 from tests.support.real_apps import KintoServer
 
@@ -198,3 +199,31 @@ def _update(record: dict[str, Any], name: str, occurred_at: str) -> dict[str, An
         "occurred_at": occurred_at,
         "record": {"email": record["email"], "fullName": name},
     }
+
+
+def test_hubspot_simulator_round_trip(inlet_env: InletEnvFactory) -> None:
+    env = inlet_env(records=2)
+    app = TeamApp(env, "acme-hubspot")
+    assert _import("acme-hubspot").delivered == 2
+    app.take_deliveries()
+    app.push({"app_id": "app-1", "type": "created", "record": {"email": "ada@x.org", "fullName": "Ada Lovelace"}})
+    assert _push("acme-hubspot").created == 1
+    assert _import("acme-hubspot").echo_suppressed == 1 and app.take_deliveries() == 0
+    app.push({"app_id": "app-1", "type": "updated", "record": {"email": "ada@x.org", "fullName": "Ada King"}})
+    assert _push("acme-hubspot").updated == 1
+    echoed = _import("acme-hubspot")
+    assert (echoed.updated, echoed.echo_suppressed) == (0, 1) and app.take_deliveries() == 0
+    app.push({"app_id": "app-1", "type": "deleted"})
+    assert _push("acme-hubspot").deleted == 1
+    assert _import("acme-hubspot").deleted == 0
+    app.take_deliveries()
+    source = {
+        c["properties"]["email"]: f"{c['properties']['firstname']} {c['properties']['lastname']}"
+        for c in httpx.get(
+            f"{env.simulator}/crm/v3/objects/contacts",
+            params={"limit": 100},
+            headers={"Authorization": f"Bearer {SIM_TOKEN}"},
+            timeout=10,
+        ).json()["results"]
+    }
+    assert app.state() == source and "ada@x.org" not in source
