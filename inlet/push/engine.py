@@ -20,9 +20,10 @@ older than `max_age_seconds` that still fails becomes one too. `inlet push repla
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -103,16 +104,25 @@ async def drain_pushes(run: PushRuntime, *, batch_size: int = 50, clock: Callabl
         )
         if not rows:
             return result
-        # A deferred push is not due again in this drain: the next batch skips it and its record's later pushes.
-        for row in rows:
-            outcome = await _push_one(run, row, clock)
+        # A batch holds one push per record, so its pushes go concurrently (up to the policy's concurrency)
+        # without a record's writes overtaking each other. A deferred push is not due again in this drain:
+        # the next batch skips it and its record's later pushes.
+        slots = asyncio.Semaphore(1 if gate == "probe" else run.policy.concurrency)
+        outcomes = await asyncio.gather(*(_in_slot(slots, _push_one(run, row, clock)) for row in rows))
+        for outcome in outcomes:
             result.add(outcome)
-            if outcome.deferred:
-                if await _failed(run, outcome.errors[-1]) is not None or gate == "probe":
-                    result.parked = True
-                    return result
-            elif not outcome.failed:
-                await anyio.to_thread.run_sync(breaker.record_success, run.engine, run.breaker_key)
+        deferred = [o for o in outcomes if o.deferred]
+        if deferred:
+            if await _failed(run, deferred[-1].errors[-1]) is not None or gate == "probe":
+                result.parked = True
+                return result
+        elif any(o.written or o.unchanged for o in outcomes):
+            await anyio.to_thread.run_sync(breaker.record_success, run.engine, run.breaker_key)
+
+
+async def _in_slot(slots: asyncio.Semaphore, push: Coroutine[Any, Any, PushResult]) -> PushResult:
+    async with slots:
+        return await push
 
 
 async def _failed(run: PushRuntime, error: str) -> datetime | None:

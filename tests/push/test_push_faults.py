@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -69,7 +69,7 @@ def faulty_proxy(upstream: str, faults: Faults) -> Iterator[str]:
         yield url
 
 
-def _push(env: InletEnv, *changes: dict[str, object]) -> None:
+def _push(env: InletEnv, *changes: Mapping[str, object]) -> None:
     request = PushRequest.model_validate(
         {"tenant": "acme", "connection": "acme-json", "data_source": "users", "changes": list(changes)}
     )

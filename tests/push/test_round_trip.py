@@ -10,8 +10,8 @@ and by inlet's deliveries (which name the app id of a linked record, or the exte
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -75,8 +75,9 @@ class TeamApp:
                 return app_id
         return f"ext-{external_id}"
 
-    def state(self) -> dict[str, tuple[str | None, str | None]]:
-        return {r.get("email"): r.get("fullName") for r in self.records.values()}  # type: ignore[misc]
+    def state(self) -> dict[str, str]:
+        """Email -> full name of every record the app holds."""
+        return {str(r.get("email")): str(r.get("fullName")) for r in self.records.values()}
 
 
 def _connect(env: InletEnv, connection: str, app: str, parameters: dict[str, str], **credentials: str) -> None:
