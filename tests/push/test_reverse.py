@@ -72,3 +72,11 @@ def test_a_field_both_sides_changed_goes_to_its_owner_or_the_later_writer(
     )
     assert [(c.field, c.winner) for c in conflicts] == [("email", winner)]
     assert fields == ({"email": "app@x.org"} if winner == "app" else {})
+
+
+def test_the_catalogue_shows_which_fields_a_push_can_write() -> None:
+    from inlet.service import connector_info
+
+    hubspot = connector_info("hubspot")
+    assert {"create", "update", "delete"} <= set(hubspot.supports)
+    assert hubspot.writable_fields["email"] == "email" and hubspot.writable_fields["active"] is None
