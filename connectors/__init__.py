@@ -32,8 +32,17 @@ from connectors.redaction import Redactor, install_log_redaction, redact
 from connectors.registry import available, load, open_connector
 from connectors.spec import RESERVED_PARAMETERS, ConnectorSpec, RateLimit, RetryPolicy
 from connectors.webhooks import WebhookEvent, WebhookRequest
+from connectors.write_batch import write_batch
 from connectors.write_spec import WritesSpec
-from connectors.writes import WriteOp, WriteResult, find_existing, modified_by_inlet, write, writes_of
+from connectors.writes import (
+    WriteOp,
+    WriteResult,
+    event_by_inlet,
+    find_existing,
+    modified_by_inlet,
+    write,
+    writes_of,
+)
 
 __all__ = [
     "RESERVED_PARAMETERS",
@@ -73,6 +82,7 @@ __all__ = [
     "WriteResult",
     "WritesSpec",
     "available",
+    "event_by_inlet",
     "find_existing",
     "modified_by_inlet",
     "change_pages",
@@ -86,5 +96,6 @@ __all__ = [
     "redact",
     "run_checks",
     "write",
+    "write_batch",
     "writes_of",
 ]

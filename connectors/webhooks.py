@@ -34,6 +34,7 @@ class WebhookEvent:
     external_id: str
     occurred_at: str | None = None
     event_id: str | None = None
+    changed_by: str | None = None  # the app's "modified by" marker (HubSpot sourceId, Pipedrive meta.user_id)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["ConflictRule", "EtagSpec", "FindSpec", "ModifiedBySpec", "WriteCall", "WritesSpec", "TOKENS"]
+__all__ = ["BatchCall", "ConflictRule", "EtagSpec", "FindSpec", "ModifiedBySpec", "WriteCall", "WritesSpec", "TOKENS"]
 
 TOKENS = ("$fields", "$field_names", "$etag", "$id", "$now_ms", "$now_iso")
 
@@ -49,6 +49,21 @@ class WriteCall(_Strict):
     id_path: str | None = Field(None, description="create: where the new record's id is in the answer")
     id_safe: str = Field("", description="characters left unquoted in {id} (Google's `people/c1` keeps `/`)")
     etag_required: bool = Field(False, description="the app refuses this call without an etag (Google People)")
+    send_etag: bool = Field(True, description="false: the app takes no precondition on this call (Salesforce DELETE)")
+
+
+class BatchCall(_Strict):
+    """Many records in one request: `body` holds `$items`, each rendered from `item` (tokens as above, plus
+    `$key`, the op's idempotency key); the answer's `results_path` lists the written records, matched to the
+    ops by `match_path` (an echoed key, such as HubSpot's `objectWriteTraceId`) or else by order."""
+
+    method: Literal["POST", "PUT", "PATCH", "DELETE"] = "POST"
+    path: str
+    body: Any = {"inputs": "$items"}
+    item: Any
+    results_path: str | None = Field("results", description="null: the answer has no body (an archive)")
+    id_path: str = "id"
+    match_path: str | None = None
 
 
 class EtagSpec(_Strict):
@@ -113,6 +128,9 @@ class WritesSpec(_Strict):
     error_message_path: str = Field("message", description="the app's message in a refusal's body")
     conflict: list[ConflictRule] = [ConflictRule(status=[409, 412])]
     batch_limit: int | None = Field(None, ge=1, description="records per batch call, where the app has one")
+    batch: dict[Literal["create", "update", "delete"], BatchCall] = Field(
+        {}, description="batch endpoints (write_batch), where the app has them"
+    )
 
     @model_validator(mode="after")
     def _paths_take_the_id(self) -> WritesSpec:

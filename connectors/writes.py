@@ -32,14 +32,31 @@ from connectors.errors import ConnectorError, FatalError, RequestRejected, Retry
 from connectors.paths import MISSING, lookup
 from connectors.redaction import redact_start
 from connectors.spec import placeholders
+from connectors.webhooks import WebhookEvent
 from connectors.write_spec import FindSpec, WriteCall, WritesSpec
 
-__all__ = ["WriteKind", "WriteOp", "WriteResult", "find_existing", "modified_by_inlet", "write", "writes_of"]
+__all__ = [
+    "ANSWERED",
+    "Context",
+    "WriteKind",
+    "WriteOp",
+    "WriteResult",
+    "event_by_inlet",
+    "find_existing",
+    "check_id",
+    "json_or_none",
+    "kept_fields",
+    "modified_by_inlet",
+    "refusal",
+    "render",
+    "write",
+    "writes_of",
+]
 
 logger = logging.getLogger(__name__)
 
 WriteKind = Literal["create", "update", "delete"]
-_ANSWERED = frozenset({300, 400, 404, 405, 409, 410, 412, 415, 422}) | frozenset(range(200, 300))
+ANSWERED = frozenset({300, 400, 404, 405, 409, 410, 412, 415, 422}) | frozenset(range(200, 300))
 _MESSAGE_LIMIT = 500
 
 
@@ -94,12 +111,11 @@ async def write(connector: Connector, op: WriteOp) -> WriteResult:
     call = getattr(spec, op.kind)
     if call is None:
         raise FatalError(f"{connector.name}.{collection} cannot {op.kind} records", connector=connector.name)
-    kept = {k: v for k, v in op.fields.items() if k in spec.fields} if op.kind != "delete" else {}
-    dropped = tuple(sorted(set(op.fields) - set(kept))) if op.kind != "delete" else ()
+    kept, dropped = kept_fields(spec, op)
     if dropped:
         logger.warning("%s.%s: %s cannot write %s; left out", connector.name, collection, op.kind, list(dropped))
     if op.kind != "create":
-        _check_id(connector, collection, op.external_id)
+        check_id(connector, collection, op.external_id)
     if op.kind == "update" and not kept:
         return WriteResult(op.external_id or "", op.etag, None, None, dropped, sent=False)
     if call.etag_required and op.etag is None:
@@ -111,7 +127,21 @@ async def write(connector: Connector, op: WriteOp) -> WriteResult:
     response = await _send(connector, spec, collection, op, kept, request)
     if isinstance(response, WriteResult):
         return WriteResult(**{**response.__dict__, "dropped": dropped})
-    return _result(connector, collection, spec, call, op, response, dropped)
+    try:
+        return _result(connector, collection, spec, call, op, response, dropped)
+    except WriteConflict as conflict:
+        if op.kind == "create" and conflict.existing_id and request.extensions.get("inlet_resent"):
+            # the lost first try made it, and a unique key (HubSpot's email) refused the second: it is ours
+            return WriteResult(conflict.existing_id, None, None, None, dropped, found_existing=True)
+        raise
+
+
+def kept_fields(spec: WritesSpec, op: WriteOp) -> tuple[dict[str, object], tuple[str, ...]]:
+    """The fields of `op` the app can write, and the names of those it cannot (a delete writes none)."""
+    if op.kind == "delete":
+        return {}, ()
+    kept = {k: v for k, v in op.fields.items() if k in spec.fields}
+    return kept, tuple(sorted(set(op.fields) - set(kept)))
 
 
 async def find_existing(connector: Connector, data_source: str, fields: Mapping[str, object]) -> str | None:
@@ -135,7 +165,7 @@ async def find_existing(connector: Connector, data_source: str, fields: Mapping[
         path_values={},
         params={**params, **values},
         headers={},
-        json=_render(spec.find.body, _Context(fields, None, None)) if spec.find.body is not None else None,
+        json=render(spec.find.body, Context(fields, None, None)) if spec.find.body is not None else None,
     )
     response = await connector.send(request)
     records_path = spec.find.records_path if spec.find.records_path is not None else listing.records_path
@@ -163,15 +193,26 @@ def modified_by_inlet(connector: Connector, data_source: str, record: Mapping[st
     return str(value) == spec.modified_by.equals.format_map(_Params(connector))
 
 
+def event_by_inlet(connector: Connector, event: WebhookEvent) -> bool | None:
+    """Whether a webhook's "modified by" marker names the user (or app) this connection writes as, by the
+    connection's `write_user` parameter (None: the event carries no marker, or the parameter is unset)."""
+    mine = connector.parameter("write_user")
+    if event.changed_by is None or mine is None:
+        return None
+    return event.changed_by == mine
+
+
 # -- building ----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class _Context:
+class Context:
     fields: Mapping[str, object]
     etag: str | None
     external_id: str | None
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    key: str | None = None  # the op's idempotency key (`$key`, a batch item's trace id)
+    items: list[Any] | None = None  # a batch body's rendered items (`$items`)
 
 
 class _Params(dict[str, str]):
@@ -188,15 +229,15 @@ class _Params(dict[str, str]):
         return value
 
 
-def _render(template: Any, context: _Context) -> Any:
+def render(template: Any, context: Context) -> Any:
     """The template with its `$` tokens replaced (see write_spec); a `$field:x` absent from the fields drops
     its key (or list item)."""
     if isinstance(template, dict):
-        rendered = {k: _render(v, context) for k, v in template.items()}
+        rendered = {k: render(v, context) for k, v in template.items()}
         merged = rendered.pop("$merge", {})  # `{$merge: $fields, updatedAt: $now_ms}`: the fields, and more
         return {k: v for k, v in {**merged, **rendered}.items() if v is not MISSING}
     if isinstance(template, list):
-        return [v for v in (_render(item, context) for item in template) if v is not MISSING]
+        return [v for v in (render(item, context) for item in template) if v is not MISSING]
     if not isinstance(template, str) or not template.startswith("$"):
         return template
     if template.startswith("$field:"):
@@ -208,6 +249,8 @@ def _render(template: Any, context: _Context) -> Any:
         "$id": context.external_id if context.external_id is not None else MISSING,
         "$now_ms": int(context.now.timestamp() * 1000),
         "$now_iso": context.now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "$key": context.key if context.key is not None else MISSING,
+        "$items": context.items if context.items is not None else MISSING,
     }
     return tokens.get(template, template)
 
@@ -215,10 +258,10 @@ def _render(template: Any, context: _Context) -> Any:
 def _request(
     connector: Connector, spec: WritesSpec, call: WriteCall, op: WriteOp, fields: Mapping[str, object]
 ) -> httpx.Request:
-    context = _Context(fields, op.etag, op.external_id)
-    body = _render(call.body, context) if call.body is not None and op.kind != "delete" else None
+    context = Context(fields, op.etag, op.external_id)
+    body = render(call.body, context) if call.body is not None and op.kind != "delete" else None
     headers = dict(call.headers)
-    if spec.etag is not None and op.etag is not None:
+    if spec.etag is not None and op.etag is not None and call.send_etag:
         if spec.etag.header is not None:
             headers[spec.etag.header] = f'"{op.etag}"' if spec.etag.quote and not op.etag.startswith('"') else op.etag
         elif spec.etag.body_path is not None and isinstance(body, dict):
@@ -227,7 +270,7 @@ def _request(
         headers[spec.idempotency_header] = op.idempotency_key
     params: dict[str, str] = {}
     for name, template in call.params.items():
-        value = _render(template, context)
+        value = render(template, context)
         if value is not MISSING:
             params[name] = value.format_map(_Params(connector)) if value is template else str(value)
     quoted = {"id": quote(op.external_id, safe=call.id_safe)} if op.external_id is not None else {}
@@ -239,7 +282,7 @@ def _request(
 def _find_params(find: FindSpec, fields: Mapping[str, object]) -> dict[str, str] | None:
     values: dict[str, str] = {}
     for name, template in find.params.items():
-        value = _render(template, _Context(fields, None, None))
+        value = render(template, Context(fields, None, None))
         if value is MISSING or value is None or isinstance(value, dict | list):
             return None
         values[name] = str(value)
@@ -267,7 +310,7 @@ def _matches(record: Mapping[str, Any], fields: Mapping[str, object], names: lis
     return True
 
 
-def _check_id(connector: Connector, collection: str, external_id: str | None) -> None:
+def check_id(connector: Connector, collection: str, external_id: str | None) -> None:
     pattern = connector.collection(collection).id_pattern
     if external_id is None or not re.fullmatch(pattern, external_id):
         shown = "none" if external_id is None else repr(external_id[:80])
@@ -292,7 +335,7 @@ async def _send(
     policy = connector.retry_policy
     blind = op.kind == "create" and spec.idempotency_header is None
     for attempt in range(1, policy.attempts + 1):
-        answer = await connector.attempt(request, _ANSWERED)
+        answer = await connector.attempt(request, ANSWERED)
         if isinstance(answer, httpx.Response):
             return answer
         if not isinstance(answer, RetryableError) or attempt == policy.attempts:
@@ -304,6 +347,7 @@ async def _send(
             if found is not None:
                 logger.info("%s.%s: a lost create had made %s", connector.name, collection, found)
                 return WriteResult(found, None, None, None, found_existing=True, sent=True)
+            request.extensions["inlet_resent"] = True  # not found (yet: a search index may lag)
         wait = answer.retry_after
         if wait is None:
             wait = full_jitter(attempt, policy.backoff_seconds, policy.max_backoff_seconds)
@@ -330,11 +374,11 @@ def _result(
 ) -> WriteResult:
     status = response.status_code
     url = connector.redact(str(response.request.url))
-    body = _json(response)
+    body = json_or_none(response)
     if op.kind == "delete" and status in spec.delete_ok:
         return WriteResult(op.external_id or "", None, None, None, dropped)
     if not 200 <= status < 300:
-        raise _refusal(connector, collection, spec, op, response, body, url)
+        raise refusal(connector, collection, spec, op, response, body, url)
     record = lookup(body, call.record_path, None) if body is not None else None
     record = record if isinstance(record, dict) else None
     external_id = op.external_id
@@ -362,7 +406,7 @@ def _result(
     return WriteResult(str(external_id), etag, modified_at, by_inlet, dropped, record)
 
 
-def _refusal(
+def refusal(
     connector: Connector,
     collection: str,
     spec: WritesSpec,
@@ -396,7 +440,7 @@ def _refusal(
     )
 
 
-def _json(response: httpx.Response) -> Any:
+def json_or_none(response: httpx.Response) -> Any:
     if not response.content:
         return None
     try:

@@ -254,10 +254,11 @@ def _changes(event: dict[str, Any]) -> list[WebhookEvent]:
     kind = str(event.get("subscriptionType", ""))
     action = kind.removeprefix("contact.") if kind.startswith("contact.") else ""
     when, event_id = to_iso(event.get("occurredAt")), _event_id(event)
+    by = str(event["sourceId"]) if event.get("sourceId") not in (None, "") else None  # an app id, or userId:7788
     if action in _UPSERTS and "objectId" in event:
-        return [WebhookEvent("upsert", str(event["objectId"]), when, event_id)]
+        return [WebhookEvent("upsert", str(event["objectId"]), when, event_id, by)]
     if action in _DELETIONS and "objectId" in event:
-        return [WebhookEvent("deleted", str(event["objectId"]), when, event_id)]
+        return [WebhookEvent("deleted", str(event["objectId"]), when, event_id, by)]
     survivor = event.get("newObjectId") or event.get("primaryObjectId")
     if action != "merge" or not survivor:
         return []

@@ -322,7 +322,7 @@ def _v2_event(meta: dict[str, Any]) -> WebhookEvent | None:
         return None
     kind: Literal["upsert", "deleted"] = "deleted" if meta.get("action") in ("delete", "deleted") else "upsert"
     event_id = str(meta["id"]) if meta.get("id") else None
-    return WebhookEvent(kind, str(meta["entity_id"]), _iso(meta.get("timestamp")), event_id)
+    return WebhookEvent(kind, str(meta["entity_id"]), _iso(meta.get("timestamp")), event_id, _user(meta))
 
 
 def _v1_event(meta: dict[str, Any]) -> WebhookEvent | None:
@@ -332,7 +332,13 @@ def _v1_event(meta: dict[str, Any]) -> WebhookEvent | None:
     action, micro = str(meta.get("action", "")), meta.get("timestamp_micro")
     when = _iso(micro / 1_000_000 if isinstance(micro, int | float) else meta.get("timestamp"))
     event_id = f"v1:{meta.get('webhook_id')}:{action}:{meta['id']}:{micro or meta.get('timestamp')}"
-    return WebhookEvent("deleted" if action == "deleted" else "upsert", str(meta["id"]), when, event_id)
+    return WebhookEvent("deleted" if action == "deleted" else "upsert", str(meta["id"]), when, event_id, _user(meta))
+
+
+def _user(meta: dict[str, Any]) -> str | None:
+    """The user whose change this is (an integration's token user for its own writes)."""
+    user = meta.get("user_id")
+    return None if user in (None, "") or isinstance(user, bool) else str(user)
 
 
 def _iso(value: Any) -> str | None:

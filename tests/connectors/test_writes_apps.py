@@ -18,9 +18,11 @@ from connectors import (
     WriteConflict,
     WriteOp,
     WriteRejected,
+    event_by_inlet,
     find_existing,
     modified_by_inlet,
     write,
+    write_batch,
 )
 from connectors.registry import make_simulator, open_connector
 from connectors.simulation import SimulatorBase
@@ -213,3 +215,64 @@ async def test_google_people_etag_rules() -> None:
             await write(connector, WriteOp("update", "contacts", target, two_names, "g-5", etag=second.etag))
     person = sim.find(target)
     assert person is not None and person.first == "B" and first.etag != second.etag
+
+
+async def test_hubspot_webhooks_tell_inlets_writes_from_a_persons() -> None:
+    from connectors.hubspot.hooks import parse_webhook
+    from connectors.hubspot.simulator.webhooks import APP_ID
+
+    sim = make_simulator("hubspot", 2)
+    sim.configure_webhooks("https://inlet.example/webhooks/hubspot", "s3cret", ["contact.creation"])  # type: ignore[attr-defined]
+    receiver = Receiver("hubspot", "s3cret", now=sim.clock.time)
+    async with opened(sim, write_user=str(APP_ID)) as connector:
+        mine = await write(connector, WriteOp("create", "contacts", None, {"email": "m@example.org"}, "h-9"))
+        theirs = sim.create([{"email": "t@example.org"}])[0]
+        await sim.deliver(receiver.client())
+        events = {e.external_id: e for r in receiver.accepted() for e in parse_webhook(r)}
+        assert event_by_inlet(connector, events[mine.external_id]) is True
+        assert event_by_inlet(connector, events[theirs]) is False
+    async with opened(sim) as anonymous:
+        assert event_by_inlet(anonymous, events[mine.external_id]) is None
+
+
+async def test_a_lost_create_the_lookup_cannot_see_yet_is_recognised_by_the_apps_409() -> None:
+    sim = make_simulator("hubspot", 2, seed=0)
+    sim.index_lag_ms = 60_000  # type: ignore[attr-defined]  # the search index lags: the lookup finds nothing
+    transport = LosesFirstAnswer(sim.app)
+    async with opened(sim, transport) as connector:
+        fields = {"email": "lagged@example.org", "firstname": "Lagged"}
+        result = await write(connector, WriteOp("create", "contacts", None, fields, "h-10"))
+    assert result.found_existing and transport.posts == 2 and len(sim.ids()) == 3
+    person = sim.find(result.external_id)
+    assert person is not None and person.email == "lagged@example.org"
+
+
+async def test_hubspot_write_batch_creates_updates_and_archives_matching_results_by_trace_id() -> None:
+    from connectors.hubspot.simulator import HubSpotSimulator
+
+    sim = HubSpotSimulator(2, batch_reversed=True)  # results come back in another order than the inputs
+
+    def create(i: int, email: str) -> WriteOp:
+        return WriteOp("create", "contacts", None, {"email": email, "firstname": f"B{i}", "x": 1}, f"k{i}")
+
+    async with opened(sim) as connector:
+        made = await write_batch(connector, [create(i, f"b{i}@example.org") for i in range(3)])
+        people = [sim.find(r.external_id) for r in made]
+        assert [p.email if p else None for p in people] == ["b0@example.org", "b1@example.org", "b2@example.org"]
+        assert all(r.dropped == ("x",) for r in made) and len(sim.ids()) == 5
+
+        updates = [
+            WriteOp("update", "contacts", r.external_id, {"jobtitle": "CTO"}, f"u{i}") for i, r in enumerate(made)
+        ]
+        await write_batch(connector, updates)
+        assert [p.title if p else None for p in (sim.find(r.external_id) for r in made)] == ["CTO"] * 3
+
+        with pytest.raises(WriteRejected):  # one bad input refuses the whole batch
+            await write_batch(connector, [create(7, "n7@example.org"), create(8, "not an email")])
+        assert len(sim.ids()) == 5
+
+        sim.inject(status_429=1, retry_after=0)  # refused before any work: resent
+        await write_batch(
+            connector, [WriteOp("delete", "contacts", r.external_id, {}, f"d{i}") for i, r in enumerate(made)]
+        )
+        assert len(sim.ids()) == 2

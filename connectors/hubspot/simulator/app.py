@@ -90,8 +90,10 @@ class HubSpotSimulator(SimulatorBase):
         webhook_duplicates: bool = False,
         webhook_shuffle: bool = False,
         webhook_timeout_seconds: float = 5.0,
+        batch_reversed: bool = False,
         token: str = DEFAULT_TOKEN,
     ) -> None:
+        self.batch_reversed = batch_reversed  # batch write results in another order than the inputs
         super().__init__(records, seed, token=token)
         self.rate_limit, self.rate_interval_ms, self.daily_limit = rate_limit, rate_interval_ms, daily_limit
         self.cap_oversized_limit, self.index_lag_ms = cap_oversized_limit, index_lag_ms

@@ -66,7 +66,7 @@ class ContactWrites:
                 self._fields(item, creating=True)
             started = self.sim.clock.now_ms()
             people = [self._create(item) for item in inputs]
-            return self._batch(people, started, 201)
+            return self._batch(people, started, 201, inputs)
 
     async def batch_update(self, request: Request) -> Response:
         inputs = _inputs(await request.body())
@@ -77,7 +77,7 @@ class ContactWrites:
             started = self.sim.clock.now_ms()
             for person, item in chosen:
                 self._update(person, item)
-            return self._batch([p for p, _ in chosen], started, 200)
+            return self._batch([p for p, _ in chosen], started, 200, inputs)
 
     async def batch_archive(self, request: Request) -> Response:
         """204 whatever the state of each id: live, archived already, or unknown."""
@@ -128,10 +128,18 @@ class ContactWrites:
             raise invalid("A contact needs at least one of email, firstname or lastname.")
         return {FIELD_OF[name]: _value(name, value) for name, value in properties.items()}
 
-    def _batch(self, people: list[Person], started: int, status: int) -> Response:
+    def _batch(self, people: list[Person], started: int, status: int, inputs: list[dict[str, Any]]) -> Response:
+        """The results echo each input's `objectWriteTraceId` (HubSpot does not promise their order)."""
+        results = [
+            {
+                **self.sim.render_written(p),
+                **({"objectWriteTraceId": i["objectWriteTraceId"]} if "objectWriteTraceId" in i else {}),
+            }
+            for p, i in zip(people, inputs, strict=True)
+        ]
         body = {
             "status": "COMPLETE",
-            "results": [self.sim.render_written(p) for p in people],
+            "results": results[::-1] if self.sim.batch_reversed else results,
             "startedAt": iso(started),
             "completedAt": iso(self.sim.clock.now_ms()),
         }
