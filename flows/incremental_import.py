@@ -43,6 +43,7 @@ from inlet.store import (
     PageCounts,
     PageScope,
     current_generation,
+    deleted_echoes,
     inbox,
     quarantine_events,
     write_changes,
@@ -221,8 +222,18 @@ async def apply_changes(
             upserts.append((row.external_id, raw))
     mapped, quarantined = map_records(run, upserts)
     ids = [row.id for row in rows]
+    window = run.settings.push_echo_window_seconds
+    echoed = deleted_echoes(run.engine, scope.connection_id, scope.data_source, deleted, window_seconds=window)
     counts = await anyio.to_thread.run_sync(
-        lambda: write_changes(run.engine, scope, mapped, deleted, quarantined=quarantined, handled_inbox_ids=ids)
+        lambda: write_changes(
+            run.engine,
+            scope,
+            mapped,
+            deleted,
+            quarantined=quarantined,
+            handled_inbox_ids=ids,
+            echoed_deletes=sorted(echoed),
+        )
     )
     run.page_written.set()
     return counts

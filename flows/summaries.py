@@ -37,6 +37,7 @@ class DeliverySummary(RunSummary):
     unchanged: int = 0
     deleted: int = 0
     quarantined: int = 0
+    echo_suppressed: int = 0  # inlet's own writes heard again (bi-directional sync), not sent back
     delivered: int = 0
     dead_letters: int = 0
     pending_delivery: bool = False
@@ -47,6 +48,7 @@ class DeliverySummary(RunSummary):
         self.unchanged += counts.unchanged
         self.deleted += counts.deleted
         self.quarantined += counts.quarantined
+        self.echo_suppressed += counts.echo_suppressed
 
     def add_delivery(self, drained: DrainResult) -> None:
         self.delivered += drained.delivered

@@ -14,9 +14,10 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from connectors.base import Page, PageRequest
+from connectors.writes import modified_by_inlet
 from flows.runtime import ImportRuntime
 from inlet.delivery import DrainResult, drain
-from inlet.store import MappedRecord, PageCounts, PageScope, write_page
+from inlet.store import Heard, MappedRecord, PageCounts, PageScope, echo_ids, write_page
 from mappings import RecordError
 
 __all__ = ["PageOutcome", "list_records", "map_records", "send_to_app"]
@@ -95,6 +96,8 @@ def map_records(
     mapped: list[MappedRecord] = []
     quarantined: list[tuple[str, str, str]] = []
     keep_raw = run.settings.keep_raw
+    raws = list(raws)
+    echoes = _echoes(run, raws)
     for external_id, raw in raws:
         try:
             record = run.mapper.map(raw)
@@ -102,8 +105,22 @@ def map_records(
             quarantined.append((external_id, orjson.dumps(raw).decode(), str(exc)))
             continue
         updated_at = run.connector.updated_at(run.collection, raw)
-        mapped.append(MappedRecord(external_id, record, updated_at, orjson.dumps(raw).decode() if keep_raw else None))
+        kept = orjson.dumps(raw).decode() if keep_raw else None
+        mapped.append(MappedRecord(external_id, record, updated_at, kept, echo=external_id in echoes))
     return mapped, quarantined
+
+
+def _echoes(run: ImportRuntime, raws: list[tuple[str, dict[str, Any]]]) -> set[str]:
+    """The records among `raws` that are inlet's own writes heard again (bi-directional sync)."""
+    writes = run.connector.collection(run.collection).writes
+    marked = writes is not None and writes.modified_by is not None  # the app's own "modified by" marker
+
+    def by_inlet(raw: dict[str, Any]) -> bool | None:
+        return modified_by_inlet(run.connector, run.collection, raw) if marked else None
+
+    heard = [Heard(i, raw, run.connector.updated_at(run.collection, raw), by_inlet(raw)) for i, raw in raws]
+    window = run.settings.push_echo_window_seconds
+    return echo_ids(run.engine, run.loaded.connection.id, run.job.data_source, heard, window_seconds=window)
 
 
 def _map_and_write(run: ImportRuntime, scope: PageScope, page: Page) -> PageCounts:

@@ -161,6 +161,9 @@ class Settings(BaseSettings):
         "sandbox): INLET_OAUTH_ENDPOINTS__HUBSPOT=http://127.0.0.1:8410. No tenant parameter can move them.",
     )
     egress: EgressSettings = EgressSettings()
+    push_echo_window_seconds: float = Field(
+        86_400, gt=0, description="how long a write inlet made is remembered, to recognise its echo on the import path"
+    )
     mapping_budget: MappingBudget = Field(
         MappingBudget(), description="per-record limits of a mapping (INLET_MAPPING_BUDGET__RECORD_SECONDS=0.25 ...)"
     )

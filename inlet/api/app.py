@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from inlet.api import mappings, operations, sync, tenants
+from inlet.api import mappings, operations, push, sync, tenants
 from inlet.api.auth import AuditMiddleware
 from inlet.api.problems import PROBLEM_RESPONSES, install_problem_handlers
 from inlet.service import Installation
@@ -34,7 +34,7 @@ def create_api(inst: Installation) -> FastAPI:
         responses=PROBLEM_RESPONSES,
     )
     api.state.installation = inst
-    for router in (tenants.router, sync.router, mappings.router, operations.router):
+    for router in (tenants.router, sync.router, mappings.router, operations.router, push.router):
         api.include_router(router)
     install_problem_handlers(api)
     api.add_middleware(AuditMiddleware, installation=lambda: inst, prefix=API_PREFIX)

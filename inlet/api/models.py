@@ -61,6 +61,9 @@ class ConnectorOut(_Out):
     supports: list[str]
     oauth_grants: list[str]
     auth_schema: dict[str, Any] = Field(description="JSON Schema of the parameters and credentials that connect one")
+    writable_fields: dict[str, str | None] = Field(
+        {}, description="per UDM field, the app's field a push writes it to (null: the app cannot write it)"
+    )
 
 
 class TenantIn(BaseModel):

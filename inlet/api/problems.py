@@ -27,6 +27,7 @@ from inlet.errors import (
     NotFound,
     RateLimited,
     Refused,
+    SignatureError,
     Unavailable,
 )
 from mappings import MappingError
@@ -55,6 +56,7 @@ class Unauthenticated(InletError):
 _KINDS: list[tuple[type[Exception], int, str, str]] = [
     (Unauthenticated, 401, "unauthenticated", "Unauthenticated"),
     (Refused, 403, "forbidden", "Forbidden"),
+    (SignatureError, 401, "bad-signature", "Not authentic"),
     (NotFound, 404, "not-found", "Not found"),
     (Conflict, 409, "conflict", "Conflict"),
     (CredentialsRefused, 422, "credentials-refused", "Credentials refused"),

@@ -21,6 +21,8 @@ from inlet.cli.inbox import inbox_app
 from inlet.cli.mappings import mappings_app, quarantine_app, remap_command
 from inlet.cli.oauth import oauth_app
 from inlet.cli.output import print_record
+from inlet.cli.push import push_app
+from inlet.cli.push import status as push_status
 from inlet.errors import InletError
 
 if TYPE_CHECKING:
@@ -78,6 +80,7 @@ for group, name, panel in (
     (connections_app, "connections", SETUP),
     (mappings_app, "mappings", SETUP),
     (imports_app, "import", RUN),
+    (push_app, "push", RUN),
     (quarantine_app, "quarantine", FIX),
     (deliveries_app, "deliveries", FIX),
     (inbox_app, "inbox", FIX),
@@ -174,6 +177,7 @@ def status(tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="on
         if not report.history:
             typer.echo("run history left out: no Prefect server answers; start one with `inlet up` (or `make up`)")
     deliveries_status()
+    push_status(tenant)
 
 
 @app.command(rich_help_panel=RUN)
@@ -220,7 +224,7 @@ def demo_app(port: Annotated[int | None, typer.Option(help="port on 127.0.0.1")]
 ORDER = [
     "init", "up", "demo", "status",
     "tenants", "connectors", "connections", "mappings",
-    "import", "deliver", "remap", "serve", "demo-app",
+    "import", "push", "deliver", "remap", "serve", "demo-app",
     "quarantine", "deliveries", "inbox",
     "oauth", "api-keys", "connect-sessions",
 ]  # fmt: skip

@@ -26,7 +26,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -138,9 +138,11 @@ class DrainResult:
         self.dead_errors.extend(other.dead_errors)
 
 
-def encode_batch(events: list[PendingEvent]) -> bytes:
-    """The JSON body of one delivery; stored records are embedded without re-parsing."""
+def encode_batch(events: list[PendingEvent], app_ids: Mapping[str, str] | None = None) -> bytes:
+    """The JSON body of one delivery; stored records are embedded without re-parsing. A record linked to a
+    record of the app (bi-directional sync: the app created it, or named it in a push) carries its `app_id`."""
     first = events[0]
+    app_ids = app_ids or {}
     return orjson.dumps(
         {
             "tenant": first.tenant_id,
@@ -154,6 +156,7 @@ def encode_batch(events: list[PendingEvent]) -> bytes:
                     "record": orjson.Fragment(e.record) if e.record is not None else None,
                     "source_updated_at": e.source_updated_at,
                     "idempotency_key": e.idempotency_key,
+                    **({"app_id": app_ids[e.external_id]} if e.external_id in app_ids else {}),
                 }
                 for e in events
             ],

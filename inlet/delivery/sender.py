@@ -27,7 +27,7 @@ from inlet.delivery.policy import (
     signed_headers,
 )
 from inlet.errors import ConfigError
-from inlet.store import PendingEvent, outbox, utcnow
+from inlet.store import PendingEvent, linked_app_ids, outbox, utcnow
 
 __all__ = ["Sender", "drain"]
 
@@ -130,7 +130,11 @@ class Sender:
     async def _post(self, events: list[PendingEvent], tries: int) -> httpx.Response:
         """POST the batch up to `tries` times; a 2xx or the app's 4xx verdict returns, anything else raises."""
         d = self.destination
-        body = encode_batch(events)
+        first = events[0]
+        linked = await in_thread(
+            linked_app_ids, self.engine, first.connection_id, first.data_source, [e.external_id for e in events]
+        )
+        body = encode_batch(events, linked)
         gate, budget = limits(d)
         error = ""
         for attempt in range(1, tries + 1):

@@ -16,7 +16,9 @@ from inlet.store import Vault, load_connection, open_store
 
 __all__ = ["FlowName", "flush_prefect", "format_summary", "run_flow", "serve_receiver"]
 
-FlowName = Literal["full-import", "poll-changes", "incremental-import", "deliver-outbox", "remap", "retry-quarantine"]
+FlowName = Literal[
+    "full-import", "poll-changes", "incremental-import", "deliver-outbox", "remap", "retry-quarantine", "push-outbox"
+]
 
 
 def run_flow(
@@ -60,6 +62,10 @@ def _flow_call(
         from flows.deliver_outbox import deliver_outbox
 
         return lambda: deliver_outbox(tenant, connection)
+    if name == "push-outbox":
+        from flows.push_outbox import push_outbox
+
+        return lambda: push_outbox(tenant, connection)
     from flows import remap
 
     flow = remap.remap if name == "remap" else remap.retry_quarantine

@@ -75,6 +75,15 @@ from inlet.service.mappings import (
     validate_mapping,
 )
 from inlet.service.paging import MAX_LIMIT, Page, all_items
+from inlet.service.push import (
+    PushAccepted,
+    PushFigures,
+    accept_push,
+    accept_signed_push,
+    dead_push_letters,
+    push_status,
+    replay_push_letters,
+)
 from inlet.service.quarantine import (
     drop_one_quarantined,
     drop_quarantine,
@@ -116,6 +125,13 @@ __all__ = [
     "drop_subscription",
     "maintain_subscriptions",
     "notification_url",
+    "PushAccepted",
+    "PushFigures",
+    "accept_push",
+    "accept_signed_push",
+    "dead_push_letters",
+    "push_status",
+    "replay_push_letters",
     "ConnectSessionView",
     "ConnectionView",
     "ConnectorInfo",

@@ -11,6 +11,7 @@ from typing import Any
 
 from connectors.registry import available, load
 from inlet.errors import NotFound
+from inlet.push.reverse import READ_ONLY, inverse_fields, write_path
 from inlet.service.paging import Page, checked_limit, decode_cursor, page_of
 
 __all__ = ["ConnectorInfo", "WEBHOOK_SECRET", "connector_catalogue", "connector_info", "connector_page"]
@@ -25,6 +26,7 @@ class ConnectorInfo:
     supports: list[str]
     oauth_grants: list[str]
     auth_schema: dict[str, Any] = field(repr=False)
+    writable_fields: dict[str, str | None] = field(default_factory=dict)  # UDM field -> the app's field, or None
 
     @property
     def credential_names(self) -> list[str]:
@@ -58,15 +60,23 @@ def connector_info(name: str) -> ConnectorInfo:
             ("changes", collection.changes is not None or hooks.changes is not None),
             ("deletions", (collection.changes is not None and collection.changes.deleted is not None) or hooks.changes),
             ("webhooks", hooks.verify_webhook is not None),
+            *(
+                (kind, collection.writes is not None and getattr(collection.writes, kind) is not None)
+                for kind in ("create", "update", "delete")
+            ),
         )
         if present
     ]
+    writable = frozenset(collection.writes.fields) if collection.writes else frozenset()
+    inverse = {template.strip("{} "): path for path, template in inverse_fields(collection.udm_fields).items()}
+    fields = {udm: write_path(inverse[udm], writable) if udm in inverse else None for udm in collection.udm_fields}
     return ConnectorInfo(
         name=name,
         title=spec.title,
         supports=supports,
         oauth_grants=sorted(spec.oauth),
         auth_schema=_auth_schema(name, webhooks="webhooks" in supports),
+        writable_fields={udm: path for udm, path in fields.items() if udm not in READ_ONLY},
     )
 
 

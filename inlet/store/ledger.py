@@ -20,6 +20,7 @@ from inlet.store.checkpoints import advance
 from inlet.store.engine import execute_many
 from inlet.store.inbox import remove as remove_from_inbox
 from inlet.store.outbox import event_row, write_events
+from inlet.store.push import bump_in
 from inlet.store.scope import PageScope
 from inlet.store.tables import LedgerEntry, QuarantinedRecord, utcnow
 
@@ -45,6 +46,7 @@ class MappedRecord:
     record: dict[str, Any]
     source_updated_at: str | None
     raw: str | None = None  # the source record as JSON, kept in the ledger for remap
+    echo: bool = False  # inlet's own write heard again (inlet.store.echoes): recorded, never sent back
 
 
 @dataclass
@@ -54,9 +56,10 @@ class PageCounts:
     unchanged: int = 0
     deleted: int = 0
     quarantined: int = 0
+    echo_suppressed: int = 0
 
     def add(self, other: PageCounts) -> None:
-        for name in ("created", "updated", "unchanged", "deleted", "quarantined"):
+        for name in ("created", "updated", "unchanged", "deleted", "quarantined", "echo_suppressed"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
@@ -91,6 +94,7 @@ def write_page(
     with engine.begin() as db:
         _stage_and_apply(db, scope, latest, held, counts)
         counts.quarantined = _quarantine_rows(db, scope, quarantined)
+        _count_echoes(db, scope, counts)
         advance(db, scope.connection_id, scope.data_source, next_request, len(records))
     return counts
 
@@ -103,6 +107,7 @@ def write_changes(
     *,
     quarantined: Iterable[tuple[str, str, str]] = (),
     handled_inbox_ids: Sequence[int] = (),
+    echoed_deletes: Sequence[str] = (),
 ) -> PageCounts:
     """Classify changed records and record deletions, and remove the inbox rows they came from
     (`handled_inbox_ids`) in the same transaction, so a change reaches the outbox exactly once."""
@@ -114,10 +119,17 @@ def write_changes(
         _stage_and_apply(db, scope, latest, held, counts)
         gone = [i for i in dict.fromkeys(deleted_ids) if i not in latest]
         counts.deleted = _delete(db, scope, gone)
+        counts.echo_suppressed += len(echoed_deletes)
         _release(db, scope, gone)  # a quarantined record deleted at the source has nothing left to retry
         counts.quarantined = _quarantine_rows(db, scope, quarantined)
+        _count_echoes(db, scope, counts)
         remove_from_inbox(db, handled_inbox_ids)
     return counts
+
+
+def _count_echoes(db: DBConnection, scope: PageScope, counts: PageCounts) -> None:
+    if counts.echo_suppressed:
+        bump_in(db, scope.connection_id, scope.data_source, utcnow(), echo_suppressed=counts.echo_suppressed)
 
 
 def stored_hashes(engine: Engine, scope: PageScope, ids: Sequence[str]) -> dict[str, str | None]:
@@ -149,6 +161,9 @@ def _stage_and_apply(
         row = known.get(external_id)
         if row is None:
             inserts.append(_ledger_row(scope, mapped, digest))
+            if mapped.echo:
+                counts.echo_suppressed += 1
+                continue
             events.append(_event(scope, mapped, "created", 1, body))
             counts.created += 1
         elif row.payload_hash != digest or row.deleted_at is not None:
@@ -163,6 +178,9 @@ def _stage_and_apply(
                     "r": mapped.raw,
                 }
             )
+            if mapped.echo:
+                counts.echo_suppressed += 1
+                continue
             events.append(_event(scope, mapped, kind, row.version + 1, body))
             counts.created += kind == "created"
             counts.updated += kind == "updated"

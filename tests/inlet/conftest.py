@@ -11,6 +11,10 @@ from inlet.store import create_store_engine, migrate
 from tests.conftest import DatabaseFactory
 
 STORE_TABLES = (
+    "push_outbox",
+    "data_link",
+    "push_echo",
+    "push_stat",
     "ledger",
     "sync_policy",
     "webhook_subscription",

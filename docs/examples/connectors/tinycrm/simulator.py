@@ -46,14 +46,14 @@ class TinyCrmSimulator(SimulatorBase):
 
     # -- what changes at the source also goes to the audit log ------------------------------------
 
-    def create(self, n: Any) -> list[str]:
-        return self._logged("contact.created", super().create(n))
+    def create(self, n: Any, *, by: str | None = None) -> list[str]:
+        return self._logged("contact.created", super().create(n, by=by))
 
-    def update(self, ids: Any, fields: Any = None) -> list[str]:
-        return self._logged("contact.updated", super().update(ids, fields))
+    def update(self, ids: Any, fields: Any = None, *, by: str | None = None) -> list[str]:
+        return self._logged("contact.updated", super().update(ids, fields, by=by))
 
-    def delete(self, ids: Any) -> list[str]:
-        return self._logged("contact.deleted", super().delete(ids))
+    def delete(self, ids: Any, *, by: str | None = None) -> list[str]:
+        return self._logged("contact.deleted", super().delete(ids, by=by))
 
     def _logged(self, kind: str, ids: list[str]) -> list[str]:
         with self.lock:

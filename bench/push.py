@@ -1,0 +1,211 @@
+"""Push throughput per app, echoes suppressed vs leaked, duplicates: the bi-directional sync's figures.
+
+    .venv/bin/python bench/push.py [--records 300] [--apps json_server,kinto,hubspot]
+
+For each app (json-server and Kinto as real processes, the HubSpot simulator at its documented
+rate limit, 190 requests per 10 s, and unthrottled), N app records
+are pushed (`created`) and the push outbox is drained the way the `push-outbox` flow does (same engine,
+same store, in this process). Then a second round updates every record. After each round the whole source
+is listed, and every listed record goes through the echo check the import's map step runs
+(`inlet.store.echo_ids`): a pushed record not recognised there would be delivered back to the app, an echo
+leaked. Duplicates are the emails the source holds more than once. The table goes to bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ["INLET_EGRESS__ALLOW_HOSTS"] = '["127.0.0.1"]'
+
+from pydantic import SecretStr  # noqa: E402
+
+from bench.real_apps import start_json_server  # noqa: E402
+from inlet.local import free_port, start_process, stop_process  # noqa: E402
+from inlet.push import drain_pushes, open_push_runtime  # noqa: E402
+from inlet.settings import EgressSettings, Settings  # noqa: E402
+from inlet.store import (  # noqa: E402
+    Heard,
+    PushChange,
+    Vault,
+    add_connection,
+    add_tenant,
+    echo_ids,
+    enqueue,
+    ensure_key_file,
+    open_store,
+)
+from tests.support.real_apps import start_kinto  # noqa: E402
+
+RESULTS = ROOT / "bench" / "RESULTS.md"
+BEGIN, END = "<!-- push:begin -->", "<!-- push:end -->"
+TOKEN = "pat-na1-bench-token"
+
+
+@dataclass
+class Row:
+    app: str
+    records: int
+    create_per_s: float
+    update_per_s: float
+    echoes_suppressed: int
+    echoes_leaked: int
+    duplicates: int
+    failed: int
+
+
+def _settings(home: Path) -> Settings:
+    ensure_key_file(home / "secret.key")
+    return Settings(home=home, egress=EgressSettings(allow_hosts=["127.0.0.1"]))
+
+
+async def _round(settings: Settings, kind: str, records: int, tag: str) -> tuple[float, int]:
+    engine = open_store(settings.store_url)
+    changes = [
+        PushChange(
+            "acme",
+            "acme-app",
+            "users",
+            f"app-{i}",
+            kind,
+            {"email": f"p{i}@bench.org", "fullName": f"{tag} Person{i}"},
+            f"{kind}-{i}",
+        )
+        for i in range(records)
+    ]
+    enqueue(engine, changes)
+    run = open_push_runtime(settings, "acme", "acme-app", engine=engine)
+    started = time.perf_counter()
+    result = await drain_pushes(run)
+    seconds = time.perf_counter() - started
+    await run.aclose()
+    return records / seconds, result.failed
+
+
+async def _echo_check(settings: Settings) -> tuple[int, int, int]:
+    """(suppressed, leaked, duplicates) over the whole listing of the source."""
+    engine = open_store(settings.store_url)
+    run = open_push_runtime(settings, "acme", "acme-app", engine=engine)
+    heard: list[Heard] = []
+    async for page in run.connector.pages(run.collection):
+        for raw in page.records:
+            heard.append(
+                Heard(run.connector.record_id(run.collection, raw), raw, run.connector.updated_at(run.collection, raw))
+            )
+    await run.aclose()
+    pushed = [h for h in heard if "@bench.org" in str(h.raw)]
+    echoes = echo_ids(engine, "acme-app", "users", pushed, window_seconds=3600)
+    emails = Counter(_email(h.raw) for h in pushed)
+    return len(echoes), len(pushed) - len(echoes), sum(n - 1 for n in emails.values() if n > 1)
+
+
+def _email(raw: Mapping[str, Any]) -> str:
+    return str(raw.get("email") or raw.get("properties", {}).get("email"))
+
+
+async def _bench(app: str, parameters: dict[str, str], credentials: dict[str, str], records: int, home: Path) -> Row:
+    settings = _settings(home)
+    engine = open_store(settings.store_url)
+    add_tenant(engine, "acme")
+    add_connection(
+        engine,
+        Vault.from_settings(settings),
+        tenant_id="acme",
+        connection_id="acme-app",
+        app=app,
+        parameters=parameters,
+        credentials={k: SecretStr(v) for k, v in credentials.items()},
+    )
+    create_rate, failed = await _round(settings, "created", records, "New")
+    update_rate, failed_updates = await _round(settings, "updated", records, "Renamed")
+    suppressed, leaked, duplicates = await _echo_check(settings)
+    return Row(app, records, create_rate, update_rate, suppressed, leaked, duplicates, failed + failed_updates)
+
+
+def run(args: argparse.Namespace) -> list[Row]:
+    rows: list[Row] = []
+    for label in args.apps.split(","):
+        app = label
+        with tempfile.TemporaryDirectory() as folder:
+            work = Path(folder)
+            proc: Any = None
+            if app == "json_server":
+                server = start_json_server(work / "js", 0)
+                proc, params, creds = server.proc, {"base_url": server.base_url}, {}
+            elif app == "kinto":
+                kinto = start_kinto(work / "kinto")
+                proc, params = kinto.proc, {"base_url": kinto.base_url, "collection": kinto.collection}
+                creds = {"username": kinto.username, "password": kinto.password}
+            else:
+                port = free_port()
+                name, _, unthrottled = app.partition("-")
+                app = name
+                command = [
+                    sys.executable,
+                    "-m",
+                    f"connectors.{app}.simulator",
+                    "--port",
+                    str(port),
+                    "--records",
+                    "0",
+                    "--token",
+                    TOKEN,
+                ]
+                proc = start_process(command, f"http://127.0.0.1:{port}/_sim/stats", log_path=work / "sim.log")
+                params, creds = {"base_url": f"http://127.0.0.1:{port}"}, {"token": TOKEN}
+            try:
+                row = asyncio.run(_bench(app, params, creds, args.records, work / "home"))
+                row.app = label
+                rows.append(row)
+            finally:
+                stop_process(proc)
+            print(rows[-1])
+    return rows
+
+
+def write_results(rows: list[Row], records: int) -> None:
+    table = [
+        f"{BEGIN}",
+        f"Measured {date.today()} on the shared 2-core machine (`nice`, other helpers running), {records} records per "
+        "app, one connection, in-process drain (up to 4 writes in flight, one per record per batch). A create is a "
+        "look-up (find-or-create) and a write; an update a read (conflict check) and a write.",
+        "",
+        "| app | creates/s | updates/s | echoes suppressed | echoes leaked | duplicates | failed |",
+        "|---|---|---|---|---|---|---|",
+        *(
+            f"| {r.app} | {r.create_per_s:.0f} | {r.update_per_s:.0f} | {r.echoes_suppressed} | {r.echoes_leaked} "
+            f"| {r.duplicates} | {r.failed} |"
+            for r in rows
+        ),
+        f"{END}",
+    ]
+    text = RESULTS.read_text()
+    if BEGIN in text:
+        text = text[: text.index(BEGIN)] + "\n".join(table) + text[text.index(END) + len(END) :]
+    else:
+        text += "\n\n## Bi-directional sync: pushes (`bench/push.py`)\n\n" + "\n".join(table) + "\n"
+    RESULTS.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=300)
+    parser.add_argument("--apps", default="json_server,kinto,hubspot,hubspot-unthrottled")
+    args = parser.parse_args()
+    write_results(run(args), args.records)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,230 @@
+"""Round trips with real processes: the team's app (the demo app plus the pushes this test makes for it)
+and real external apps (json-server, Kinto). What the app pushes is written to the external app and linked;
+what comes back is recognised as an echo and never delivered to the app again; an external change is imported
+back; and at the end the app's state equals the source's.
+
+The app's state is modelled as the app keeps it: its own records by app id, each updated by its own pushes
+and by inlet's deliveries (which name the app id of a linked record, or the external id of a new one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from flows.full_import import ImportSummary, full_import
+from flows.push_outbox import PushSummary, push_outbox
+from flows.runtime import ImportJob
+from inlet.push import PushRequest
+from inlet.service import accept_push, open_installation
+from inlet.store import Vault, add_connection, link_for, open_store
+from tests.conftest import SIM_TOKEN, InletEnv, InletEnvFactory
+from tests.integration.conftest import JsonServerFactory
+from tests.support.real_apps import KintoServer
+
+pytestmark = pytest.mark.real_app
+
+
+@dataclass
+class TeamApp:
+    """The team's app as this test sees it: records by app id (app-made ones, and ones inlet delivered)."""
+
+    env: InletEnv
+    connection: str
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seen: dict[str, str] = field(default_factory=dict)  # external id -> the delivered row, as last seen
+
+    def push(self, *changes: dict[str, Any]) -> None:
+        for change in changes:
+            if change["type"] == "deleted":
+                self.records.pop(change["app_id"], None)
+            else:
+                self.records[change["app_id"]] = {**self.records.get(change["app_id"], {}), **change["record"]}
+        request = PushRequest.model_validate(
+            {"tenant": "acme", "connection": self.connection, "data_source": "users", "changes": list(changes)}
+        )
+        accept_push(open_installation(self.env.settings), request)
+
+    def take_deliveries(self) -> int:
+        """Apply what inlet delivered since the last look (the demo app keeps the latest event per record)."""
+        applied = 0
+        for row in self.env.app_records(connection=self.connection, include_deleted="1"):
+            key = repr(sorted(row.items()))
+            if self.seen.get(row["external_id"]) == key:
+                continue
+            self.seen[row["external_id"]] = key
+            app_id = self._app_id(row["external_id"])
+            if row["deleted"]:
+                self.records.pop(app_id, None)
+            else:
+                self.records[app_id] = {"email": row["record"]["email"], "fullName": row["record"]["fullName"]}
+            applied += 1
+        return applied
+
+    def _app_id(self, external_id: str) -> str:
+        engine = open_store(self.env.settings.store_url)
+        for app_id in [a for a in self.records if a.startswith("app-")]:
+            link = link_for(engine, self.connection, "users", app_id)
+            if link is not None and link.external_id == external_id:
+                return app_id
+        return f"ext-{external_id}"
+
+    def state(self) -> dict[str, str]:
+        """Email -> full name of every record the app holds."""
+        return {str(r.get("email")): str(r.get("fullName")) for r in self.records.values()}
+
+
+def _connect(env: InletEnv, connection: str, app: str, parameters: dict[str, str], **credentials: str) -> None:
+    add_connection(
+        open_store(env.settings.store_url),
+        Vault.from_settings(env.settings),
+        tenant_id="acme",
+        connection_id=connection,
+        app=app,
+        parameters=parameters,
+        credentials={k: SecretStr(v) for k, v in credentials.items()},
+    )
+
+
+def _import(connection: str) -> ImportSummary:
+    return asyncio.run(full_import(ImportJob(tenant="acme", connection=connection)))
+
+
+def _push(connection: str) -> PushSummary:
+    return asyncio.run(push_outbox("acme", connection))
+
+
+def test_json_server_round_trip_with_no_echo(
+    inlet_env: InletEnvFactory, json_server_factory: JsonServerFactory
+) -> None:
+    env = inlet_env(records=1)
+    server = json_server_factory(3)
+    _connect(env, "acme-json", "json_server", {"base_url": server.base_url})
+    app = TeamApp(env, "acme-json")
+    assert _import("acme-json").delivered == 3
+    app.take_deliveries()
+
+    # The app creates a record: written to json-server and linked; the import hears it as an echo.
+    app.push({"app_id": "app-1", "type": "created", "record": {"email": "ada@x.org", "fullName": "Ada Lovelace"}})
+    assert _push("acme-json").created == 1
+    link = link_for(open_store(env.settings.store_url), "acme-json", "users", "app-1")
+    assert link is not None and link.external_id is not None
+    with server.client() as c:
+        assert c.get(f"/users/{link.external_id}").json()["name"] == "Ada Lovelace"
+    echoed = _import("acme-json")
+    assert (echoed.created, echoed.updated, echoed.echo_suppressed) == (0, 0, 1)
+    assert app.take_deliveries() == 0
+
+    # An external update comes back, naming the app's record.
+    server.update_user(int(link.external_id), {"name": "Ada King"})
+    assert _import("acme-json").updated == 1
+    assert app.take_deliveries() == 1 and app.records["app-1"]["fullName"] == "Ada King"
+
+    # The app updates and deletes records it got from the import.
+    app.push(
+        {
+            "app_id": "ext-1",
+            "external_id": "1",
+            "type": "updated",
+            "record": {"email": "user1@example.org", "fullName": "Grace Hopper"},
+        },
+        {"app_id": "ext-2", "external_id": "2", "type": "deleted"},
+    )
+    pushed = _push("acme-json")
+    assert (pushed.updated, pushed.deleted, pushed.failed) == (1, 1, 0)
+    final = _import("acme-json")
+    assert (final.updated, final.deleted, final.echo_suppressed) == (0, 0, 1)
+    assert app.take_deliveries() == 0
+
+    with server.client() as c:
+        source = {u["email"]: u["name"] for u in c.get("/users").json()}
+    assert app.state() == source
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
+
+
+def test_kinto_round_trip_with_conflicts_resolved_by_the_later_writer(
+    inlet_env: InletEnvFactory, kinto_collection: KintoServer
+) -> None:
+    env = inlet_env(records=1)
+    kinto_collection.seed(2)
+    params = {"base_url": kinto_collection.base_url, "collection": kinto_collection.collection}
+    _connect(env, "acme-kinto", "kinto", params, username="admin", password="s3cret")
+    app = TeamApp(env, "acme-kinto")
+    assert _import("acme-kinto").delivered == 2
+    app.take_deliveries()
+    first, second = kinto_collection.list_all()
+
+    app.push({"app_id": "app-1", "type": "created", "record": {"email": "ada@x.org", "fullName": "Ada Lovelace"}})
+    assert _push("acme-kinto").created == 1
+    assert _import("acme-kinto").echo_suppressed == 1 and app.take_deliveries() == 0
+
+    # Both sides change the same field; the external change is the later one: it wins, nothing is written.
+    ext = kinto_collection.update(first["id"], {"name": "Ext Name"})
+    older = _iso(ext["last_modified"] - 60_000)
+    app.push(_update(first, "App Name", older))
+    lost = _push("acme-kinto")
+    assert (lost.written, lost.unchanged) == (0, 1)
+    assert [(c["field"], c["winner"], c["rule"]) for c in lost.conflicts] == [("full_name", "external", "last_writer")]
+    assert _import("acme-kinto").updated == 1 and app.take_deliveries() == 1  # the app gets the winner
+
+    # Again, with the app's change the later one: it wins and is written; its echo is not delivered back.
+    ext = kinto_collection.update(second["id"], {"name": "Ext Two"})
+    app.push(_update(second, "App Two", _iso(ext["last_modified"] + 1_000)))
+    won = _push("acme-kinto")
+    assert (won.updated, [c["winner"] for c in won.conflicts]) == (1, ["app"])
+    echoed = _import("acme-kinto")
+    assert (echoed.updated, echoed.echo_suppressed) == (0, 1)
+
+    app.push({"app_id": "app-1", "type": "deleted"})
+    assert _push("acme-kinto").deleted == 1
+    assert _import("acme-kinto").deleted == 0  # the app made that deletion: it is not told about it
+    app.take_deliveries()
+    source = {r["email"]: r["name"] for r in kinto_collection.list_all()}
+    assert app.state() == source and source[second["email"]] == "App Two" and "ada@x.org" not in source
+
+
+def _update(record: dict[str, Any], name: str, occurred_at: str) -> dict[str, Any]:
+    return {
+        "app_id": f"ext-{record['id']}",
+        "external_id": record["id"],
+        "type": "updated",
+        "occurred_at": occurred_at,
+        "record": {"email": record["email"], "fullName": name},
+    }
+
+
+def test_hubspot_simulator_round_trip(inlet_env: InletEnvFactory) -> None:
+    env = inlet_env(records=2)
+    app = TeamApp(env, "acme-hubspot")
+    assert _import("acme-hubspot").delivered == 2
+    app.take_deliveries()
+    app.push({"app_id": "app-1", "type": "created", "record": {"email": "ada@x.org", "fullName": "Ada Lovelace"}})
+    assert _push("acme-hubspot").created == 1
+    assert _import("acme-hubspot").echo_suppressed == 1 and app.take_deliveries() == 0
+    app.push({"app_id": "app-1", "type": "updated", "record": {"email": "ada@x.org", "fullName": "Ada King"}})
+    assert _push("acme-hubspot").updated == 1
+    echoed = _import("acme-hubspot")
+    assert (echoed.updated, echoed.echo_suppressed) == (0, 1) and app.take_deliveries() == 0
+    app.push({"app_id": "app-1", "type": "deleted"})
+    assert _push("acme-hubspot").deleted == 1
+    assert _import("acme-hubspot").deleted == 0
+    app.take_deliveries()
+    source = {
+        c["properties"]["email"]: f"{c['properties']['firstname']} {c['properties']['lastname']}"
+        for c in httpx.get(
+            f"{env.simulator}/crm/v3/objects/contacts",
+            params={"limit": 100},
+            headers={"Authorization": f"Bearer {SIM_TOKEN}"},
+            timeout=10,
+        ).json()["results"]
+    }
+    assert app.state() == source and "ada@x.org" not in source
