@@ -131,11 +131,8 @@ async def _import(run: ImportRuntime) -> ImportSummary:
         await publish_summary("full-import", job.tenant, job.connection, job.data_source, summary=summary.model_dump())
         await publish_delivery_status(run.engine, run.settings)
     logger.info("full import of %s/%s (%s): %s", job.tenant, job.connection, app, summary.model_dump())
-    if drained.pending_left:
-        raise DeliveryError(
-            f"the team's app did not take the events ({drained.last_error}); they wait in the outbox and are "
-            "sent by the next run or `inlet deliver`"
-        )
+    if failure := drained.failure():
+        raise DeliveryError(failure)
     return summary
 
 

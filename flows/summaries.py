@@ -40,6 +40,7 @@ class DeliverySummary(RunSummary):
     delivered: int = 0
     dead_letters: int = 0
     pending_delivery: bool = False
+    delivery_error: str = ""  # why the run fails for its deliveries, with the fix (DrainResult.failure)
 
     def add_counts(self, counts: PageCounts) -> None:
         self.created += counts.created
@@ -52,3 +53,4 @@ class DeliverySummary(RunSummary):
         self.delivered += drained.delivered
         self.dead_letters += drained.dead
         self.pending_delivery = self.pending_delivery or drained.pending_left
+        self.delivery_error = drained.failure() or self.delivery_error
