@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from typing import Annotated, Self
 
+import anyio
 from pydantic import BaseModel, Field
 
-from flows.runtime import ImportJob
+from flows.runtime import ImportJob, ImportRuntime
+from inlet.errors import QuarantineShareExceeded
+from inlet.service.quarantine import quarantine_failure
 from inlet.delivery import DrainResult
 from inlet.store import PageCounts
 
-__all__ = ["Auth", "DeliverySummary", "RunSummary"]
+__all__ = ["Auth", "DeliverySummary", "RunSummary", "fail_on_quarantine_share"]
 
 Auth = Annotated[str, Field(description="needs_reauth: the OAuth grant was revoked; the tenant must connect again")]
 
@@ -54,3 +57,15 @@ class DeliverySummary(RunSummary):
         self.dead_letters += drained.dead
         self.pending_delivery = self.pending_delivery or drained.pending_left
         self.delivery_error = drained.failure() or self.delivery_error
+
+
+async def fail_on_quarantine_share(run: ImportRuntime, run_id: str, records: int, quarantined: int) -> None:
+    """Fail the run when it quarantined more of its records than INLET_MAX_QUARANTINE_SHARE allows."""
+    job = run.job
+    failure = await anyio.to_thread.run_sync(
+        lambda: quarantine_failure(
+            run.engine, job.tenant, job.connection, run_id, records, quarantined, run.settings.max_quarantine_share
+        )
+    )
+    if failure:
+        raise QuarantineShareExceeded(failure)

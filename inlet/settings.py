@@ -161,6 +161,13 @@ class Settings(BaseSettings):
     max_delete_share: float = Field(
         0.5, ge=0, le=1, description="a sweep refusing to delete more than this share of live records"
     )
+    max_quarantine_share: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="a run that quarantines more than this share of its records fails naming the top reasons "
+        "(a broken mapping, not bad records); 1 turns the check off",
+    )
     stranded_inbox_seconds: float = Field(
         120, gt=0, description="deliver-outbox's sweep applies inbox changes older than this (their notice was lost)"
     )

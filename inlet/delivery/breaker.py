@@ -92,9 +92,7 @@ def record_success(engine: Engine, key: str) -> None:
         db.execute(
             update(_table)
             .where(_table.c.key == key, or_(_table.c.state != "closed", _table.c.failures != 0))
-            .values(
-                state="closed", failures=0, trips=0, probe_at=None, refused_credentials=None, updated_at=utcnow()
-            )
+            .values(state="closed", failures=0, trips=0, probe_at=None, refused_credentials=None, updated_at=utcnow())
         )
 
 

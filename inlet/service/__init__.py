@@ -75,10 +75,12 @@ from inlet.service.mappings import (
     validate_mapping,
 )
 from inlet.service.paging import MAX_LIMIT, Page, all_items
+from inlet.service.mapping_checks import raw_paths, unresolved_paths
 from inlet.service.quarantine import (
     drop_one_quarantined,
     drop_quarantine,
     list_quarantine,
+    quarantine_failure,
     retry_quarantine_here,
     show_quarantined,
     start_retry,
@@ -153,6 +155,9 @@ __all__ = [
     "list_deliveries",
     "list_keys",
     "list_quarantine",
+    "quarantine_failure",
+    "raw_paths",
+    "unresolved_paths",
     "list_tenants",
     "mapping_view",
     "oauth_available",

@@ -97,3 +97,41 @@ def test_a_wrong_destination_secret_fails_the_run_keeps_the_events_and_delivers_
     assert summary.delivered == 40 and summary.dead_letters == 0
     assert app_emails(env) == source_emails(env) and len(app_emails(env)) == 40
     assert outbox.counts(engine).pending == 0
+
+
+def test_a_mapping_typo_is_warned_of_fails_preview_and_fails_the_run_naming_the_reason(
+    inlet_env: InletEnvFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = inlet_env(records=20)
+    monkeypatch.setenv("PREFECT_API_URL", env.env["PREFECT_API_URL"])
+    asyncio.run(full_import(JOB))  # the connection's raw records are stored: what `mappings set` checks against
+    where = ("--tenant", "acme", "--connection", "acme-hubspot")
+
+    code, out = inlet_cli("mappings", "set", *where, "lastName", "{{ raw.properties.lastname | trim }}")
+    assert code == 0 and "warning" not in out
+    code, out = inlet_cli("mappings", "set", *where, "lastName", "{{ raw.properties.last_nme | trim }}")
+    assert code == 0 and "saved" in out  # a warning, not a refusal: the source may not have sent the field yet
+    assert "raw.properties.last_nme is in none of the 20 stored records of connection acme-hubspot" in out
+
+    code, out = inlet_cli("mappings", "preview", *where)
+    assert code == 1 and "5 of 5 records fail to map" in out
+
+    code, out = inlet_cli("import", "full", *where)
+    assert code != 0 and "20 of 20 records (100%) were quarantined" in out
+    assert "INLET_MAX_QUARANTINE_SHARE=0.5" in out and "20 x " in out and "last_nme" in out
+    assert last_run().state_type.value == "FAILED"
+    # nothing reached the app from the broken run: it still holds the source's records as the first run sent them
+    assert app_emails(env) == source_emails(env)
+
+
+def test_the_quarantine_share_setting_lets_a_few_bad_records_pass(
+    inlet_env: InletEnvFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = inlet_env(records=20)
+    monkeypatch.setenv("INLET_MAX_QUARANTINE_SHARE", "1")
+    get_settings.cache_clear()
+    tenant_dir = env.settings.mapping_overrides / "acme"
+    tenant_dir.mkdir(parents=True)
+    (tenant_dir / "users.yaml").write_text('fields:\n  lastName: "{{ raw.properties.last_nme | trim }}"\n')
+    summary = asyncio.run(full_import(JOB))  # 100% quarantined, but the operator turned the check off
+    assert summary.quarantined == 20 and summary.delivered == 0
