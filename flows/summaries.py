@@ -9,9 +9,9 @@ import anyio
 from pydantic import BaseModel, Field
 
 from flows.runtime import ImportJob, ImportRuntime
+from inlet.delivery import DrainResult
 from inlet.errors import QuarantineShareExceeded
 from inlet.service.quarantine import quarantine_failure
-from inlet.delivery import DrainResult
 from inlet.store import PageCounts
 
 __all__ = ["Auth", "DeliverySummary", "RunSummary", "fail_on_quarantine_share"]

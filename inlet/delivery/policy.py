@@ -17,7 +17,8 @@ active secret signs), with the destination's bearer or OAuth2 token when it has 
 * 401/403: the destination is misconfigured (a wrong signing secret or app credentials), not the events at
   fault: the breaker opens at once, the events stay pending, and the run fails naming the cause and the fix.
   Once the secret or credentials change, the next drain tries them at once (the breaker remembers a digest of
-  the refused ones). Other 4xx (404 ...): the whole batch becomes a dead letter. `inlet deliveries replay` sends dead letters again.
+  the refused ones). Other 4xx (404 ...): the whole batch becomes a dead letter. `inlet deliveries replay`
+  sends dead letters again.
 
 Order: a connection's events leave in outbox order; nothing overtakes a deferred event (outbox.pending_batch),
 and a dead letter holds back the later events of its record (outbox.park_records).

@@ -39,7 +39,8 @@ REFUSAL_FIX = (
     "the app refused inlet's signature or credentials: give the app the destination's current signing secret "
     "(the default one is in INLET_HOME/destination.secret or INLET_DESTINATION__SECRET; a tenant's own is set "
     "with `inlet deliveries destination set --tenant TENANT`), or fix the app credentials set with that command; "
-    "the events stay pending and `inlet deliver --tenant TENANT --connection CONNECTION` sends them once the app accepts"
+    "the events stay pending and `inlet deliver --tenant TENANT --connection CONNECTION` sends them once the app "
+    "accepts"
 )
 
 

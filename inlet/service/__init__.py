@@ -59,6 +59,7 @@ from inlet.service.deliveries import (
     replay_selected,
 )
 from inlet.service.installation import Installation, open_installation
+from inlet.service.mapping_checks import raw_paths, unresolved_paths
 from inlet.service.mappings import (
     EffectiveField,
     MappingChange,
@@ -75,7 +76,6 @@ from inlet.service.mappings import (
     validate_mapping,
 )
 from inlet.service.paging import MAX_LIMIT, Page, all_items
-from inlet.service.mapping_checks import raw_paths, unresolved_paths
 from inlet.service.quarantine import (
     drop_one_quarantined,
     drop_quarantine,

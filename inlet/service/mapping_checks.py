@@ -27,6 +27,7 @@ def raw_paths(expression: str) -> list[tuple[str, ...]]:
     found: set[tuple[str, ...]] = set()
     methods = {id(call.node) for call in tree.find_all(nodes.Call)}  # raw.get("x"): `get` is no key
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        assert isinstance(node, nodes.Getattr | nodes.Getitem)
         path = _path(node.node if id(node) in methods else node)
         if path:
             found.add(path)
