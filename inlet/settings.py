@@ -108,7 +108,11 @@ class Settings(BaseSettings):
     destination: DestinationSettings = DestinationSettings()
     app_schema: AppSchemaSettings = AppSchemaSettings()
     api: ApiSettings = ApiSettings()
-    keep_raw: bool = Field(True, description="keep each record's source payload in the ledger, for `inlet remap`")
+    keep_raw: bool = Field(
+        True,
+        description="keep each record's source payload in the ledger, "
+        "for `inlet remap --tenant TENANT --connection CONNECTION`",
+    )
     prefect_port: int = 4200
     demo_app_port: int = 8400
     simulator_port: int = 8410

@@ -81,6 +81,6 @@ class ClientCredentials(httpx.Auth):
         if not isinstance(token, str) or not token:
             raise ConfigError(
                 f"the OAuth2 token endpoint {self.token_url} answered {response.status_code} without an access_token; "
-                "check the destination's client id and secret (`inlet deliveries destination set`)"
+                "check the destination's client id and secret (`inlet deliveries destination set --tenant TENANT`)"
             )
         self._token = token

@@ -29,6 +29,7 @@ from inlet.service.access import (
     record_audit,
     revoke_key,
 )
+from inlet.service.connection_update import update_connection
 from inlet.service.connections import (
     ConnectionView,
     check_credentials,
@@ -158,6 +159,7 @@ __all__ = [
     "quarantine_failure",
     "raw_paths",
     "unresolved_paths",
+    "update_connection",
     "list_tenants",
     "mapping_view",
     "oauth_available",

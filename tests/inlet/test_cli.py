@@ -55,7 +55,19 @@ def test_import_for_an_unknown_tenant_says_so_and_exits_2() -> None:
 def test_import_for_another_tenants_connection_is_not_found() -> None:
     invoke("tenants", "add", "acme")
     invoke("tenants", "add", "globex")
-    invoke("connections", "add", "-t", "acme", "--id", "acme-hs", "--app", "hubspot", "--credential", "token=x")
+    invoke(
+        "connections",
+        "add",
+        "-t",
+        "acme",
+        "--id",
+        "acme-hs",
+        "--app",
+        "hubspot",
+        "--credential",
+        "token=x",
+        "--no-check",
+    )
     code, output = invoke("import", "full", "-t", "globex", "-c", "acme-hs")
     assert code == 2 and "tenant 'globex' has no connection 'acme-hs'" in output
 
@@ -84,13 +96,25 @@ def test_credentials_can_come_from_the_environment(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("HS_TOKEN", "pat-from-env")
     invoke("tenants", "add", "acme")
     code, _ = invoke(
-        "connections", "add", "-t", "acme", "--id", "c1", "--app", "hubspot", "--credential", "token=env:HS_TOKEN"
+        "connections",
+        "add",
+        "-t",
+        "acme",
+        "--id",
+        "c1",
+        "--app",
+        "hubspot",
+        "--credential",
+        "token=env:HS_TOKEN",
+        "--no-check",
     )
     assert code == 0 and "acme\tc1\thubspot" in invoke("connections", "list", "-t", "acme")[1]
 
 
 def test_status_lists_each_connection() -> None:
     invoke("tenants", "add", "acme")
-    invoke("connections", "add", "-t", "acme", "--id", "c1", "--app", "hubspot", "--credential", "token=x")
+    invoke(
+        "connections", "add", "-t", "acme", "--id", "c1", "--app", "hubspot", "--credential", "token=x", "--no-check"
+    )
     code, output = invoke("status")
     assert code == 0 and "connection=c1" in output and "last_full_import=never" in output
