@@ -42,6 +42,7 @@ def test_tenants_and_connections_round_trip_without_showing_credentials() -> Non
         "hubspot",
         "--credential",
         "token=pat-na1-very-secret",
+        "--no-check",
     )
     listing = invoke("connections", "list")[1]
     assert code == 0 and "acme-hs" in listing and "pat-na1-very-secret" not in listing

@@ -1,7 +1,7 @@
 """destination refusal: the breaker remembers which credentials the team's app refused (401/403), so a fixed
 secret is tried at once instead of after the cool-down
 
-Revision ID: 0008_destination_refusal
+Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-07 05:00:00
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008_destination_refusal"
+revision = "0008"
 down_revision = "0007"
 branch_labels = None
 depends_on = None
