@@ -34,7 +34,8 @@ class _Base(BaseModel):
         if missing:
             raise AuthError(
                 f"{connector}: the connection has no credential {', '.join(repr(k) for k in missing)}; "
-                f"add it with `inlet connections add ... --credential {missing[0]}=...`",
+                f"add it with `inlet connections update --tenant TENANT --connection CONNECTION "
+                f"--credential {missing[0]}=VALUE`",
                 connector=connector,
             )
         return self._build(credentials)

@@ -208,7 +208,9 @@ def error_for_response(
     if status in (401, 403):
         return AuthError(
             f"{where} answered {status}: the credentials were refused. Check or renew the connection's "
-            f"credentials (inlet connections add --credential ...). Body: {body}",
+            "credentials (`inlet connections update --tenant TENANT --connection CONNECTION "
+            "--credential NAME=VALUE`). "
+            f"Body: {body}",
             connector=connector,
             url=url,
         )

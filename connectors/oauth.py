@@ -218,14 +218,17 @@ def _refusal(
     if code in spec.invalid_grant:
         return InvalidGrant(
             f"{where} ({reason}): the grant was revoked or expired; the tenant must connect again "
-            f"(inlet connections connect ...)",
+            f"(`inlet connections connect --tenant TENANT --app {connector}`)",
             connector=connector,
             url=url,
         )
     if status == 429 or status >= 500:
         return RetryableError(f"{where} ({reason}); will retry", connector=connector, url=url)
     return AuthError(
-        f"{where} ({reason}); check the OAuth client (inlet oauth clients add ...)", connector=connector, url=url
+        f"{where} ({reason}); check the OAuth client "
+        f"(`inlet oauth clients add --app {connector} --client-id ID --client-secret env:VAR`)",
+        connector=connector,
+        url=url,
     )
 
 

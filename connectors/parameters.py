@@ -210,7 +210,8 @@ def resolve_parameters(
     missing = sorted(set(specs) - set(resolved) - set(pending))
     if missing:
         raise InvalidParameter(
-            f"{connector} needs parameters {missing} (inlet connections add ... --param name=value)",
+            f"{connector} needs parameters {missing} "
+            "(`inlet connections update --tenant TENANT --connection CONNECTION --param NAME=VALUE`)",
             connector=connector,
         )
     return resolved

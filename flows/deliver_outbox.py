@@ -133,6 +133,9 @@ async def deliver_outbox(tenant: str | None = None, connection: str | None = Non
         len(results),
         total.dead,
     )
-    if one and total.pending_left:
-        raise DeliveryError(f"the team's app did not take the events: {total.last_error}")
+    refused = next((r for r in results if r.refused), None)
+    if refused is not None:  # a misconfigured destination fails even the scheduled drain: the operator must act
+        raise DeliveryError(refused.failure() or "the team's app refused the deliveries")
+    if one and (failure := total.failure()):
+        raise DeliveryError(failure)
     return total

@@ -31,7 +31,7 @@ from flows.artifacts import Progress, publish_delivery_status, publish_summary
 from flows.run_tags import label_run
 from flows.runtime import ImportJob, ImportRuntime, by_reference, open_runtime
 from flows.single_flight import single_flight
-from flows.summaries import Auth, DeliverySummary
+from flows.summaries import Auth, DeliverySummary, fail_on_quarantine_share
 from flows.tasks import list_records, send_to_app
 from inlet.delivery import DrainResult
 from inlet.errors import DeliveryError
@@ -164,11 +164,9 @@ async def _import(run: ImportRuntime) -> ImportSummary:
         await publish_delivery_status(run.engine, run.settings)
     figures = ", ".join(f"{name} {value}" for name, value in summary.model_dump().items())
     logger.info("full import of %s/%s (%s): %s", job.tenant, job.connection, app, figures)
-    if drained.pending_left:
-        raise DeliveryError(
-            f"the team's app did not take the events ({drained.last_error}); they wait in the outbox and are "
-            "sent by the next run or `inlet deliver`"
-        )
+    if failure := drained.failure():
+        raise DeliveryError(failure)
+    await fail_on_quarantine_share(run, scope.run_id, summary.records_seen, summary.quarantined)
     return summary
 
 

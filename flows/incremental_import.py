@@ -158,8 +158,8 @@ async def _drain(run: ImportRuntime, run_id: str) -> IncrementalSummary:
     await publish_delivery_status(run.engine, run.settings)
     figures = ", ".join(f"{name} {value}" for name, value in summary.model_dump().items())
     get_run_logger().info("incremental import of %s/%s: %s", job.tenant, job.connection, figures)
-    if summary.pending_delivery:
-        raise DeliveryError("the team's app did not take the events; they wait in the outbox for the next run")
+    if summary.pending_delivery or summary.delivery_error:
+        raise DeliveryError(summary.delivery_error or "the team's app did not take the events; they wait in the outbox")
     return summary
 
 

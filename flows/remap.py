@@ -96,8 +96,8 @@ async def _remap(run: ImportRuntime, name: str, records: Iterable[tuple[str, str
     summary.add_delivery(drained)
     await publish_summary(name, job.tenant, job.connection, summary=summary.model_dump())
     get_run_logger().info("%s of %s/%s: %s", name, job.tenant, job.connection, summary.model_dump())
-    if drained.pending_left:
-        raise DeliveryError("the team's app did not take the events; they wait in the outbox for the next run")
+    if failure := drained.failure():
+        raise DeliveryError(failure)
     return summary
 
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from typing import Annotated, Self
 
+import anyio
 from pydantic import BaseModel, Field
 
-from flows.runtime import ImportJob
+from flows.runtime import ImportJob, ImportRuntime
 from inlet.delivery import DrainResult
+from inlet.errors import QuarantineShareExceeded
+from inlet.service.quarantine import quarantine_failure
 from inlet.store import PageCounts
 
-__all__ = ["Auth", "DeliverySummary", "RunSummary"]
+__all__ = ["Auth", "DeliverySummary", "RunSummary", "fail_on_quarantine_share"]
 
 Auth = Annotated[str, Field(description="needs_reauth: the OAuth grant was revoked; the tenant must connect again")]
 
@@ -41,6 +44,7 @@ class DeliverySummary(RunSummary):
     delivered: int = 0
     dead_letters: int = 0
     pending_delivery: bool = False
+    delivery_error: str = ""  # why the run fails for its deliveries, with the fix (DrainResult.failure)
 
     def add_counts(self, counts: PageCounts) -> None:
         self.created += counts.created
@@ -54,3 +58,16 @@ class DeliverySummary(RunSummary):
         self.delivered += drained.delivered
         self.dead_letters += drained.dead
         self.pending_delivery = self.pending_delivery or drained.pending_left
+        self.delivery_error = drained.failure() or self.delivery_error
+
+
+async def fail_on_quarantine_share(run: ImportRuntime, run_id: str, records: int, quarantined: int) -> None:
+    """Fail the run when it quarantined more of its records than INLET_MAX_QUARANTINE_SHARE allows."""
+    job = run.job
+    failure = await anyio.to_thread.run_sync(
+        lambda: quarantine_failure(
+            run.engine, job.tenant, job.connection, run_id, records, quarantined, run.settings.max_quarantine_share
+        )
+    )
+    if failure:
+        raise QuarantineShareExceeded(failure)

@@ -46,6 +46,10 @@ class DeliveryError(InletError):
     """The team's app did not accept a batch; its events stay in the outbox."""
 
 
+class QuarantineShareExceeded(InletError):
+    """A run quarantined more of its records than INLET_MAX_QUARANTINE_SHARE allows: most likely a mapping error."""
+
+
 class SignatureError(InletError, ValueError):
     """A delivery failed verification; the message says which check failed, never a secret."""
 

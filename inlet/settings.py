@@ -133,7 +133,11 @@ class Settings(BaseSettings):
     app_schema: AppSchemaSettings = AppSchemaSettings()
     api: ApiSettings = ApiSettings()
     receiver: ReceiverSettings = ReceiverSettings()
-    keep_raw: bool = Field(True, description="keep each record's source payload in the ledger, for `inlet remap`")
+    keep_raw: bool = Field(
+        True,
+        description="keep each record's source payload in the ledger, "
+        "for `inlet remap --tenant TENANT --connection CONNECTION`",
+    )
     prefect_port: int = 4200
     demo_app_port: int = 8400
     simulator_port: int = 8410
@@ -188,6 +192,13 @@ class Settings(BaseSettings):
     )
     max_delete_share: float = Field(
         0.5, ge=0, le=1, description="a sweep refusing to delete more than this share of live records"
+    )
+    max_quarantine_share: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="a run that quarantines more than this share of its records fails naming the top reasons "
+        "(a broken mapping, not bad records); 1 turns the check off",
     )
     stranded_inbox_seconds: float = Field(
         120, gt=0, description="deliver-outbox's sweep applies inbox changes older than this (their notice was lost)"

@@ -16,7 +16,8 @@ API_PREFIX = "/api"
 _DESCRIPTION = """Embed inlet in your product: manage tenants and their connections, field mappings, imports,
 quarantine and deliveries from your backend, and open connect sessions for your tenants' browsers.
 
-Authenticate with `Authorization: Bearer <API key>` (scopes read < write < admin; `inlet api-keys create`).
+Authenticate with `Authorization: Bearer <API key>` (scopes read < write < admin;
+`inlet api-keys create --name NAME --scope admin`).
 A connect session's token works as a bearer too, for its own tenant only. Errors are RFC 9457 problem details;
 every list is paged with `limit` and `cursor` (the `next_cursor` of the previous page)."""
 

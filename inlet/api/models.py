@@ -271,8 +271,9 @@ class DestinationOut(_Out):
     parked: int
     dead: int
     oldest_age_seconds: float | None
-    breaker: str
+    breaker: str = Field(description="closed, open, half_open, or refused (the app answered 401/403)")
     next_probe: str
+    last_error: str = Field(default="-", description="while the breaker is not closed: why, with the fix")
 
 
 class DeliveryOut(_Out):

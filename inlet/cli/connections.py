@@ -60,10 +60,10 @@ def connections_add(
     ] = [],  # noqa: B006
     replace: Annotated[bool, typer.Option(help="replace an existing connection of this tenant")] = False,
     check: Annotated[
-        bool, typer.Option(help="read the app's first page with the credentials before saving (the API always does)")
-    ] = False,
+        bool, typer.Option(help="read the app's first page with the credentials before saving (--no-check: don't)")
+    ] = True,
 ) -> None:
-    """Connect a tenant's account in an external app; credentials are stored encrypted."""
+    """Connect a tenant's account in an external app; the credentials are checked, then stored encrypted."""
     with _errors():
         credentials = {name: _credential(value) for name, value in _pairs(credential, "credential").items()}
         service.create_connection(
@@ -77,6 +77,33 @@ def connections_add(
             check=check,
         )
         typer.echo(f"connection {connection_id} ({app_name}) added to tenant {tenant}")
+
+
+@connections_app.command("update")
+def connections_update(
+    tenant: Tenant,
+    connection_id: Annotated[str, typer.Option("--connection", "-c", "--id", help="connection id")],
+    param: Params = [],  # noqa: B006  (typer reads the default; it is never mutated)
+    credential: Annotated[
+        list[str], typer.Option("--credential", help="name=value, name=env:VAR or name=@file; repeatable")
+    ] = [],  # noqa: B006
+    check: Annotated[
+        bool, typer.Option(help="read the app's first page with the new settings before saving (--no-check: don't)")
+    ] = True,
+) -> None:
+    """Change some parameters or credentials of a connection; the others stay as they are."""
+    with _errors():
+        credentials = {name: _credential(value) for name, value in _pairs(credential, "credential").items()}
+        view = service.update_connection(
+            installation(),
+            tenant,
+            connection_id,
+            parameters=_pairs(param, "param"),
+            credentials=credentials,
+            check=check,
+        )
+        changed = sorted({*_pairs(param, "param"), *credentials})
+        typer.echo(f"connection {view.id} ({view.app}) of tenant {tenant} updated: {', '.join(changed)}")
 
 
 @connections_app.command("list")

@@ -84,7 +84,10 @@ def replay(
         raise typer.BadParameter("say which dead letters: --id N, --tenant T or --all")
     with known_errors():
         count = service.replay_dead_letters(installation(), ids=ids or None, tenant=tenant)
-        typer.echo(f"{count} dead letters are pending again; `inlet deliver` or the deliver-outbox schedule sends them")
+        typer.echo(
+            f"{count} dead letters are pending again; `inlet deliver --tenant TENANT --connection CONNECTION` "
+            "or the deliver-outbox schedule sends them"
+        )
 
 
 @deliveries_app.command("purge")

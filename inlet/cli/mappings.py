@@ -73,6 +73,8 @@ def mappings_set(
             raise typer.BadParameter("give FIELD EXPRESSION, FIELD --remove, or --file layer.yaml")
         service.set_mapping(inst, tenant, connection, change, data_source)
         typer.echo(f"saved the mapping of {_where(tenant, connection)}")
+        for warning in service.unresolved_paths(inst, tenant, connection, change, data_source):
+            typer.echo(f"warning: {warning}", err=True)
 
 
 @mappings_app.command("unset")
@@ -123,6 +125,12 @@ def mappings_preview(
                 typer.echo(f"mapped: {orjson.dumps(record.mapped).decode()}")
             else:
                 typer.echo(f"error:  {record.error}")
+        failed = sum(record.error is not None for record in preview.records)
+        if failed:
+            typer.echo(
+                f"error: {failed} of {len(preview.records)} records fail to map (they would be quarantined)", err=True
+            )
+            raise typer.Exit(1)
 
 
 @mappings_app.command("schema")

@@ -27,6 +27,10 @@ class BearerToken(httpx.Auth):
     def __repr__(self) -> str:
         return "BearerToken(***)"
 
+    def material(self) -> str:
+        """What identifies these credentials (hashed by Destination.fingerprint, never shown)."""
+        return "bearer:" + self._token.get_secret_value()
+
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.headers["Authorization"] = f"Bearer {self._token.get_secret_value()}"
         yield request
@@ -45,6 +49,10 @@ class ClientCredentials(httpx.Auth):
 
     def __repr__(self) -> str:
         return f"ClientCredentials({self.token_url!r}, {self.client_id!r}, ***)"
+
+    def material(self) -> str:
+        """What identifies these credentials (hashed by Destination.fingerprint, never shown)."""
+        return f"oauth:{self.token_url}:{self.client_id}:{self.scope}:{self._client_secret.get_secret_value()}"
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         if self._token is None:
@@ -73,6 +81,6 @@ class ClientCredentials(httpx.Auth):
         if not isinstance(token, str) or not token:
             raise ConfigError(
                 f"the OAuth2 token endpoint {self.token_url} answered {response.status_code} without an access_token; "
-                "check the destination's client id and secret (`inlet deliveries destination set`)"
+                "check the destination's client id and secret (`inlet deliveries destination set --tenant TENANT`)"
             )
         self._token = token

@@ -22,7 +22,16 @@ from sqlmodel import Session, select
 
 from inlet.store import DestinationState, utcnow
 
-__all__ = ["BreakerPolicy", "Gate", "gate", "is_clean", "read_states", "record_failure", "record_success"]
+__all__ = [
+    "BreakerPolicy",
+    "Gate",
+    "gate",
+    "is_clean",
+    "read_states",
+    "record_failure",
+    "record_refusal",
+    "record_success",
+]
 
 Gate = Literal["closed", "probe", "open"]
 _table = DestinationState.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ at class creation
@@ -39,28 +48,33 @@ class BreakerPolicy:
         return timedelta(seconds=min(self.cap_seconds, self.cooldown_seconds * 2 ** max(0, trips - 1)))
 
 
-def gate(engine: Engine, key: str, policy: BreakerPolicy, now: datetime | None = None) -> tuple[Gate, datetime | None]:
-    """May a drain send now: freely (closed), one probe request (probe), or not before the returned time (open)."""
+def gate(
+    engine: Engine, key: str, policy: BreakerPolicy, now: datetime | None = None, fingerprint: str | None = None
+) -> tuple[Gate, datetime | None]:
+    """May a drain send now: freely (closed), one probe request (probe), or not before the returned time (open).
+
+    A breaker opened by a refusal (401/403) lets a probe through at once when the credentials changed
+    (`fingerprint` differs from the refused one): the operator fixed the secret and need not wait."""
     now = now or utcnow()
     with Session(engine) as session:
         row = session.get(DestinationState, key)
         if row is None or row.state == "closed":
             return "closed", None
-        probe_at, trips = _aware(row.probe_at), row.trips
-    if probe_at is not None and probe_at > now:
+        probe_at, trips, refused = _aware(row.probe_at), row.trips, row.refused_credentials
+    changed = refused is not None and fingerprint is not None and fingerprint != refused
+    if probe_at is not None and probe_at > now and not changed:
         return "open", probe_at
     # Claim the probe: only the drain whose UPDATE matches the old probe time gets it; a lost probe
     # (its process died) is claimable again once its own cool-down has passed.
     claimed_until = now + policy.cooldown(trips)
+    due = or_(_table.c.probe_at.is_(None), _table.c.probe_at <= now)
+    if changed:
+        due = or_(due, _table.c.refused_credentials == refused)
     with engine.begin() as db:
         claimed = db.execute(
             update(_table)
-            .where(
-                _table.c.key == key,
-                _table.c.state != "closed",
-                or_(_table.c.probe_at.is_(None), _table.c.probe_at <= now),
-            )
-            .values(state="half_open", probe_at=claimed_until, updated_at=now)
+            .where(_table.c.key == key, _table.c.state != "closed", due)
+            .values(state="half_open", probe_at=claimed_until, refused_credentials=None, updated_at=now)
         ).rowcount
     return ("probe", None) if claimed == 1 else ("open", claimed_until)
 
@@ -78,7 +92,7 @@ def record_success(engine: Engine, key: str) -> None:
         db.execute(
             update(_table)
             .where(_table.c.key == key, or_(_table.c.state != "closed", _table.c.failures != 0))
-            .values(state="closed", failures=0, trips=0, probe_at=None, updated_at=utcnow())
+            .values(state="closed", failures=0, trips=0, probe_at=None, refused_credentials=None, updated_at=utcnow())
         )
 
 
@@ -96,6 +110,24 @@ def record_failure(
             row.state, row.trips = "open", row.trips + 1
             row.probe_at = now + policy.cooldown(row.trips)
         probe_at = _aware(row.probe_at) if row.state == "open" else None
+        session.add(row)
+        session.commit()
+    return probe_at
+
+
+def record_refusal(
+    engine: Engine, key: str, policy: BreakerPolicy, error: str, fingerprint: str, now: datetime | None = None
+) -> datetime:
+    """The app refused the credentials (401/403): open at once, remembering which credentials it refused.
+    Returns the probe time; a change of credentials is tried before it (see `gate`)."""
+    now = now or utcnow()
+    with Session(engine) as session:
+        row = session.get(DestinationState, key, with_for_update=True) or DestinationState(key=key)
+        row.failures += 1
+        row.trips = row.trips + 1 if row.state != "open" else row.trips
+        row.state, row.last_error, row.updated_at = "open", error[:4000], now
+        row.refused_credentials = fingerprint
+        row.probe_at = probe_at = now + policy.cooldown(max(row.trips, 1))
         session.add(row)
         session.commit()
     return probe_at

@@ -144,7 +144,8 @@ def _override(session: Session, tenant_id: str) -> DestinationOverride:
     row = session.get(DestinationOverride, tenant_id)
     if row is None:
         raise NotFound(
-            f"tenant {tenant_id!r} has no destination of its own; `inlet deliveries destination set` makes one"
+            f"tenant {tenant_id!r} has no destination of its own; "
+            f"`inlet deliveries destination set --tenant {tenant_id}` makes one"
         )
     return row
 

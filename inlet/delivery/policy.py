@@ -13,8 +13,12 @@ active secret signs), with the destination's bearer or OAuth2 token when it has 
 * A batch older than `max_age_seconds` that still fails becomes a dead letter with the last response.
 * 400/409/413/422: the app refused some record. When its body names the events
   (`{"rejected": [{"event_id": "evt_..."}]}`) those become dead letters and the rest is sent again;
-  otherwise the batch is bisected until the poisoned event is alone. Other 4xx (401, 403, 404 ...):
-  the whole batch becomes a dead letter. `inlet deliveries replay` sends dead letters again.
+  otherwise the batch is bisected until the poisoned event is alone.
+* 401/403: the destination is misconfigured (a wrong signing secret or app credentials), not the events at
+  fault: the breaker opens at once, the events stay pending, and the run fails naming the cause and the fix.
+  Once the secret or credentials change, the next drain tries them at once (the breaker remembers a digest of
+  the refused ones). Other 4xx (404 ...): the whole batch becomes a dead letter. `inlet deliveries replay`
+  sends dead letters again.
 
 Order: a connection's events leave in outbox order; nothing overtakes a deferred event (outbox.pending_batch),
 and a dead letter holds back the later events of its record (outbox.park_records).
@@ -81,6 +85,15 @@ class Destination(DeliveryPolicy):
         return shown_url(self.url) + self.path
 
     @property
+    def fingerprint(self) -> str:
+        """A one-way digest of the signing secrets and the app credentials: the breaker remembers which ones the
+        app refused (401/403) and lets a changed set through at once. A digest of high-entropy secrets, never
+        shown; it tells nothing of them."""
+        material = getattr(self.auth, "material", None)
+        parts = [s.get_secret_value() for s in self.secrets] + [material() if callable(material) else ""]
+        return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:32]
+
+    @property
     def breaker(self) -> breaker.BreakerPolicy:
         return breaker.BreakerPolicy(self.breaker_threshold, self.breaker_cooldown_seconds, self.retry_cap_seconds)
 
@@ -119,6 +132,7 @@ class DrainResult:
     pending_left: bool = False
     parked: bool = False  # the destination's breaker is open
     busy_elsewhere: bool = False  # another drain was sending the connection's events; this one left them to it
+    refused: bool = False  # the app answered 401/403: its secret or credentials are wrong (see last_error)
     next_attempt_at: datetime | None = None
     last_error: str | None = None
     dead_errors: list[str] = field(default_factory=list)
@@ -133,9 +147,21 @@ class DrainResult:
         self.pending_left = other.pending_left
         self.parked = other.parked
         self.busy_elsewhere = self.busy_elsewhere or other.busy_elsewhere
+        self.refused = self.refused or other.refused
         self.next_attempt_at = other.next_attempt_at
         self.last_error = other.last_error or self.last_error
         self.dead_errors.extend(other.dead_errors)
+
+    def failure(self) -> str | None:
+        """Why the run must fail, in the operator's words with the fix; None when everything went out."""
+        if self.refused:
+            return f"the team's app refused the deliveries: {self.last_error}"
+        if self.pending_left:
+            return (
+                f"the team's app did not take the events ({self.last_error}); they wait in the outbox and are sent "
+                "by the next run or `inlet deliver --tenant TENANT --connection CONNECTION`"
+            )
+        return None
 
 
 def encode_batch(events: list[PendingEvent], app_ids: Mapping[str, str] | None = None) -> bytes:

@@ -34,6 +34,14 @@ __all__ = ["Sender", "drain"]
 logger = logging.getLogger("inlet.delivery")
 
 _BISECT = frozenset({400, 409, 413, 422})  # answers about the batch's content: some record is at fault
+_REFUSED = frozenset({401, 403})  # answers about inlet's credentials: the destination is misconfigured
+REFUSAL_FIX = (
+    "the app refused inlet's signature or credentials: give the app the destination's current signing secret "
+    "(the default one is in INLET_HOME/destination.secret or INLET_DESTINATION__SECRET; a tenant's own is set "
+    "with `inlet deliveries destination set --tenant TENANT`), or fix the app credentials set with that command; "
+    "the events stay pending and `inlet deliver --tenant TENANT --connection CONNECTION` sends them once the app "
+    "accepts"
+)
 
 
 @dataclass
@@ -44,6 +52,7 @@ class _Unavailable(Exception):
     error: str
     not_before: datetime | None = None
     breaker_open: bool = False
+    refused: bool = False  # a 401/403: a misconfiguration, never a reason to give up on the events
 
 
 class Sender:
@@ -88,9 +97,11 @@ class Sender:
             if held := await in_thread(outbox.held_by_dead, self.engine, batch):
                 await self._park_dead(held, "an older event of the same record is a dead letter; replay it first")
                 continue
-            verdict, probe_at = await in_thread(breaker.gate, self.engine, d.key, d.breaker, self.clock())
+            verdict, probe_at = await in_thread(
+                breaker.gate, self.engine, d.key, d.breaker, self.clock(), d.fingerprint
+            )
             if verdict == "open":
-                self._park(probe_at)
+                await self._park(probe_at)
                 return self.result
             self.result.batches += 1
             started = time.perf_counter()
@@ -157,6 +168,8 @@ class Sender:
             except ConfigError as exc:  # the OAuth2 token endpoint refused: maybe down, maybe a wrong client
                 error = str(exc)
             else:
+                if response.status_code in _REFUSED:
+                    await self._refused(events, response)
                 if response.is_success or (400 <= response.status_code < 500 and response.status_code != 429):
                     await self._count_success()
                     return response
@@ -191,6 +204,15 @@ class Sender:
             await in_thread(breaker.record_success, self.engine, d.key)
             self.breaker_clean = True
 
+    async def _refused(self, events: list[PendingEvent], response: httpx.Response) -> None:
+        """A 401/403: open the breaker at once (no retry can help) and keep the events; raises _Unavailable."""
+        d = self.destination
+        error = f"{d.key} answered {response.status_code} ({response.text[:200]}); {REFUSAL_FIX}"
+        self.breaker_clean = False
+        probe_at = await in_thread(breaker.record_refusal, self.engine, d.key, d.breaker, error, d.fingerprint)
+        logger.error("%s", error)
+        raise _Unavailable(events, error, probe_at, breaker_open=True, refused=True)
+
     async def _count_failure(self, events: list[PendingEvent], error: str) -> None:
         """A 5xx or a lost connection counts against the breaker; raises once the breaker is open."""
         d = self.destination
@@ -204,7 +226,7 @@ class Sender:
         d, now, events = self.destination, self.clock(), exc.events
         self.result.last_error = exc.error
         oldest = max(age(e, now) for e in events)
-        if oldest.total_seconds() > d.max_age_seconds:
+        if oldest.total_seconds() > d.max_age_seconds and not exc.refused:
             await self._park_dead(
                 events, f"still failing after {oldest} (max age {d.max_age_seconds:.0f} s): {exc.error}"
             )
@@ -212,9 +234,11 @@ class Sender:
             return
         jitter = full_jitter(events[0].attempts + 1, d.retry_base_seconds, d.retry_cap_seconds)
         delay = timedelta(seconds=min(d.retry_cap_seconds, d.retry_base_seconds + jitter))
-        when = max(now + delay, exc.not_before or now)
+        # Refused events wait only behind the breaker, which lets changed credentials through at once.
+        when = now if exc.refused else max(now + delay, exc.not_before or now)
         await in_thread(outbox.defer, self.engine, [e.id for e in events], exc.error, next_attempt_at=when)
         self.result.pending_left, self.result.parked, self.result.next_attempt_at = True, exc.breaker_open, when
+        self.result.refused = self.result.refused or exc.refused
 
     async def _park_dead(self, events: list[PendingEvent], error: str) -> None:
         parked = await in_thread(outbox.park_records, self.engine, events, error)
@@ -222,9 +246,14 @@ class Sender:
         self.result.dead += len(parked)
         self.result.dead_errors.append(error)
 
-    def _park(self, probe_at: datetime | None) -> None:
+    async def _park(self, probe_at: datetime | None) -> None:
         self.result.pending_left = self.result.parked = True
         self.result.next_attempt_at = probe_at
+        state = (await in_thread(breaker.read_states, self.engine)).get(self.destination.key)
+        if state is not None and state.refused_credentials is not None:  # refused earlier: say why, and the fix
+            self.result.refused = True
+            self.result.last_error = state.last_error
+            return
         self.result.last_error = (
             f"the breaker of {self.destination.key} is open: deliveries wait for the probe at {probe_at}"
         )

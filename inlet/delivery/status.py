@@ -1,6 +1,6 @@
 """Delivery figures per destination, the same for `inlet deliveries status`, `inlet status` and the run artifact:
-pending (due now), parked (deferred, or behind an open breaker), dead letters, the oldest pending age and the
-breaker's state."""
+pending (due now), parked (deferred, or behind an open breaker), dead letters, the oldest pending age, the
+breaker's state (`refused` when the app answered 401/403) and, while it is not closed, its last error."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ class DestinationFigures:
     oldest_age_seconds: float | None = None
     breaker: str = "closed"
     next_probe: str = "-"
+    last_error: str = "-"  # while the breaker is not closed: why it opened (a 401/403 names the fix)
 
     def as_row(self) -> dict[str, Any]:
         row = asdict(self)
@@ -68,6 +69,9 @@ def destination_figures(engine: Engine, settings: Settings) -> list[DestinationF
         if state.state != "closed":
             row.parked, row.pending = row.parked + row.pending, 0
             row.next_probe = aware(state.probe_at).isoformat(timespec="seconds") if state.probe_at else "now"
+            row.last_error = state.last_error or "-"
+            if state.refused_credentials is not None:
+                row.breaker = "refused"  # open because the app refused the credentials: only a fix helps
     return [figures[key] for key in sorted(figures)]
 
 

@@ -74,7 +74,10 @@ def client_for(
     with Session(engine) as session:
         row = session.get(OAuthClientRow, app)
         if row is None:
-            raise ConfigError(f"no OAuth client for {app}: add one with `inlet oauth clients add --app {app} ...`")
+            raise ConfigError(
+                f"no OAuth client for {app}: add one with "
+                f"`inlet oauth clients add --app {app} --client-id ID --client-secret env:VAR`"
+            )
         secret = SecretStr(str(vault.unseal(row.client_secret_encrypted)))
         return OAuthClient(client_id=row.client_id, client_secret=secret, redirect_uri=redirect)
 

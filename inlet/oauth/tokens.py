@@ -187,7 +187,10 @@ class StoredTokens:
     async def _read(self) -> TokenRow:
         row = await asyncio.to_thread(read_tokens, self._engine, self._vault, self._id)
         if row is None:
-            raise NotFound(f"connection {self._id!r} has no OAuth tokens; connect it with `inlet connections connect`")
+            raise NotFound(
+                f"connection {self._id!r} has no OAuth tokens; connect it with "
+                "`inlet connections connect --tenant TENANT --app APP`"
+            )
         if row.status != "active":
             raise NeedsReauth(reauth_message(self._id, row.status_reason), connector=self._connector)
         self._row = row
@@ -244,5 +247,5 @@ class StoredTokens:
 def reauth_message(connection_id: str, reason: str | None) -> str:
     return (
         f"connection {connection_id!r} needs re-authorization ({reason or 'its grant was revoked'}); "
-        "no import runs until the tenant connects again with `inlet connections connect`"
+        "no import runs until the tenant connects again with `inlet connections connect --tenant TENANT --app APP`"
     )

@@ -29,6 +29,7 @@ from inlet.service.access import (
     record_audit,
     revoke_key,
 )
+from inlet.service.connection_update import update_connection
 from inlet.service.connections import (
     ConnectionView,
     check_credentials,
@@ -59,6 +60,7 @@ from inlet.service.deliveries import (
     replay_selected,
 )
 from inlet.service.installation import Installation, open_installation
+from inlet.service.mapping_checks import raw_paths, unresolved_paths
 from inlet.service.mappings import (
     EffectiveField,
     MappingChange,
@@ -88,6 +90,7 @@ from inlet.service.quarantine import (
     drop_one_quarantined,
     drop_quarantine,
     list_quarantine,
+    quarantine_failure,
     retry_quarantine_here,
     show_quarantined,
     start_retry,
@@ -184,6 +187,10 @@ __all__ = [
     "list_deliveries",
     "list_keys",
     "list_quarantine",
+    "quarantine_failure",
+    "raw_paths",
+    "unresolved_paths",
+    "update_connection",
     "list_tenants",
     "mapping_view",
     "oauth_available",

@@ -5,14 +5,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, cast
 
+from sqlalchemy import Engine
+
 from inlet.errors import NotFound
 from inlet.service.installation import Installation
 from inlet.service.paging import Page, checked_limit, decode_cursor, page_of
 from inlet.service.runs import StartedRun, run_here, start_quarantine_retry
 from inlet.service.tenants import require_tenant
-from inlet.store import Quarantined, drop_quarantined, list_connections, load_connection, quarantined
+from inlet.store import (
+    Quarantined,
+    drop_quarantined,
+    list_connections,
+    load_connection,
+    quarantine_reasons,
+    quarantined,
+)
 
 __all__ = [
+    "quarantine_failure",
     "drop_one_quarantined",
     "drop_quarantine",
     "list_quarantine",
@@ -20,6 +30,22 @@ __all__ = [
     "show_quarantined",
     "start_retry",
 ]
+
+
+def quarantine_failure(
+    engine: Engine, tenant: str, connection: str, run_id: str, records: int, quarantined_count: int, max_share: float
+) -> str | None:
+    """Why a run that quarantined more than `max_share` of its `records` must fail, naming the top reasons and the
+    fix; None when the share is within bounds (a few bad records are the app's business, most is a mapping's)."""
+    if records <= 0 or quarantined_count / records <= max_share:
+        return None
+    reasons = "; ".join(f"{n} x {error[:300]}" for error, n in quarantine_reasons(engine, connection, run_id))
+    return (
+        f"{quarantined_count} of {records} records ({quarantined_count / records:.0%}) were quarantined, more than "
+        f"INLET_MAX_QUARANTINE_SHARE={max_share:g} allows; top reasons: {reasons or 'unknown'}. Fix the mapping "
+        f"(`inlet mappings preview --tenant {tenant} --connection {connection}` shows it on stored records), then "
+        f"`inlet quarantine retry --tenant {tenant} --connection {connection}` maps them again"
+    )
 
 
 def list_quarantine(

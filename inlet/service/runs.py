@@ -65,7 +65,8 @@ def _start(inst: Installation, deployment: str, parameters: dict[str, Any], *, t
     if "PREFECT_API_URL" not in os.environ:
         raise Unavailable(
             "no Prefect server answers (PREFECT_API_URL is unset and none runs on port "
-            f"{inst.settings.prefect_port}): start one with `inlet up`, or run `inlet import full` here"
+            f"{inst.settings.prefect_port}): start one with `inlet up`, or run it here: "
+            "`inlet import full --tenant TENANT --connection CONNECTION`"
         )
     return asyncio.run(_create_run(deployment, parameters, tags))
 

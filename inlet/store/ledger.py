@@ -29,6 +29,7 @@ __all__ = [
     "PageCounts",
     "SweepResult",
     "payload_hash",
+    "quarantine_reasons",
     "live_ids",
     "stored_hashes",
     "sweep",
@@ -348,3 +349,17 @@ def _quarantine_rows(db: DBConnection, scope: PageScope, rows: Iterable[tuple[st
     if values:
         db.execute(insert(_quarantine), values)
     return len(values)
+
+
+def quarantine_reasons(engine: Engine, connection_id: str, run_id: str, top: int = 3) -> list[tuple[str, int]]:
+    """The most frequent errors of the records one run quarantined, with their counts, most frequent first."""
+    count = func.count().label("n")
+    query = (
+        select(_quarantine.c.error, count)
+        .where(_quarantine.c.connection_id == connection_id, _quarantine.c.run_id == run_id)
+        .group_by(_quarantine.c.error)
+        .order_by(count.desc(), _quarantine.c.error)
+        .limit(top)
+    )
+    with engine.connect() as db:
+        return [(str(error), int(n)) for error, n in db.execute(query)]

@@ -149,6 +149,9 @@ class DestinationState(SQLModel, table=True):
     trips: int = Field(default=0, description="consecutive openings; the cool-down doubles with each")
     probe_at: datetime | None = Field(default=None, description="when an open breaker lets one probe through")
     last_error: str | None = Field(default=None, sa_column=Column(Text))
+    refused_credentials: str | None = Field(
+        default=None, description="fingerprint of the credentials the app refused (401/403); none: not refused"
+    )
     updated_at: datetime = Field(default_factory=utcnow)
 
 

@@ -74,3 +74,15 @@ def test_full_jitter_stays_between_zero_and_the_capped_exponential(attempt: int)
     draws = [full_jitter(attempt, 2.0, 3600.0, rng) for _ in range(200)]
     bound = min(3600.0, 2.0 * 2**attempt)
     assert all(0 <= d <= bound for d in draws) and max(draws) > bound / 2
+
+
+def test_a_refusal_opens_at_once_and_only_changed_credentials_pass_before_the_probe(engine: Engine) -> None:
+    probe_at = breaker.record_refusal(engine, KEY, POLICY, "401: signature verification failed", "fp-old", T0)
+    assert probe_at == T0 + timedelta(seconds=10)
+    assert breaker.gate(engine, KEY, POLICY, T0 + timedelta(seconds=1), "fp-old") == ("open", probe_at)
+    assert breaker.gate(engine, KEY, POLICY, T0 + timedelta(seconds=1), "fp-new")[0] == "probe"
+    # the probe is claimed once: a second drain with the new credentials waits for its outcome
+    assert breaker.gate(engine, KEY, POLICY, T0 + timedelta(seconds=1), "fp-new")[0] == "open"
+    breaker.record_success(engine, KEY)
+    assert breaker.gate(engine, KEY, POLICY, T0 + timedelta(seconds=2), "fp-new") == ("closed", None)
+    assert breaker.read_states(engine)[KEY].refused_credentials is None

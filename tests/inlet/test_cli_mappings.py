@@ -26,7 +26,17 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for tenant in ("acme", "globex"):
         invoke("tenants", "add", tenant)
         invoke(
-            "connections", "add", "-t", tenant, "--id", f"{tenant}-hs", "--app", "hubspot", "--credential", "token=x"
+            "connections",
+            "add",
+            "-t",
+            tenant,
+            "--id",
+            f"{tenant}-hs",
+            "--app",
+            "hubspot",
+            "--credential",
+            "token=x",
+            "--no-check",
         )
     return tmp_path / "home"
 

@@ -160,14 +160,27 @@ async def test_422_on_a_single_event_parks_it_as_dead_with_the_body(
     assert delivered(app) == {} and (await drain(sqlite_engine, CONNECTION, app.destination(), client)).batches == 0
 
 
-async def test_wrong_secret_is_rejected_and_the_batch_kept_as_dead(
+async def test_wrong_secret_opens_the_breaker_keeps_the_events_and_a_fixed_secret_goes_through_at_once(
     sqlite_engine: Engine, app: DemoApp, client: httpx.AsyncClient
 ) -> None:
-    write_page(sqlite_engine, SCOPE, users("1"), next_request=None)
-    forged = app.destination().model_copy(update={"secrets": (SecretStr(generate_secret()),)})
+    write_page(sqlite_engine, SCOPE, users("1", "2"), next_request=None)
+    wrong = generate_secret()
+    forged = app.destination(batch_size=1).model_copy(update={"secrets": (SecretStr(wrong),)})
     result = await drain(sqlite_engine, CONNECTION, forged, client)
-    assert result.dead == 1 and "signature verification failed" in result.dead_errors[0]
+    assert (result.dead, result.delivered, result.attempts, result.refused, result.pending_left) == (
+        0,
+        0,
+        1,
+        True,
+        True,
+    )
+    assert result.last_error is not None and "answered 401" in result.last_error and wrong not in result.last_error
+    assert "destination.secret" in (result.failure() or "")
     assert app.stats()["rejected_signatures"] == 1 and delivered(app) == {}
+    again = await drain(sqlite_engine, CONNECTION, forged, client)  # the same secret: parked, no request
+    assert (again.attempts, again.refused) == (0, True) and app.stats()["rejected_signatures"] == 1
+    fixed = await drain(sqlite_engine, CONNECTION, app.destination(batch_size=1), client)
+    assert (fixed.delivered, fixed.dead, fixed.pending_left) == (2, 0, False) and len(delivered(app)) == 2
 
 
 async def test_rotating_secrets_are_all_signed(sqlite_engine: Engine, app: DemoApp, client: httpx.AsyncClient) -> None:
