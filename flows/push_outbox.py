@@ -75,7 +75,12 @@ def _run_name() -> str:
 
 @flow(name="push-outbox", flow_run_name=_run_name, persist_result=False)
 async def push_outbox(tenant: str | None = None, connection: str | None = None) -> PushSummary:
-    """Write one connection's pending pushes, or, without parameters, every connection's due pushes."""
+    """Write one connection's pending pushes, or, without parameters, every connection's due pushes.
+
+    Args:
+        tenant: the tenant id (with `connection`: only that connection's pushes).
+        connection: the connection whose pending pushes to write; none: every connection with pushes due.
+    """
     settings = get_settings()
     engine = shared_store(settings.store_url)
     one = tenant is not None and connection is not None

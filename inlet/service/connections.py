@@ -81,11 +81,12 @@ def create_connection(
     replace: bool = False,
     check: bool = True,
 ) -> ConnectionView:
-    """Check the input, then (unless `check=False`) the credentials against the app, then save."""
+    """Check the input, then (unless `check=False`, or the connection waits for its OAuth sign-in) the credentials
+    against the app, then save."""
     require_tenant(inst, tenant_id)
     egress = inst.settings.egress.policy()
     parameters = check_connection_input(app, parameters, egress=egress)
-    if check:
+    if check and not awaits_sign_in(app, credentials):
         check_credentials(inst, app, parameters, credentials)
     add_connection(
         inst.engine,
@@ -127,6 +128,13 @@ def connect_with_credentials(
         replace=replace,
         check=check or principal.kind == "session",
     )
+
+
+def awaits_sign_in(app: str, credentials: Mapping[str, SecretStr]) -> bool:
+    """An OAuth connection added before its sign-in (its own client's id and secret, say): nothing can be read
+    until `inlet connections connect` brings the grant, which the sign-in itself then proves."""
+    spec, _ = load(app)
+    return "authorization_code" in spec.oauth and any(key not in credentials for key in spec.auth.required_keys())
 
 
 def check_credentials(
