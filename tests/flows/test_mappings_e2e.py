@@ -18,6 +18,7 @@ from inlet.demo import USERS_SCHEMA
 from inlet.settings import get_settings
 from inlet.store import create_store_engine, quarantined, raw_sample
 from tests.conftest import InletEnv, InletEnvFactory
+from tests.support.tables import table_rows
 
 runner = CliRunner()
 
@@ -53,7 +54,7 @@ def test_records_failing_the_app_schema_are_quarantined_then_retried(
     assert {q.error for q in held} == {"field 'phone': breaks the app schema rule type 'string' (got NoneType)"}
     assert {q.run_id for q in held} == {summary.flow_run_id} and all('"phone":null' in q.raw for q in held)
     listing = cli("quarantine", "list", "-t", "acme")
-    assert len(listing.splitlines()) == len(held) and "field 'phone'" in listing
+    assert len(table_rows(listing)) == len(held) and "field 'phone'" in listing
     assert f"external id: {held[0].external_id}" in cli("quarantine", "show", "-t", "acme", str(held[0].id))
 
     cli("mappings", "set", "-t", "acme", "phone", "{{ coalesce(phone, 'unknown') }}")
@@ -108,7 +109,9 @@ def test_preview_and_show_reflect_the_layers(inlet_env: InletEnvFactory) -> None
     run_import()
     cli("mappings", "set", "-t", "acme", "email", "{{ email | upper }}")
     shown = cli("mappings", "show", "-t", "acme", "-c", "acme-hubspot")
-    assert "{{ email | upper }}    [tenant acme (store)]" in shown and "[default (" in shown
+    fields = {row["field"]: row for row in table_rows(shown)}
+    assert (fields["email"]["expression"], fields["email"]["layer"]) == ("{{ email | upper }}", "tenant acme (store)")
+    assert fields["title"]["layer"].startswith("default (")
     preview = cli("mappings", "preview", "-t", "acme", "-c", "acme-hubspot", "--limit", "2", "--set", "title={{ 'x' }}")
     engine = create_store_engine(env.settings.store_url)
     sample = raw_sample(engine, "acme-hubspot", "users", 2)
