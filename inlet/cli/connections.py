@@ -123,7 +123,10 @@ def connections_list(tenant: Annotated[str | None, typer.Option("--tenant", "-t"
         ]
         headers = ("tenant", "connection", "app", "data source", "parameters", "credentials")
         if print_table(headers, rows) == 0:
-            typer.echo("no connections yet: `inlet connections add` or `inlet connections connect`")
+            typer.echo(
+                "no connections yet: `inlet connections add --tenant TENANT --id ID --app APP --credential NAME=VALUE`"
+                " or `inlet connections connect --tenant TENANT --app APP`"
+            )
 
 
 @connections_app.command("connect")

@@ -167,7 +167,10 @@ def status(tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="on
         report = service.status_report(inst, tenant)
         continuity = {row["connection"]: row for row in service.sync_status(inst, tenant)}
         if not report.connections:
-            typer.echo("no connections yet: `inlet connections add` (or `inlet up` for the demo)")
+            typer.echo(
+                "no connections yet: `inlet connections add --tenant TENANT --id ID --app APP --credential NAME=VALUE`"
+                " (or `inlet up` for the demo)"
+            )
         for row in report.connections:
             figures = {k: v for k, v in row.items() if k not in ("tenant", "connection", "app")}
             extra = continuity.get(row["connection"], {})

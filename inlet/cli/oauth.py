@@ -49,4 +49,4 @@ def clients_list() -> None:
     with known_errors(), Session(open_store(get_settings().store_url)) as session:
         rows = [(r.app, r.client_id, "***") for r in session.exec(select(OAuthClientRow).order_by(OAuthClientRow.app))]
         if not print_table(("app", "client id", "client secret"), rows):
-            typer.echo("no OAuth clients: `inlet oauth clients add`")
+            typer.echo("no OAuth clients: `inlet oauth clients add --app APP --client-id ID --client-secret env:VAR`")

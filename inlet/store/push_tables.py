@@ -51,7 +51,7 @@ class DataLink(SQLModel, table=True):
     data_source: str = Field(primary_key=True)
     app_id: str = Field(primary_key=True)
     external_id: str | None = Field(default=None, description="None while a create's outcome is unknown")
-    origin: str = Field(description="push (inlet created it), found (find-or-create) or named (the app named it)")
+    origin: str = Field(description="push (created by inlet), found (find-or-create) or named (the app named it)")
     create_key: str | None = Field(default=None, description="idempotency key of a create in flight")
     etag: str | None = None
     external_modified_at: str | None = Field(default=None, description="the app's modified time at the last sync")
