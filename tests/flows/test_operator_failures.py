@@ -4,6 +4,7 @@ separate processes over loopback."""
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from inlet.errors import DeliveryError
 from inlet.settings import get_settings
 from inlet.store import create_store_engine, outbox
 from tests.conftest import SIM_TOKEN, InletEnv, InletEnvFactory, start_app_process
+from tests.support.tables import table_rows
 
 JOB = ImportJob(tenant="acme", connection="acme-hubspot")
 RUN_NAME = "full-import/acme/acme-hubspot/users"
@@ -86,8 +88,11 @@ def test_a_wrong_destination_secret_fails_the_run_keeps_the_events_and_delivers_
     monkeypatch.setenv("PREFECT_API_URL", env.env["PREFECT_API_URL"])
     code, shown = inlet_cli("status")
     assert code == 0, shown
-    assert "breaker=refused" in shown and "answered 401" in shown
-    assert "last_error=-" not in shown.split("continuity:")[0]  # the failed run is the connection's last error
+    destinations = table_rows(shown[shown.index("deliveries") :])
+    assert [row["breaker"] for row in destinations] == ["refused"] and "answered 401" in shown, shown
+    connection = shown[: shown.index("deliveries")]
+    [last_error] = re.findall(r"^last error\s+(.*)$", connection, re.M)
+    assert last_error.strip() not in ("", "-"), shown  # the failed run is the connection's last error
     assert app_secret not in shown
 
     # the operator gives inlet the app's secret; the next run tries it at once and everything goes out
