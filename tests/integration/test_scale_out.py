@@ -44,7 +44,7 @@ STALL_SECONDS = 240  # waits fail when nothing moves for this long, never on a t
 
 
 @pytest.mark.timeout(3600)  # a last resort against a hang; the waits below fail on a stall long before
-def test_two_workers_share_50_tenants_and_every_record_arrives_exactly_once(
+def test_two_workers_share_the_tenants_and_every_record_arrives_exactly_once(
     tmp_path: Path, pg_databases: DatabaseFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     farm_app, sims = build_farm(TENANTS, RECORDS)
