@@ -18,36 +18,17 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
-from flows.full_import import full_import
-from flows.runtime import ImportJob
 from flows.scheduler import sync_connection
 from inlet.local import free_port, start_process, stop_process
 from inlet.service import open_installation, sync_of
-from inlet.store import Vault, add_connection, open_store
 from tests.conftest import InletEnv, InletEnvFactory
 from tests.integration.conftest import JsonServerFactory
+from tests.support.connections import connect, import_full
 from tests.support.real_apps import KintoServer
 
 pytestmark = pytest.mark.real_app
 TENANT = "acme"
-
-
-def _connect(env: InletEnv, connection: str, app: str, parameters: dict[str, str], **secrets: str) -> None:
-    add_connection(
-        open_store(env.settings.store_url),
-        Vault.from_settings(env.settings),
-        tenant_id=TENANT,
-        connection_id=connection,
-        app=app,
-        parameters=parameters,
-        credentials={k: SecretStr(v) for k, v in secrets.items()},
-    )
-
-
-def _import(connection: str) -> None:
-    asyncio.run(full_import(ImportJob(tenant=TENANT, connection=connection)))
 
 
 def _first_poll(env: InletEnv, connection: str) -> str:
@@ -67,8 +48,8 @@ def _assert_app_equals_source(
 ) -> dict[str, Any]:
     """The app's records of `connection`, each equal to what a fresh full import of the source gives now."""
     oracle = f"{connection}-oracle"
-    _connect(env, oracle, app, parameters, **secrets)
-    _import(oracle)
+    connect(env, oracle, app, parameters, **secrets)
+    import_full(oracle)
     polled, fresh = _app_state(env, connection), _app_state(env, oracle)
     assert sorted(polled) == sorted(fresh), (set(polled) ^ set(fresh), "ids differ between the app and the source")
     assert [i for i in fresh if polled[i] != fresh[i]] == []
@@ -80,8 +61,8 @@ def test_kinto(inlet_env: InletEnvFactory, kinto_collection: KintoServer) -> Non
     env = inlet_env(records=1)
     kinto_collection.seed(30)
     params = {"base_url": kinto_collection.base_url, "collection": kinto_collection.collection}
-    _connect(env, "acme-kinto", "kinto", params, username="admin", password="s3cret")
-    _import("acme-kinto")
+    connect(env, "acme-kinto", "kinto", params, username="admin", password="s3cret")
+    import_full("acme-kinto")
     ids = sorted(_app_state(env, "acme-kinto"))
     for record_id in ids[:3]:
         kinto_collection.update(record_id, {"name": "Renamed Person"})
@@ -97,8 +78,8 @@ def test_json_server(inlet_env: InletEnvFactory, json_server_factory: JsonServer
     env = inlet_env(records=1)
     server = json_server_factory(40)
     params = {"base_url": server.base_url}
-    _connect(env, "acme-json", "json_server", params)
-    _import("acme-json")
+    connect(env, "acme-json", "json_server", params)
+    import_full("acme-json")
     server.update_user(5, {"name": "Ada Lovelace"})
     server.update_user(9, {"name": "Grace Hopper"})
     server.delete_user(6)
@@ -111,7 +92,7 @@ def test_json_server(inlet_env: InletEnvFactory, json_server_factory: JsonServer
 
 def test_hubspot(inlet_env: InletEnvFactory) -> None:
     env = inlet_env(records=40)
-    _import("acme-hubspot")
+    import_full("acme-hubspot")
     ids = sorted(_app_state(env, "acme-hubspot"))
     env.sim("mutate", {"create": 3, "update": ids[:4], "delete": ids[4:8]})
     assert _first_poll(env, "acme-hubspot") == "changes"
@@ -129,7 +110,7 @@ def pipedrive(inlet_env: InletEnvFactory) -> Iterator[tuple[InletEnv, str]]:
     command = [sys.executable, "-m", "connectors.pipedrive.simulator", "--port", str(port), "--records", "40"]
     proc = start_process([*command, "--token", PIPEDRIVE_TOKEN], url + "/_sim/stats")
     try:
-        _connect(env, "acme-pipedrive", "pipedrive", {"base_url": url}, api_token=PIPEDRIVE_TOKEN)
+        connect(env, "acme-pipedrive", "pipedrive", {"base_url": url}, api_token=PIPEDRIVE_TOKEN)
         yield env, url
     finally:
         stop_process(proc)
@@ -140,7 +121,7 @@ PIPEDRIVE_TOKEN = "pipedrive-test-token-51c2"
 
 def test_pipedrive(pipedrive: tuple[InletEnv, str]) -> None:
     env, url = pipedrive
-    _import("acme-pipedrive")
+    import_full("acme-pipedrive")
     ids = sorted(_app_state(env, "acme-pipedrive"))
     time.sleep(1.1)  # Pipedrive's update_time has whole seconds: a change in the import's second is not "since"
     httpx.post(f"{url}/_sim/mutate", json={"create": 2, "update": ids[:3], "delete": ids[3:6]}).raise_for_status()
@@ -159,7 +140,7 @@ def test_changes_made_while_the_full_import_enumerates_are_caught_by_the_first_p
     first_page = [str(r["id"]) for r in listed.json()["results"]]
     env.sim("reset", {})
     env.sim("faults", {"slow_seconds": 0.5})
-    importing = threading.Thread(target=_import, args=("acme-hubspot",))
+    importing = threading.Thread(target=import_full, args=("acme-hubspot",))
     importing.start()
     while env.sim("stats")["list_requests"] < 2:  # the second page is asked for: the first one was read as it was
         assert importing.is_alive(), "the import ended before its second page was asked for"

@@ -16,16 +16,14 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
-from flows.full_import import ImportSummary, full_import
 from flows.push_outbox import PushSummary, push_outbox
-from flows.runtime import ImportJob
 from inlet.push import PushRequest
 from inlet.service import accept_push, open_installation
-from inlet.store import Vault, add_connection, link_for, open_store
+from inlet.store import link_for, open_store
 from tests.conftest import SIM_TOKEN, InletEnv, InletEnvFactory
 from tests.integration.conftest import JsonServerFactory
+from tests.support.connections import connect, import_full
 from tests.support.real_apps import KintoServer
 
 pytestmark = pytest.mark.real_app
@@ -80,22 +78,6 @@ class TeamApp:
         return {str(r.get("email")): str(r.get("fullName")) for r in self.records.values()}
 
 
-def _connect(env: InletEnv, connection: str, app: str, parameters: dict[str, str], **credentials: str) -> None:
-    add_connection(
-        open_store(env.settings.store_url),
-        Vault.from_settings(env.settings),
-        tenant_id="acme",
-        connection_id=connection,
-        app=app,
-        parameters=parameters,
-        credentials={k: SecretStr(v) for k, v in credentials.items()},
-    )
-
-
-def _import(connection: str) -> ImportSummary:
-    return asyncio.run(full_import(ImportJob(tenant="acme", connection=connection)))
-
-
 def _push(connection: str) -> PushSummary:
     return asyncio.run(push_outbox("acme", connection))
 
@@ -105,9 +87,9 @@ def test_json_server_round_trip_with_no_echo(
 ) -> None:
     env = inlet_env(records=1)
     server = json_server_factory(3)
-    _connect(env, "acme-json", "json_server", {"base_url": server.base_url})
+    connect(env, "acme-json", "json_server", {"base_url": server.base_url})
     app = TeamApp(env, "acme-json")
-    assert _import("acme-json").delivered == 3
+    assert import_full("acme-json").delivered == 3
     app.take_deliveries()
 
     # The app creates a record: written to json-server and linked; the import hears it as an echo.
@@ -117,13 +99,13 @@ def test_json_server_round_trip_with_no_echo(
     assert link is not None and link.external_id is not None
     with server.client() as c:
         assert c.get(f"/users/{link.external_id}").json()["name"] == "Ada Lovelace"
-    echoed = _import("acme-json")
+    echoed = import_full("acme-json")
     assert (echoed.created, echoed.updated, echoed.echo_suppressed) == (0, 0, 1)
     assert app.take_deliveries() == 0
 
     # An external update comes back, naming the app's record.
     server.update_user(int(link.external_id), {"name": "Ada King"})
-    assert _import("acme-json").updated == 1
+    assert import_full("acme-json").updated == 1
     assert app.take_deliveries() == 1 and app.records["app-1"]["fullName"] == "Ada King"
 
     # The app updates and deletes records it got from the import.
@@ -138,7 +120,7 @@ def test_json_server_round_trip_with_no_echo(
     )
     pushed = _push("acme-json")
     assert (pushed.updated, pushed.deleted, pushed.failed) == (1, 1, 0)
-    final = _import("acme-json")
+    final = import_full("acme-json")
     assert (final.updated, final.deleted, final.echo_suppressed) == (0, 0, 1)
     assert app.take_deliveries() == 0
 
@@ -157,15 +139,15 @@ def test_kinto_round_trip_with_conflicts_resolved_by_the_later_writer(
     env = inlet_env(records=1)
     kinto_collection.seed(2)
     params = {"base_url": kinto_collection.base_url, "collection": kinto_collection.collection}
-    _connect(env, "acme-kinto", "kinto", params, username="admin", password="s3cret")
+    connect(env, "acme-kinto", "kinto", params, username="admin", password="s3cret")
     app = TeamApp(env, "acme-kinto")
-    assert _import("acme-kinto").delivered == 2
+    assert import_full("acme-kinto").delivered == 2
     app.take_deliveries()
     first, second = kinto_collection.list_all()
 
     app.push({"app_id": "app-1", "type": "created", "record": {"email": "ada@x.org", "fullName": "Ada Lovelace"}})
     assert _push("acme-kinto").created == 1
-    assert _import("acme-kinto").echo_suppressed == 1 and app.take_deliveries() == 0
+    assert import_full("acme-kinto").echo_suppressed == 1 and app.take_deliveries() == 0
 
     # Both sides change the same field; the external change is the later one: it wins, nothing is written.
     ext = kinto_collection.update(first["id"], {"name": "Ext Name"})
@@ -174,19 +156,19 @@ def test_kinto_round_trip_with_conflicts_resolved_by_the_later_writer(
     lost = _push("acme-kinto")
     assert (lost.written, lost.unchanged) == (0, 1)
     assert [(c["field"], c["winner"], c["rule"]) for c in lost.conflicts] == [("full_name", "external", "last_writer")]
-    assert _import("acme-kinto").updated == 1 and app.take_deliveries() == 1  # the app gets the winner
+    assert import_full("acme-kinto").updated == 1 and app.take_deliveries() == 1  # the app gets the winner
 
     # Again, with the app's change the later one: it wins and is written; its echo is not delivered back.
     ext = kinto_collection.update(second["id"], {"name": "Ext Two"})
     app.push(_update(second, "App Two", _iso(ext["last_modified"] + 1_000)))
     won = _push("acme-kinto")
     assert (won.updated, [c["winner"] for c in won.conflicts]) == (1, ["app"])
-    echoed = _import("acme-kinto")
+    echoed = import_full("acme-kinto")
     assert (echoed.updated, echoed.echo_suppressed) == (0, 1)
 
     app.push({"app_id": "app-1", "type": "deleted"})
     assert _push("acme-kinto").deleted == 1
-    assert _import("acme-kinto").deleted == 0  # the app made that deletion: it is not told about it
+    assert import_full("acme-kinto").deleted == 0  # the app made that deletion: it is not told about it
     app.take_deliveries()
     source = {r["email"]: r["name"] for r in kinto_collection.list_all()}
     assert app.state() == source and source[second["email"]] == "App Two" and "ada@x.org" not in source
@@ -205,18 +187,18 @@ def _update(record: dict[str, Any], name: str, occurred_at: str) -> dict[str, An
 def test_hubspot_simulator_round_trip(inlet_env: InletEnvFactory) -> None:
     env = inlet_env(records=2)
     app = TeamApp(env, "acme-hubspot")
-    assert _import("acme-hubspot").delivered == 2
+    assert import_full("acme-hubspot").delivered == 2
     app.take_deliveries()
     app.push({"app_id": "app-1", "type": "created", "record": {"email": "ada@x.org", "fullName": "Ada Lovelace"}})
     assert _push("acme-hubspot").created == 1
-    assert _import("acme-hubspot").echo_suppressed == 1 and app.take_deliveries() == 0
+    assert import_full("acme-hubspot").echo_suppressed == 1 and app.take_deliveries() == 0
     app.push({"app_id": "app-1", "type": "updated", "record": {"email": "ada@x.org", "fullName": "Ada King"}})
     assert _push("acme-hubspot").updated == 1
-    echoed = _import("acme-hubspot")
+    echoed = import_full("acme-hubspot")
     assert (echoed.updated, echoed.echo_suppressed) == (0, 1) and app.take_deliveries() == 0
     app.push({"app_id": "app-1", "type": "deleted"})
     assert _push("acme-hubspot").deleted == 1
-    assert _import("acme-hubspot").deleted == 0
+    assert import_full("acme-hubspot").deleted == 0
     app.take_deliveries()
     source = {
         c["properties"]["email"]: f"{c['properties']['firstname']} {c['properties']['lastname']}"
