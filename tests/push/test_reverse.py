@@ -26,14 +26,15 @@ def _json_server(**stored: Layer) -> ReverseMapper:
 
 def test_plain_udm_fields_invert_to_writable_external_fields() -> None:
     spec, _ = load("json_server")
-    assert inverse_fields(spec.collections["users"].udm_fields) == {"email": "{{ email }}", "name": "{{ full_name }}"}
+    plain = {"email": "{{ email }}", "name": "{{ full_name }}", "phone": "{{ phone }}", "title": "{{ title }}"}
+    assert inverse_fields(spec.collections["users"].udm_fields) == plain  # company is an expression: no inverse
 
 
 def test_an_app_record_becomes_the_external_fields_and_unwritable_fields_are_dropped_with_a_notice() -> None:
     mapper = _json_server()
-    out = mapper.reverse({"email": "ada@x.org", "fullName": "Ada Lovelace", "phone": "+44 1"})
-    assert out.fields == {"email": "ada@x.org", "name": "Ada Lovelace"}
-    assert out.notices == ["field 'phone': json_server cannot write it; dropped"]
+    out = mapper.reverse({"email": "ada@x.org", "fullName": "Ada Lovelace", "phone": "+44 1", "company": "Acme"})
+    assert out.fields == {"email": "ada@x.org", "name": "Ada Lovelace", "phone": "+44 1"}
+    assert out.notices == ["field 'company': json_server cannot write it; dropped"]
 
 
 def test_a_tenant_layer_overrides_the_default_field_by_field() -> None:
