@@ -77,6 +77,10 @@ def _clean_inlet_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         if name.startswith("INLET_") and name not in ("INLET_JSON_SERVER_BIN", "INLET_CONNECTORS_PATH"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("INLET_EGRESS__ALLOW_HOSTS", LOOPBACK_ALLOWED)
+    # The CLI quiets Prefect's console in its own process (`quiet_prefect_console`); under CliRunner that is the
+    # test process, whose environment the processes later tests start inherit (the scale-out workers' logs).
+    monkeypatch.setenv("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "")
+    monkeypatch.delenv("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL")
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()

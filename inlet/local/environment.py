@@ -42,7 +42,8 @@ def prefect_env(settings: Settings) -> dict[str, str]:
 
 def server_is_up(settings: Settings) -> bool:
     try:
-        return httpx.get(local_api_url(settings) + "/health", timeout=1.0).status_code == 200
+        # A refused connection answers at once; a loaded server (SQLite busy) may take seconds to say it is up.
+        return httpx.get(local_api_url(settings) + "/health", timeout=10.0).status_code == 200
     except httpx.HTTPError:
         return False
 

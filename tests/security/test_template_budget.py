@@ -172,7 +172,8 @@ def test_a_template_that_only_real_records_trip_is_refused_on_the_stored_ones(st
 def test_preview_shows_the_budget_error_instead_of_hanging(store: tuple[Engine, Settings]) -> None:
     bomb = "{% for i in range(9999) %}{% for j in range(9999) %}{% endfor %}{% endfor %}"
     result = CliRunner().invoke(app, ["mappings", "preview", "-t", "acme", "-c", "acme-hs", "--set", f"title={bomb}"])
-    assert result.exit_code == 0 and result.output.count("exceeded its per-record budget") == 2
+    # the preview exits 1 when a shown record fails to map (issue 17), and says why for each
+    assert result.exit_code == 1 and result.output.count("exceeded its per-record budget") == 2, result.output
 
 
 def test_a_mapping_that_keeps_overrunning_time_stops_rendering() -> None:

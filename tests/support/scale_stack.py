@@ -68,6 +68,7 @@ def scale_stack(home: Path, prefect_database: str, store_database: str, workers:
         "PREFECT_LOGGING_EXTRA_LOGGERS": "connectors,mappings,inlet",
         "PREFECT_WORKER_QUERY_SECONDS": "1",
         "PREFECT_LOGGING_LEVEL": "INFO",
+        "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "INFO",  # the test reads the workers' submissions from their logs
         "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "false",
         "INLET_HOME": str(home / "inlet"),
         "INLET_PROJECT_DIR": str(ROOT),
