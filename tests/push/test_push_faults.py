@@ -27,7 +27,7 @@ from inlet.service import accept_push, open_installation
 from inlet.store import link_for, open_store, push_counts
 from tests.conftest import InletEnv, InletEnvFactory
 from tests.integration.conftest import JsonServerFactory
-from tests.push.test_round_trip import _connect
+from tests.support.connections import connect
 from tests.support.serving import serve_in_thread
 
 pytestmark = pytest.mark.real_app
@@ -87,7 +87,7 @@ def test_a_write_while_the_app_answers_429_then_503_makes_one_record_in_order(
     server = json_server_factory(1)
     faults = Faults(["429", "429", "503-late"])
     with faulty_proxy(server.base_url, faults) as proxy:
-        _connect(env, "acme-json", "json_server", {"base_url": proxy})
+        connect(env, "acme-json", "json_server", {"base_url": proxy})
         created = {"app_id": "app-1", "type": "created", "record": {"email": "ada@x.org", "fullName": "Ada"}}
         renamed = {**created, "type": "updated", "record": {"email": "ada@x.org", "fullName": "Ada King"}}
         _push(env, created, renamed)
@@ -108,7 +108,7 @@ def test_a_sigkill_during_a_push_run_loses_nothing_and_duplicates_nothing(
     faults = Faults(delay=0.05)
     records = 30
     with faulty_proxy(server.base_url, faults) as proxy:
-        _connect(env, "acme-json", "json_server", {"base_url": proxy})
+        connect(env, "acme-json", "json_server", {"base_url": proxy})
         _push(
             env,
             *(
