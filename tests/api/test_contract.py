@@ -3,9 +3,11 @@ connect sessions confined to their tenant, the audit log and rate limits."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from uuid import UUID
 
 import httpx
 import pytest
@@ -143,17 +145,29 @@ def test_starting_an_import_without_a_prefect_server_says_how(world: ApiWorld, a
 def test_starting_an_import_creates_a_run_of_the_full_import_deployment(
     world: ApiWorld, acme: list[str], prefect_api: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import asyncio
-
     from prefect.client.orchestration import get_client
 
-    async def deploy() -> None:
+    async def deploy() -> UUID:
         async with get_client() as client:
             flow_id = await client.create_flow_from_name("full-import")
-            await client.create_deployment(flow_id=flow_id, name="full-import", entrypoint="flows/full_import.py:x")
+            entrypoint = "flows/full_import.py:x"
+            return await client.create_deployment(flow_id=flow_id, name="full-import", entrypoint=entrypoint)
+
+    async def undeploy(deployment_id: UUID) -> None:
+        async with get_client() as client:
+            await client.delete_deployment(deployment_id)
 
     monkeypatch.setenv("PREFECT_API_URL", prefect_api)
-    asyncio.run(deploy())
+    deployment_id = asyncio.run(deploy())
+    try:
+        assert_the_import_starts_a_run(world)
+    finally:  # the session's Prefect server is shared: a deployment left behind changes later tests' world
+        asyncio.run(undeploy(deployment_id))
+
+
+def assert_the_import_starts_a_run(world: ApiWorld) -> None:
+    from prefect.client.orchestration import get_client
+
     response = world.call("POST", "/tenants/acme/connections/acme-hubspot/imports", json={"restart": True})
     assert response.status_code == 202, response.text
     run = response.json()
