@@ -107,26 +107,35 @@ def connections_update(
 
 
 @connections_app.command("list")
-def connections_list(tenant: Annotated[str | None, typer.Option("--tenant", "-t")] = None) -> None:
-    """List connections (of one tenant, or all); credentials are never shown."""
-    from inlet.cli.output import print_table
+def connections_list(
+    tenant: Annotated[str | None, typer.Option("--tenant", "-t")] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> None:
+    """List connections (of one tenant a page at a time, or of all tenants); credentials are never shown."""
+    from inlet.cli.output import print_slice
 
+    headers = ("tenant", "connection", "app", "data source", "parameters", "credentials")
+    empty = (
+        "no connections yet: `inlet connections add --tenant TENANT --id ID --app APP --credential NAME=VALUE`"
+        " or `inlet connections connect --tenant TENANT --app APP`"
+    )
+    if cursor is not None and tenant is None:
+        raise typer.BadParameter("--cursor pages one tenant's connections: give --tenant too")
     with _errors():
         inst = installation()
-        tenants = (
-            [tenant] if tenant else [t.id for t in service.all_items(lambda c: service.list_tenants(inst, cursor=c))]
-        )
-        rows = [
-            (c.tenant, c.id, c.app, c.data_source, c.parameters, "***")
-            for tenant_id in tenants
-            for c in _connections_of(inst, tenant_id)
-        ]
-        headers = ("tenant", "connection", "app", "data source", "parameters", "credentials")
-        if print_table(headers, rows) == 0:
-            typer.echo(
-                "no connections yet: `inlet connections add --tenant TENANT --id ID --app APP --credential NAME=VALUE`"
-                " or `inlet connections connect --tenant TENANT --app APP`"
-            )
+        if tenant is not None:
+            page = service.list_connections(inst, tenant, cursor=cursor, limit=limit)
+            command = f"inlet connections list --tenant {tenant} --limit {limit}"
+            print_page(headers, [_connection_row(c) for c in page.items], page.next_cursor, command, empty=empty)
+            return
+        tenants = service.all_items(lambda c: service.list_tenants(inst, cursor=c))
+        rows = [_connection_row(c) for t in tenants for c in _connections_of(inst, t.id)]
+        print_slice(headers, rows, limit, "inlet connections list", empty=empty)
+
+
+def _connection_row(c: service.ConnectionView) -> tuple[object, ...]:
+    return (c.tenant, c.id, c.app, c.data_source, c.parameters, "***")
 
 
 @connections_app.command("connect")

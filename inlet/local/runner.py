@@ -101,20 +101,23 @@ def serve_receiver(
     vault = Vault.from_settings(settings)
     os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")  # receiver logs belong to no run
     apply_prefect_env(settings)
-    from flows.events import ChangeNotifier  # after apply_prefect_env: Prefect reads its settings on import
+    # after apply_prefect_env: Prefect reads its settings on import
+    from flows.events import ChangeNotifier, emit_changed
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("inlet").setLevel(logging.INFO)
-    if "PREFECT_API_URL" not in os.environ:
+    emit: Callable[[str, str], None] = emit_changed
+    if "PREFECT_API_URL" not in os.environ:  # never a temporary server: it would take the events to nobody
         logging.getLogger("inlet.receiver").warning(
-            "no Prefect server answers on port %d and PREFECT_API_URL is unset: change events go to a temporary "
-            "server and start no import; run `inlet up` or set PREFECT_API_URL",
+            "no Prefect server answers on port %d and PREFECT_API_URL is unset: webhooks are kept in each "
+            "connection's inbox and applied by its next scheduled poll once `inlet up` runs (or set PREFECT_API_URL)",
             settings.prefect_port,
         )
+        emit = _keep_in_inbox
     # uvicorn re-raises the signal it stopped on; exiting through SystemExit runs the `finally` below.
     for stop in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop, _exit_quietly)
-    notifier = ChangeNotifier(window=settings.notify_window)
+    notifier = ChangeNotifier(window=settings.notify_window, emit=emit)
     logging.getLogger("inlet.receiver").info(
         "receiving webhooks at http://%s:%d/webhooks/{app}/{tenant}/{connection}", host, port
     )
@@ -129,6 +132,10 @@ def serve_receiver(
     finally:
         notifier.close()
         flush_prefect()
+
+
+def _keep_in_inbox(tenant: str, connection: str) -> None:
+    """No Prefect server to tell: the change stays in the inbox, which the connection's next poll applies."""
 
 
 def _exit_quietly(signum: int, frame: Any) -> NoReturn:

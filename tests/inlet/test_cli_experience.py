@@ -4,6 +4,7 @@ tables with human times, and every known failure is one line and a non-zero exit
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -19,6 +20,7 @@ from typer.testing import CliRunner
 
 from inlet.cli import app
 from inlet.cli.output import human_time
+from inlet.errors import Conflict
 from inlet.local import free_port
 from inlet.settings import get_settings
 from inlet.store import DestinationOverride, Vault, add_connection, add_tenant, open_store
@@ -43,7 +45,8 @@ def invoke(*args: str) -> tuple[int, str, str]:
 def _connection(tenant: str = "demo", connection: str = "demo-hubspot") -> None:
     settings = get_settings()
     engine = open_store(settings.store_url)
-    add_tenant(engine, tenant)
+    with contextlib.suppress(Conflict):  # the tenant's second connection
+        add_tenant(engine, tenant)
     add_connection(engine, Vault.from_settings(settings), tenant_id=tenant, connection_id=connection, app="hubspot",
                    parameters={"base_url": "http://127.0.0.1:9"}, credentials={"token": SecretStr("x")},
                    egress=settings.egress.policy())  # fmt: skip
@@ -85,6 +88,22 @@ def test_tenants_list_is_a_table_with_a_footer_naming_the_next_page() -> None:
     assert footer.startswith("2 shown; more: inlet tenants list --limit 2 --cursor ")
     code, out, _ = invoke("tenants", "list", *footer.split("more: inlet tenants list ")[1].split())
     assert code == 0 and [row["tenant"] for row in table_rows(out)] == ["gamma"] and "no more" in out
+
+
+def test_connections_list_pages_one_tenant_and_slices_all_tenants() -> None:
+    for connection in ("a-1", "a-2", "a-3"):
+        _connection("alpha", connection)
+    _connection("beta", "b-1")
+    code, out, _ = invoke("connections", "list", "-t", "alpha", "--limit", "2")
+    assert code == 0 and [row["connection"] for row in table_rows(out)] == ["a-1", "a-2"]
+    footer = out.rstrip().splitlines()[-1]
+    assert footer.startswith("2 shown; more: inlet connections list --tenant alpha --limit 2 --cursor ")
+    code, out, _ = invoke("connections", "list", *footer.split("more: inlet connections list ")[1].split())
+    assert code == 0 and [row["connection"] for row in table_rows(out)] == ["a-3"] and "no more" in out
+    code, out, _ = invoke("connections", "list", "--limit", "3")
+    assert code == 0 and [row["connection"] for row in table_rows(out)] == ["a-1", "a-2", "a-3"]
+    assert "3 shown, 1 more: inlet connections list --limit 4" in out
+    assert invoke("connections", "list", "--cursor", "x")[0] == 2
 
 
 def test_times_read_as_a_person_reads_them() -> None:

@@ -399,3 +399,5 @@ def test_inlet_serve_answers_health_and_stops_on_sigterm(tmp_path: Path) -> None
     finally:
         stop_process(proc)
     assert proc.returncode == 0
+    log = (tmp_path / "serve.log").read_text()
+    assert "webhooks are kept in each connection's inbox" in log and "temporary" not in log
