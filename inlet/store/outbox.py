@@ -40,6 +40,7 @@ __all__ = [
     "park_records",
     "pending_batch",
     "purge",
+    "release",
     "renew",
     "replay",
     "write_events",
@@ -246,6 +247,12 @@ def renew(engine: Engine, ids: list[int], owner: str, lease_seconds: float) -> N
             .where(_outbox.c.id.in_(ids), _outbox.c.claimed_by == owner)
             .values(claimed_until=utcnow() + timedelta(seconds=lease_seconds))
         )
+
+
+def release(engine: Engine, ids: list[int], owner: str) -> None:
+    """Give back `owner`'s claim on these events untouched (the drain leaves them for another, at once)."""
+    with engine.begin() as db:
+        db.execute(update(_outbox).where(_outbox.c.id.in_(ids), _outbox.c.claimed_by == owner).values(**_RELEASED))
 
 
 def _prefix(rows: Sequence[Any], keep: Callable[[Any], bool]) -> list[Any]:
