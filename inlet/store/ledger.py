@@ -19,7 +19,7 @@ from sqlalchemy import Engine, and_, bindparam, delete, func, insert, null, sele
 from inlet.store.checkpoints import advance
 from inlet.store.engine import execute_many
 from inlet.store.inbox import remove as remove_from_inbox
-from inlet.store.outbox import event_row, write_events
+from inlet.store.outbox import Claim, event_row, write_events
 from inlet.store.push import bump_in
 from inlet.store.scope import PageScope
 from inlet.store.tables import LedgerEntry, QuarantinedRecord, utcnow
@@ -85,18 +85,27 @@ def write_page(
     *,
     quarantined: Iterable[tuple[str, str, str]] = (),
     next_request: str | None,
+    claim: Claim | None = None,
 ) -> PageCounts:
-    """Classify and commit one page with its checkpoint; quarantined is (external_id, raw json, error)."""
+    """Classify and commit one page with its checkpoint; quarantined is (external_id, raw json, error). With a
+    `claim`, the page's events are written claimed by its owner and listed in `claim.written` (after the commit,
+    they may be sent from memory)."""
     latest = {r.external_id: r for r in records}  # an id seen twice in a page: the later copy wins
     quarantined = list(quarantined)
     # A known record that now fails mapping still exists in the source: the sweep must not delete it.
     held = [external_id for external_id, _, _ in quarantined if external_id not in latest]
     counts = PageCounts()
-    with engine.begin() as db:
-        _stage_and_apply(db, scope, latest, held, counts)
-        counts.quarantined = _quarantine_rows(db, scope, quarantined)
-        _count_echoes(db, scope, counts)
-        advance(db, scope.connection_id, scope.data_source, next_request, len(records))
+    written = len(claim.written) if claim is not None else 0
+    try:
+        with engine.begin() as db:
+            _stage_and_apply(db, scope, latest, held, counts, claim)
+            counts.quarantined = _quarantine_rows(db, scope, quarantined)
+            _count_echoes(db, scope, counts)
+            advance(db, scope.connection_id, scope.data_source, next_request, len(records))
+    except BaseException:
+        if claim is not None:  # rolled back: none of the page's events exist
+            del claim.written[written:]
+        raise
     return counts
 
 
@@ -150,7 +159,12 @@ def live_ids(engine: Engine, scope: PageScope) -> set[str]:
 
 
 def _stage_and_apply(
-    db: DBConnection, scope: PageScope, latest: dict[str, MappedRecord], held: list[str], counts: PageCounts
+    db: DBConnection,
+    scope: PageScope,
+    latest: dict[str, MappedRecord],
+    held: list[str],
+    counts: PageCounts,
+    claim: Claim | None = None,
 ) -> None:
     known = _known(db, scope, [*latest, *held])
     if _any_quarantined(db, scope):
@@ -189,7 +203,7 @@ def _stage_and_apply(
             seen.append({**_ledger_key(scope, external_id), "g": scope.generation, "r": mapped.raw})
             counts.unchanged += 1
     kept = [{**_ledger_key(scope, external_id), "g": scope.generation} for external_id in held if external_id in known]
-    _apply(db, inserts, changes, seen, events, kept)
+    _apply(db, inserts, changes, seen, events, kept, claim)
 
 
 def sweep(engine: Engine, scope: PageScope, *, max_share: float, force: bool = False) -> SweepResult:
@@ -291,6 +305,7 @@ def _apply(
     seen: list[dict[str, Any]],
     events: list[dict[str, Any]],
     kept: list[dict[str, Any]],
+    claim: Claim | None = None,
 ) -> None:
     """Write a page; `seen` records are unchanged (their raw payload may have changed), `kept` failed mapping."""
     key = and_(
@@ -316,7 +331,7 @@ def _apply(
         )
     execute_many(db, update(_ledger).where(key).values(last_seen_run=bindparam("g"), raw=bindparam("r")), seen)
     execute_many(db, update(_ledger).where(key).values(last_seen_run=bindparam("g")), kept)
-    write_events(db, events)
+    write_events(db, events, claim)
 
 
 def _release(db: DBConnection, scope: PageScope, ids: Sequence[str]) -> None:

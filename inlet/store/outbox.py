@@ -9,7 +9,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,6 +22,7 @@ from inlet.store.scope import PageScope
 from inlet.store.tables import OutboxEvent, utcnow
 
 __all__ = [
+    "Claim",
     "OutboxCounts",
     "OutboxEntry",
     "PendingEvent",
@@ -35,6 +36,7 @@ __all__ = [
     "event_row",
     "held_by_dead",
     "idempotency_key",
+    "leads",
     "next_attempt",
     "park",
     "park_records",
@@ -111,12 +113,75 @@ def event_row(
     }
 
 
-def write_events(db: DBConnection, events: list[dict[str, Any]]) -> None:
-    """Add events inside the caller's transaction (the ledger's page or batch of changes)."""
-    created = bind_value(db, _outbox.c.created_at, utcnow())
+@dataclass
+class Claim:
+    """Events written already claimed by the drain `owner`, which takes them from memory (`written`, in id order)
+    instead of reading them back: the full import's sender. Until its lease lapses no other drain sends them."""
+
+    owner: str
+    lease_seconds: float
+    written: list[PendingEvent] = field(default_factory=list)
+
+
+def write_events(db: DBConnection, events: list[dict[str, Any]], claim: Claim | None = None) -> None:
+    """Add events inside the caller's transaction (the ledger's page or batch of changes); with a `claim`, claimed
+    by its owner, and appended to `claim.written` with their ids."""
+    now = utcnow()
+    created = bind_value(db, _outbox.c.created_at, now)
+    owner = until = None
+    if claim is not None and events:
+        lapses = now + timedelta(seconds=claim.lease_seconds)
+        owner, until = claim.owner, bind_value(db, _outbox.c.claimed_until, lapses)
     for event in events:
         event["created_at"] = created
+        event["claimed_by"], event["claimed_until"] = owner, until
+    if claim is None or not events:
+        execute_many(db, insert(_outbox), events)
+        return
+    floor = db.execute(select(func.coalesce(func.max(_outbox.c.id), 0))).scalar_one()
     execute_many(db, insert(_outbox), events)
+    # The rows just written, in id order (= the order written): the newest ids claimed by this owner.
+    ids = (
+        db.execute(
+            select(_outbox.c.id).where(_outbox.c.id > floor, _outbox.c.claimed_by == owner).order_by(_outbox.c.id)
+        )
+        .scalars()
+        .all()
+    )
+    if len(ids) != len(events):
+        raise RuntimeError(f"wrote {len(events)} outbox events but found {len(ids)} claimed by {owner}")
+    claim.written.extend(
+        PendingEvent(
+            i,
+            e["event_id"],
+            e["tenant_id"],
+            e["connection_id"],
+            e["data_source"],
+            e["external_id"],
+            e["type"],
+            e["record"],
+            e["source_updated_at"],
+            e["idempotency_key"],
+            0,
+            now,
+        )
+        for i, e in zip(ids, events, strict=True)
+    )
+
+
+def leads(engine: Engine, events: Sequence[PendingEvent]) -> bool:
+    """Whether `events` (id order) are exactly the oldest pending events of their connection, none due later:
+    a batch taken from memory may go only when nothing of the connection waits before it or between its rows."""
+    first, last = events[0], events[-1]
+    with engine.connect() as db:
+        oldest, count = db.execute(
+            select(func.min(_outbox.c.id), func.count()).where(
+                _outbox.c.connection_id == first.connection_id,
+                _outbox.c.status == "pending",
+                _outbox.c.id <= last.id,
+            )
+        ).one()
+    return bool(oldest == first.id and count == len(events))
 
 
 def pending_batch(engine: Engine, connection_id: str, limit: int, *, now: datetime | None = None) -> list[PendingEvent]:
@@ -238,14 +303,15 @@ def claim_batch(
     return [PendingEvent(*row[:-1]) for row in taken]  # the columns in the dataclass's order, then claimed_by
 
 
-def renew(engine: Engine, ids: list[int], owner: str, lease_seconds: float) -> None:
-    """Extend `owner`'s claim on these events (before another try of a slow batch)."""
+def renew(engine: Engine, ids: list[int], owner: str, lease_seconds: float) -> int:
+    """Extend `owner`'s claim on these events (before another try of a slow batch); how many it still held."""
     with engine.begin() as db:
-        db.execute(
+        held: int = db.execute(
             update(_outbox)
             .where(_outbox.c.id.in_(ids), _outbox.c.claimed_by == owner)
             .values(claimed_until=utcnow() + timedelta(seconds=lease_seconds))
-        )
+        ).rowcount
+    return held
 
 
 def _prefix(rows: Sequence[Any], keep: Callable[[Any], bool]) -> list[Any]:
