@@ -7,12 +7,12 @@ import os
 import stat
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ClauseElement, ColumnElement, Engine, event, text
+from sqlalchemy import ClauseElement, ColumnElement, Dialect, Engine, event, text
 from sqlalchemy import Connection as DBConnection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
@@ -46,15 +46,22 @@ def execute_many(db: DBConnection, statement: ClauseElement, rows: Sequence[Mapp
     """
     if not rows:
         return
-    compiled = statement.compile(dialect=db.dialect, column_keys=list(rows[0]))
-    assert isinstance(compiled, SQLCompiler)
-    names = compiled.positiontup or ()
+    sql, names, positional = _compiled(statement, tuple(rows[0]), db.dialect)
     params: Sequence[Any] = rows
-    if compiled.positional and len(names) > 1:
+    if positional and len(names) > 1:
         params = list(map(itemgetter(*names), rows))  # a row's values in the statement's order, made in C
-    elif compiled.positional:
+    elif positional:
         params = [(row[names[0]],) for row in rows] if names else [() for _ in rows]
-    db.exec_driver_sql(compiled.string, params)
+    db.exec_driver_sql(sql, params)
+
+
+@lru_cache(maxsize=256)
+def _compiled(statement: ClauseElement, keys: tuple[str, ...], dialect: Dialect) -> tuple[str, tuple[str, ...], bool]:
+    """The SQL of `statement` for rows with `keys`, its parameters' order, and whether they are positional (cached:
+    the hot paths build their statements once)."""
+    compiled = statement.compile(dialect=dialect, column_keys=list(keys))
+    assert isinstance(compiled, SQLCompiler)
+    return compiled.string, tuple(compiled.positiontup or ()), bool(compiled.positional)
 
 
 def bind_value(db: DBConnection, column: ColumnElement[Any], value: Any) -> Any:

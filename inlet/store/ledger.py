@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import Connection as DBConnection
@@ -41,8 +41,9 @@ _ledger = LedgerEntry.__table__  # type: ignore[attr-defined]  # SQLModel sets _
 _quarantine = QuarantinedRecord.__table__  # type: ignore[attr-defined]
 
 
-@dataclass(frozen=True)
-class MappedRecord:
+class MappedRecord(NamedTuple):
+    """One record mapped for the app, with what the ledger keeps of it (a named tuple: cheap to make per record)."""
+
     external_id: str
     record: dict[str, Any]
     source_updated_at: str | None
@@ -253,14 +254,25 @@ def _scope_filter(scope: PageScope) -> list[Any]:
     return [_ledger.c.connection_id == scope.connection_id, _ledger.c.data_source == scope.data_source]
 
 
+_KNOWN = select(_ledger.c.external_id, _ledger.c.payload_hash, _ledger.c.version, _ledger.c.deleted_at).where(
+    _ledger.c.connection_id == bindparam("c"), _ledger.c.data_source == bindparam("d")
+)
+# On SQLite the page's ids travel as one JSON array: an IN list of a thousand parameters costs more to compile
+# than the lookup itself.
+_KNOWN_SQLITE = _KNOWN.where(
+    _ledger.c.external_id.in_(select(func.json_each(bindparam("ids")).table_valued("value").c.value))
+)
+_KNOWN_ANY = _KNOWN.where(_ledger.c.external_id.in_(bindparam("ids", expanding=True)))
+
+
 def _known(db: DBConnection, scope: PageScope, ids: list[str]) -> dict[str, Any]:
     if not ids:
         return {}
-    rows = db.execute(
-        select(_ledger.c.external_id, _ledger.c.payload_hash, _ledger.c.version, _ledger.c.deleted_at).where(
-            *_scope_filter(scope), _ledger.c.external_id.in_(ids)
-        )
-    )
+    where = {"c": scope.connection_id, "d": scope.data_source}
+    if db.dialect.name == "sqlite":
+        rows = db.execute(_KNOWN_SQLITE, {**where, "ids": orjson.dumps(ids).decode()})
+    else:
+        rows = db.execute(_KNOWN_ANY, {**where, "ids": ids})
     return {row.external_id: row for row in rows}
 
 
@@ -298,6 +310,29 @@ def _ledger_row(scope: PageScope, mapped: MappedRecord, digest: str) -> dict[str
     }
 
 
+_KEY = and_(
+    _ledger.c.connection_id == bindparam("c"),
+    _ledger.c.data_source == bindparam("d"),
+    _ledger.c.external_id == bindparam("e"),
+)
+# Built once, so execute_many compiles each once per process.
+_INSERT = insert(_ledger)
+_CHANGE = (
+    update(_ledger)
+    .where(_KEY)
+    .values(
+        payload_hash=bindparam("h"),
+        version=bindparam("v"),
+        source_updated_at=bindparam("u"),
+        last_seen_run=bindparam("g"),
+        deleted_at=null(),
+        raw=bindparam("r"),
+    )
+)
+_SEEN = update(_ledger).where(_KEY).values(last_seen_run=bindparam("g"), raw=bindparam("r"))
+_KEPT = update(_ledger).where(_KEY).values(last_seen_run=bindparam("g"))
+
+
 def _apply(
     db: DBConnection,
     inserts: list[dict[str, Any]],
@@ -308,29 +343,10 @@ def _apply(
     claim: Claim | None = None,
 ) -> None:
     """Write a page; `seen` records are unchanged (their raw payload may have changed), `kept` failed mapping."""
-    key = and_(
-        _ledger.c.connection_id == bindparam("c"),
-        _ledger.c.data_source == bindparam("d"),
-        _ledger.c.external_id == bindparam("e"),
-    )
-    execute_many(db, insert(_ledger), inserts)
-    if changes:
-        execute_many(
-            db,
-            update(_ledger)
-            .where(key)
-            .values(
-                payload_hash=bindparam("h"),
-                version=bindparam("v"),
-                source_updated_at=bindparam("u"),
-                last_seen_run=bindparam("g"),
-                deleted_at=null(),
-                raw=bindparam("r"),
-            ),
-            changes,
-        )
-    execute_many(db, update(_ledger).where(key).values(last_seen_run=bindparam("g"), raw=bindparam("r")), seen)
-    execute_many(db, update(_ledger).where(key).values(last_seen_run=bindparam("g")), kept)
+    execute_many(db, _INSERT, inserts)
+    execute_many(db, _CHANGE, changes)
+    execute_many(db, _SEEN, seen)
+    execute_many(db, _KEPT, kept)
     write_events(db, events, claim)
 
 

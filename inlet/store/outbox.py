@@ -11,7 +11,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import Connection as DBConnection
@@ -49,10 +50,13 @@ __all__ = [
 
 _outbox = OutboxEvent.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ at class creation
 _RELEASED: dict[str, Any] = {"claimed_by": None, "claimed_until": None}
+_INSERT = insert(_outbox)  # built once, so execute_many compiles it once per process
 
 
-@dataclass(frozen=True)
-class PendingEvent:
+class PendingEvent(NamedTuple):
+    """One pending event as a drain sends it (a named tuple: a thousand are made per batch, ten times cheaper than
+    a frozen dataclass)."""
+
     id: int
     event_id: str
     tenant_id: str
@@ -77,8 +81,15 @@ class OutboxCounts:
 
 def idempotency_key(scope: PageScope, external_id: str, version: int) -> str:
     """The same for every retry or replay of one change of one record; a new change version, a new key."""
-    material = f"{scope.tenant_id}\x1f{scope.connection_id}\x1f{scope.data_source}\x1f{external_id}\x1f{version}"
-    return hashlib.sha256(material.encode()).hexdigest()[:40]
+    digest = _scope_digest(scope.tenant_id, scope.connection_id, scope.data_source).copy()
+    digest.update(f"{external_id}\x1f{version}".encode())
+    return digest.hexdigest()[:40]
+
+
+@lru_cache(maxsize=64)
+def _scope_digest(tenant_id: str, connection_id: str, data_source: str) -> hashlib._Hash:
+    """SHA-256 fed with the scope's part of the key material (copied per key, as if fed in one go)."""
+    return hashlib.sha256(f"{tenant_id}\x1f{connection_id}\x1f{data_source}\x1f".encode())
 
 
 def event_row(
@@ -136,18 +147,18 @@ def write_events(db: DBConnection, events: list[dict[str, Any]], claim: Claim | 
         event["created_at"] = created
         event["claimed_by"], event["claimed_until"] = owner, until
     if claim is None or not events:
-        execute_many(db, insert(_outbox), events)
+        execute_many(db, _INSERT, events)
         return
     floor = db.execute(select(func.coalesce(func.max(_outbox.c.id), 0))).scalar_one()
-    execute_many(db, insert(_outbox), events)
-    # The rows just written, in id order (= the order written): the newest ids claimed by this owner.
-    ids = (
-        db.execute(
-            select(_outbox.c.id).where(_outbox.c.id > floor, _outbox.c.claimed_by == owner).order_by(_outbox.c.id)
-        )
-        .scalars()
-        .all()
-    )
+    execute_many(db, _INSERT, events)
+    # The rows just written, in id order (= the order written): the newest ids claimed by this owner. SQLite gives
+    # them consecutive ids (the write lock is held); otherwise they are read one by one.
+    mine = (_outbox.c.id > floor, _outbox.c.claimed_by == owner)
+    span = select(func.min(_outbox.c.id), func.max(_outbox.c.id), func.count()).where(*mine)
+    low, high, count = db.execute(span).one()
+    ids: Sequence[int] = range(low, high + 1) if count == len(events) and high - low + 1 == count else []
+    if not ids:
+        ids = db.execute(select(_outbox.c.id).where(*mine).order_by(_outbox.c.id)).scalars().all()
     if len(ids) != len(events):
         raise RuntimeError(f"wrote {len(events)} outbox events but found {len(ids)} claimed by {owner}")
     claim.written.extend(
@@ -197,7 +208,7 @@ def pending_batch(engine: Engine, connection_id: str, limit: int, *, now: dateti
         if first is None:
             return []
         rows = db.execute(
-            select(*(_outbox.c[name] for name in PendingEvent.__dataclass_fields__))
+            select(*(_outbox.c[name] for name in PendingEvent._fields))
             .where(
                 _outbox.c.connection_id == connection_id,
                 _outbox.c.status == "pending",
@@ -261,7 +272,7 @@ def claim_batch(
                 return None
             stale = first.claimed_by
         rows = db.execute(
-            select(*(_outbox.c[name] for name in PendingEvent.__dataclass_fields__), _outbox.c.claimed_by)
+            select(*(_outbox.c[name] for name in PendingEvent._fields), _outbox.c.claimed_by)
             .where(
                 _outbox.c.connection_id == connection_id,
                 _outbox.c.status == "pending",
@@ -518,6 +529,9 @@ def held_by_dead(engine: Engine, events: list[PendingEvent]) -> list[PendingEven
     """The events whose record has an older dead letter: sending them first would reorder the record."""
     first = events[0]
     with engine.connect() as db:
+        dead_here = (_outbox.c.connection_id == first.connection_id, _outbox.c.status == "dead")
+        if db.execute(select(_outbox.c.id).where(*dead_here).limit(1)).first() is None:
+            return []  # the common case: one indexed probe, no list of a thousand ids
         dead = db.execute(
             select(_outbox.c.data_source, _outbox.c.external_id, func.min(_outbox.c.id))
             .where(

@@ -68,6 +68,26 @@ async def test_runs_in_one_process_share_one_store_engine(inlet_env: InletEnvFac
         await second.aclose()
 
 
+def test_events_go_from_memory_and_the_app_ends_with_the_source_records_once(
+    inlet_env: InletEnvFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = inlet_env(records=250)
+    read_back: list[int] = []
+    claim_batch = outbox.claim_batch
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        batch = claim_batch(*args, **kwargs)
+        read_back.append(len(batch or []))
+        return batch
+
+    monkeypatch.setattr(outbox, "claim_batch", counted)
+    summary = run_import()
+    assert summary.delivered == 250 and sum(read_back) == 0  # every event went from memory, none was read back
+    stats = env.app_stats()
+    assert (stats["records"], stats["duplicates"], stats["events_applied"]) == (250, 0, 250)
+    assert outbox.counts(create_store_engine(env.settings.store_url)).pending == 0
+
+
 def test_app_receives_mapped_records(inlet_env: InletEnvFactory) -> None:
     env = inlet_env(records=5)
     run_import()
