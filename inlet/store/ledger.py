@@ -281,13 +281,16 @@ def _event(scope: PageScope, mapped: MappedRecord, kind: str, version: int, body
     return event_row(scope, mapped.external_id, kind, version, None, updated_at, record_json=body.decode())
 
 
+_ANY_QUARANTINED = (
+    select(_quarantine.c.external_id)
+    .where(_quarantine.c.connection_id == bindparam("c"), _quarantine.c.data_source == bindparam("d"))
+    .limit(1)
+)
+
+
 def _any_quarantined(db: DBConnection, scope: PageScope) -> bool:
     """Whether the connection's data source has quarantined records (most pages of most runs: none to release)."""
-    found = db.execute(
-        select(_quarantine.c.external_id)
-        .where(_quarantine.c.connection_id == scope.connection_id, _quarantine.c.data_source == scope.data_source)
-        .limit(1)
-    ).first()
+    found = db.execute(_ANY_QUARANTINED, {"c": scope.connection_id, "d": scope.data_source}).first()
     return found is not None
 
 

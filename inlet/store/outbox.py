@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import Connection as DBConnection
-from sqlalchemy import Engine, delete, func, insert, or_, select, update
+from sqlalchemy import Engine, bindparam, delete, func, insert, or_, select, update
 
 from inlet.store.engine import bind_value, execute_many
 from inlet.store.scope import PageScope
@@ -149,16 +149,14 @@ def write_events(db: DBConnection, events: list[dict[str, Any]], claim: Claim | 
     if claim is None or not events:
         execute_many(db, _INSERT, events)
         return
-    floor = db.execute(select(func.coalesce(func.max(_outbox.c.id), 0))).scalar_one()
+    floor = db.execute(_NEWEST).scalar_one()
     execute_many(db, _INSERT, events)
     # The rows just written, in id order (= the order written): the newest ids claimed by this owner. SQLite gives
     # them consecutive ids (the write lock is held); otherwise they are read one by one.
-    mine = (_outbox.c.id > floor, _outbox.c.claimed_by == owner)
-    span = select(func.min(_outbox.c.id), func.max(_outbox.c.id), func.count()).where(*mine)
-    low, high, count = db.execute(span).one()
+    low, high, count = db.execute(_SPAN, {"floor": floor, "owner": owner}).one()
     ids: Sequence[int] = range(low, high + 1) if count == len(events) and high - low + 1 == count else []
     if not ids:
-        ids = db.execute(select(_outbox.c.id).where(*mine).order_by(_outbox.c.id)).scalars().all()
+        ids = db.execute(_MINE.order_by(_outbox.c.id), {"floor": floor, "owner": owner}).scalars().all()
     if len(ids) != len(events):
         raise RuntimeError(f"wrote {len(events)} outbox events but found {len(ids)} claimed by {owner}")
     claim.written.extend(
@@ -180,18 +178,22 @@ def write_events(db: DBConnection, events: list[dict[str, Any]], claim: Claim | 
     )
 
 
+_NEWEST = select(func.coalesce(func.max(_outbox.c.id), 0))
+_MINE = select(_outbox.c.id).where(_outbox.c.id > bindparam("floor"), _outbox.c.claimed_by == bindparam("owner"))
+_SPAN = select(func.min(_outbox.c.id), func.max(_outbox.c.id), func.count()).where(
+    _outbox.c.id > bindparam("floor"), _outbox.c.claimed_by == bindparam("owner")
+)
+_UP_TO = select(func.min(_outbox.c.id), func.count()).where(
+    _outbox.c.connection_id == bindparam("c"), _outbox.c.status == "pending", _outbox.c.id <= bindparam("last")
+)
+
+
 def leads(engine: Engine, events: Sequence[PendingEvent]) -> bool:
     """Whether `events` (id order) are exactly the oldest pending events of their connection, none due later:
     a batch taken from memory may go only when nothing of the connection waits before it or between its rows."""
     first, last = events[0], events[-1]
     with engine.connect() as db:
-        oldest, count = db.execute(
-            select(func.min(_outbox.c.id), func.count()).where(
-                _outbox.c.connection_id == first.connection_id,
-                _outbox.c.status == "pending",
-                _outbox.c.id <= last.id,
-            )
-        ).one()
+        oldest, count = db.execute(_UP_TO, {"c": first.connection_id, "last": last.id}).one()
     return bool(oldest == first.id and count == len(events))
 
 
