@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections import deque
 
-from inlet.store import Claim, PendingEvent, outbox
+from inlet.store import Claim, PendingEvent, Store, outbox
 
 __all__ = ["Handoff"]
 
@@ -62,6 +62,11 @@ class Handoff:
         self._held -= len(batch)
         self._room.set()
         return written, batch
+
+    def release(self, engine: Store, connection_id: str) -> int:
+        """After the run (its writer and sender done): free what the sender left claimed, for any later drain."""
+        self.close()
+        return outbox.release(engine, connection_id, self.owner)
 
     def close(self) -> None:
         """No more events from memory: what was handed over and not taken stays in the outbox for a drain."""

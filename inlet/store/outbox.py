@@ -43,6 +43,7 @@ __all__ = [
     "park_records",
     "pending_batch",
     "purge",
+    "release",
     "renew",
     "replay",
     "write_events",
@@ -325,6 +326,15 @@ def renew(engine: Engine, ids: list[int], owner: str, lease_seconds: float) -> i
             .values(claimed_until=utcnow() + timedelta(seconds=lease_seconds))
         ).rowcount
     return held
+
+
+def release(engine: Engine, connection_id: str, owner: str) -> int:
+    """Free the connection's pending events `owner` still claims (its drain is over: a full import's sender that
+    stopped early leaves the rest of the run's events claimed by their write); how many it held."""
+    held = (_outbox.c.connection_id == connection_id, _outbox.c.status == "pending", _outbox.c.claimed_by == owner)
+    with engine.begin() as db:
+        freed: int = db.execute(update(_outbox).where(*held).values(**_RELEASED)).rowcount
+    return freed
 
 
 def _prefix(rows: Sequence[Any], keep: Callable[[Any], bool]) -> list[Any]:

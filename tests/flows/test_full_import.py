@@ -19,7 +19,7 @@ from prefect.client.schemas.filters import (
     TaskRunFilterFlowRunId,
 )
 from sqlalchemy import Engine, update
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from connectors.errors import AuthError, MalformedPage, RetryableError
 from flows.deliver_outbox import deliver_outbox
@@ -208,6 +208,8 @@ def test_app_down_keeps_the_outbox_and_delivers_when_it_returns(inlet_env: Inlet
         run_import()
     engine = create_store_engine(env.settings.store_url)
     assert outbox.counts(engine).pending == 120
+    with Session(engine) as session:  # the run's sender left: none of its events stays claimed
+        assert all(e.claimed_by is None for e in session.exec(select(OutboxEvent)))
     secret = env.settings.destination_secret()
     assert secret is not None
     app = start_app_process(int(env.app.rsplit(":", 1)[1]), tmp_path, secret.get_secret_value())
