@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -456,6 +457,7 @@ class Connector:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS_FROM, _MS_UNTIL = 100_000_000_000, 253_402_300_800_000  # epoch milliseconds of 1973-03-03 and 10000-01-01
 
 
 def to_iso(value: Any) -> str | None:
@@ -465,6 +467,9 @@ def to_iso(value: Any) -> str | None:
         return None
     if isinstance(value, str) and value.isdigit():
         value = int(value)
+    if type(value) is int and _MS_FROM < value < _MS_UNTIL:  # epoch milliseconds (most apps): the C clock formats
+        seconds, millis = divmod(value, 1000)
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
     if not isinstance(value, int | float):
         return str(value)
     try:  # epoch + timedelta: exact for integer milliseconds

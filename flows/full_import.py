@@ -157,6 +157,7 @@ async def _import(run: ImportRuntime) -> ImportSummary:
     finally:
         run.importing_done.set()
         drained = await delivery
+        await anyio.to_thread.run_sync(run.handoff.release, run.engine, run.loaded.connection.id)
         summary.seconds_total = time.perf_counter() - started
         summary.seconds_rate_limited = run.connector.seconds_rate_limited
         _fill(summary, counts, drained)

@@ -16,7 +16,7 @@ from connectors.base import Connector
 from connectors.budget import RequestBudget
 from connectors.registry import load, open_connector
 from connectors.tls import tls_context
-from inlet.delivery import Destination, destination_for
+from inlet.delivery import Destination, Handoff, destination_for
 from inlet.mapping import build_mapper
 from inlet.oauth import oauth_auth
 from inlet.settings import Settings
@@ -74,6 +74,7 @@ class ImportRuntime:
     destination: Destination
     app_client: httpx.AsyncClient
     records_per_task: int
+    handoff: Handoff  # the pages' events, from the writer to the sender in memory
     page_written: asyncio.Event = field(default_factory=asyncio.Event)
     importing_done: asyncio.Event = field(default_factory=asyncio.Event)  # the last page is written
     events_written: int = 0  # since the last drain: the deliverer waits for a full batch
@@ -122,4 +123,5 @@ def open_runtime(job: ImportJob, settings: Settings, *, engine: Store | None = N
         destination=destination,
         app_client=httpx.AsyncClient(timeout=destination.timeout_seconds, verify=tls_context()),
         records_per_task=settings.records_per_task,
+        handoff=Handoff(destination.lease_seconds, capacity=2 * destination.batch_size),
     )

@@ -17,7 +17,7 @@ from connectors.base import Page, PageRequest
 from connectors.writes import modified_by_inlet
 from flows.runtime import ImportRuntime
 from inlet.delivery import DrainResult, drain
-from inlet.store import Heard, MappedRecord, PageCounts, PageScope, echo_ids, write_page
+from inlet.store import Claim, Heard, MappedRecord, PageCounts, PageScope, echo_ids, write_page
 from mappings import RecordError
 
 __all__ = ["PageOutcome", "list_records", "map_records", "send_to_app"]
@@ -56,7 +56,10 @@ async def list_records(run: ImportRuntime, pages: AsyncIterator[Page], scope: Pa
         started = time.perf_counter()
         page = await anext(pages)
         fetched = time.perf_counter()
-        counts = await anyio.to_thread.run_sync(_map_and_write, run, scope, page)
+        claim = run.handoff.claim()
+        counts = await anyio.to_thread.run_sync(_map_and_write, run, scope, page, claim)
+        if claim is not None:
+            await run.handoff.put(claim.written)
         outcome.add(page, counts, fetched - started, time.perf_counter() - fetched)
         run.events_written += counts.created + counts.updated
         if run.events_written >= run.destination.batch_size:
@@ -72,19 +75,30 @@ async def send_to_app(run: ImportRuntime, *, alongside: bool = False) -> DrainRe
     so none per batch). It drains whenever a full batch was written, and once more after the last page.
     """
     total = DrainResult()
-    while True:
-        if alongside and not run.importing_done.is_set():
-            waiters = [asyncio.ensure_future(run.page_written.wait()), asyncio.ensure_future(run.importing_done.wait())]
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            for waiter in waiters:
-                waiter.cancel()
-        run.page_written.clear()
-        run.events_written = 0
-        finished = not alongside or run.importing_done.is_set()
-        result = await drain(run.engine, run.loaded.connection.id, run.destination, run.app_client)
-        total.add(result)
-        if result.pending_left or finished:
-            return total
+    handoff = run.handoff if alongside else None
+    try:
+        while True:
+            if alongside and not run.importing_done.is_set():
+                waiters = [
+                    asyncio.ensure_future(run.page_written.wait()),
+                    asyncio.ensure_future(run.importing_done.wait()),
+                ]
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                for waiter in waiters:
+                    waiter.cancel()
+            run.page_written.clear()
+            run.events_written = 0
+            finished = not alongside or run.importing_done.is_set()
+            connection = run.loaded.connection.id
+            result = await drain(
+                run.engine, connection, run.destination, run.app_client, handoff=handoff, final=finished
+            )
+            total.add(result)
+            if result.pending_left or finished:
+                return total
+    finally:
+        if handoff is not None:  # the writer must not wait for a sender that left: the outbox keeps the rest
+            handoff.close()
 
 
 def map_records(
@@ -97,20 +111,22 @@ def map_records(
     quarantined: list[tuple[str, str, str]] = []
     keep_raw = run.settings.keep_raw
     raws = list(raws)
-    echoes = _echoes(run, raws)
-    for external_id, raw in raws:
+    updated_at, collection = run.connector.updated_at, run.collection
+    stamps = [updated_at(collection, raw) for _, raw in raws]
+    echoes = _echoes(run, raws, stamps)
+    to_app = run.mapper.map
+    for (external_id, raw), stamp in zip(raws, stamps, strict=True):
         try:
-            record = run.mapper.map(raw)
+            record = to_app(raw)
         except RecordError as exc:
             quarantined.append((external_id, orjson.dumps(raw).decode(), str(exc)))
             continue
-        updated_at = run.connector.updated_at(run.collection, raw)
         kept = orjson.dumps(raw).decode() if keep_raw else None
-        mapped.append(MappedRecord(external_id, record, updated_at, kept, echo=external_id in echoes))
+        mapped.append(MappedRecord(external_id, record, stamp, kept, echo=external_id in echoes))
     return mapped, quarantined
 
 
-def _echoes(run: ImportRuntime, raws: list[tuple[str, dict[str, Any]]]) -> set[str]:
+def _echoes(run: ImportRuntime, raws: list[tuple[str, dict[str, Any]]], stamps: list[str | None]) -> set[str]:
     """The records among `raws` that are inlet's own writes heard again (bi-directional sync)."""
     writes = run.connector.collection(run.collection).writes
     marked = writes is not None and writes.modified_by is not None  # the app's own "modified by" marker
@@ -118,14 +134,13 @@ def _echoes(run: ImportRuntime, raws: list[tuple[str, dict[str, Any]]]) -> set[s
     def by_inlet(raw: dict[str, Any]) -> bool | None:
         return modified_by_inlet(run.connector, run.collection, raw) if marked else None
 
-    heard = [Heard(i, raw, run.connector.updated_at(run.collection, raw), by_inlet(raw)) for i, raw in raws]
+    heard = (Heard(i, raw, stamp, by_inlet(raw)) for (i, raw), stamp in zip(raws, stamps, strict=True))
     window = run.settings.push_echo_window_seconds
     return echo_ids(run.engine, run.loaded.connection.id, run.job.data_source, heard, window_seconds=window)
 
 
-def _map_and_write(run: ImportRuntime, scope: PageScope, page: Page) -> PageCounts:
+def _map_and_write(run: ImportRuntime, scope: PageScope, page: Page, claim: Claim | None) -> PageCounts:
     identified = ((run.connector.record_id(run.collection, raw), raw) for raw in page.records)
     mapped, quarantined = map_records(run, identified)
-    return write_page(
-        run.engine, scope, mapped, quarantined=quarantined, next_request=page.next.to_json() if page.next else None
-    )
+    next_request = page.next.to_json() if page.next else None
+    return write_page(run.engine, scope, mapped, quarantined=quarantined, next_request=next_request, claim=claim)

@@ -3,12 +3,12 @@
 One record's render (its UDM step and its app mapping together) may take at most `iterations` loop steps
 (`{% for %}` items; a `range()` no longer than that), nest calls (macros, recursive loops) at most `depth`
 deep, build no text, list or output heavier than `max_size` characters or items, and run at most
-`record_seconds`, checked every few loop steps, calls and operators. The time is the CPU time of the rendering
-thread with garbage collection taken out: wall time would charge a template for the machine's load, the GIL
-and the collector's pauses, and quarantine good records on a busy worker. A record over budget raises
-`BudgetExceeded`, a RecordError: it is quarantined with the reason and the run goes on. A mapper whose records
-overrun the time budget `overruns` times stops rendering for the rest of its run, so a template holds a
-connection's slot for at most `overruns` x `record_seconds`.
+`record_seconds` from its first loop step, call or operator, checked every few of them. The time is the CPU
+time of the rendering thread with garbage collection taken out: wall time would charge a template for the
+machine's load, the GIL and the collector's pauses, and quarantine good records on a busy worker. A record over
+budget raises `BudgetExceeded`, a RecordError: it is quarantined with the reason and the run goes on. A mapper
+whose records overrun the time budget `overruns` times stops rendering for the rest of its run, so a template
+holds a connection's slot for at most `overruns` x `record_seconds`.
 
 The meter of the record being rendered lives in a context variable; code outside a render (a test calling
 a template directly) gets a fresh meter with the default budget.
@@ -85,14 +85,18 @@ class Meter:
         self.steps = self.depth = self.ticks = 0
 
     def start(self) -> Meter:
-        self.deadline = self.clock() + self.budget.record_seconds
+        """A new record: its clock starts at its first tick. A record that never ticks (plain lookups and filters,
+        bounded by the size limits) never reads the clock, which costs about as much as mapping a simple record."""
+        self.deadline = 0.0
         self.steps = self.depth = self.ticks = 0
         return self
 
     def tick(self) -> None:
-        """Refuse to go on past the record's time budget (the clock is read every few ticks)."""
+        """Refuse to go on past the record's time budget (the clock is read at the first tick, then every few)."""
         self.ticks += 1
-        if self.ticks % _TICK_EVERY == 0 and self.clock() > self.deadline:
+        if self.ticks == 1:
+            self.deadline = self.clock() + self.budget.record_seconds
+        elif self.ticks % _TICK_EVERY == 0 and self.clock() > self.deadline:
             self.exceeded("time", f"more than {self.budget.record_seconds:g}s for one record", "RECORD_SECONDS")
 
     def step(self) -> None:

@@ -149,7 +149,29 @@ def _direct(node: nodes.Node) -> Renderer | None:
         return None if inner is None else lambda context: not inner(context)
     if isinstance(node, nodes.Filter) and node.node is not None:
         return _filter_call(node)
+    if isinstance(node, nodes.Test):
+        return _test_call(node)
+    if isinstance(node, nodes.CondExpr) and node.expr2 is not None:  # without `else`, Jinja's message is kept
+        test, then, otherwise = _direct(node.test), _direct(node.expr1), _direct(node.expr2)
+        if test is None or then is None or otherwise is None:
+            return None
+        return lambda context: then(context) if test(context) else otherwise(context)
     return None
+
+
+def _test_call(node: nodes.Test) -> Renderer | None:
+    """`value is mapping` and the like: a plain test with constant arguments, called as Jinja calls it."""
+    function: Callable[..., Any] | None = _env.tests.get(node.name)  # type: ignore[assignment]  # jinja types it as a bare `function`
+    constant = all(isinstance(a, nodes.Const) for a in node.args) and all(
+        isinstance(k.value, nodes.Const) for k in node.kwargs
+    )
+    inner = _direct(node.node)
+    plain = function is not None and getattr(function, "jinja_pass_arg", None) is None
+    if not plain or not constant or node.dyn_args or node.dyn_kwargs or inner is None or function is None:
+        return None
+    args = [a.value for a in node.args]  # type: ignore[attr-defined]  # checked to be Const above
+    kwargs = {str(k.key): k.value.value for k in node.kwargs}  # type: ignore[attr-defined]
+    return lambda context: function(inner(context), *args, **kwargs)
 
 
 def _filter_call(node: nodes.Filter) -> Renderer | None:

@@ -2,6 +2,7 @@
 
 from inlet.delivery.auth import BearerToken, ClientCredentials
 from inlet.delivery.destinations import destination_for, retire_secret, rotate_secret, set_destination
+from inlet.delivery.handoff import Handoff
 from inlet.delivery.policy import Destination, DrainResult, encode_batch, shown_url
 from inlet.delivery.sender import drain
 from inlet.delivery.signing import generate_secret, sign_headers, verify
@@ -13,6 +14,7 @@ __all__ = [
     "Destination",
     "DestinationFigures",
     "DrainResult",
+    "Handoff",
     "destination_figures",
     "destination_for",
     "drain",

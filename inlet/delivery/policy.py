@@ -94,6 +94,11 @@ class Destination(DeliveryPolicy):
         return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:32]
 
     @property
+    def lease_seconds(self) -> float:
+        """How long a drain's claim on a batch holds: at least two of the app's timeouts."""
+        return max(self.claim_seconds, 2 * self.timeout_seconds)
+
+    @property
     def breaker(self) -> breaker.BreakerPolicy:
         return breaker.BreakerPolicy(self.breaker_threshold, self.breaker_cooldown_seconds, self.retry_cap_seconds)
 

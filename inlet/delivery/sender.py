@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 
 from connectors import full_jitter
 from inlet.delivery import breaker
+from inlet.delivery.handoff import Handoff
 from inlet.delivery.policy import (
     Destination,
     DrainResult,
@@ -72,28 +73,39 @@ class Sender:
         self.parked_ids: set[int] = set()
         self.breaker_clean: bool | None = None  # closed with no failures: a success need not write
         self.owner = outbox.claimant()
-        self.lease = max(destination.claim_seconds, 2 * destination.timeout_seconds)
+        self.lease = destination.lease_seconds
         self.claimed_at = 0.0
         self.wait_for_others = True
+        self.handoff: Handoff | None = None  # the import's writer hands its events over in memory
+        self.final = True  # the writer is done: once memory is empty, read what the outbox still holds
 
     async def drain(self, connection_id: str) -> DrainResult:
         d = self.destination
         idle = 0.05
         while True:
-            claimed_at = time.monotonic()
-            claim = outbox.claim_batch
-            batch = await in_thread(claim, self.engine, connection_id, d.batch_size, self.owner, self.lease)
-            if batch is None:  # another drain is sending this connection's oldest events
-                if not self.wait_for_others:
-                    self.result.busy_elsewhere = True
+            batch: list[PendingEvent] | None = None
+            if self.handoff is not None and self.handoff.active:
+                if len(self.handoff) == 0:
+                    if not self.final:
+                        return self.result
+                    self.handoff.close()
+                else:
+                    batch = await self._from_memory()
+            if batch is None:
+                claimed_at = time.monotonic()
+                claim = outbox.claim_batch
+                batch = await in_thread(claim, self.engine, connection_id, d.batch_size, self.owner, self.lease)
+                if batch is None:  # another drain is sending this connection's oldest events
+                    if not self.wait_for_others:
+                        self.result.busy_elsewhere = True
+                        return self.result
+                    await asyncio.sleep(idle)  # not self.sleep: that one paces the app's retries
+                    idle = min(1.0, idle * 2)
+                    continue
+                idle, self.claimed_at = 0.05, claimed_at
+                if not batch:
+                    await self._note_deferred(connection_id)
                     return self.result
-                await asyncio.sleep(idle)  # not self.sleep: that one paces the app's retries
-                idle = min(1.0, idle * 2)
-                continue
-            idle, self.claimed_at = 0.05, claimed_at
-            if not batch:
-                await self._note_deferred(connection_id)
-                return self.result
             if held := await in_thread(outbox.held_by_dead, self.engine, batch):
                 await self._park_dead(held, "an older event of the same record is a dead letter; replay it first")
                 continue
@@ -113,6 +125,24 @@ class Sender:
                 return self.result
             finally:
                 self.result.seconds_posting += time.perf_counter() - started
+
+    async def _from_memory(self) -> list[PendingEvent] | None:
+        """The next batch the writer handed over, once the outbox confirms it may go now (still claimed by this
+        sender, nothing of the connection before or between its rows); None: the hand-off is closed, and the
+        drain reads the outbox instead (where the batch's rows still are)."""
+        assert self.handoff is not None
+        written, batch = self.handoff.take(self.destination.batch_size)
+        fresh = time.monotonic() - written < self.lease / 3  # no other drain can have taken a claim this young
+        if await in_thread(self._may_send, batch, fresh):
+            self.claimed_at = written if fresh else time.monotonic()
+            return batch
+        self.handoff.close()
+        return None
+
+    def _may_send(self, batch: list[PendingEvent], fresh: bool) -> bool:
+        if not fresh and outbox.renew(self.engine, [e.id for e in batch], self.owner, self.lease) != len(batch):
+            return False
+        return outbox.leads(self.engine, batch)
 
     async def _deliver(self, events: list[PendingEvent], tries: int) -> None:
         """Deliver `events` or make dead letters of the ones the app refuses; raises _Unavailable."""
@@ -294,11 +324,17 @@ async def drain(
     sleep: Callable[[float], object] = asyncio.sleep,
     clock: Callable[[], datetime] = utcnow,
     wait_for_others: bool = True,
+    handoff: Handoff | None = None,
+    final: bool = True,
 ) -> DrainResult:
     """Send every due pending event of one connection, batch by batch, until none is left or the app fails.
 
     Each batch is claimed first (one sender per row). While another drain sends the connection's oldest events,
-    this one waits for it (`wait_for_others`) or leaves them to it, with `busy_elsewhere` set."""
+    this one waits for it (`wait_for_others`) or leaves them to it, with `busy_elsewhere` set. With a `handoff`
+    (a full import), the events its writer handed over go from memory, under the claims they were written with;
+    until the `final` drain (the writer is done), a drain ends when memory is empty."""
     sender = Sender(engine, destination, client, sleep, clock)
     sender.wait_for_others = wait_for_others
+    if handoff is not None:
+        sender.handoff, sender.owner, sender.final = handoff, handoff.owner, final
     return await sender.drain(connection_id)

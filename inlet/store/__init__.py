@@ -40,7 +40,7 @@ from inlet.store.ledger import (
     write_changes,
     write_page,
 )
-from inlet.store.outbox import OutboxEntry, PendingEvent, entries, idempotency_key, purge, replay
+from inlet.store.outbox import Claim, OutboxEntry, PendingEvent, entries, idempotency_key, purge, replay
 from inlet.store.poison import PoisonEvent, drop_poison, list_poison, quarantine_events, retry_poison
 from inlet.store.push import (
     Link,
@@ -137,6 +137,7 @@ from inlet.store.tenancy import (
 from inlet.store.vault import Vault, ensure_key_file
 
 __all__ = [
+    "Claim",
     "WebhookSubscription",
     "forget_subscription",
     "list_subscriptions",

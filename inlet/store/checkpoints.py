@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import Connection as DBConnection
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, bindparam, select, update
 from sqlmodel import Session
 
 from inlet.store.tables import Checkpoint, utcnow
@@ -48,14 +48,18 @@ def current_generation(engine: Engine, connection_id: str, data_source: str) -> 
 
 def advance(db: DBConnection, connection_id: str, data_source: str, next_request: str | None, records: int) -> None:
     """Count one more committed page (inside its transaction); no next request: the enumeration is complete."""
-    db.execute(
-        update(_checkpoint)
-        .where(_checkpoint.c.connection_id == connection_id, _checkpoint.c.data_source == data_source)
-        .values(
-            next_request=next_request,
-            pages=_checkpoint.c.pages + 1,
-            records=_checkpoint.c.records + records,
-            complete=next_request is None,
-            updated_at=utcnow(),
-        )
+    values = {"next_request": next_request, "records": records, "complete": next_request is None, "now": utcnow()}
+    db.execute(_ADVANCE, {"c": connection_id, "d": data_source, **values})
+
+
+_ADVANCE = (  # built once: a page's write runs it
+    update(_checkpoint)
+    .where(_checkpoint.c.connection_id == bindparam("c"), _checkpoint.c.data_source == bindparam("d"))
+    .values(
+        next_request=bindparam("next_request"),
+        pages=_checkpoint.c.pages + 1,
+        records=_checkpoint.c.records + bindparam("records"),
+        complete=bindparam("complete"),
+        updated_at=bindparam("now", type_=_checkpoint.c.updated_at.type),
     )
+)

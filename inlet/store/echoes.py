@@ -9,7 +9,7 @@ decides on its own: `by_inlet=False` is never an echo. A deletion is an echo whe
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -51,16 +51,16 @@ def field_value(raw: Mapping[str, Any], path: str) -> Any:
 
 
 def echo_ids(
-    engine: Engine, connection_id: str, data_source: str, heard: Sequence[Heard], *, window_seconds: float
+    engine: Engine, connection_id: str, data_source: str, heard: Iterable[Heard], *, window_seconds: float
 ) -> set[str]:
-    """The external ids among `heard` that are echoes of inlet's own writes."""
-    if not heard:
-        return set()
+    """The external ids among `heard` that are echoes of inlet's own writes. `heard` is taken only when inlet
+    wrote to the connection within the window: a generator spares the common case building a `Heard` per record."""
     since = utcnow() - timedelta(seconds=window_seconds)
     scope = (_echo.c.connection_id == connection_id, _echo.c.data_source == data_source, _echo.c.written_at >= since)
     with engine.connect() as db:
         if not db.execute(select(exists().where(*scope))).scalar():
             return set()  # the common case: nothing written lately, one indexed probe per page
+        heard = list(heard)
         writes = _writes(db, scope, [h.external_id for h in heard])
     return {h.external_id for h in heard if any(_is_echo(h, w) for w in writes.get(h.external_id, ()))}
 

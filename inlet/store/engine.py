@@ -6,11 +6,13 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Mapping, Sequence
-from functools import cache
+from datetime import datetime
+from functools import cache, lru_cache
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ClauseElement, ColumnElement, Engine, event, text
+from sqlalchemy import ClauseElement, ColumnElement, Dialect, Engine, event, text
 from sqlalchemy import Connection as DBConnection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
@@ -44,18 +46,31 @@ def execute_many(db: DBConnection, statement: ClauseElement, rows: Sequence[Mapp
     """
     if not rows:
         return
-    compiled = statement.compile(dialect=db.dialect, column_keys=list(rows[0]))
+    sql, names, positional = _compiled(statement, tuple(rows[0]), db.dialect)
+    params: Sequence[Any] = rows
+    if positional and len(names) > 1:
+        params = list(map(itemgetter(*names), rows))  # a row's values in the statement's order, made in C
+    elif positional:
+        params = [(row[names[0]],) for row in rows] if names else [() for _ in rows]
+    db.exec_driver_sql(sql, params)
+
+
+@lru_cache(maxsize=256)
+def _compiled(statement: ClauseElement, keys: tuple[str, ...], dialect: Dialect) -> tuple[str, tuple[str, ...], bool]:
+    """The SQL of `statement` for rows with `keys`, its parameters' order, and whether they are positional (cached:
+    the hot paths build their statements once)."""
+    compiled = statement.compile(dialect=dialect, column_keys=list(keys))
     assert isinstance(compiled, SQLCompiler)
-    params: Sequence[Any] = (
-        [tuple(row[name] for name in compiled.positiontup or ()) for row in rows] if compiled.positional else rows
-    )
-    db.exec_driver_sql(compiled.string, params)
+    return compiled.string, tuple(compiled.positiontup or ()), bool(compiled.positional)
 
 
 def bind_value(db: DBConnection, column: ColumnElement[Any], value: Any) -> Any:
     """A value as this dialect's driver takes it for `column` (SQLite stores datetimes as text)."""
     processor = column.type.bind_processor(db.dialect)
-    return processor(value) if processor else value
+    value = processor(value) if processor else value
+    if isinstance(value, datetime) and db.dialect.name == "sqlite":
+        return value.isoformat(" ")  # what sqlite3's default adapter stores, made once rather than once per row
+    return value
 
 
 def create_store_engine(url: str) -> Engine:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import Connection as DBConnection
@@ -19,7 +19,7 @@ from sqlalchemy import Engine, and_, bindparam, delete, func, insert, null, sele
 from inlet.store.checkpoints import advance
 from inlet.store.engine import execute_many
 from inlet.store.inbox import remove as remove_from_inbox
-from inlet.store.outbox import event_row, write_events
+from inlet.store.outbox import Claim, event_row, write_events
 from inlet.store.push import bump_in
 from inlet.store.scope import PageScope
 from inlet.store.tables import LedgerEntry, QuarantinedRecord, utcnow
@@ -41,8 +41,9 @@ _ledger = LedgerEntry.__table__  # type: ignore[attr-defined]  # SQLModel sets _
 _quarantine = QuarantinedRecord.__table__  # type: ignore[attr-defined]
 
 
-@dataclass(frozen=True)
-class MappedRecord:
+class MappedRecord(NamedTuple):
+    """One record mapped for the app, with what the ledger keeps of it (a named tuple: cheap to make per record)."""
+
     external_id: str
     record: dict[str, Any]
     source_updated_at: str | None
@@ -85,18 +86,27 @@ def write_page(
     *,
     quarantined: Iterable[tuple[str, str, str]] = (),
     next_request: str | None,
+    claim: Claim | None = None,
 ) -> PageCounts:
-    """Classify and commit one page with its checkpoint; quarantined is (external_id, raw json, error)."""
+    """Classify and commit one page with its checkpoint; quarantined is (external_id, raw json, error). With a
+    `claim`, the page's events are written claimed by its owner and listed in `claim.written` (after the commit,
+    they may be sent from memory)."""
     latest = {r.external_id: r for r in records}  # an id seen twice in a page: the later copy wins
     quarantined = list(quarantined)
     # A known record that now fails mapping still exists in the source: the sweep must not delete it.
     held = [external_id for external_id, _, _ in quarantined if external_id not in latest]
     counts = PageCounts()
-    with engine.begin() as db:
-        _stage_and_apply(db, scope, latest, held, counts)
-        counts.quarantined = _quarantine_rows(db, scope, quarantined)
-        _count_echoes(db, scope, counts)
-        advance(db, scope.connection_id, scope.data_source, next_request, len(records))
+    written = len(claim.written) if claim is not None else 0
+    try:
+        with engine.begin() as db:
+            _stage_and_apply(db, scope, latest, held, counts, claim)
+            counts.quarantined = _quarantine_rows(db, scope, quarantined)
+            _count_echoes(db, scope, counts)
+            advance(db, scope.connection_id, scope.data_source, next_request, len(records))
+    except BaseException:
+        if claim is not None:  # rolled back: none of the page's events exist
+            del claim.written[written:]
+        raise
     return counts
 
 
@@ -150,7 +160,12 @@ def live_ids(engine: Engine, scope: PageScope) -> set[str]:
 
 
 def _stage_and_apply(
-    db: DBConnection, scope: PageScope, latest: dict[str, MappedRecord], held: list[str], counts: PageCounts
+    db: DBConnection,
+    scope: PageScope,
+    latest: dict[str, MappedRecord],
+    held: list[str],
+    counts: PageCounts,
+    claim: Claim | None = None,
 ) -> None:
     known = _known(db, scope, [*latest, *held])
     if _any_quarantined(db, scope):
@@ -189,7 +204,7 @@ def _stage_and_apply(
             seen.append({**_ledger_key(scope, external_id), "g": scope.generation, "r": mapped.raw})
             counts.unchanged += 1
     kept = [{**_ledger_key(scope, external_id), "g": scope.generation} for external_id in held if external_id in known]
-    _apply(db, inserts, changes, seen, events, kept)
+    _apply(db, inserts, changes, seen, events, kept, claim)
 
 
 def sweep(engine: Engine, scope: PageScope, *, max_share: float, force: bool = False) -> SweepResult:
@@ -239,14 +254,25 @@ def _scope_filter(scope: PageScope) -> list[Any]:
     return [_ledger.c.connection_id == scope.connection_id, _ledger.c.data_source == scope.data_source]
 
 
+_KNOWN = select(_ledger.c.external_id, _ledger.c.payload_hash, _ledger.c.version, _ledger.c.deleted_at).where(
+    _ledger.c.connection_id == bindparam("c"), _ledger.c.data_source == bindparam("d")
+)
+# On SQLite the page's ids travel as one JSON array: an IN list of a thousand parameters costs more to compile
+# than the lookup itself.
+_KNOWN_SQLITE = _KNOWN.where(
+    _ledger.c.external_id.in_(select(func.json_each(bindparam("ids")).table_valued("value").c.value))
+)
+_KNOWN_ANY = _KNOWN.where(_ledger.c.external_id.in_(bindparam("ids", expanding=True)))
+
+
 def _known(db: DBConnection, scope: PageScope, ids: list[str]) -> dict[str, Any]:
     if not ids:
         return {}
-    rows = db.execute(
-        select(_ledger.c.external_id, _ledger.c.payload_hash, _ledger.c.version, _ledger.c.deleted_at).where(
-            *_scope_filter(scope), _ledger.c.external_id.in_(ids)
-        )
-    )
+    where = {"c": scope.connection_id, "d": scope.data_source}
+    if db.dialect.name == "sqlite":
+        rows = db.execute(_KNOWN_SQLITE, {**where, "ids": orjson.dumps(ids).decode()})
+    else:
+        rows = db.execute(_KNOWN_ANY, {**where, "ids": ids})
     return {row.external_id: row for row in rows}
 
 
@@ -255,13 +281,16 @@ def _event(scope: PageScope, mapped: MappedRecord, kind: str, version: int, body
     return event_row(scope, mapped.external_id, kind, version, None, updated_at, record_json=body.decode())
 
 
+_ANY_QUARANTINED = (
+    select(_quarantine.c.external_id)
+    .where(_quarantine.c.connection_id == bindparam("c"), _quarantine.c.data_source == bindparam("d"))
+    .limit(1)
+)
+
+
 def _any_quarantined(db: DBConnection, scope: PageScope) -> bool:
     """Whether the connection's data source has quarantined records (most pages of most runs: none to release)."""
-    found = db.execute(
-        select(_quarantine.c.external_id)
-        .where(_quarantine.c.connection_id == scope.connection_id, _quarantine.c.data_source == scope.data_source)
-        .limit(1)
-    ).first()
+    found = db.execute(_ANY_QUARANTINED, {"c": scope.connection_id, "d": scope.data_source}).first()
     return found is not None
 
 
@@ -284,6 +313,29 @@ def _ledger_row(scope: PageScope, mapped: MappedRecord, digest: str) -> dict[str
     }
 
 
+_KEY = and_(
+    _ledger.c.connection_id == bindparam("c"),
+    _ledger.c.data_source == bindparam("d"),
+    _ledger.c.external_id == bindparam("e"),
+)
+# Built once, so execute_many compiles each once per process.
+_INSERT = insert(_ledger)
+_CHANGE = (
+    update(_ledger)
+    .where(_KEY)
+    .values(
+        payload_hash=bindparam("h"),
+        version=bindparam("v"),
+        source_updated_at=bindparam("u"),
+        last_seen_run=bindparam("g"),
+        deleted_at=null(),
+        raw=bindparam("r"),
+    )
+)
+_SEEN = update(_ledger).where(_KEY).values(last_seen_run=bindparam("g"), raw=bindparam("r"))
+_KEPT = update(_ledger).where(_KEY).values(last_seen_run=bindparam("g"))
+
+
 def _apply(
     db: DBConnection,
     inserts: list[dict[str, Any]],
@@ -291,32 +343,14 @@ def _apply(
     seen: list[dict[str, Any]],
     events: list[dict[str, Any]],
     kept: list[dict[str, Any]],
+    claim: Claim | None = None,
 ) -> None:
     """Write a page; `seen` records are unchanged (their raw payload may have changed), `kept` failed mapping."""
-    key = and_(
-        _ledger.c.connection_id == bindparam("c"),
-        _ledger.c.data_source == bindparam("d"),
-        _ledger.c.external_id == bindparam("e"),
-    )
-    execute_many(db, insert(_ledger), inserts)
-    if changes:
-        execute_many(
-            db,
-            update(_ledger)
-            .where(key)
-            .values(
-                payload_hash=bindparam("h"),
-                version=bindparam("v"),
-                source_updated_at=bindparam("u"),
-                last_seen_run=bindparam("g"),
-                deleted_at=null(),
-                raw=bindparam("r"),
-            ),
-            changes,
-        )
-    execute_many(db, update(_ledger).where(key).values(last_seen_run=bindparam("g"), raw=bindparam("r")), seen)
-    execute_many(db, update(_ledger).where(key).values(last_seen_run=bindparam("g")), kept)
-    write_events(db, events)
+    execute_many(db, _INSERT, inserts)
+    execute_many(db, _CHANGE, changes)
+    execute_many(db, _SEEN, seen)
+    execute_many(db, _KEPT, kept)
+    write_events(db, events, claim)
 
 
 def _release(db: DBConnection, scope: PageScope, ids: Sequence[str]) -> None:

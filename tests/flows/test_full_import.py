@@ -19,7 +19,7 @@ from prefect.client.schemas.filters import (
     TaskRunFilterFlowRunId,
 )
 from sqlalchemy import Engine, update
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from connectors.errors import AuthError, MalformedPage, RetryableError
 from flows.deliver_outbox import deliver_outbox
@@ -66,6 +66,26 @@ async def test_runs_in_one_process_share_one_store_engine(inlet_env: InletEnvFac
     finally:
         await first.aclose()
         await second.aclose()
+
+
+def test_events_go_from_memory_and_the_app_ends_with_the_source_records_once(
+    inlet_env: InletEnvFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = inlet_env(records=250)
+    read_back: list[int] = []
+    claim_batch = outbox.claim_batch
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        batch = claim_batch(*args, **kwargs)
+        read_back.append(len(batch or []))
+        return batch
+
+    monkeypatch.setattr(outbox, "claim_batch", counted)
+    summary = run_import()
+    assert summary.delivered == 250 and sum(read_back) == 0  # every event went from memory, none was read back
+    stats = env.app_stats()
+    assert (stats["records"], stats["duplicates"], stats["events_applied"]) == (250, 0, 250)
+    assert outbox.counts(create_store_engine(env.settings.store_url)).pending == 0
 
 
 def test_app_receives_mapped_records(inlet_env: InletEnvFactory) -> None:
@@ -188,6 +208,8 @@ def test_app_down_keeps_the_outbox_and_delivers_when_it_returns(inlet_env: Inlet
         run_import()
     engine = create_store_engine(env.settings.store_url)
     assert outbox.counts(engine).pending == 120
+    with Session(engine) as session:  # the run's sender left: none of its events stays claimed
+        assert all(e.claimed_by is None for e in session.exec(select(OutboxEvent)))
     secret = env.settings.destination_secret()
     assert secret is not None
     app = start_app_process(int(env.app.rsplit(":", 1)[1]), tmp_path, secret.get_secret_value())

@@ -230,8 +230,8 @@ def test_sweep_leaves_other_connections_alone(store: Engine) -> None:
 
 
 def test_raw_payload_is_kept_and_follows_the_source_even_when_the_mapped_record_is_unchanged(store: Engine) -> None:
-    write_page(store, SCOPE, [replace(user("1"), raw='{"id":"1","v":1}')], next_request=None)
-    counts = write_page(store, NEXT_RUN, [replace(user("1"), raw='{"id":"1","v":2}')], next_request=None)
+    write_page(store, SCOPE, [user("1")._replace(raw='{"id":"1","v":1}')], next_request=None)
+    counts = write_page(store, NEXT_RUN, [user("1")._replace(raw='{"id":"1","v":2}')], next_request=None)
     assert counts.unchanged == 1 and entries(store)["1"].raw == '{"id":"1","v":2}'
 
 

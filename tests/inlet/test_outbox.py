@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import Engine, select
 
-from inlet.store import MappedRecord, OutboxEvent, PageScope, outbox, utcnow, write_page
+from inlet.delivery import Handoff
+from inlet.store import MappedRecord, OutboxEvent, PageScope, PendingEvent, outbox, utcnow, write_page
 
 USERS = PageScope("acme", "acme-hubspot", "users", generation="gen-1", run_id="run-1")
 CONTACTS = replace(USERS, data_source="contacts")
@@ -200,3 +202,39 @@ def test_the_claim_of_a_process_gone_from_this_host_is_void_at_once(engine: Engi
     alive = outbox.claimant()  # this process: its claim holds for another drain of it
     assert outbox.claim_batch(engine, "acme-hubspot", 10, alive, 3600, now=utcnow() + timedelta(hours=2))
     assert outbox.claim_batch(engine, "acme-hubspot", 10, outbox.claimant(), 3600) is None
+
+
+def test_a_claimed_write_lists_its_events_as_the_outbox_holds_them(engine: Engine) -> None:
+    claim = outbox.Claim(outbox.claimant(), 60.0)
+    records = [MappedRecord(i, {"email": f"{i}@example.org"}, None) for i in "312"]
+    write_page(engine, USERS, records, next_request="x", claim=claim)
+    held = outbox.pending_batch(engine, "acme-hubspot", 100)
+    assert [e[:11] for e in claim.written] == [e[:11] for e in held]  # all but created_at, in id order
+    assert outbox.claim_batch(engine, "acme-hubspot", 100, outbox.claimant(), 60.0) is None  # no other drain takes them
+
+
+def test_a_batch_from_memory_goes_only_when_nothing_of_the_connection_waits_before_or_in_it(engine: Engine) -> None:
+    put(engine, USERS, "0")
+    claim = outbox.Claim(outbox.claimant(), 60.0)
+    write_page(engine, USERS, [MappedRecord(i, {"email": i}, None) for i in "123"], next_request="x", claim=claim)
+    assert not outbox.leads(engine, claim.written)  # event "0" is older
+    outbox.ack(engine, ids_of(engine, "0"))
+    assert outbox.leads(engine, claim.written) and outbox.leads(engine, claim.written[:2])
+    assert not outbox.leads(engine, claim.written[1:])  # "1" would be overtaken
+
+
+async def test_the_writer_waits_while_the_hand_off_is_full_and_never_once_it_is_closed() -> None:
+    handoff = Handoff(60.0, capacity=2)
+    events = [PendingEvent(i, "", "", "", "", str(i), "created", "{}", None, "", 0, utcnow()) for i in range(4)]
+    await handoff.put(events[:2])
+    blocked = asyncio.ensure_future(handoff.put(events[2:]))
+    await asyncio.sleep(0.01)
+    assert not blocked.done() and len(handoff) == 2
+    assert [e.id for e in handoff.take(3)[1]] == [0, 1]
+    await blocked
+    assert [e.id for e in handoff.take(1)[1]] == [2] and len(handoff) == 1
+    await handoff.put(events[:2])  # 3 held: over capacity
+    waiting = asyncio.ensure_future(handoff.put(events))
+    handoff.close()
+    await waiting
+    assert len(handoff) == 0 and handoff.claim() is None
