@@ -113,7 +113,7 @@ class Sender:
                 breaker.gate, self.engine, d.key, d.breaker, self.clock(), d.fingerprint
             )
             if verdict == "open":  # not this drain's turn: the batch goes back, free for the probe's drain
-                await in_thread(outbox.release, self.engine, [e.id for e in batch], self.owner)
+                await in_thread(outbox.release, self.engine, connection_id, self.owner)
                 await self._park(probe_at)
                 return self.result
             self.result.batches += 1

@@ -337,12 +337,6 @@ def release(engine: Engine, connection_id: str, owner: str) -> int:
     return freed
 
 
-def release(engine: Engine, ids: list[int], owner: str) -> None:
-    """Give back `owner`'s claim on these events untouched (the drain leaves them for another, at once)."""
-    with engine.begin() as db:
-        db.execute(update(_outbox).where(_outbox.c.id.in_(ids), _outbox.c.claimed_by == owner).values(**_RELEASED))
-
-
 def _prefix(rows: Sequence[Any], keep: Callable[[Any], bool]) -> list[Any]:
     """The leading rows that `keep` accepts: a row claimed by another drain ends the batch (order holds)."""
     out = []

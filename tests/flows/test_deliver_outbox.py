@@ -41,10 +41,16 @@ async def run_sweep() -> tuple[Any, dict[str, Any], list[int]]:
     async with get_client() as client:
         flt = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]))
         artifacts = {a.key or "": a.data for a in await client.read_artifacts(artifact_filter=flt)}
-        limits = [
-            g.limit for g in await client.read_global_concurrency_limits() if g.name.startswith("inlet-destination-")
-        ]
+        limits = [g.limit for g in await _every_limit(client) if g.name.startswith("inlet-destination-")]
     return result, artifacts, limits
+
+
+async def _every_limit(client: Any) -> list[Any]:
+    """Every global concurrency limit on the session's server (the client reads 10 a page; earlier tests add many)."""
+    found: list[Any] = []
+    while page := await client.read_global_concurrency_limits(limit=100, offset=len(found)):
+        found += page
+    return found
 
 
 def test_the_sweep_delivers_every_due_connection_under_a_destination_limit(inlet_env: InletEnvFactory) -> None:
