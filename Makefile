@@ -32,7 +32,7 @@ test: $(BIN)/inlet
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
-	$(BIN)/python -m pytest -q -rs
+	$(BIN)/python -m pytest -q -rs -n 2 --dist loadfile --no-loadscope-reorder
 
 # docs/connector.schema.json and docs/connector-yaml.md, generated from connectors/spec.py
 reference: $(BIN)/inlet

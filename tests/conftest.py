@@ -17,7 +17,8 @@ _ROOT = Path(__file__).resolve().parent.parent
 _CACHE = _ROOT / ".cache" / "test"
 (_CACHE / "tmp").mkdir(parents=True, exist_ok=True)
 os.environ["TMPDIR"] = str(_CACHE / "tmp")
-os.environ.setdefault("PREFECT_HOME", str(_CACHE / "prefect"))
+# Under pytest-xdist each worker has its own Prefect home (and its own session Prefect server, below).
+os.environ.setdefault("PREFECT_HOME", str(_CACHE / f"prefect-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"))
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ["PREFECT_LOGGING_EXTRA_LOGGERS"] = "connectors,mappings,inlet"
@@ -41,8 +42,30 @@ _NEEDS = {
 }
 
 
+# The longest modules start first, so that under `-n 2` the two workers finish together (xdist hands out whole
+# modules in this order with --no-loadscope-reorder); minutes each on this machine.
+LONGEST_FIRST = (
+    "tests/integration/test_scale_out.py",
+    "tests/integration/test_stack.py",
+    "tests/integration/test_slot_after_server_crash.py",
+    "tests/integration/test_bench_scale.py",
+    "tests/security/test_secret_grep.py",
+    "tests/flows/test_incremental.py",
+    "tests/push/test_round_trip.py",
+    "tests/flows/test_oauth_import.py",
+    "tests/integration/test_import_real_apps.py",
+)
+
+
+def _start_rank(item: pytest.Item) -> int:
+    path = item.nodeid.split("::")[0]
+    return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip, with the reason, the tests whose outside service is absent on this machine (CI has them all)."""
+    """Skip, with the reason, the tests whose outside service is absent on this machine (CI has them all); the
+    longest modules first."""
+    items.sort(key=_start_rank)  # stable: each module keeps its own order
     from bench.real_apps import JSON_SERVER_SKIP_REASON, json_server_bin
     from tests.support.real_apps import KINTO_SKIP_REASON, kinto_bin
 
