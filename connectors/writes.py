@@ -144,13 +144,18 @@ def kept_fields(spec: WritesSpec, op: WriteOp) -> tuple[dict[str, object], tuple
     return kept, tuple(sorted(set(op.fields) - set(kept)))
 
 
-async def find_existing(connector: Connector, data_source: str, fields: Mapping[str, object]) -> str | None:
+async def find_existing(
+    connector: Connector, data_source: str, fields: Mapping[str, object], *, lost_create: bool = True
+) -> str | None:
     """The id of the record a create of `fields` would duplicate (by the `find:` lookup), or None. None too
-    when the app declares no lookup, or `fields` lack what it looks up by. Several matches: WriteConflict."""
+    when the app declares no lookup, or `fields` lack what it looks up by. Several matches: WriteConflict.
+    A `scan` (the whole listing) runs only for a `lost_create`: an earlier try may have made the record."""
     collection, spec = writes_of(connector, data_source)
     if spec.find is None:
         return None
-    wanted = _field_tokens([spec.find.params, spec.find.body])
+    if spec.find.scan:
+        return await _scan(connector, collection, spec.find, fields) if lost_create else None
+    wanted = _field_tokens([spec.find.params, spec.find.body]) + spec.find.match
     if any(lookup(fields, name, None) in (None, "") for name in wanted):
         return None  # the fields lack what the app looks records up by
     values = _find_params(spec.find, fields)
@@ -175,6 +180,23 @@ async def find_existing(connector: Connector, data_source: str, fields: Mapping[
         raise WriteConflict(
             f"{connector.name}.{collection}: {len(ids)} records match {sorted(values)}; which one a lost "
             "create made is ambiguous",
+            connector=connector.name,
+            existing_id=ids[0],
+        )
+    return ids[0] if ids else None
+
+
+async def _scan(connector: Connector, collection: str, find: FindSpec, fields: Mapping[str, object]) -> str | None:
+    """The one listed record holding every `match` field as written (none of them written: no look-up)."""
+    if not find.match or any(lookup(fields, name, None) in (None, "") for name in find.match):
+        return None
+    ids = []
+    async for page in connector.pages(collection):
+        ids += [connector.record_id(collection, r) for r in page.records if _holds(r, fields, find.match)]
+    if len(ids) > 1:
+        raise WriteConflict(
+            f"{connector.name}.{collection}: {len(ids)} records match {find.match}; which one a lost create made "
+            "is ambiguous",
             connector=connector.name,
             existing_id=ids[0],
         )
@@ -306,6 +328,15 @@ def _matches(record: Mapping[str, Any], fields: Mapping[str, object], names: lis
     for name in names:
         shown = lookup(record, name, MISSING)
         if shown is not MISSING and str(shown).lower() != str(lookup(fields, name)).lower():
+            return False
+    return True
+
+
+def _holds(record: Mapping[str, Any], fields: Mapping[str, object], names: list[str]) -> bool:
+    """The record shows every one of `names` with the written value (case-folded, as apps compare emails)."""
+    for name in names:
+        shown = lookup(record, name, MISSING)
+        if shown is MISSING or str(shown).lower() != str(lookup(fields, name)).lower():
             return False
     return True
 

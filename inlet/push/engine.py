@@ -35,6 +35,7 @@ import orjson
 from connectors.errors import ConnectorError, RetryableError, WriteConflict, WriteRejected
 from connectors.writes import WriteOp, WriteResult, find_existing, write
 from inlet.delivery import breaker
+from inlet.push.body import nested_body
 from inlet.push.conflicts import Conflict, external_changed, latest, resolve
 from inlet.push.reverse import Reversed
 from inlet.push.runtime import PushRuntime
@@ -207,13 +208,13 @@ def _link(run: PushRuntime, row: PushRow) -> Link | None:
 
 
 async def _create(run: PushRuntime, row: PushRow, fields: dict[str, Any], result: PushResult) -> WrittenRecord:
-    await anyio.to_thread.run_sync(
+    maybe_sent = await anyio.to_thread.run_sync(
         lambda: begin_create(run.engine, run.connection_id, row.data_source, row.app_id, row.idempotency_key)
     )
-    body = _nested(run.reverse.body(fields))
+    body = nested_body(run.reverse.body(fields))
     # Find-or-create: a record the app already holds (or one a create of ours made before its answer was
-    # lost) is linked and updated, never created twice.
-    found = await find_existing(run.connector, row.data_source, body)
+    # lost) is linked and updated, never created twice. An app with no filter is scanned only in the second case.
+    found = await find_existing(run.connector, row.data_source, body, lost_create=maybe_sent)
     if found is None:
         try:
             answer = await write(run.connector, WriteOp("create", row.data_source, None, body, row.idempotency_key))
@@ -227,7 +228,10 @@ async def _create(run: PushRuntime, row: PushRow, fields: dict[str, Any], result
             return _written(
                 answer, answer.external_id, kind, fields, origin="found" if answer.found_existing else "push"
             )
-    answer = await write(run.connector, WriteOp("update", row.data_source, found, body, row.idempotency_key))
+    current = await run.current(found)  # an app with etags takes the update only with the found record's one
+    body = nested_body(run.reverse.body(fields), current)
+    etag = run.etag(current) if current is not None else None
+    answer = await write(run.connector, WriteOp("update", row.data_source, found, body, row.idempotency_key, etag))
     _note_dropped(result, row, answer)
     return _written(answer, found, "updated", fields, origin="found")
 
@@ -262,9 +266,8 @@ async def _update(
                 )
                 if not fields:
                     return None, conflicts
-        op = WriteOp(
-            "update", row.data_source, external_id, _nested(run.reverse.body(fields)), row.idempotency_key, etag
-        )
+        body = nested_body(run.reverse.body(fields), current)
+        op = WriteOp("update", row.data_source, external_id, body, row.idempotency_key, etag)
         try:
             answer = await write(run.connector, op)
         except WriteConflict:
@@ -314,31 +317,6 @@ def _written(
         modified_at=answer.modified_at,
         origin=origin,
     )
-
-
-def _nested(fields: dict[str, Any]) -> dict[str, Any]:
-    """Dotted external paths (`names.0.givenName`) as the nested body the app takes."""
-    out: dict[str, Any] = {}
-    for path, value in fields.items():
-        steps = path.split(".")
-        node: Any = out
-        for step, after in zip(steps, steps[1:], strict=False):
-            if isinstance(node, list):
-                index = int(step)
-                while len(node) <= index:
-                    node.append([] if after.isdigit() else {})
-                node = node[index]
-            else:
-                node = node.setdefault(step, [] if after.isdigit() else {})
-        last = steps[-1]
-        if isinstance(node, list):
-            index = int(last)
-            while len(node) <= index:
-                node.append(None)
-            node[index] = value
-        else:
-            node[last] = value
-    return out
 
 
 def _aware(when: datetime) -> datetime:
