@@ -72,7 +72,7 @@ class EtagSpec(_Strict):
     """Optimistic concurrency: where the etag goes on a write and where a write's answer gives the new one.
 
     `header` (If-Match, If-Unmodified-Since) or `body_path` (Google's `etag` field) carries it out;
-    `response_header` or `response_path` (in the written record) brings the new one back. `quote` wraps a
+    `response_header` or `response_path` (in the written or read record) brings the new one back. `quote` wraps a
     bare value in double quotes for the header (Kinto's ETag is `"1700000000000"`)."""
 
     header: str | None = None
@@ -80,6 +80,9 @@ class EtagSpec(_Strict):
     response_header: str | None = None
     response_path: str | None = None
     quote: bool = False
+    http_date: bool = Field(
+        False, description="the value is a modified time, sent as an HTTP date (If-Unmodified-Since)"
+    )
 
     @model_validator(mode="after")
     def _one_way_out(self) -> EtagSpec:

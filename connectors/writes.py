@@ -15,6 +15,7 @@ Fields the app cannot write are left out and listed in `WriteResult.dropped`, ne
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import logging
 import re
 from collections.abc import Mapping
@@ -33,7 +34,7 @@ from connectors.paths import MISSING, lookup
 from connectors.redaction import redact_start
 from connectors.spec import placeholders
 from connectors.webhooks import WebhookEvent
-from connectors.write_spec import FindSpec, WriteCall, WritesSpec
+from connectors.write_spec import EtagSpec, FindSpec, WriteCall, WritesSpec
 
 __all__ = [
     "ANSWERED",
@@ -285,7 +286,7 @@ def _request(
     headers = dict(call.headers)
     if spec.etag is not None and op.etag is not None and call.send_etag:
         if spec.etag.header is not None:
-            headers[spec.etag.header] = f'"{op.etag}"' if spec.etag.quote and not op.etag.startswith('"') else op.etag
+            headers[spec.etag.header] = _etag_header(spec.etag, op.etag)
         elif spec.etag.body_path is not None and isinstance(body, dict):
             body[spec.etag.body_path] = op.etag
     if spec.idempotency_header is not None and op.kind == "create":
@@ -299,6 +300,13 @@ def _request(
     return connector.write_request(
         call.method, call.path, path_values=quoted, params=params, headers=headers, json=body
     )
+
+
+def _etag_header(etag: EtagSpec, value: str) -> str:
+    if etag.http_date:  # a modified time, sent as an HTTP date (Salesforce's If-Unmodified-Since)
+        stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return email.utils.format_datetime(stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC), usegmt=True)
+    return f'"{value}"' if etag.quote and not value.startswith('"') else value
 
 
 def _find_params(find: FindSpec, fields: Mapping[str, object]) -> dict[str, str] | None:

@@ -46,10 +46,10 @@ from inlet.store import (
     begin_create,
     bump_stats,
     defer_push,
-    finish_write,
-    last_imported_at,
+    finish_writes,
+    imported_stamps,
     link_by_external,
-    link_for,
+    links_for,
     park_push,
     pending_pushes,
     utcnow,
@@ -109,7 +109,11 @@ async def drain_pushes(run: PushRuntime, *, batch_size: int = 50, clock: Callabl
         # without a record's writes overtaking each other. A deferred push is not due again in this drain:
         # the next batch skips it and its record's later pushes.
         slots = asyncio.Semaphore(1 if gate == "probe" else run.policy.concurrency)
-        outcomes = await asyncio.gather(*(_in_slot(slots, _push_one(run, row, clock)) for row in rows))
+        known = await anyio.to_thread.run_sync(_known, run, rows)
+        done = await asyncio.gather(*(_in_slot(slots, _push_one(run, row, known, clock)) for row in rows))
+        # The batch's outcomes, links and echo hashes commit together: one transaction, not one per push.
+        await anyio.to_thread.run_sync(finish_writes, run.engine, [f for _, f in done if f is not None])
+        outcomes = [outcome for outcome, _ in done]
         for outcome in outcomes:
             result.add(outcome)
         deferred = [o for o in outcomes if o.deferred]
@@ -121,7 +125,7 @@ async def drain_pushes(run: PushRuntime, *, batch_size: int = 50, clock: Callabl
             await anyio.to_thread.run_sync(breaker.record_success, run.engine, run.breaker_key)
 
 
-async def _in_slot(slots: asyncio.Semaphore, push: Coroutine[Any, Any, PushResult]) -> PushResult:
+async def _in_slot(slots: asyncio.Semaphore, push: Coroutine[Any, Any, _Done]) -> _Done:
     async with slots:
         return await push
 
@@ -132,29 +136,29 @@ async def _failed(run: PushRuntime, error: str) -> datetime | None:
     )
 
 
-async def _push_one(run: PushRuntime, row: PushRow, clock: Callable[[], datetime]) -> PushResult:
+async def _push_one(run: PushRuntime, row: PushRow, known: _Known, clock: Callable[[], datetime]) -> _Done:
+    """Write one push; its outcome, and what `finish_writes` commits for it (None: deferred or dead)."""
     result = PushResult()
     try:
-        written, conflicts = await _write(run, row, result)
+        written, conflicts = await _write(run, row, known, result)
     except RetryableError as exc:
-        return await _defer(run, row, exc, clock, result)
+        return await _defer(run, row, exc, clock, result), None
     except (_Refused, WriteRejected, RecordError) as exc:
         reason = run.redact(f"{type(exc).__name__}: {exc}")
         await anyio.to_thread.run_sync(park_push, run.engine, row.id, reason)
         await anyio.to_thread.run_sync(lambda: _bump_failed(run, row))
         result.failed += 1
         result.errors.append(f"push {row.id} ({row.type} {row.app_id}): {reason}")
-        return result
+        return result, None
     except ConnectorError as exc:  # a fatal connector error (auth, egress): the run fails loudly
         raise exc
-    await anyio.to_thread.run_sync(lambda: finish_write(run.engine, row, written, conflicts=len(conflicts)))
     result.conflicts += [c.as_dict() for c in conflicts]
     if written is None:
         result.unchanged += 1
     else:
         result.written += 1
         setattr(result, written.kind, getattr(result, written.kind) + 1)
-    return result
+    return result, (row, written, len(conflicts))
 
 
 def _bump_failed(run: PushRuntime, row: PushRow) -> None:
@@ -183,20 +187,55 @@ async def _defer(
     return result
 
 
-async def _write(run: PushRuntime, row: PushRow, result: PushResult) -> tuple[WrittenRecord | None, list[Conflict]]:
-    link = await anyio.to_thread.run_sync(lambda: _link(run, row))
+async def _write(
+    run: PushRuntime, row: PushRow, known: _Known, result: PushResult
+) -> tuple[WrittenRecord | None, list[Conflict]]:
+    link = known.link(row)
     if row.type == "deleted":
         return await _delete(run, row, link, result), []
     record: dict[str, Any] = orjson.loads(row.record or "{}")
     reversed_ = run.reverse.reverse(record, link.external_id if link else None)
     result.notices += [f"{row.app_id}: {notice}" for notice in reversed_.notices]
     if link is not None and link.external_id and link.deleted_at is None:
-        return await _update(run, row, link, reversed_, result)
+        return await _update(run, row, link, known.imported.get(link.external_id), reversed_, result)
     return await _create(run, row, reversed_.fields, result), []
 
 
-def _link(run: PushRuntime, row: PushRow) -> Link | None:
-    link = link_for(run.engine, run.connection_id, row.data_source, row.app_id)
+_Done = tuple[PushResult, tuple[PushRow, WrittenRecord | None, int] | None]
+
+
+@dataclass(frozen=True)
+class _Known:
+    """What the store knows of a batch's records before they are written, read in one go: their links (or why
+    a push cannot be linked), and the modified time inlet last imported for each linked record."""
+
+    links: dict[int, Link | None | _Refused]  # by push id
+    imported: dict[str, str | None]  # by external id
+
+    def link(self, row: PushRow) -> Link | None:
+        link = self.links[row.id]
+        if isinstance(link, _Refused):
+            raise link
+        return link
+
+
+def _known(run: PushRuntime, rows: list[PushRow]) -> _Known:
+    links: dict[int, Link | None | _Refused] = {}
+    imported: dict[str, str | None] = {}
+    for data_source in {row.data_source for row in rows}:
+        batch = [row for row in rows if row.data_source == data_source]
+        stored = links_for(run.engine, run.connection_id, data_source, [row.app_id for row in batch])
+        for row in batch:
+            try:
+                links[row.id] = _link(run, row, stored.get(row.app_id))
+            except _Refused as exc:
+                links[row.id] = exc
+        linked = [link.external_id for row in batch if isinstance(link := links[row.id], Link) and link.external_id]
+        imported |= imported_stamps(run.engine, run.connection_id, data_source, linked)
+    return _Known(links, imported)
+
+
+def _link(run: PushRuntime, row: PushRow, link: Link | None) -> Link | None:
     if (link is None or link.external_id is None) and row.external_id:
         named = link_by_external(run.engine, run.connection_id, row.data_source, row.external_id)
         if named is None:
@@ -237,12 +276,9 @@ async def _create(run: PushRuntime, row: PushRow, fields: dict[str, Any], result
 
 
 async def _update(
-    run: PushRuntime, row: PushRow, link: Link, reversed_: Reversed, result: PushResult
+    run: PushRuntime, row: PushRow, link: Link, imported: str | None, reversed_: Reversed, result: PushResult
 ) -> tuple[WrittenRecord | None, list[Conflict]]:
     external_id = link.external_id or ""
-    imported = await anyio.to_thread.run_sync(
-        last_imported_at, run.engine, run.connection_id, row.data_source, external_id
-    )
     synced = latest(link.external_modified_at, imported)  # the last sync: inlet's write, or its import
     for attempt in (1, 2):
         current = await run.current(external_id)

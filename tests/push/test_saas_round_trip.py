@@ -6,7 +6,7 @@ the simulator's. Then conflicting updates, resolved by the declared policy (last
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from flows.full_import import ImportSummary
 from inlet.store import link_for, open_store
 from tests.conftest import InletEnvFactory
 from tests.support.connections import import_full
+from tests.support.faulty_proxy import Faults, faulty_proxy
 from tests.support.simulators import SAAS_APPS, RunningSimulator, running_simulator
 from tests.support.team_app import TeamApp, run_push
 
@@ -36,9 +37,9 @@ def sim_import(sim: RunningSimulator) -> ImportSummary:
     return import_full(sim.connection, data_source=sim.data_source)
 
 
-def _imported(app: TeamApp, sim: RunningSimulator) -> list[str]:
+def _imported(app: TeamApp, sim: RunningSimulator, records: int = 3) -> list[str]:
     """The external ids the app got from the first import, in the simulator's order."""
-    assert sim_import(sim).delivered == 3
+    assert sim_import(sim).delivered == records
     app.take_deliveries()
     return [r["id"] for r in sim.records() if not r["deleted"]]
 
@@ -124,3 +125,36 @@ def test_conflicting_updates_go_to_the_later_writer(simulator: RunningSimulator)
     assert (echoed.updated, echoed.echo_suppressed) == (0, 1)
     assert app.take_deliveries() == 0
     assert app.state() == sim.state() and sim.state()[changed["email"]] == "App Two"
+
+
+@pytest.mark.parametrize("app", ["google_people", "msgraph", "salesforce"])
+def test_a_record_changed_between_the_read_and_the_write_is_decided_again(
+    app: str, inlet_env: InletEnvFactory, tmp_path: Path
+) -> None:
+    """The write carries the etag (Google's `etag`, Graph's If-Match, Salesforce's If-Unmodified-Since) read
+    just before; a change in between makes it stale: a conflict, so the record is read and decided again."""
+    env = inlet_env(records=0, start_app=True)
+    with running_simulator(env, app, tmp_path, records=2, connected=False) as sim:
+        faults = Faults()
+        with faulty_proxy(sim.url, faults) as proxy:
+            sim.connect(env, proxy)
+            team = TeamApp(env, sim.connection, sim.data_source)
+            first, _ = _imported(team, sim, 2)
+            writes_before = faults.writes
+
+            def race() -> None:
+                sim.control("clock", {"advance": 2})  # a later second: Salesforce's precondition is to the second
+                sim.update_externally(first, last="Racer")
+
+            faults.race = race
+            later = datetime.fromisoformat(sim.control("clock")["now"].replace("Z", "+00:00")) + timedelta(minutes=10)
+            email = team.records[f"ext-{first}"]["email"]
+            team.push(_update(first, email, "App Name", later.isoformat()))
+            pushed = run_push(sim.connection)
+            assert (pushed.updated, pushed.failed) == (1, 0), pushed.errors
+            assert faults.writes - writes_before == 2  # the stale write refused, then the one decided again
+            assert {(c["winner"], c["rule"]) for c in pushed.conflicts} == {("app", "last_writer")}
+            echoed = sim_import(sim)
+            assert (echoed.updated, echoed.echo_suppressed) == (0, 1)
+            assert team.take_deliveries() == 0
+            assert team.state() == sim.state() and sim.state()[email] == "App Name"

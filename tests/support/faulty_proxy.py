@@ -7,7 +7,7 @@ with faulty_proxy(upstream_url, faults) as url: ...   # connect inlet to `url`
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -27,11 +27,13 @@ _HOP = frozenset({"host", "content-length", "transfer-encoding", "connection", "
 @dataclass
 class Faults:
     """What the proxy does to the next writes (non-GET requests): `429` refuses, `503-late` lets the write
-    through and then answers 503, as if the answer was lost; `delay` slows every write."""
+    through and then answers 503, as if the answer was lost; `delay` slows every write; `race` runs once,
+    just before the next write goes on (someone else changes the record between inlet's read and write)."""
 
     plan: list[str] = field(default_factory=list)
     delay: float = 0.0
     writes: int = 0
+    race: Callable[[], None] | None = None
 
 
 @contextmanager
@@ -43,6 +45,9 @@ def faulty_proxy(upstream: str, faults: Faults) -> Iterator[str]:
         if request.method != "GET":
             faults.writes += 1
             await asyncio.sleep(faults.delay)
+            race, faults.race = faults.race, None
+            if race is not None:
+                await asyncio.to_thread(race)
         if fault == "429":
             return Response(status_code=429, headers={"Retry-After": "0"})
         async with httpx.AsyncClient(base_url=upstream, timeout=30) as client:
