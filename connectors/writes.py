@@ -39,6 +39,7 @@ from connectors.write_spec import EtagSpec, FindSpec, WriteCall, WritesSpec
 __all__ = [
     "ANSWERED",
     "Context",
+    "can_find",
     "WriteKind",
     "WriteOp",
     "WriteResult",
@@ -154,11 +155,11 @@ async def find_existing(
     collection, spec = writes_of(connector, data_source)
     if spec.find is None:
         return None
+    if not can_find(spec.find, fields):
+        return None  # the fields lack what the app looks records up by
     if spec.find.scan:
         return await _scan(connector, collection, spec.find, fields) if lost_create else None
     wanted = _field_tokens([spec.find.params, spec.find.body]) + spec.find.match
-    if any(lookup(fields, name, None) in (None, "") for name in wanted):
-        return None  # the fields lack what the app looks records up by
     values = _find_params(spec.find, fields)
     if values is None:
         return None
@@ -177,27 +178,31 @@ async def find_existing(
     records_path = spec.find.records_path if spec.find.records_path is not None else listing.records_path
     _, records = connector.parse_page(response, records_path, connector.redact(str(request.url)))
     ids = [connector.record_id(collection, r) for r in records if _matches(r, fields, wanted)]
-    if len(ids) > 1:
-        raise WriteConflict(
-            f"{connector.name}.{collection}: {len(ids)} records match {sorted(values)}; which one a lost "
-            "create made is ambiguous",
-            connector=connector.name,
-            existing_id=ids[0],
-        )
-    return ids[0] if ids else None
+    return _the_one(connector, collection, ids, sorted(values))
+
+
+def can_find(find: FindSpec | None, fields: Mapping[str, object]) -> bool:
+    """Whether a record of `fields` can be looked up: the app has a `find:`, and the fields hold every value it
+    looks up by (else a lost create cannot be told from none, and is not sent again)."""
+    if find is None:
+        return False
+    names = find.match if find.scan else _field_tokens([find.params, find.body]) + find.match
+    return bool(names) and all(lookup(fields, name, None) not in (None, "") for name in names)
 
 
 async def _scan(connector: Connector, collection: str, find: FindSpec, fields: Mapping[str, object]) -> str | None:
-    """The one listed record holding every `match` field as written (none of them written: no look-up)."""
-    if not find.match or any(lookup(fields, name, None) in (None, "") for name in find.match):
-        return None
-    ids = []
+    """The one listed record holding every `match` field as written."""
+    ids: list[str] = []
     async for page in connector.pages(collection):
         ids += [connector.record_id(collection, r) for r in page.records if _holds(r, fields, find.match)]
+    return _the_one(connector, collection, ids, find.match)
+
+
+def _the_one(connector: Connector, collection: str, ids: list[str], by: list[str]) -> str | None:
+    """The one id found (None: none); several: WriteConflict, since which one a lost create made is unknown."""
     if len(ids) > 1:
         raise WriteConflict(
-            f"{connector.name}.{collection}: {len(ids)} records match {find.match}; which one a lost create made "
-            "is ambiguous",
+            f"{connector.name}.{collection}: {len(ids)} records match {by}; which one a lost create made is ambiguous",
             connector=connector.name,
             existing_id=ids[0],
         )
@@ -304,7 +309,10 @@ def _request(
 
 def _etag_header(etag: EtagSpec, value: str) -> str:
     if etag.http_date:  # a modified time, sent as an HTTP date (Salesforce's If-Unmodified-Since)
-        stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        try:
+            stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value  # an HTTP date already (or not a date: the app says so)
         return email.utils.format_datetime(stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC), usegmt=True)
     return f'"{value}"' if etag.quote and not value.startswith('"') else value
 
@@ -380,7 +388,7 @@ async def _send(
         if not isinstance(answer, RetryableError) or attempt == policy.attempts:
             raise answer
         if blind and not _never_applied(answer):
-            if spec.find is None:
+            if not can_find(spec.find, fields):
                 raise answer
             found = await find_existing(connector, collection, fields)
             if found is not None:

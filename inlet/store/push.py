@@ -279,13 +279,7 @@ def push_counts(engine: Engine, connection_id: str | None = None) -> PushCounts:
 
 
 def link_for(engine: Engine, connection_id: str, data_source: str, app_id: str) -> Link | None:
-    with engine.connect() as db:
-        row = db.execute(
-            select(*(_link.c[name] for name in Link.__dataclass_fields__)).where(
-                _link.c.connection_id == connection_id, _link.c.data_source == data_source, _link.c.app_id == app_id
-            )
-        ).first()
-    return Link(**row._mapping) if row else None
+    return links_for(engine, connection_id, data_source, [app_id]).get(app_id)
 
 
 def links_for(engine: Engine, connection_id: str, data_source: str, app_ids: Sequence[str]) -> dict[str, Link]:
@@ -337,15 +331,7 @@ def linked_app_ids(engine: Engine, connection_id: str, data_source: str, externa
 
 def last_imported_at(engine: Engine, connection_id: str, data_source: str, external_id: str) -> str | None:
     """The external record's modified time as inlet last imported (and delivered) it."""
-    with engine.connect() as db:
-        value: str | None = db.execute(
-            select(_ledger.c.source_updated_at).where(
-                _ledger.c.connection_id == connection_id,
-                _ledger.c.data_source == data_source,
-                _ledger.c.external_id == external_id,
-            )
-        ).scalar()
-    return value
+    return imported_stamps(engine, connection_id, data_source, [external_id]).get(external_id)
 
 
 def imported_stamps(
