@@ -11,11 +11,13 @@ For each pushed change, in id order per record (a deferred or dead push holds ba
 * deleted: the linked record is deleted; the ledger marks it deleted in the same transaction, so the import
   never tells the app about a deletion it made.
 
-Each write's outcome, link and field hashes commit with the push's acknowledgement (`finish_write`): a crash
-before that commit repeats the write, which the idempotency key or the look-up makes harmless. Failures follow
-the delivery policy: 429/503 and 5xx defer the push (Retry-After honoured, else backoff with full jitter up to
-the cap) and feed the breaker of the connection's app; a refused write (4xx) becomes a dead letter; a push
-older than `max_age_seconds` that still fails becomes one too. `inlet push replay` sends dead letters again.
+A batch's links and import stamps are read in one go before its writes, and each write's outcome, link and
+field hashes commit with the push's acknowledgement, the whole batch in one transaction (`finish_writes`): a
+crash before that commit repeats the batch's writes, which the idempotency key, the look-up or the etag makes
+harmless. Failures follow the delivery policy: 429/503 and 5xx defer the push (Retry-After honoured, else
+backoff with full jitter up to the cap) and feed the breaker of the connection's app; a refused write (4xx)
+becomes a dead letter; a push older than `max_age_seconds` that still fails becomes one too. `inlet push
+replay` sends dead letters again.
 """
 
 from __future__ import annotations
