@@ -69,8 +69,7 @@ def target(
         )
         return
     with running_simulator(env, request.param, tmp_path, records=1, connected=False) as sim:
-        connect_sim: Callable[[str], None] = lambda url: sim.connect(env, url)  # noqa: E731
-        yield Target(env, sim.connection, sim.data_source, sim.url, connect_sim, sim.state, sim.emails, sim)
+        yield Target(env, sim.connection, sim.data_source, sim.url, sim.connect, sim.state, sim.emails, sim)
 
 
 ADA = {"app_id": "app-1", "type": "created", "record": {"email": "ada@x.org", "fullName": "Ada Lovelace"}}

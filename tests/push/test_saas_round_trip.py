@@ -29,7 +29,6 @@ ADA = {"email": "ada@x.org", "fullName": "Ada Lovelace"}
 def simulator(request: pytest.FixtureRequest, inlet_env: InletEnvFactory, tmp_path: Path) -> Iterator[RunningSimulator]:
     env = inlet_env(records=0, start_app=True)
     with running_simulator(env, request.param, tmp_path, records=3) as sim:
-        sim.env = env  # type: ignore[attr-defined]
         yield sim
 
 
@@ -46,7 +45,7 @@ def _imported(app: TeamApp, sim: RunningSimulator, records: int = 3) -> list[str
 
 def test_round_trip_with_no_echo(simulator: RunningSimulator) -> None:
     sim = simulator
-    app = TeamApp(sim.env, sim.connection, sim.data_source)  # type: ignore[attr-defined]
+    app = TeamApp(sim.env, sim.connection, sim.data_source)
     first, second, _ = _imported(app, sim)
 
     # The app creates a record: written to the simulator and linked; the import hears it as an echo.
@@ -102,7 +101,7 @@ def _update(external_id: str, email: str, name: str, occurred_at: str) -> dict[s
 
 def test_conflicting_updates_go_to_the_later_writer(simulator: RunningSimulator) -> None:
     sim = simulator
-    app = TeamApp(sim.env, sim.connection, sim.data_source)  # type: ignore[attr-defined]
+    app = TeamApp(sim.env, sim.connection, sim.data_source)
     first, second, _ = _imported(app, sim)
 
     # Both sides change the name; the external change is the later one: it wins, nothing is written.
@@ -137,7 +136,7 @@ def test_a_record_changed_between_the_read_and_the_write_is_decided_again(
     with running_simulator(env, app, tmp_path, records=2, connected=False) as sim:
         faults = Faults()
         with faulty_proxy(sim.url, faults) as proxy:
-            sim.connect(env, proxy)
+            sim.connect(proxy)
             team = TeamApp(env, sim.connection, sim.data_source)
             first, _ = _imported(team, sim, 2)
             writes_before = faults.writes

@@ -44,6 +44,7 @@ class RunningSimulator:
     app: str
     url: str
     process: Any
+    env: InletEnv
 
     @property
     def connection(self) -> str:
@@ -53,12 +54,12 @@ class RunningSimulator:
     def data_source(self) -> str:
         return SAAS_APPS[self.app]
 
-    def connect(self, env: InletEnv, base_url: str) -> None:
+    def connect(self, base_url: str) -> None:
         """Connect the account as `acme-<app>`, reached at `base_url` (the simulator, or a proxy before it)."""
         make = importlib.import_module(f"connectors.{self.app}.simulator").make_simulator
         parameters, secrets = make(records=0, seed=0, token=_TOKEN).connection(base_url)
         credentials = {k: v.get_secret_value() for k, v in secrets.items()}
-        connect(env, self.connection, self.app, parameters, data_source=self.data_source, **credentials)
+        connect(self.env, self.connection, self.app, parameters, data_source=self.data_source, **credentials)
 
     def emails(self) -> Counter[str]:
         """How many live records hold each email (a duplicate shows as 2)."""
@@ -117,9 +118,9 @@ def running_simulator(
         command += ["--contacts", str(records)]
     process = start_process(command, url + "/_sim/stats", log_path=folder / f"{app}.log")
     try:
-        sim = RunningSimulator(app, url, process)
+        sim = RunningSimulator(app, url, process, env)
         if connected:
-            sim.connect(env, url)
+            sim.connect(url)
         yield sim
     finally:
         stop_process(process)
