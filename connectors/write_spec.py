@@ -11,6 +11,8 @@ collections:
       etag: {header: If-Match, response_header: ETag}  # optimistic concurrency, where the app has it
       idempotency_header: Idempotency-Key             # where the app has it; else `find` before a re-create
       find: {params: {email: "$field:email"}}         # the list endpoint filtered by a written field
+      #     {scan: true, match: [Email]}               # no filter: the whole listing, after a lost create only
+      paths: {first_name: names.0.givenName}          # where an expression's UDM field is written
       error_message_path: message
       conflict: [{status: [409, 412]}]
 ```
@@ -70,7 +72,7 @@ class EtagSpec(_Strict):
     """Optimistic concurrency: where the etag goes on a write and where a write's answer gives the new one.
 
     `header` (If-Match, If-Unmodified-Since) or `body_path` (Google's `etag` field) carries it out;
-    `response_header` or `response_path` (in the written record) brings the new one back. `quote` wraps a
+    `response_header` or `response_path` (in the written or read record) brings the new one back. `quote` wraps a
     bare value in double quotes for the header (Kinto's ETag is `"1700000000000"`)."""
 
     header: str | None = None
@@ -78,6 +80,9 @@ class EtagSpec(_Strict):
     response_header: str | None = None
     response_path: str | None = None
     quote: bool = False
+    http_date: bool = Field(
+        False, description="the value is a modified time, sent as an HTTP date (If-Unmodified-Since)"
+    )
 
     @model_validator(mode="after")
     def _one_way_out(self) -> EtagSpec:
@@ -88,10 +93,13 @@ class EtagSpec(_Strict):
 
 class FindSpec(_Strict):
     """A record that a lost create may have made: the list endpoint with these params (templates over the
-    fields); the single record found is the one (several: ambiguous, refused)."""
+    fields); the single record found is the one (several: ambiguous, refused). An app with no filter to find
+    by `scan`s its whole listing, comparing the `match` fields: only after a create whose answer was lost."""
 
     path: str | None = Field(None, description="default: the collection's list path")
-    params: dict[str, str]
+    params: dict[str, str] = {}
+    match: list[str] = Field([], description="written fields a found record must hold too (paths, `primary` steps)")
+    scan: bool = Field(False, description="no filter: list every page, only to look up a create that may have landed")
     records_path: str | None = Field(None, description="default: the collection's list records_path")
     method: Literal["GET", "POST"] = "GET"
     body: Any = None
@@ -117,6 +125,11 @@ class WritesSpec(_Strict):
     """Create, update and delete of one collection, and what they may write."""
 
     fields: list[str] = Field(description="the fields a client may write, by the app's names")
+    paths: dict[str, str] = Field(
+        {},
+        description="UDM field -> the path a write puts it at, for UDM fields whose udm_fields entry is an "
+        "expression rather than a plain `raw.` path (Google's primary-item filters: `names.0.givenName`)",
+    )
     create: WriteCall | None = None
     update: WriteCall | None = None
     delete: WriteCall | None = None

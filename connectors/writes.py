@@ -15,6 +15,7 @@ Fields the app cannot write are left out and listed in `WriteResult.dropped`, ne
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import logging
 import re
 from collections.abc import Mapping
@@ -33,11 +34,12 @@ from connectors.paths import MISSING, lookup
 from connectors.redaction import redact_start
 from connectors.spec import placeholders
 from connectors.webhooks import WebhookEvent
-from connectors.write_spec import FindSpec, WriteCall, WritesSpec
+from connectors.write_spec import EtagSpec, FindSpec, WriteCall, WritesSpec
 
 __all__ = [
     "ANSWERED",
     "Context",
+    "can_find",
     "WriteKind",
     "WriteOp",
     "WriteResult",
@@ -144,15 +146,20 @@ def kept_fields(spec: WritesSpec, op: WriteOp) -> tuple[dict[str, object], tuple
     return kept, tuple(sorted(set(op.fields) - set(kept)))
 
 
-async def find_existing(connector: Connector, data_source: str, fields: Mapping[str, object]) -> str | None:
+async def find_existing(
+    connector: Connector, data_source: str, fields: Mapping[str, object], *, lost_create: bool = True
+) -> str | None:
     """The id of the record a create of `fields` would duplicate (by the `find:` lookup), or None. None too
-    when the app declares no lookup, or `fields` lack what it looks up by. Several matches: WriteConflict."""
+    when the app declares no lookup, or `fields` lack what it looks up by. Several matches: WriteConflict.
+    A `scan` (the whole listing) runs only for a `lost_create`: an earlier try may have made the record."""
     collection, spec = writes_of(connector, data_source)
     if spec.find is None:
         return None
-    wanted = _field_tokens([spec.find.params, spec.find.body])
-    if any(lookup(fields, name, None) in (None, "") for name in wanted):
+    if not can_find(spec.find, fields):
         return None  # the fields lack what the app looks records up by
+    if spec.find.scan:
+        return await _scan(connector, collection, spec.find, fields) if lost_create else None
+    wanted = _field_tokens([spec.find.params, spec.find.body]) + spec.find.match
     values = _find_params(spec.find, fields)
     if values is None:
         return None
@@ -171,10 +178,31 @@ async def find_existing(connector: Connector, data_source: str, fields: Mapping[
     records_path = spec.find.records_path if spec.find.records_path is not None else listing.records_path
     _, records = connector.parse_page(response, records_path, connector.redact(str(request.url)))
     ids = [connector.record_id(collection, r) for r in records if _matches(r, fields, wanted)]
+    return _the_one(connector, collection, ids, sorted(values))
+
+
+def can_find(find: FindSpec | None, fields: Mapping[str, object]) -> bool:
+    """Whether a record of `fields` can be looked up: the app has a `find:`, and the fields hold every value it
+    looks up by (else a lost create cannot be told from none, and is not sent again)."""
+    if find is None:
+        return False
+    names = find.match if find.scan else _field_tokens([find.params, find.body]) + find.match
+    return bool(names) and all(lookup(fields, name, None) not in (None, "") for name in names)
+
+
+async def _scan(connector: Connector, collection: str, find: FindSpec, fields: Mapping[str, object]) -> str | None:
+    """The one listed record holding every `match` field as written."""
+    ids: list[str] = []
+    async for page in connector.pages(collection):
+        ids += [connector.record_id(collection, r) for r in page.records if _holds(r, fields, find.match)]
+    return _the_one(connector, collection, ids, find.match)
+
+
+def _the_one(connector: Connector, collection: str, ids: list[str], by: list[str]) -> str | None:
+    """The one id found (None: none); several: WriteConflict, since which one a lost create made is unknown."""
     if len(ids) > 1:
         raise WriteConflict(
-            f"{connector.name}.{collection}: {len(ids)} records match {sorted(values)}; which one a lost "
-            "create made is ambiguous",
+            f"{connector.name}.{collection}: {len(ids)} records match {by}; which one a lost create made is ambiguous",
             connector=connector.name,
             existing_id=ids[0],
         )
@@ -263,7 +291,7 @@ def _request(
     headers = dict(call.headers)
     if spec.etag is not None and op.etag is not None and call.send_etag:
         if spec.etag.header is not None:
-            headers[spec.etag.header] = f'"{op.etag}"' if spec.etag.quote and not op.etag.startswith('"') else op.etag
+            headers[spec.etag.header] = _etag_header(spec.etag, op.etag)
         elif spec.etag.body_path is not None and isinstance(body, dict):
             body[spec.etag.body_path] = op.etag
     if spec.idempotency_header is not None and op.kind == "create":
@@ -277,6 +305,16 @@ def _request(
     return connector.write_request(
         call.method, call.path, path_values=quoted, params=params, headers=headers, json=body
     )
+
+
+def _etag_header(etag: EtagSpec, value: str) -> str:
+    if etag.http_date:  # a modified time, sent as an HTTP date (Salesforce's If-Unmodified-Since)
+        try:
+            stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value  # an HTTP date already (or not a date: the app says so)
+        return email.utils.format_datetime(stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC), usegmt=True)
+    return f'"{value}"' if etag.quote and not value.startswith('"') else value
 
 
 def _find_params(find: FindSpec, fields: Mapping[str, object]) -> dict[str, str] | None:
@@ -306,6 +344,15 @@ def _matches(record: Mapping[str, Any], fields: Mapping[str, object], names: lis
     for name in names:
         shown = lookup(record, name, MISSING)
         if shown is not MISSING and str(shown).lower() != str(lookup(fields, name)).lower():
+            return False
+    return True
+
+
+def _holds(record: Mapping[str, Any], fields: Mapping[str, object], names: list[str]) -> bool:
+    """The record shows every one of `names` with the written value (case-folded, as apps compare emails)."""
+    for name in names:
+        shown = lookup(record, name, MISSING)
+        if shown is MISSING or str(shown).lower() != str(lookup(fields, name)).lower():
             return False
     return True
 
@@ -341,7 +388,7 @@ async def _send(
         if not isinstance(answer, RetryableError) or attempt == policy.attempts:
             raise answer
         if blind and not _never_applied(answer):
-            if spec.find is None:
+            if not can_find(spec.find, fields):
                 raise answer
             found = await find_existing(connector, collection, fields)
             if found is not None:

@@ -5,6 +5,7 @@ POST /_sim/mutate   {"create": 2 | [{"email": ...}], "update": 3 | ["id"] | {"id
                      "merge": {"primary": "id", "merged": ["id", ...]}}
 POST /_sim/faults   {"status_429": 2, "retry_after": 0.01, ...}   (see `Faults`)
 GET  /_sim/clock    the simulated time;  POST /_sim/clock {"advance": seconds}
+GET  /_sim/records        every record's state (`?collection=`: a simulator's second set, Graph's contacts)
 GET  /_sim/records/{id}   one record's state: deleted, purged, history
 GET  /_sim/stats    requests by kind, live and deleted records
 POST /_sim/reset    clear faults, counters and rate-limit usage
@@ -13,7 +14,7 @@ POST /_sim/reset    clear faults, counters and rate-limit usage
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -95,6 +96,12 @@ class Controllable:
         with self.lock:
             self.clock.advance(seconds)
 
+    def people_of(self, collection: str | None) -> tuple[People, Callable[[Person], str]]:
+        """The people behind `collection` (None: the simulator's main set) and their external ids."""
+        if collection is not None:
+            raise ValueError(f"{type(self).__name__} keeps one set of records; no collection {collection!r}")
+        return self.people, self.external_id
+
     def ids(self) -> list[str]:
         """Live ids, in creation order."""
         with self.lock:
@@ -125,6 +132,7 @@ def control_routes(sim: Any) -> list[BaseRoute]:
         Route("/_sim/mutate", endpoints.mutate, methods=["POST"]),
         Route("/_sim/faults", endpoints.faults, methods=["POST"]),
         Route("/_sim/clock", endpoints.clock, methods=["GET", "POST"]),
+        Route("/_sim/records", endpoints.records, methods=["GET"]),
         Route("/_sim/records/{record_id:path}", endpoints.record, methods=["GET"]),
         Route("/_sim/stats", endpoints.stats, methods=["GET"]),
         Route("/_sim/reset", endpoints.reset, methods=["POST"]),
@@ -175,6 +183,15 @@ class _Endpoints:
         if person is None:
             return json_response({"error": "no such record"}, 404)
         return json_response({"id": self.sim.external_id(person), **_state(person, self.sim)})
+
+    async def records(self, request: Request) -> Response:
+        try:
+            people, external_id = self.sim.people_of(request.query_params.get("collection"))
+        except ValueError as exc:
+            return json_response({"error": str(exc)}, 400)
+        with self.sim.lock:
+            states = [{"id": external_id(p), **_state(p, self.sim)} for p in people.all]
+        return json_response(states)
 
     async def stats(self, request: Request) -> Response:
         return json_response(self.sim.stats())

@@ -1,6 +1,7 @@
 """Bi-directional sync: what the team's app pushes, reversed into each tenant's app, with data links, conflict
 policy and no echoes (inlet.store.echoes recognises inlet's own writes on the import path)."""
 
+from inlet.push.body import nested_body
 from inlet.push.conflicts import Conflict, external_changed, resolve
 from inlet.push.engine import PushResult, drain_pushes
 from inlet.push.payload import MAX_CHANGES, PushedChange, PushRequest, change_id
@@ -24,5 +25,6 @@ __all__ = [
     "reverse_mapper",
     "external_changed",
     "inverse_fields",
+    "nested_body",
     "resolve",
 ]

@@ -11,11 +11,13 @@ For each pushed change, in id order per record (a deferred or dead push holds ba
 * deleted: the linked record is deleted; the ledger marks it deleted in the same transaction, so the import
   never tells the app about a deletion it made.
 
-Each write's outcome, link and field hashes commit with the push's acknowledgement (`finish_write`): a crash
-before that commit repeats the write, which the idempotency key or the look-up makes harmless. Failures follow
-the delivery policy: 429/503 and 5xx defer the push (Retry-After honoured, else backoff with full jitter up to
-the cap) and feed the breaker of the connection's app; a refused write (4xx) becomes a dead letter; a push
-older than `max_age_seconds` that still fails becomes one too. `inlet push replay` sends dead letters again.
+A batch's links and import stamps are read in one go before its writes, and each write's outcome, link and
+field hashes commit with the push's acknowledgement, the whole batch in one transaction (`finish_writes`): a
+crash before that commit repeats the batch's writes, which the idempotency key, the look-up or the etag makes
+harmless. Failures follow the delivery policy: 429/503 and 5xx defer the push (Retry-After honoured, else
+backoff with full jitter up to the cap) and feed the breaker of the connection's app; a refused write (4xx)
+becomes a dead letter; a push older than `max_age_seconds` that still fails becomes one too. `inlet push
+replay` sends dead letters again.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import orjson
 from connectors.errors import ConnectorError, RetryableError, WriteConflict, WriteRejected
 from connectors.writes import WriteOp, WriteResult, find_existing, write
 from inlet.delivery import breaker
+from inlet.push.body import nested_body
 from inlet.push.conflicts import Conflict, external_changed, latest, resolve
 from inlet.push.reverse import Reversed
 from inlet.push.runtime import PushRuntime
@@ -45,10 +48,10 @@ from inlet.store import (
     begin_create,
     bump_stats,
     defer_push,
-    finish_write,
-    last_imported_at,
+    finish_writes,
+    imported_stamps,
     link_by_external,
-    link_for,
+    links_for,
     park_push,
     pending_pushes,
     utcnow,
@@ -108,7 +111,11 @@ async def drain_pushes(run: PushRuntime, *, batch_size: int = 50, clock: Callabl
         # without a record's writes overtaking each other. A deferred push is not due again in this drain:
         # the next batch skips it and its record's later pushes.
         slots = asyncio.Semaphore(1 if gate == "probe" else run.policy.concurrency)
-        outcomes = await asyncio.gather(*(_in_slot(slots, _push_one(run, row, clock)) for row in rows))
+        known = await anyio.to_thread.run_sync(_known, run, rows)
+        done = await asyncio.gather(*(_in_slot(slots, _push_one(run, row, known, clock)) for row in rows))
+        # The batch's outcomes, links and echo hashes commit together: one transaction, not one per push.
+        await anyio.to_thread.run_sync(finish_writes, run.engine, [f for _, f in done if f is not None])
+        outcomes = [outcome for outcome, _ in done]
         for outcome in outcomes:
             result.add(outcome)
         deferred = [o for o in outcomes if o.deferred]
@@ -120,7 +127,7 @@ async def drain_pushes(run: PushRuntime, *, batch_size: int = 50, clock: Callabl
             await anyio.to_thread.run_sync(breaker.record_success, run.engine, run.breaker_key)
 
 
-async def _in_slot(slots: asyncio.Semaphore, push: Coroutine[Any, Any, PushResult]) -> PushResult:
+async def _in_slot(slots: asyncio.Semaphore, push: Coroutine[Any, Any, _Done]) -> _Done:
     async with slots:
         return await push
 
@@ -131,29 +138,29 @@ async def _failed(run: PushRuntime, error: str) -> datetime | None:
     )
 
 
-async def _push_one(run: PushRuntime, row: PushRow, clock: Callable[[], datetime]) -> PushResult:
+async def _push_one(run: PushRuntime, row: PushRow, known: _Known, clock: Callable[[], datetime]) -> _Done:
+    """Write one push; its outcome, and what `finish_writes` commits for it (None: deferred or dead)."""
     result = PushResult()
     try:
-        written, conflicts = await _write(run, row, result)
+        written, conflicts = await _write(run, row, known, result)
     except RetryableError as exc:
-        return await _defer(run, row, exc, clock, result)
+        return await _defer(run, row, exc, clock, result), None
     except (_Refused, WriteRejected, RecordError) as exc:
         reason = run.redact(f"{type(exc).__name__}: {exc}")
         await anyio.to_thread.run_sync(park_push, run.engine, row.id, reason)
         await anyio.to_thread.run_sync(lambda: _bump_failed(run, row))
         result.failed += 1
         result.errors.append(f"push {row.id} ({row.type} {row.app_id}): {reason}")
-        return result
+        return result, None
     except ConnectorError as exc:  # a fatal connector error (auth, egress): the run fails loudly
         raise exc
-    await anyio.to_thread.run_sync(lambda: finish_write(run.engine, row, written, conflicts=len(conflicts)))
     result.conflicts += [c.as_dict() for c in conflicts]
     if written is None:
         result.unchanged += 1
     else:
         result.written += 1
         setattr(result, written.kind, getattr(result, written.kind) + 1)
-    return result
+    return result, (row, written, len(conflicts))
 
 
 def _bump_failed(run: PushRuntime, row: PushRow) -> None:
@@ -182,20 +189,55 @@ async def _defer(
     return result
 
 
-async def _write(run: PushRuntime, row: PushRow, result: PushResult) -> tuple[WrittenRecord | None, list[Conflict]]:
-    link = await anyio.to_thread.run_sync(lambda: _link(run, row))
+async def _write(
+    run: PushRuntime, row: PushRow, known: _Known, result: PushResult
+) -> tuple[WrittenRecord | None, list[Conflict]]:
+    link = known.link(row)
     if row.type == "deleted":
         return await _delete(run, row, link, result), []
     record: dict[str, Any] = orjson.loads(row.record or "{}")
     reversed_ = run.reverse.reverse(record, link.external_id if link else None)
     result.notices += [f"{row.app_id}: {notice}" for notice in reversed_.notices]
     if link is not None and link.external_id and link.deleted_at is None:
-        return await _update(run, row, link, reversed_, result)
+        return await _update(run, row, link, known.imported.get(link.external_id), reversed_, result)
     return await _create(run, row, reversed_.fields, result), []
 
 
-def _link(run: PushRuntime, row: PushRow) -> Link | None:
-    link = link_for(run.engine, run.connection_id, row.data_source, row.app_id)
+_Done = tuple[PushResult, tuple[PushRow, WrittenRecord | None, int] | None]
+
+
+@dataclass(frozen=True)
+class _Known:
+    """What the store knows of a batch's records before they are written, read in one go: their links (or why
+    a push cannot be linked), and the modified time inlet last imported for each linked record."""
+
+    links: dict[int, Link | None | _Refused]  # by push id
+    imported: dict[str, str | None]  # by external id
+
+    def link(self, row: PushRow) -> Link | None:
+        link = self.links[row.id]
+        if isinstance(link, _Refused):
+            raise link
+        return link
+
+
+def _known(run: PushRuntime, rows: list[PushRow]) -> _Known:
+    links: dict[int, Link | None | _Refused] = {}
+    imported: dict[str, str | None] = {}
+    for data_source in {row.data_source for row in rows}:
+        batch = [row for row in rows if row.data_source == data_source]
+        stored = links_for(run.engine, run.connection_id, data_source, [row.app_id for row in batch])
+        for row in batch:
+            try:
+                links[row.id] = _link(run, row, stored.get(row.app_id))
+            except _Refused as exc:
+                links[row.id] = exc
+        linked = [link.external_id for row in batch if isinstance(link := links[row.id], Link) and link.external_id]
+        imported |= imported_stamps(run.engine, run.connection_id, data_source, linked)
+    return _Known(links, imported)
+
+
+def _link(run: PushRuntime, row: PushRow, link: Link | None) -> Link | None:
     if (link is None or link.external_id is None) and row.external_id:
         named = link_by_external(run.engine, run.connection_id, row.data_source, row.external_id)
         if named is None:
@@ -207,13 +249,13 @@ def _link(run: PushRuntime, row: PushRow) -> Link | None:
 
 
 async def _create(run: PushRuntime, row: PushRow, fields: dict[str, Any], result: PushResult) -> WrittenRecord:
-    await anyio.to_thread.run_sync(
+    maybe_sent = await anyio.to_thread.run_sync(
         lambda: begin_create(run.engine, run.connection_id, row.data_source, row.app_id, row.idempotency_key)
     )
-    body = _nested(run.reverse.body(fields))
+    body = nested_body(run.reverse.body(fields))
     # Find-or-create: a record the app already holds (or one a create of ours made before its answer was
-    # lost) is linked and updated, never created twice.
-    found = await find_existing(run.connector, row.data_source, body)
+    # lost) is linked and updated, never created twice. An app with no filter is scanned only in the second case.
+    found = await find_existing(run.connector, row.data_source, body, lost_create=maybe_sent)
     if found is None:
         try:
             answer = await write(run.connector, WriteOp("create", row.data_source, None, body, row.idempotency_key))
@@ -227,18 +269,18 @@ async def _create(run: PushRuntime, row: PushRow, fields: dict[str, Any], result
             return _written(
                 answer, answer.external_id, kind, fields, origin="found" if answer.found_existing else "push"
             )
-    answer = await write(run.connector, WriteOp("update", row.data_source, found, body, row.idempotency_key))
+    current = await run.current(found)  # an app with etags takes the update only with the found record's one
+    body = nested_body(run.reverse.body(fields), current)
+    etag = run.etag(current) if current is not None else None
+    answer = await write(run.connector, WriteOp("update", row.data_source, found, body, row.idempotency_key, etag))
     _note_dropped(result, row, answer)
     return _written(answer, found, "updated", fields, origin="found")
 
 
 async def _update(
-    run: PushRuntime, row: PushRow, link: Link, reversed_: Reversed, result: PushResult
+    run: PushRuntime, row: PushRow, link: Link, imported: str | None, reversed_: Reversed, result: PushResult
 ) -> tuple[WrittenRecord | None, list[Conflict]]:
     external_id = link.external_id or ""
-    imported = await anyio.to_thread.run_sync(
-        last_imported_at, run.engine, run.connection_id, row.data_source, external_id
-    )
     synced = latest(link.external_modified_at, imported)  # the last sync: inlet's write, or its import
     for attempt in (1, 2):
         current = await run.current(external_id)
@@ -262,9 +304,8 @@ async def _update(
                 )
                 if not fields:
                     return None, conflicts
-        op = WriteOp(
-            "update", row.data_source, external_id, _nested(run.reverse.body(fields)), row.idempotency_key, etag
-        )
+        body = nested_body(run.reverse.body(fields), current)
+        op = WriteOp("update", row.data_source, external_id, body, row.idempotency_key, etag)
         try:
             answer = await write(run.connector, op)
         except WriteConflict:
@@ -314,31 +355,6 @@ def _written(
         modified_at=answer.modified_at,
         origin=origin,
     )
-
-
-def _nested(fields: dict[str, Any]) -> dict[str, Any]:
-    """Dotted external paths (`names.0.givenName`) as the nested body the app takes."""
-    out: dict[str, Any] = {}
-    for path, value in fields.items():
-        steps = path.split(".")
-        node: Any = out
-        for step, after in zip(steps, steps[1:], strict=False):
-            if isinstance(node, list):
-                index = int(step)
-                while len(node) <= index:
-                    node.append([] if after.isdigit() else {})
-                node = node[index]
-            else:
-                node = node.setdefault(step, [] if after.isdigit() else {})
-        last = steps[-1]
-        if isinstance(node, list):
-            index = int(last)
-            while len(node) <= index:
-                node.append(None)
-            node[index] = value
-        else:
-            node[last] = value
-    return out
 
 
 def _aware(when: datetime) -> datetime:

@@ -147,6 +147,7 @@ def build_reverse(
     udm_fields: Mapping[str, str],
     *,
     writable: frozenset[str],
+    paths: Mapping[str, str] | None = None,
     app_fields: frozenset[str] = frozenset(),
     tenant: str | None = None,
     connection: str | None = None,
@@ -162,10 +163,9 @@ def build_reverse(
         overrides_dir=overrides_dir,
         stored=stored,
     )
-    write_paths = {
-        read: written for read in inverse_fields(udm_fields) if (written := write_path(read, writable)) is not None
-    }
-    to_external = {path: t for path, t in inverse_fields(udm_fields).items() if path in write_paths}
+    inverse = inverse_fields(udm_fields, paths)
+    write_paths = {read: written for read in inverse if (written := write_path(read, writable)) is not None}
+    to_external = {path: t for path, t in inverse.items() if path in write_paths}
     return ReverseMapper(
         data_source=data_source,
         app=app,
@@ -188,9 +188,10 @@ def write_path(read_path: str, writable: frozenset[str]) -> str | None:
     return read_path if steps[0] in writable else None
 
 
-def inverse_fields(udm_fields: Mapping[str, str]) -> dict[str, str]:
-    """External path -> `{{ udm_field }}` for each udm_fields entry that is a plain reference into `raw`."""
-    inverse: dict[str, str] = {}
+def inverse_fields(udm_fields: Mapping[str, str], paths: Mapping[str, str] | None = None) -> dict[str, str]:
+    """External path -> `{{ udm_field }}` for each udm_fields entry that is a plain reference into `raw`, and
+    for each UDM field the connector's `writes.paths` places (where its udm_fields entry is an expression)."""
+    inverse: dict[str, str] = {path: "{{ " + udm_field + " }}" for udm_field, path in (paths or {}).items()}
     for udm_field, template in udm_fields.items():
         if udm_field in READ_ONLY:
             continue

@@ -68,7 +68,12 @@ def connector_info(name: str) -> ConnectorInfo:
         if present
     ]
     writable = frozenset(collection.writes.fields) if collection.writes else frozenset()
-    inverse = {template.strip("{} "): path for path, template in inverse_fields(collection.udm_fields).items()}
+    inverse = {
+        template.strip("{} "): path
+        for path, template in inverse_fields(
+            collection.udm_fields, collection.writes.paths if collection.writes else None
+        ).items()
+    }
     fields = {udm: write_path(inverse[udm], writable) if udm in inverse else None for udm in collection.udm_fields}
     return ConnectorInfo(
         name=name,

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection as DBConnection
 from sqlalchemy import Engine, exists, select
 
+from connectors.paths import PRIMARY, primary_index
 from inlet.store.push import value_hash
 from inlet.store.push_tables import PushEcho
 from inlet.store.tables import utcnow
@@ -38,11 +39,14 @@ class Heard:
 
 
 def field_value(raw: Mapping[str, Any], path: str) -> Any:
-    """The value at a dotted path (`names.0.givenName`), or a marker that never hashes equal when absent."""
+    """The value at a dotted path (`names.0.givenName`), or a marker that never hashes equal when absent. The
+    step `primary` picks a list's primary item (connectors.paths: such lists have no guaranteed order)."""
     value: Any = raw
     for step in path.split("."):
         if isinstance(value, Mapping) and step in value:
             value = value[step]
+        elif isinstance(value, list) and step == PRIMARY and value:
+            value = value[primary_index(value)]
         elif isinstance(value, list) and step.isdigit() and int(step) < len(value):
             value = value[int(step)]
         else:

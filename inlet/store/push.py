@@ -279,13 +279,22 @@ def push_counts(engine: Engine, connection_id: str | None = None) -> PushCounts:
 
 
 def link_for(engine: Engine, connection_id: str, data_source: str, app_id: str) -> Link | None:
+    return links_for(engine, connection_id, data_source, [app_id]).get(app_id)
+
+
+def links_for(engine: Engine, connection_id: str, data_source: str, app_ids: Sequence[str]) -> dict[str, Link]:
+    """App id -> link, for the linked ones among `app_ids` (one query: a drain's batch)."""
+    if not app_ids:
+        return {}
     with engine.connect() as db:
-        row = db.execute(
+        rows = db.execute(
             select(*(_link.c[name] for name in Link.__dataclass_fields__)).where(
-                _link.c.connection_id == connection_id, _link.c.data_source == data_source, _link.c.app_id == app_id
+                _link.c.connection_id == connection_id,
+                _link.c.data_source == data_source,
+                _link.c.app_id.in_(list(dict.fromkeys(app_ids))),
             )
-        ).first()
-    return Link(**row._mapping) if row else None
+        ).all()
+    return {row.app_id: Link(**row._mapping) for row in rows}
 
 
 def link_by_external(engine: Engine, connection_id: str, data_source: str, external_id: str) -> Link | None:
@@ -322,15 +331,24 @@ def linked_app_ids(engine: Engine, connection_id: str, data_source: str, externa
 
 def last_imported_at(engine: Engine, connection_id: str, data_source: str, external_id: str) -> str | None:
     """The external record's modified time as inlet last imported (and delivered) it."""
+    return imported_stamps(engine, connection_id, data_source, [external_id]).get(external_id)
+
+
+def imported_stamps(
+    engine: Engine, connection_id: str, data_source: str, external_ids: Sequence[str]
+) -> dict[str, str | None]:
+    """External id -> its modified time as inlet last imported it, for the imported ones (one query)."""
+    if not external_ids:
+        return {}
     with engine.connect() as db:
-        value: str | None = db.execute(
-            select(_ledger.c.source_updated_at).where(
+        rows = db.execute(
+            select(_ledger.c.external_id, _ledger.c.source_updated_at).where(
                 _ledger.c.connection_id == connection_id,
                 _ledger.c.data_source == data_source,
-                _ledger.c.external_id == external_id,
+                _ledger.c.external_id.in_(list(dict.fromkeys(external_ids))),
             )
-        ).scalar()
-    return value
+        ).all()
+    return {row.external_id: row.source_updated_at for row in rows}
 
 
 def begin_create(engine: Engine, connection_id: str, data_source: str, app_id: str, create_key: str) -> bool:
@@ -374,26 +392,40 @@ def begin_create(engine: Engine, connection_id: str, data_source: str, app_id: s
 def finish_write(engine: Engine, row: PushRow, written: WrittenRecord | None, *, conflicts: int = 0) -> None:
     """In one transaction: the push leaves the outbox, the link says where the record is now, and the write is
     kept (field hashes, etag, modified time) so that its echo is recognised. `written` None: nothing to write."""
+    finish_writes(engine, [(row, written, conflicts)])
+
+
+def finish_writes(engine: Engine, finished: Sequence[tuple[PushRow, WrittenRecord | None, int]]) -> None:
+    """`finish_write` for a batch of pushes (each: the push, what was written, its conflicts), in one
+    transaction: a crash before it commits repeats the batch's writes, which find-or-create makes harmless."""
+    if not finished:
+        return
     now = utcnow()
+    totals: dict[tuple[str, str], dict[str, int]] = {}
     with engine.begin() as db:
-        if written is not None:
-            _save_link(db, row, written, now)
-            db.execute(
-                insert(_echo).values(
-                    connection_id=row.connection_id,
-                    data_source=row.data_source,
-                    external_id=written.external_id,
-                    kind=written.kind,
-                    field_hashes=written.field_hashes,
-                    etag=written.etag,
-                    modified_at=written.modified_at,
-                    written_at=now,
+        for row, written, conflicts in finished:
+            if written is not None:
+                _save_link(db, row, written, now)
+                db.execute(
+                    insert(_echo).values(
+                        connection_id=row.connection_id,
+                        data_source=row.data_source,
+                        external_id=written.external_id,
+                        kind=written.kind,
+                        field_hashes=written.field_hashes,
+                        etag=written.etag,
+                        modified_at=written.modified_at,
+                        written_at=now,
+                    )
                 )
-            )
-            if written.kind == "deleted":
-                _ledger_deleted(db, row, written.external_id, now)
-        db.execute(delete(_push).where(_push.c.id == row.id))
-        bump_in(db, row.connection_id, row.data_source, now, written=int(written is not None), conflicts=conflicts)
+                if written.kind == "deleted":
+                    _ledger_deleted(db, row, written.external_id, now)
+            total = totals.setdefault((row.connection_id, row.data_source), {"written": 0, "conflicts": 0})
+            total["written"] += int(written is not None)
+            total["conflicts"] += conflicts
+        db.execute(delete(_push).where(_push.c.id.in_([row.id for row, _, _ in finished])))
+        for (connection_id, data_source), deltas in totals.items():
+            bump_in(db, connection_id, data_source, now, **deltas)
 
 
 def _save_link(db: DBConnection, row: PushRow, written: WrittenRecord, now: datetime) -> None:

@@ -1,137 +1,140 @@
-"""Pushes while the external app fails: 429 and a 503 after the write landed (no duplicate, the order kept),
-and a SIGKILL of the process in the middle of a push run (nothing lost, no duplicate)."""
+"""Pushes while the external app fails, for json-server and every SaaS simulator: 429 and a 503 after the write
+landed (no duplicate, the order kept), the simulator's own throttling and server errors, and a SIGKILL of the
+process in the middle of a push run (nothing lost, no duplicate)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
-from flows.push_outbox import push_outbox
-from inlet.push import PushRequest
-from inlet.service import accept_push, open_installation
 from inlet.store import link_for, open_store, push_counts
 from tests.conftest import InletEnv, InletEnvFactory
 from tests.integration.conftest import JsonServerFactory
 from tests.support.connections import connect
-from tests.support.serving import serve_in_thread
+from tests.support.faulty_proxy import Faults, faulty_proxy
+from tests.support.simulators import SAAS_APPS, RunningSimulator, running_simulator
+from tests.support.team_app import TeamApp, run_push
 
 pytestmark = pytest.mark.real_app
 
+APPS = ["json_server", *sorted(SAAS_APPS)]
+
 
 @dataclass
-class Faults:
-    """What the proxy does to the next writes (non-GET requests): `429` refuses, `503-late` lets the write
-    through and then answers 503, as if the answer was lost; `delay` slows every write."""
+class Target:
+    """The external app under test: where it listens, how inlet connects to it, and what it holds."""
 
-    plan: list[str] = field(default_factory=list)
-    delay: float = 0.0
-    writes: int = 0
+    env: InletEnv
+    connection: str
+    data_source: str
+    upstream: str
+    connect: Callable[[str], None]
+    state: Callable[[], dict[str, str]]  # email -> full name of every live record
+    emails: Callable[[], Counter[str]]
+    sim: RunningSimulator | None = None
 
-
-@contextmanager
-def faulty_proxy(upstream: str, faults: Faults) -> Iterator[str]:
-    async def forward(request: Request) -> Response:
-        fault = faults.plan.pop(0) if request.method != "GET" and faults.plan else None
-        if request.method != "GET":
-            faults.writes += 1
-            await asyncio.sleep(faults.delay)
-        if fault == "429":
-            return Response(status_code=429, headers={"Retry-After": "0"})
-        async with httpx.AsyncClient(base_url=upstream) as client:
-            answer = await client.request(
-                request.method,
-                request.url.path,
-                params=request.query_params,
-                content=await request.body(),
-                headers={"content-type": request.headers.get("content-type", "application/json")},
-            )
-        if fault == "503-late":
-            return Response(status_code=503)
-        return Response(answer.content, answer.status_code, media_type=answer.headers.get("content-type"))
-
-    app = Starlette(routes=[Route("/{path:path}", forward, methods=["GET", "POST", "PATCH", "PUT", "DELETE"])])
-    with serve_in_thread(app) as url:
-        yield url
+    def app(self) -> TeamApp:
+        return TeamApp(self.env, self.connection, self.data_source)
 
 
-def _push(env: InletEnv, *changes: Mapping[str, object]) -> None:
-    request = PushRequest.model_validate(
-        {"tenant": "acme", "connection": "acme-json", "data_source": "users", "changes": list(changes)}
-    )
-    accept_push(open_installation(env.settings), request)
+@pytest.fixture(params=APPS)
+def target(
+    request: pytest.FixtureRequest, inlet_env: InletEnvFactory, json_server_factory: JsonServerFactory, tmp_path: Path
+) -> Iterator[Target]:
+    env = inlet_env(records=0, start_app=False)
+    if request.param == "json_server":
+        server = json_server_factory(1)
+
+        def users() -> list[dict[str, str]]:
+            return list(httpx.get(server.base_url + "/users", timeout=10).json())
+
+        yield Target(
+            env,
+            "acme-json",
+            "users",
+            server.base_url,
+            lambda url: connect(env, "acme-json", "json_server", {"base_url": url}),
+            lambda: {u["email"]: u["name"] for u in users()},
+            lambda: Counter(u["email"] for u in users()),
+        )
+        return
+    with running_simulator(env, request.param, tmp_path, records=1, connected=False) as sim:
+        yield Target(env, sim.connection, sim.data_source, sim.url, sim.connect, sim.state, sim.emails, sim)
 
 
-def _emails(base_url: str) -> Counter[str]:
-    return Counter(u["email"] for u in httpx.get(base_url + "/users", timeout=10).json())
+ADA = {"app_id": "app-1", "type": "created", "record": {"email": "ada@x.org", "fullName": "Ada Lovelace"}}
+ADA_KING = {**ADA, "type": "updated", "record": {"email": "ada@x.org", "fullName": "Ada King"}}
 
 
-def test_a_write_while_the_app_answers_429_then_503_makes_one_record_in_order(
-    inlet_env: InletEnvFactory, json_server_factory: JsonServerFactory
-) -> None:
-    env = inlet_env(records=1)
-    server = json_server_factory(1)
-    faults = Faults(["429", "429", "503-late"])
-    with faulty_proxy(server.base_url, faults) as proxy:
-        connect(env, "acme-json", "json_server", {"base_url": proxy})
-        created = {"app_id": "app-1", "type": "created", "record": {"email": "ada@x.org", "fullName": "Ada"}}
-        renamed = {**created, "type": "updated", "record": {"email": "ada@x.org", "fullName": "Ada King"}}
-        _push(env, created, renamed)
-        summary = asyncio.run(push_outbox("acme", "acme-json"))
-    assert (summary.deferred, summary.failed, summary.written) == (1, 0, 2)  # 429 twice: deferred once
-    assert _emails(server.base_url)["ada@x.org"] == 1  # the 503's write landed: found, not created again
-    link = link_for(open_store(env.settings.store_url), "acme-json", "users", "app-1")
+def _assert_one_ada_king(target: Target) -> None:
+    assert target.emails()["ada@x.org"] == 1  # a lost answer's write was found, not made again
+    assert target.state()["ada@x.org"] == "Ada King"  # the update came after the create, as pushed
+    link = link_for(open_store(target.env.settings.store_url), target.connection, target.data_source, "app-1")
     assert link is not None and link.external_id is not None
-    record = httpx.get(f"{server.base_url}/users/{link.external_id}", timeout=10).json()
-    assert record["name"] == "Ada King"  # the update came after the create, as pushed
+    assert push_counts(open_store(target.env.settings.store_url), target.connection).pending == 0
 
 
-def test_a_sigkill_during_a_push_run_loses_nothing_and_duplicates_nothing(
-    inlet_env: InletEnvFactory, json_server_factory: JsonServerFactory
-) -> None:
-    env = inlet_env(records=1)
-    server = json_server_factory(1)
+def test_a_write_while_the_app_answers_429_then_503_makes_one_record_in_order(target: Target) -> None:
+    faults = Faults(["429", "429", "503-late"])
+    with faulty_proxy(target.upstream, faults) as proxy:
+        target.connect(proxy)
+        target.app().push(ADA, ADA_KING)
+        summary = run_push(target.connection)
+        while push_counts(open_store(target.env.settings.store_url), target.connection).pending:
+            summary = run_push(target.connection)  # an app with nothing to look a lost create up by retries later
+    assert summary.failed == 0 and faults.writes >= 4
+    _assert_one_ada_king(target)
+
+
+@pytest.mark.parametrize("target", sorted(SAAS_APPS), indirect=True)
+def test_a_write_while_the_simulator_throttles_and_fails_lands_once_in_order(target: Target) -> None:
+    assert target.sim is not None
+    target.connect(target.sim.url)
+    target.sim.inject(status_429=2, retry_after=0, status_500=2)  # the app's own 429 (or 403) and 5xx answers
+    target.app().push(ADA, ADA_KING)
+    failed = run_push(target.connection).failed
+    while push_counts(open_store(target.env.settings.store_url), target.connection).pending:
+        failed += run_push(target.connection).failed
+    assert failed == 0 and target.sim.control("stats")["requests"] > 4
+    _assert_one_ada_king(target)
+
+
+def test_a_sigkill_during_a_push_run_loses_nothing_and_duplicates_nothing(target: Target) -> None:
     faults = Faults(delay=0.05)
     records = 30
-    with faulty_proxy(server.base_url, faults) as proxy:
-        connect(env, "acme-json", "json_server", {"base_url": proxy})
-        _push(
-            env,
+    with faulty_proxy(target.upstream, faults) as proxy:
+        target.connect(proxy)
+        target.app().push(
             *(
                 {"app_id": f"app-{i}", "type": "created", "record": {"email": f"p{i}@x.org", "fullName": f"Person {i}"}}
                 for i in range(records)
-            ),
+            )
         )
-        code = (
-            "import asyncio; from flows.push_outbox import push_outbox; asyncio.run(push_outbox('acme', 'acme-json'))"
-        )
-        proc = subprocess.Popen([sys.executable, "-c", code], env=env.env)
+        before = sum(target.emails().values())
+        run = f"asyncio.run(push_outbox('acme', {target.connection!r}))"
+        code = "import asyncio; from flows.push_outbox import push_outbox; " + run
+        proc = subprocess.Popen([sys.executable, "-c", code], env=target.env.env)
         try:
-            while sum(_emails(server.base_url).values()) < 1 + 5:  # progress: some records are written
+            while sum(target.emails().values()) < before + 5:  # progress: some records are written
                 assert proc.poll() is None, "the push run ended before it could be killed"
                 time.sleep(0.05)
         finally:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
-        written_before = sum(_emails(server.base_url).values()) - 1
-        assert written_before < records
-        summary = asyncio.run(push_outbox("acme", "acme-json"))
-    emails = _emails(server.base_url)
-    assert all(emails[f"p{i}@x.org"] == 1 for i in range(records))  # every one there, none twice
-    engine = open_store(env.settings.store_url)
-    assert push_counts(engine, "acme-json").pending == 0 and summary.failed == 0
-    assert all(link_for(engine, "acme-json", "users", f"app-{i}") is not None for i in range(records))
+        assert sum(target.emails().values()) - before < records
+        summary = run_push(target.connection)
+    emails = target.emails()
+    assert all(emails[f"p{i}@x.org"] == 1 for i in range(records)), emails  # every one there, none twice
+    engine = open_store(target.env.settings.store_url)
+    assert push_counts(engine, target.connection).pending == 0 and summary.failed == 0
+    assert all(link_for(engine, target.connection, target.data_source, f"app-{i}") for i in range(records))

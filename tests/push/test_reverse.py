@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from connectors.registry import load
-from inlet.push import ConflictPolicy, ReverseMapper, build_reverse, inverse_fields, resolve
+from inlet.push import ConflictPolicy, ReverseMapper, build_reverse, inverse_fields, nested_body, resolve
 from mappings import Layer, RecordError, TemplateError
 
 _APP_FIELDS = frozenset({"email", "fullName", "firstName", "lastName", "phone", "company", "title"})
@@ -81,3 +83,24 @@ def test_the_catalogue_shows_which_fields_a_push_can_write() -> None:
     hubspot = connector_info("hubspot")
     assert {"create", "update", "delete"} <= set(hubspot.supports)
     assert hubspot.writable_fields["email"] == "email" and hubspot.writable_fields["active"] is None
+    # Expressions (Google's primary-item filters) have no inverse: writes.paths places them, at the primary item.
+    google = connector_info("google_people")
+    assert google.writable_fields["email"] == "emailAddresses.primary.value"
+
+
+def test_a_list_field_is_written_at_its_primary_item_keeping_the_others() -> None:
+    current: dict[str, list[dict[str, Any]]] = {
+        "emailAddresses": [
+            {"value": "home@x.org", "type": "home"},
+            {"value": "work@x.org", "type": "work", "metadata": {"primary": True}},
+        ],
+        "names": [{"givenName": "Ada", "familyName": "Lovelace", "metadata": {"primary": True}}],
+    }
+    body = nested_body({"emailAddresses.primary.value": "new@x.org", "names.primary.familyName": "King"}, current)
+    assert body["emailAddresses"] == [
+        {"value": "home@x.org", "type": "home"},
+        {"value": "new@x.org", "type": "work", "metadata": {"primary": True}},
+    ]
+    assert body["names"] == [{"givenName": "Ada", "familyName": "King", "metadata": {"primary": True}}]
+    assert nested_body({"emailAddresses.primary.value": "a@x.org"}) == {"emailAddresses": [{"value": "a@x.org"}]}
+    assert current["emailAddresses"][1]["value"] == "work@x.org"  # the record read is left as it was

@@ -3,83 +3,26 @@ and real external apps (json-server, Kinto). What the app pushes is written to t
 what comes back is recognised as an echo and never delivered to the app again; an external change is imported
 back; and at the end the app's state equals the source's.
 
-The app's state is modelled as the app keeps it: its own records by app id, each updated by its own pushes
-and by inlet's deliveries (which name the app id of a linked record, or the external id of a new one).
+The app's state is modelled as the app keeps it (tests/support/team_app.py). The SaaS simulators' round trips
+are in test_saas_round_trip.py.
 """
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 
-from flows.push_outbox import PushSummary, push_outbox
-from inlet.push import PushRequest
-from inlet.service import accept_push, open_installation
 from inlet.store import link_for, open_store
-from tests.conftest import SIM_TOKEN, InletEnv, InletEnvFactory
+from tests.conftest import SIM_TOKEN, InletEnvFactory
 from tests.integration.conftest import JsonServerFactory
 from tests.support.connections import connect, import_full
 from tests.support.real_apps import KintoServer
+from tests.support.team_app import TeamApp, run_push
 
 pytestmark = pytest.mark.real_app
-
-
-@dataclass
-class TeamApp:
-    """The team's app as this test sees it: records by app id (app-made ones, and ones inlet delivered)."""
-
-    env: InletEnv
-    connection: str
-    records: dict[str, dict[str, Any]] = field(default_factory=dict)
-    seen: dict[str, str] = field(default_factory=dict)  # external id -> the delivered row, as last seen
-
-    def push(self, *changes: dict[str, Any]) -> None:
-        for change in changes:
-            if change["type"] == "deleted":
-                self.records.pop(change["app_id"], None)
-            else:
-                self.records[change["app_id"]] = {**self.records.get(change["app_id"], {}), **change["record"]}
-        request = PushRequest.model_validate(
-            {"tenant": "acme", "connection": self.connection, "data_source": "users", "changes": list(changes)}
-        )
-        accept_push(open_installation(self.env.settings), request)
-
-    def take_deliveries(self) -> int:
-        """Apply what inlet delivered since the last look (the demo app keeps the latest event per record)."""
-        applied = 0
-        for row in self.env.app_records(connection=self.connection, include_deleted="1"):
-            key = repr(sorted(row.items()))
-            if self.seen.get(row["external_id"]) == key:
-                continue
-            self.seen[row["external_id"]] = key
-            app_id = self._app_id(row["external_id"])
-            if row["deleted"]:
-                self.records.pop(app_id, None)
-            else:
-                self.records[app_id] = {"email": row["record"]["email"], "fullName": row["record"]["fullName"]}
-            applied += 1
-        return applied
-
-    def _app_id(self, external_id: str) -> str:
-        engine = open_store(self.env.settings.store_url)
-        for app_id in [a for a in self.records if a.startswith("app-")]:
-            link = link_for(engine, self.connection, "users", app_id)
-            if link is not None and link.external_id == external_id:
-                return app_id
-        return f"ext-{external_id}"
-
-    def state(self) -> dict[str, str]:
-        """Email -> full name of every record the app holds."""
-        return {str(r.get("email")): str(r.get("fullName")) for r in self.records.values()}
-
-
-def _push(connection: str) -> PushSummary:
-    return asyncio.run(push_outbox("acme", connection))
 
 
 def test_json_server_round_trip_with_no_echo(
@@ -94,7 +37,7 @@ def test_json_server_round_trip_with_no_echo(
 
     # The app creates a record: written to json-server and linked; the import hears it as an echo.
     app.push({"app_id": "app-1", "type": "created", "record": {"email": "ada@x.org", "fullName": "Ada Lovelace"}})
-    assert _push("acme-json").created == 1
+    assert run_push("acme-json").created == 1
     link = link_for(open_store(env.settings.store_url), "acme-json", "users", "app-1")
     assert link is not None and link.external_id is not None
     with server.client() as c:
@@ -118,7 +61,7 @@ def test_json_server_round_trip_with_no_echo(
         },
         {"app_id": "ext-2", "external_id": "2", "type": "deleted"},
     )
-    pushed = _push("acme-json")
+    pushed = run_push("acme-json")
     assert (pushed.updated, pushed.deleted, pushed.failed) == (1, 1, 0)
     final = import_full("acme-json")
     assert (final.updated, final.deleted, final.echo_suppressed) == (0, 0, 1)
@@ -146,14 +89,14 @@ def test_kinto_round_trip_with_conflicts_resolved_by_the_later_writer(
     first, second = kinto_collection.list_all()
 
     app.push({"app_id": "app-1", "type": "created", "record": {"email": "ada@x.org", "fullName": "Ada Lovelace"}})
-    assert _push("acme-kinto").created == 1
+    assert run_push("acme-kinto").created == 1
     assert import_full("acme-kinto").echo_suppressed == 1 and app.take_deliveries() == 0
 
     # Both sides change the same field; the external change is the later one: it wins, nothing is written.
     ext = kinto_collection.update(first["id"], {"name": "Ext Name"})
     older = _iso(ext["last_modified"] - 60_000)
     app.push(_update(first, "App Name", older))
-    lost = _push("acme-kinto")
+    lost = run_push("acme-kinto")
     assert (lost.written, lost.unchanged) == (0, 1)
     assert [(c["field"], c["winner"], c["rule"]) for c in lost.conflicts] == [("full_name", "external", "last_writer")]
     assert import_full("acme-kinto").updated == 1 and app.take_deliveries() == 1  # the app gets the winner
@@ -161,13 +104,13 @@ def test_kinto_round_trip_with_conflicts_resolved_by_the_later_writer(
     # Again, with the app's change the later one: it wins and is written; its echo is not delivered back.
     ext = kinto_collection.update(second["id"], {"name": "Ext Two"})
     app.push(_update(second, "App Two", _iso(ext["last_modified"] + 1_000)))
-    won = _push("acme-kinto")
+    won = run_push("acme-kinto")
     assert (won.updated, [c["winner"] for c in won.conflicts]) == (1, ["app"])
     echoed = import_full("acme-kinto")
     assert (echoed.updated, echoed.echo_suppressed) == (0, 1)
 
     app.push({"app_id": "app-1", "type": "deleted"})
-    assert _push("acme-kinto").deleted == 1
+    assert run_push("acme-kinto").deleted == 1
     assert import_full("acme-kinto").deleted == 0  # the app made that deletion: it is not told about it
     app.take_deliveries()
     source = {r["email"]: r["name"] for r in kinto_collection.list_all()}
@@ -190,14 +133,14 @@ def test_hubspot_simulator_round_trip(inlet_env: InletEnvFactory) -> None:
     assert import_full("acme-hubspot").delivered == 2
     app.take_deliveries()
     app.push({"app_id": "app-1", "type": "created", "record": {"email": "ada@x.org", "fullName": "Ada Lovelace"}})
-    assert _push("acme-hubspot").created == 1
+    assert run_push("acme-hubspot").created == 1
     assert import_full("acme-hubspot").echo_suppressed == 1 and app.take_deliveries() == 0
     app.push({"app_id": "app-1", "type": "updated", "record": {"email": "ada@x.org", "fullName": "Ada King"}})
-    assert _push("acme-hubspot").updated == 1
+    assert run_push("acme-hubspot").updated == 1
     echoed = import_full("acme-hubspot")
     assert (echoed.updated, echoed.echo_suppressed) == (0, 1) and app.take_deliveries() == 0
     app.push({"app_id": "app-1", "type": "deleted"})
-    assert _push("acme-hubspot").deleted == 1
+    assert run_push("acme-hubspot").deleted == 1
     assert import_full("acme-hubspot").deleted == 0
     app.take_deliveries()
     source = {

@@ -15,7 +15,14 @@ __all__ = ["connect", "import_full"]
 
 
 def connect(
-    env: InletEnv, connection: str, app: str, parameters: dict[str, str], *, tenant: str = "acme", **secrets: str
+    env: InletEnv,
+    connection: str,
+    app: str,
+    parameters: dict[str, str],
+    *,
+    tenant: str = "acme",
+    data_source: str = "users",
+    **secrets: str,
 ) -> None:
     """Add `connection` to `tenant` (no credential check: the tests point it at their own app)."""
     add_connection(
@@ -26,9 +33,10 @@ def connect(
         app=app,
         parameters=parameters,
         credentials={k: SecretStr(v) for k, v in secrets.items()},
+        data_source=data_source,
     )
 
 
-def import_full(connection: str, *, tenant: str = "acme") -> ImportSummary:
+def import_full(connection: str, *, tenant: str = "acme", data_source: str = "users") -> ImportSummary:
     """The connection's full import, in this process, against the session's Prefect server."""
-    return asyncio.run(full_import(ImportJob(tenant=tenant, connection=connection)))
+    return asyncio.run(full_import(ImportJob(tenant=tenant, connection=connection, data_source=data_source)))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from connectors.msgraph.simulator.contacts import Contacts
+from connectors.msgraph.simulator.contacts import Contacts, contact_id
 from connectors.msgraph.simulator.odata import Query, context, cost, page_position, query, select
 from connectors.msgraph.simulator.subscriptions import Subscriptions, notification_body
 from connectors.msgraph.simulator.wire import (
@@ -33,6 +33,7 @@ from connectors.msgraph.simulator.wire import (
 from connectors.simulation import (
     Limit,
     OAuthQuirks,
+    People,
     Person,
     Refusal,
     RetryPolicy,
@@ -126,6 +127,12 @@ class GraphSimulator(SimulatorBase):
 
     def external_id(self, person: Person) -> str:
         return user_id(person.seq)
+
+    def people_of(self, collection: str | None) -> tuple[People, Callable[[Person], str]]:
+        """`contacts`: the mailbox's contacts, a second set beside the directory's users."""
+        if collection == "contacts":
+            return self.contacts.people, lambda person: contact_id(person.seq)
+        return super().people_of(collection)
 
     def api_routes(self) -> list[BaseRoute]:
         subscription = "/v1.0/subscriptions/{subscription_id}"

@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute
 from connectors.msgraph.simulator.wire import JSON, root
 from connectors.simulation import People, Person, Refusal
 
-__all__ = ["API_WRITER", "Contacts"]
+__all__ = ["API_WRITER", "Contacts", "contact_id"]
 
 API_WRITER = "api"  # Person.modified_by of an API write (Graph contacts carry no author)
 _WRITABLE = {"givenName", "surname", "emailAddresses", "businessPhones", "companyName", "jobTitle", "displayName"}
