@@ -50,6 +50,8 @@ LONGEST_FIRST = (
     "tests/integration/test_slot_after_server_crash.py",
     "tests/integration/test_bench_scale.py",
     "tests/security/test_secret_grep.py",
+    "tests/push/test_push_faults.py",
+    "tests/push/test_saas_round_trip.py",
     "tests/flows/test_incremental.py",
     "tests/push/test_round_trip.py",
     "tests/flows/test_oauth_import.py",
