@@ -104,3 +104,22 @@ def test_a_list_field_is_written_at_its_primary_item_keeping_the_others() -> Non
     assert body["names"] == [{"givenName": "Ada", "familyName": "King", "metadata": {"primary": True}}]
     assert nested_body({"emailAddresses.primary.value": "a@x.org"}) == {"emailAddresses": [{"value": "a@x.org"}]}
     assert current["emailAddresses"][1]["value"] == "work@x.org"  # the record read is left as it was
+
+
+def test_a_graph_update_changes_the_first_address_and_keeps_the_others() -> None:
+    """Graph marks no item primary and a PATCH replaces the whole list: the other addresses and phones go along."""
+    current = {
+        "emailAddresses": [{"address": "ada@x.org", "name": "Ada"}, {"address": "ada@home.org", "name": "Ada"}],
+        "businessPhones": ["+1 555 0100", "+1 555 0101"],
+    }
+    from connectors.registry import load
+
+    spec, _ = load("msgraph")
+    writes = spec.collections["contacts"].writes
+    assert writes is not None
+    paths = writes.paths
+    body = nested_body({paths["email"]: "ada@new.org", paths["phone"]: "+1 555 0199"}, current)
+    assert body == {
+        "emailAddresses": [{"address": "ada@new.org", "name": "Ada"}, {"address": "ada@home.org", "name": "Ada"}],
+        "businessPhones": ["+1 555 0199", "+1 555 0101"],
+    }
