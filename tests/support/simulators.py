@@ -27,6 +27,7 @@ __all__ = ["SAAS_APPS", "RunningSimulator", "running_simulator"]
 
 # The data source each app's writable collection serves (Graph writes the mailbox's contacts, not users).
 SAAS_APPS = {
+    "hubspot": "users",
     "salesforce": "users",
     "zendesk": "users",
     "msgraph": "contacts",
@@ -39,7 +40,8 @@ _SECOND_SET = {"msgraph": "contacts"}  # apps whose writable records are a set o
 
 @dataclass
 class RunningSimulator:
-    """One simulator process and the inlet connection (`acme-<app>`) that reaches it."""
+    """One simulator process and the inlet connection (`acme-push-<app>`) that reaches it (`inlet_env` has its
+    own `acme-hubspot`)."""
 
     app: str
     url: str
@@ -48,14 +50,14 @@ class RunningSimulator:
 
     @property
     def connection(self) -> str:
-        return f"acme-{self.app}"
+        return f"acme-push-{self.app}"
 
     @property
     def data_source(self) -> str:
         return SAAS_APPS[self.app]
 
     def connect(self, base_url: str) -> None:
-        """Connect the account as `acme-<app>`, reached at `base_url` (the simulator, or a proxy before it)."""
+        """Connect the account as `acme-push-<app>`, reached at `base_url` (the simulator, or a proxy before it)."""
         make = importlib.import_module(f"connectors.{self.app}.simulator").make_simulator
         parameters, secrets = make(records=0, seed=0, token=_TOKEN).connection(base_url)
         credentials = {k: v.get_secret_value() for k, v in secrets.items()}
