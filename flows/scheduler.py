@@ -81,14 +81,14 @@ async def sync_scheduler(
     keeping each connection's webhook subscription in step (created, renewed, deleted; a `missed` one resyncs by
     a poll). Each connection's sync policy says what is due. One run ticks for `run_seconds`: a run costs a
     process, a tick only a few store queries."""
-    deadline = time.monotonic() + run_seconds
+    start = time.monotonic()
     total = SchedulerSummary()
     while True:
         total.add(await _tick())
-        left = deadline - time.monotonic()
-        if left <= 0:
+        elapsed = time.monotonic() - start
+        if elapsed >= run_seconds:
             return total
-        await asyncio.sleep(min(tick_seconds, left))
+        await asyncio.sleep(min(tick_seconds - elapsed % tick_seconds, run_seconds - elapsed))  # on the tick
 
 
 async def _tick() -> SchedulerSummary:

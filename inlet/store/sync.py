@@ -39,7 +39,8 @@ __all__ = [
 Work = Literal["import", "poll", "reconcile"]
 
 IMPORT_RETRY = timedelta(hours=1)  # a submitted first import that never completed is submitted again after this
-IMPORTS_PER_CLAIM = 5  # full imports one claim submits at most: the rest wait for the next tick, behind no poll
+IMPORTS_IN_FLIGHT = 8  # first imports submitted and not done, at most: the rest wait for a later tick, behind no poll
+IMPORT_IN_FLIGHT_FOR = timedelta(minutes=10)  # a submitted import stops counting as in flight after this
 
 
 @dataclass(frozen=True)
@@ -139,18 +140,20 @@ def set_state(engine: Engine, tenant_id: str, connection_id: str, state: str, re
         return policy
 
 
-def claim_due(engine: Engine, now: datetime | None = None, max_imports: int = IMPORTS_PER_CLAIM) -> list[Due]:
+def claim_due(engine: Engine, now: datetime | None = None, max_imports: int = IMPORTS_IN_FLIGHT) -> list[Due]:
     """The work due now, stamped as submitted. Each stamp is a compare-and-set on the one read, so two
     schedulers ticking at once (one run ending as the next starts) never both claim a connection's work.
-    At most `max_imports` full imports: a thousand new connections must not queue every poll behind them."""
+    First imports only while fewer than `max_imports` are in flight: a thousand new connections must not queue
+    every poll behind them."""
     ensure_policies(engine)
     now = now or utcnow()
     due: list[Due] = []
-    imports = 0
     with Session(engine) as session:
         _reactivate_reconnected(session)
         apps = dict(session.exec(select(Connection.id, Connection.app)).all())
-        for policy in session.exec(select(SyncPolicy).where(SyncPolicy.state == "active")).all():
+        policies = session.exec(select(SyncPolicy).where(SyncPolicy.state == "active")).all()
+        imports = sum(1 for policy in policies if _importing(policy, now))
+        for policy in policies:
             work = _work_due(policy, now)
             if work == "import" and imports >= max_imports:
                 continue
@@ -181,6 +184,12 @@ def _claim(session: Session, policy: SyncPolicy, work: Work, now: datetime) -> b
         .execution_options(synchronize_session=False)
     )
     return bool(getattr(claimed, "rowcount", 0))
+
+
+def _importing(policy: SyncPolicy, now: datetime) -> bool:
+    """A first import submitted lately and not done yet."""
+    submitted = _aware(policy.import_submitted_at)
+    return policy.imported_at is None and submitted is not None and now - submitted < IMPORT_IN_FLIGHT_FOR
 
 
 def _work_due(policy: SyncPolicy, now: datetime) -> Work | None:

@@ -94,6 +94,7 @@ def test_the_scheduler_imports_a_new_connection_then_submits_its_polls_and_never
 ) -> None:
     env = inlet_env(records=30)
     engine = open_store(env.settings.store_url)
+    assert claim_due(engine, max_imports=0) == []  # no room for one more first import: it waits, unclaimed
     assert asyncio.run(sync_scheduler(run_seconds=0)).imports == 1  # added, never imported: its full import is due
     asyncio.run(_work_until_done(["import"]))
     assert app_ids(env) == source_ids(env)
