@@ -4,11 +4,11 @@
     nice .venv/bin/python bench/sync_scale.py --connections 100 --minutes 3 --poll-seconds 60   # a small check
 
 Everything runs as `inlet up` runs it, on 127.0.0.1 under bench/out/sync_scale: a Prefect server (SQLite),
-the demo app, `python -m flows.serve` (prefect.yaml's deployments: `sync-scheduler` every 20 s, deliver-outbox)
-and one Prefect task worker (`python -m flows.task_worker`), which runs each due connection's `sync-connection`
-task (its full import, then its polls). The sources are simulators of several apps (HubSpot and Pipedrive,
-`--sims` processes of each, `--records` records each); connection i reads simulator i mod sims, ten
-connections per tenant, each with the given poll interval.
+the demo app, `python -m flows.serve` (prefect.yaml's deployments: `sync-scheduler`, whose run ticks every 10 s,
+deliver-outbox, push-outbox) and one Prefect task worker (`python -m flows.task_worker`), which runs each due
+connection's `sync-connection` task (its full import) and the batched `sync-polls` tasks (its polls). The
+sources are simulators of several apps (HubSpot and Pipedrive, `--sims` processes of each, `--records` records
+each); connection i reads simulator i mod sims, ten connections per tenant, each with the given poll interval.
 
 1. Warm-up: the scheduler imports every new connection (no prefect.yaml edit); wait until all are imported.
 2. Quiet phase (the first third of `--minutes`): no source changes. CPU per no-change poll = the CPU of inlet
@@ -18,24 +18,26 @@ connections per tenant, each with the given poll interval.
    change's lag, per connection reading that simulator, is the demo app's commit time minus the change time;
    after the phase the bench waits up to one poll interval + 60 s for the last ones (missing: reported).
 
-On time: a poll started within its interval + 30 s of the connection's previous poll (or import). Share of the
-machine: that CPU over wall time x cores. Prints a JSON result and the load average (the machine may be shared).
+On time: a poll started within its interval + 30 s of the connection's previous poll (or import); the polls are
+read from the store (`sync_policy.last_poll_at`, each poll's start) every 5 s. Share of the machine: that CPU over
+wall time x cores. Prints a JSON result and the load average (the machine may be shared).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import random
 import shutil
+import signal
 import sqlite3
 import statistics
 import subprocess
 import sys
+import threading
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,7 @@ from pydantic import SecretStr  # noqa: E402
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, _exit_on_signal)  # the finally below stops every process group it started
     args = _parse()
     shutil.rmtree(OUT, ignore_errors=True)
     (OUT / "tmp").mkdir(parents=True)
@@ -90,6 +93,7 @@ def main() -> None:
                 port = free_port()
                 command = [sys.executable, "-m", f"connectors.{app}.simulator", "--port", str(port)]
                 command += ["--records", str(args.records), "--token", TOKEN, "--seed", str(n), "--deliver-every", "0"]
+                command += _limits(app, args.connections / (args.sims * len(APPS)))
                 url = f"http://127.0.0.1:{port}"
                 started[f"{app}-{n}"] = start_process(command, url + "/_sim/stats", log_path=OUT / f"{app}-{n}.log")
                 sims.append((app, url))
@@ -112,6 +116,20 @@ def main() -> None:
     result["load_average_end"] = os.getloadavg()
     (OUT / "result.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
+
+
+def _limits(app: str, accounts: float) -> list[str]:
+    """A simulator's rate limits as the sum of `accounts` accounts': its connections share the bench's one token,
+    where real ones each have their own (one token's Pipedrive burst of 20 per 2 s, shared by 250 connections,
+    had them block each other for minutes: Cloudflare's 403 after ten ignored 429s, then 60 s waits)."""
+    scale = max(1, round(accounts))
+    if app == "pipedrive":
+        return ["--burst-limit", str(20 * scale), "--daily-tokens", str(300_000 * scale)]
+    return ["--rate-limit", str(190 * scale), "--daily-limit", str(1_000_000 * scale)]
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(f"stopped by signal {signum}")
 
 
 def _start(command: list[str], env: dict[str, str], name: str) -> subprocess.Popen[bytes]:
@@ -188,6 +206,8 @@ def _measure(
         time.sleep(10)
     warm_seconds = time.time() - warm
     measured = [started[name] for name in ("prefect", "serve", "worker")]
+    polls = _PollLog(engine)
+    polls.start()
     quiet_seconds = args.minutes * 60 / 3
     t0, cpu0 = time.time(), _cpu(measured)
     time.sleep(quiet_seconds)
@@ -202,11 +222,11 @@ def _measure(
         time.sleep(60 / args.changes_per_minute)
     t2, cpu2 = time.time(), _cpu(measured)
     lags, missing = _lags(changes, connections, deadline=time.time() + args.poll_seconds + 60)
-    polls = asyncio.run(_task_runs("poll/"))
-    imports = asyncio.run(_task_runs("import/"))
-    quiet_polls = sum(1 for _, start in polls if t0 <= start < t1)
-    window_polls = [(c, s) for c, s in polls if t0 <= s < t2]
+    polls.stop()
+    quiet_polls = polls.started_between(t0, t1)
     cores = psutil.cpu_count() or 1
+    late = polls.late(t0, t2, args.poll_seconds + 30)
+    window = polls.started_between(t0, t2)
     return {
         "connections": len(connections),
         "simulators": {app: args.sims for app in APPS},
@@ -216,19 +236,85 @@ def _measure(
         "warm_up_seconds": round(warm_seconds, 1),
         "quiet_seconds": round(t1 - t0, 1),
         "quiet_polls": quiet_polls,
-        "cpu_quiet_seconds": [round(b - a, 1) for a, b in zip(cpu0, cpu1, strict=True)],
-        "cpu_per_no_change_poll": round((sum(cpu1) - sum(cpu0)) / quiet_polls, 2) if quiet_polls else None,
-        "polls_in_window": len(window_polls),
-        "on_time_share": _on_time(window_polls, polls, imports, args.poll_seconds + 30),
+        "cpu_quiet_seconds": dict(
+            zip(("prefect", "serve", "worker"), [round(b - a, 1) for a, b in zip(cpu0, cpu1, strict=True)], strict=True)
+        ),
+        "cpu_per_no_change_poll": round((sum(cpu1) - sum(cpu0)) / quiet_polls, 3) if quiet_polls else None,
+        "polls_in_window": window,
+        "polls_expected": round(len(connections) * (t2 - t0) / args.poll_seconds),
+        "late_polls": [(c, wait) for c, wait, _ in late][:50],
+        "on_time_share": _on_time(window, late, t2),
         "changes": len(changes),
         "lag_samples": len(lags),
         "lag_missing": missing,
         "lag_p50_seconds": round(statistics.median(lags), 1) if lags else None,
         "lag_p99_seconds": round(statistics.quantiles(lags, n=100)[98], 1) if len(lags) >= 2 else None,
         "machine_share": round((sum(cpu2) - sum(cpu0)) / ((t2 - t0) * cores), 3),
+        "machine_share_quiet": round((sum(cpu1) - sum(cpu0)) / ((t1 - t0) * cores), 3),
         "cores": cores,
         "load_average_start": load_start,
     }
+
+
+class _PollLog(threading.Thread):
+    """Every poll's start, read from the store every 5 s (`sync_policy.last_poll_at` is when the connection's last
+    poll started; a poll interval is far longer than 5 s, so no poll is missed), with each connection's import."""
+
+    def __init__(self, engine: Any) -> None:
+        super().__init__(daemon=True)
+        self._engine = engine
+        self._halt = threading.Event()
+        self.starts: dict[str, set[float]] = {}
+        self.imported: dict[str, float] = {}
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            self._sample()
+            self._halt.wait(5)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join()
+        self._sample()
+
+    def _sample(self) -> None:
+        from sqlmodel import Session, select
+
+        from inlet.store import SyncPolicy
+
+        with Session(self._engine) as session:
+            rows = session.exec(select(SyncPolicy.connection_id, SyncPolicy.last_poll_at, SyncPolicy.imported_at))
+            for connection, polled, imported in rows:
+                if polled is not None:
+                    self.starts.setdefault(connection, set()).add(_epoch(polled))
+                if imported is not None:
+                    self.imported[connection] = _epoch(imported)
+
+    def started_between(self, start: float, end: float) -> int:
+        return sum(1 for starts in self.starts.values() for s in starts if start <= s < end)
+
+    def late(self, start: float, end: float, bound: float) -> list[tuple[str, float, float]]:
+        """(connection, seconds since its previous poll or import) of each wait in [start, end) over `bound`,
+        including a connection whose latest poll is more than `bound` before `end` (a poll that never came)."""
+        found: list[tuple[str, float, float]] = []
+        for connection, imported in self.imported.items():
+            times = sorted({imported, *self.starts.get(connection, set())})
+            for before, after in zip(times, [*times[1:], end], strict=True):
+                if after > start and after - before > bound:
+                    found.append((connection, round(after - before, 1), after))
+        return found
+
+
+def _on_time(window: int, late: list[tuple[str, float, float]], end: float) -> float | None:
+    """Polls started on time over the polls due: a late wait that ended in a poll is a late poll; one still open
+    at the end is a poll that never came."""
+    never = sum(1 for _, _, after in late if after >= end)
+    due = window + never
+    return round((due - len(late)) / due, 3) if due else None
+
+
+def _epoch(moment: datetime) -> float:
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def _imported(engine: Any) -> int:
@@ -270,38 +356,6 @@ def _lags(
         if len(lags) == len(wanted) or time.time() > deadline:
             return lags, len(wanted) - len(lags)
         time.sleep(5)
-
-
-async def _task_runs(prefix: str) -> list[tuple[str, float]]:
-    """(connection, start time) of every started sync-connection task run whose name starts with `prefix`."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
-
-    found: list[tuple[str, float]] = []
-    async with get_client() as client:
-        offset = 0
-        while True:
-            page = await client.read_task_runs(
-                task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_=prefix)), limit=200, offset=offset
-            )
-            found += [(r.name.rsplit("/", 1)[-1], r.start_time.timestamp()) for r in page if r.start_time is not None]
-            if len(page) < 200:
-                return found
-            offset += 200
-
-
-def _on_time(
-    window: list[tuple[str, float]], polls: list[tuple[str, float]], imports: list[tuple[str, float]], bound: float
-) -> float | None:
-    """The share of the window's polls that started within `bound` s of the connection's previous poll or import."""
-    before: dict[str, list[float]] = {}
-    for connection, start in [*polls, *imports]:
-        before.setdefault(connection, []).append(start)
-    on_time = 0
-    for connection, start in window:
-        earlier = [s for s in before[connection] if s < start]
-        on_time += bool(earlier) and start - max(earlier) <= bound
-    return round(on_time / len(window), 3) if window else None
 
 
 def _parse() -> argparse.Namespace:

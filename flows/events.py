@@ -40,10 +40,13 @@ def resource_id(connection: str) -> str:
     return f"inlet.connection.{connection}"
 
 
-def emit_changed(tenant: str, connection: str, *, source: str = "webhook", submit: bool = True) -> None:
+def emit_changed(
+    tenant: str, connection: str, *, source: str = "webhook", submit: bool = True, runner: str | None = None
+) -> None:
     """Tell Prefect that a connection's inbox holds changes and, on a task worker, submit the run applying them
-    (`submit=False` where the caller applies them itself, as poll-changes does)."""
-    runner = get_settings().incremental_runner
+    (`submit=False` where the caller applies them itself, as poll-changes does). `runner="task-worker"` whatever
+    the setting: the scheduler's polls run on a task worker, which applies what they heard."""
+    runner = runner or get_settings().incremental_runner
     resource = {
         "prefect.resource.id": resource_id(connection),
         "inlet.tenant": tenant,

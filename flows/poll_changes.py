@@ -27,10 +27,10 @@ from flows.run_tags import label_run
 from flows.runtime import ConnectionId, DataSource, ImportJob, ImportRuntime, TenantId, by_reference, open_runtime
 from flows.summaries import Auth, RunSummary
 from inlet.settings import get_settings
-from inlet.store import HeardChange, PageScope, inbox, live_ids, payload_hash, record_poll, stored_hashes
+from inlet.store import HeardChange, PageScope, inbox, live_ids, payload_hash, record_poll, stored_hashes, utcnow
 from mappings import RecordError
 
-__all__ = ["PollSummary", "poll_changes"]
+__all__ = ["PollSummary", "poll", "poll_changes"]
 
 
 class PollSummary(RunSummary):
@@ -79,17 +79,7 @@ async def poll_changes(
         raise
     try:
         await label_run(tenant, connection, run.loaded.connection.app, data_source)
-        summary = PollSummary.of(job, str(flow_run.id or ""))
-        heard, since, resynced = await _listen(run, summary)
-        deletions = [h for h in heard if h.kind == "deleted"]
-        if summary.mode in ("resync", "scan", "first-pull") and deletions:
-            heard = _guard(run, heard, deletions, summary, force_delete)
-        summary.changes = len(heard)
-        summary.upserts = sum(1 for h in heard if h.kind == "upsert")
-        summary.deletions = sum(1 for h in heard if h.kind == "deleted")
-        summary.added_to_inbox = await anyio.to_thread.run_sync(_store, run, heard, since, resynced)
-        summary.since = since
-        await anyio.to_thread.run_sync(record_poll, run.engine, connection, summary.mode, None)
+        summary = await poll(run, str(flow_run.id or ""), force_delete=force_delete, traced=True)
         inline = apply or run.settings.incremental_runner == "task-worker"  # a run already: apply here
         if summary.added_to_inbox:
             emit_changed(tenant, connection, source="poll", submit=not inline)
@@ -102,13 +92,34 @@ async def poll_changes(
         await run.aclose()
 
 
-async def _listen(run: ImportRuntime, summary: PollSummary) -> tuple[list[HeardChange], str | None, bool]:
+async def poll(run: ImportRuntime, run_id: str, *, force_delete: bool = False, traced: bool = False) -> PollSummary:
+    """One poll of an opened connection: what changed goes to its inbox with the new watermark, in one commit.
+
+    `traced` runs the source's pull or scan as task runs of their own (a poll-changes flow run shows them); the
+    scheduler's batched polls call them plainly, as one task run's work."""
+    summary = PollSummary.of(run.job, run_id)
+    started = utcnow()
+    heard, since, resynced = await _listen(run, summary, traced)
+    deletions = [h for h in heard if h.kind == "deleted"]
+    if summary.mode in ("resync", "scan", "first-pull") and deletions:
+        heard = _guard(run, heard, deletions, summary, force_delete)
+    summary.changes = len(heard)
+    summary.upserts = sum(1 for h in heard if h.kind == "upsert")
+    summary.deletions = sum(1 for h in heard if h.kind == "deleted")
+    summary.added_to_inbox = await anyio.to_thread.run_sync(_store, run, heard, since, resynced)
+    summary.since = since
+    await anyio.to_thread.run_sync(record_poll, run.engine, run.job.connection, summary.mode, None, started)
+    return summary
+
+
+async def _listen(run: ImportRuntime, summary: PollSummary, traced: bool) -> tuple[list[HeardChange], str | None, bool]:
     collection = run.connector.collection(run.collection)
     if collection.changes is None and run.connector.hooks.changes is None:
         summary.mode = "scan"
-        return await scan_source(by_reference(run)), None, False
-    since = inbox.stored_since(run.engine, run.job.connection, run.job.data_source)
-    heard, next_since, resynced = await pull_changes(by_reference(run), since)
+        return await (scan_source(by_reference(run)) if traced else _scan(run)), None, False
+    since = await anyio.to_thread.run_sync(inbox.stored_since, run.engine, run.job.connection, run.job.data_source)
+    pulled = pull_changes(by_reference(run), since) if traced else _pull(run, since)
+    heard, next_since, resynced = await pulled
     summary.mode = "resync" if resynced else "changes" if since is not None else "first-pull"
     if resynced or since is None:  # a pull without a token lists what exists: what it lacks was deleted
         seen = {h.external_id for h in heard}
@@ -119,6 +130,10 @@ async def _listen(run: ImportRuntime, summary: PollSummary) -> tuple[list[HeardC
 @task(name="pull-changes", cache_policy=NO_CACHE, persist_result=False)
 async def pull_changes(run: ImportRuntime, since: str | None) -> tuple[list[HeardChange], str | None, bool]:
     """The app's own incremental API since the stored token (an expired token: a full resync)."""
+    return await _pull(run, since)
+
+
+async def _pull(run: ImportRuntime, since: str | None) -> tuple[list[HeardChange], str | None, bool]:
     result = await pull_source_changes(run.connector, run.collection, since)
     source = "resync" if result.resynced else "poll"
     return [_heard(run, change, source) for change in result.changes], result.since, result.resynced
@@ -127,6 +142,10 @@ async def pull_changes(run: ImportRuntime, since: str | None) -> tuple[list[Hear
 @task(name="scan-source", cache_policy=NO_CACHE, persist_result=False)
 async def scan_source(run: ImportRuntime) -> list[HeardChange]:
     """Enumerate the source and keep what differs from the ledger: new or changed records, vanished ones."""
+    return await _scan(run)
+
+
+async def _scan(run: ImportRuntime) -> list[HeardChange]:
     scope = _scope(run)
     seen: set[str] = set()
     heard: list[HeardChange] = []

@@ -1,38 +1,54 @@
-"""The one scheduler: a short-interval deployment (`sync-scheduler` in prefect.yaml) that submits each due
-connection's work as a Prefect background task, which task workers (`python -m flows.task_worker`) run at once.
+"""The one scheduler: a deployment (`sync-scheduler` in prefect.yaml) whose run ticks every `tick_seconds` for
+`run_seconds`, and at each tick submits the due connections' work as Prefect background tasks, which task
+workers (`python -m flows.task_worker`) run at once.
 
 What is due comes from the store's sync policies (`inlet.store.claim_due`): a new connection's first full
 import, then polls every `poll_seconds`, and a reconciliation every `reconcile_seconds`. The stamps are stored,
-so a lost scheduler run loses nothing and adding a connection needs no prefect.yaml edit. A poll costs one task
-run in a worker that is already up, not a process. Each connection's work runs one at a time (the flows hold
-its single-flight slot). A revoked grant pauses the connection as `needs_reauth` until it is connected again.
+so a lost scheduler run loses nothing and adding a connection needs no prefect.yaml edit. An import or a
+reconciliation is a `sync-connection` task run of its own; the polls due at one tick are `sync-polls` task runs of
+up to `POLL_BATCH` connections of one app each, since a poll that hears nothing is one request and two store
+writes, much less than a task run costs the worker and the Prefect server. A poll that hears changes (or finds
+webhook events waiting) applies them in an `apply-inbox` task run of its own, tagged with the connection, inside
+the batch's run. A revoked grant pauses the connection as `needs_reauth` until it is connected again.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import asyncio
+import time
+from collections.abc import Iterable
+from typing import Annotated, Any, Literal
 
 import anyio
 from prefect import flow, get_run_logger, tags, task
 from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel
+from prefect.runtime import task_run
+from pydantic import BaseModel, Field
 
 from connectors.errors import NeedsReauth
+from flows.events import emit_changed
 from flows.full_import import ImportSummary, full_import
-from flows.poll_changes import poll_changes
-from flows.runtime import ImportJob
+from flows.incremental_import import apply_inbox
+from flows.poll_changes import poll
+from flows.runtime import ImportJob, open_runtime
 from inlet.service import maintain_subscriptions, run_tags
 from inlet.settings import get_settings
-from inlet.store import Due, Vault, claim_due, reconciled, set_state, shared_store
+from inlet.store import Due, Store, Vault, claim_due, inbox, reconciled, set_state, shared_store
 
-__all__ = ["SchedulerSummary", "drift_of", "sync_connection", "sync_scheduler"]
+__all__ = ["POLL_BATCH", "SchedulerSummary", "drift_of", "sync_connection", "sync_polls", "sync_scheduler"]
+
+RUN_SECONDS = 65  # prefect.yaml starts a run every 60 s: the next one starts before this one stops ticking
+POLL_BATCH = 25  # connections per sync-polls task run
+POLLS_AT_ONCE = 8  # of a batch, in flight together
 
 
 class SchedulerSummary(BaseModel):
-    """What one scheduler tick submitted."""
+    """What the scheduler's ticks submitted."""
 
+    ticks: int = 0
     imports: int = 0
     polls: int = 0
+    poll_batches: int = 0
     reconciliations: int = 0
     subscriptions_created: int = 0
     subscriptions_renewed: int = 0
@@ -40,17 +56,49 @@ class SchedulerSummary(BaseModel):
     subscriptions_failed: int = 0
     resyncs: int = 0
 
+    def add(self, other: SchedulerSummary) -> None:
+        for name in type(self).model_fields:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+class PollBatch(BaseModel):
+    """What one sync-polls run found, connection by connection."""
+
+    polled: int = 0
+    changed: list[str] = Field(default_factory=list)
+    needs_reauth: list[str] = Field(default_factory=list)
+    failed: dict[str, str] = Field(default_factory=dict)
+
 
 @flow(name="sync-scheduler", persist_result=False, log_prints=False)
-async def sync_scheduler() -> SchedulerSummary:
-    """Submit every due connection's import, poll or reconciliation to the task workers, after keeping each
-    connection's webhook subscription in step (created, renewed, deleted; a `missed` one resyncs by a poll).
-    No parameters: each connection's sync policy says what is due."""
+async def sync_scheduler(
+    run_seconds: Annotated[
+        float, Field(ge=0, description="keep ticking this long (0: one tick); a little over the schedule's interval")
+    ] = RUN_SECONDS,
+    tick_seconds: Annotated[float, Field(gt=0, description="seconds between two ticks")] = 10,
+) -> SchedulerSummary:
+    """Submit every due connection's import, polls or reconciliation to the task workers, tick after tick, after
+    keeping each connection's webhook subscription in step (created, renewed, deleted; a `missed` one resyncs by
+    a poll). Each connection's sync policy says what is due. One run ticks for `run_seconds`: a run costs a
+    process, a tick only a few store queries."""
+    start = time.monotonic()
+    total = SchedulerSummary()
+    while True:
+        total.add(await _tick())
+        elapsed = time.monotonic() - start
+        if elapsed >= run_seconds:
+            return total
+        await asyncio.sleep(min(tick_seconds - elapsed % tick_seconds, run_seconds - elapsed))  # on the tick
+
+
+async def _tick() -> SchedulerSummary:
     settings = get_settings()
     engine = shared_store(settings.store_url)
-    summary = SchedulerSummary()
+    summary = SchedulerSummary(ticks=1)
     resyncs = await _subscriptions(settings, engine, summary)
-    for due in [*await anyio.to_thread.run_sync(claim_due, engine), *resyncs]:
+    claimed = await anyio.to_thread.run_sync(claim_due, engine)
+    polls = [due for due in claimed if due.work == "poll"]
+    for due in [*(due for due in claimed if due.work != "poll"), *resyncs]:
         with tags(*run_tags(due.tenant, due.connection)):
             sync_connection.delay(due.tenant, due.connection, due.data_source, due.work)
         if due.work == "import":
@@ -59,8 +107,27 @@ async def sync_scheduler() -> SchedulerSummary:
             summary.polls += 1
         else:
             summary.reconciliations += 1
-    get_run_logger().info("submitted %s", summary.model_dump())
+    for app, batch in _batches(polls):
+        with tags("inlet", f"app:{app}"):
+            sync_polls.delay(app, _label(batch), [(d.tenant, d.connection, d.data_source) for d in batch])
+        summary.polls += len(batch)
+        summary.poll_batches += 1
+    if claimed or resyncs:
+        get_run_logger().info("submitted %s", summary.model_dump(exclude_defaults=True))
     return summary
+
+
+def _batches(polls: Iterable[Due]) -> list[tuple[str, list[Due]]]:
+    """The polls by app, in runs of at most POLL_BATCH connections."""
+    by_app: dict[str, list[Due]] = {}
+    for due in polls:
+        by_app.setdefault(due.app or "any", []).append(due)
+    return [(app, dues[i : i + POLL_BATCH]) for app, dues in by_app.items() for i in range(0, len(dues), POLL_BATCH)]
+
+
+def _label(batch: list[Due]) -> str:
+    first = batch[0].connection
+    return first if len(batch) == 1 else f"{first}+{len(batch) - 1}"
 
 
 async def _subscriptions(settings: Any, engine: Any, summary: SchedulerSummary) -> list[Due]:
@@ -92,19 +159,78 @@ async def sync_connection(
         if work == "import":
             await full_import(job)
             return
-        await _poll_and_apply(tenant, connection, data_source)  # a reconciliation too: the change source first
+        await _poll_and_apply(engine, job)  # a reconciliation too: the change source first
         if work == "reconcile":
             drift = drift_of(await full_import(job))
             await anyio.to_thread.run_sync(reconciled, engine, connection, drift)
     except NeedsReauth as exc:
-        await anyio.to_thread.run_sync(set_state, engine, tenant, connection, "needs_reauth", str(exc)[:300])
-        get_run_logger().warning("%s paused until it is connected again: %s", connection, exc)
+        await _pause(engine, job, exc)
 
 
-async def _poll_and_apply(tenant: str, connection: str, data_source: str) -> None:
-    """Poll, then apply the connection's whole inbox in this task run: what the poll heard and the webhook events
-    waiting there (whose own notice may have been lost), with no second run to start."""
-    await poll_changes(tenant, connection, data_source, apply=True)
+@task(
+    name="sync-polls",
+    task_run_name="polls/{app}/{label}",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
+async def sync_polls(app: str, label: str, connections: list[tuple[str, str, str]]) -> PollBatch:
+    """Poll several connections of one app, a few at once; each that heard changes applies them in an
+    apply-inbox run of its own. One connection's failure is reported, and never stops the others' polls."""
+    engine = shared_store(get_settings().store_url)
+    gate = asyncio.Semaphore(POLLS_AT_ONCE)
+    batch = PollBatch()
+
+    async def one(tenant: str, connection: str, data_source: str) -> None:
+        job = ImportJob(tenant=tenant, connection=connection, data_source=data_source)
+        async with gate:
+            try:
+                if await _poll_and_apply(engine, job):
+                    batch.changed.append(connection)
+                batch.polled += 1
+            except NeedsReauth as exc:
+                batch.needs_reauth.append(connection)
+                await _pause(engine, job, exc)
+            except Exception as exc:  # reported below; the connection's next poll tries again
+                batch.failed[connection] = f"{type(exc).__name__}: {exc}"[:300]
+
+    await asyncio.gather(*(one(*target) for target in connections))
+    if batch.failed:
+        raise PollsFailed(batch)
+    if batch.changed or batch.needs_reauth:
+        get_run_logger().info("polls of %s: %s", app, batch.model_dump(exclude_defaults=True))
+    return batch
+
+
+class PollsFailed(Exception):
+    """Some polls of a batch failed (the others went through); each connection's next poll tries again."""
+
+    def __init__(self, batch: PollBatch) -> None:
+        failures = "; ".join(f"{connection}: {reason}" for connection, reason in batch.failed.items())
+        super().__init__(f"{len(batch.failed)} of {len(batch.failed) + batch.polled} polls failed: {failures}")
+        self.batch = batch
+
+
+async def _poll_and_apply(engine: Store, job: ImportJob) -> bool:
+    """Poll, then apply the connection's whole inbox in an apply-inbox run: what the poll heard and the webhook
+    events waiting there (whose own notice may have been lost). Whether there was anything to apply."""
+    run = open_runtime(job, get_settings(), engine=engine)
+    try:
+        summary = await poll(run, str(task_run.id or ""))
+    finally:
+        await run.aclose()
+    waiting = summary.added_to_inbox or await anyio.to_thread.run_sync(inbox.depth, engine, job.connection)
+    if not waiting:
+        return False
+    if summary.added_to_inbox:
+        emit_changed(job.tenant, job.connection, source="poll", submit=False, runner="task-worker")
+    with tags(*run_tags(job.tenant, job.connection)):
+        await apply_inbox(job.tenant, job.connection, job.data_source)
+    return True
+
+
+async def _pause(engine: Store, job: ImportJob, exc: NeedsReauth) -> None:
+    await anyio.to_thread.run_sync(set_state, engine, job.tenant, job.connection, "needs_reauth", str(exc)[:300])
+    get_run_logger().warning("%s paused until it is connected again: %s", job.connection, exc)
 
 
 def drift_of(summary: ImportSummary) -> dict[str, int]:

@@ -1,4 +1,5 @@
-"""A Prefect task worker: the scheduler's `sync-connection` runs (imports, polls, reconciliations) and the fast
+"""A Prefect task worker: the scheduler's `sync-connection` runs (imports, reconciliations, resyncs), its batched
+`sync-polls` runs, and the fast
 incremental path's `apply-inbox` runs (`INLET_INCREMENTAL_RUNNER=task-worker`).
 
 It subscribes to the server's scheduled `apply-inbox` task runs over a websocket and runs each at once in
@@ -17,7 +18,7 @@ import uvicorn
 from prefect.task_worker import TaskWorker, create_status_server
 
 from flows.incremental_import import apply_inbox
-from flows.scheduler import sync_connection
+from flows.scheduler import sync_connection, sync_polls
 
 
 def _status_server(worker: TaskWorker, port: int) -> None:
@@ -30,7 +31,7 @@ def _status_server(worker: TaskWorker, port: int) -> None:
 
 
 async def work(limit: int, status_port: int | None) -> None:
-    worker = TaskWorker(apply_inbox, sync_connection, limit=limit)
+    worker = TaskWorker(apply_inbox, sync_connection, sync_polls, limit=limit)
     if status_port is not None:
         _status_server(worker, status_port)
     await worker.astart()

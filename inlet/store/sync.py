@@ -14,7 +14,7 @@ from typing import Literal
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, SQLModel, delete, select
+from sqlmodel import Session, SQLModel, col, delete, select, update
 
 from connectors.registry import load
 from inlet.errors import NotFound
@@ -39,6 +39,8 @@ __all__ = [
 Work = Literal["import", "poll", "reconcile"]
 
 IMPORT_RETRY = timedelta(hours=1)  # a submitted first import that never completed is submitted again after this
+IMPORTS_IN_FLIGHT = 8  # first imports submitted and not done, at most: the rest wait for a later tick, behind no poll
+IMPORT_IN_FLIGHT_FOR = timedelta(minutes=10)  # a submitted import stops counting as in flight after this
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class Due:
     connection: str
     data_source: str
     work: Work
+    app: str = ""  # the connector; the scheduler batches one app's polls into one task run
 
 
 def ensure_policies(engine: Engine) -> int:
@@ -137,23 +140,56 @@ def set_state(engine: Engine, tenant_id: str, connection_id: str, state: str, re
         return policy
 
 
-def claim_due(engine: Engine, now: datetime | None = None) -> list[Due]:
-    """The work due now, stamped as submitted in the same transaction (one scheduler run claims it once)."""
+def claim_due(engine: Engine, now: datetime | None = None, max_imports: int = IMPORTS_IN_FLIGHT) -> list[Due]:
+    """The work due now, stamped as submitted. Each stamp is a compare-and-set on the one read, so two
+    schedulers ticking at once (one run ending as the next starts) never both claim a connection's work.
+    First imports only while fewer than `max_imports` are in flight: a thousand new connections must not queue
+    every poll behind them."""
     ensure_policies(engine)
     now = now or utcnow()
     due: list[Due] = []
     with Session(engine) as session:
         _reactivate_reconnected(session)
-        for policy in session.exec(select(SyncPolicy).where(SyncPolicy.state == "active")).all():
+        apps = dict(session.exec(select(Connection.id, Connection.app)).all())
+        policies = session.exec(select(SyncPolicy).where(SyncPolicy.state == "active")).all()
+        imports = sum(1 for policy in policies if _importing(policy, now))
+        for policy in policies:
             work = _work_due(policy, now)
-            if work is None:
+            if work == "import" and imports >= max_imports:
                 continue
-            setattr(policy, f"{work}_submitted_at", now)
-            policy.requested_work = None  # what was asked for out of turn is submitted now (or the import is)
-            session.add(policy)
-            due.append(Due(policy.tenant_id, policy.connection_id, policy.data_source, work))
+            imports += work == "import"
+            if work is not None and _claim(session, policy, work, now):
+                due.append(
+                    Due(
+                        policy.tenant_id,
+                        policy.connection_id,
+                        policy.data_source,
+                        work,
+                        apps.get(policy.connection_id, ""),
+                    )
+                )
         session.commit()
     return due
+
+
+def _claim(session: Session, policy: SyncPolicy, work: Work, now: datetime) -> bool:
+    """Stamp `work` as submitted unless another scheduler changed the stamp since this one read it."""
+    stamp = getattr(SyncPolicy, f"{work}_submitted_at")
+    read = getattr(policy, f"{work}_submitted_at")
+    claimed = session.execute(
+        update(SyncPolicy)
+        .where(col(SyncPolicy.connection_id) == policy.connection_id)
+        .where(stamp.is_(None) if read is None else stamp == read)
+        .values({f"{work}_submitted_at": now, "requested_work": None})  # what was asked out of turn goes now
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(claimed, "rowcount", 0))
+
+
+def _importing(policy: SyncPolicy, now: datetime) -> bool:
+    """A first import submitted lately and not done yet."""
+    submitted = _aware(policy.import_submitted_at)
+    return policy.imported_at is None and submitted is not None and now - submitted < IMPORT_IN_FLIGHT_FOR
 
 
 def _work_due(policy: SyncPolicy, now: datetime) -> Work | None:
@@ -232,11 +268,14 @@ def import_completed(engine: Engine, connection_id: str, data_source: str) -> No
         session.commit()
 
 
-def record_poll(engine: Engine, connection_id: str, mode: str, newest_change: datetime | None) -> None:
+def record_poll(
+    engine: Engine, connection_id: str, mode: str, newest_change: datetime | None, started: datetime | None = None
+) -> None:
+    """A poll finished; `last_poll_at` is when it started (now, when not given)."""
     with Session(engine) as session:
         policy = session.get(SyncPolicy, connection_id)
         if policy is not None:
-            policy.last_poll_at, policy.last_poll_mode = utcnow(), mode
+            policy.last_poll_at, policy.last_poll_mode = started or utcnow(), mode
             if newest_change is not None:
                 policy.last_change_at = newest_change
             session.add(policy)

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
 from prefect.task_worker import TaskWorker
@@ -19,7 +20,7 @@ from flows.full_import import full_import
 from flows.incremental_import import incremental_import
 from flows.poll_changes import poll_changes
 from flows.runtime import ImportJob
-from flows.scheduler import sync_connection, sync_scheduler
+from flows.scheduler import PollsFailed, sync_connection, sync_polls, sync_scheduler
 from inlet.oauth import mark_needs_reauth, register_client, save_tokens
 from inlet.service import (
     Installation,
@@ -93,13 +94,14 @@ def test_the_scheduler_imports_a_new_connection_then_submits_its_polls_and_never
 ) -> None:
     env = inlet_env(records=30)
     engine = open_store(env.settings.store_url)
-    assert asyncio.run(sync_scheduler()).imports == 1  # added, never imported: its full import is due
+    assert claim_due(engine, max_imports=0) == []  # no room for one more first import: it waits, unclaimed
+    assert asyncio.run(sync_scheduler(run_seconds=0)).imports == 1  # added, never imported: its full import is due
     asyncio.run(_work_until_done(["import"]))
     assert app_ids(env) == source_ids(env)
-    assert asyncio.run(sync_scheduler()).polls == 0  # imported just now: the first poll is 300 s away
+    assert asyncio.run(sync_scheduler(run_seconds=0)).polls == 0  # imported just now: the first poll is 300 s away
     _backdate(engine, seconds=301)
-    assert asyncio.run(sync_scheduler()).polls == 1
-    assert asyncio.run(sync_scheduler()).polls == 0  # claimed once: the stamp is stored
+    assert asyncio.run(sync_scheduler(run_seconds=0)).polls == 1
+    assert asyncio.run(sync_scheduler(run_seconds=0)).polls == 0  # claimed once: the stamp is stored
     pause(_inst(env), TENANT, CONNECTION)
     _backdate(engine, seconds=301)
     assert claim_due(engine) == []
@@ -107,6 +109,29 @@ def test_the_scheduler_imports_a_new_connection_then_submits_its_polls_and_never
     assert [d.work for d in claim_due(engine)] == ["poll"]
     [row] = sync_status(_inst(env))
     assert row["change_source"] == "poll" and row["imported"] != "never"
+
+
+def test_the_scheduler_submits_due_polls_in_a_batch_that_a_task_worker_applies(inlet_env: InletEnvFactory) -> None:
+    env = inlet_env(records=30)
+    asyncio.run(full_import(ImportJob(tenant=TENANT, connection=CONNECTION)))
+    engine = open_store(env.settings.store_url)
+    ids = sorted(app_ids(env))
+    env.sim("mutate", {"create": 2, "update": ids[:3], "delete": ids[3:6]})
+    _backdate(engine, seconds=301)
+    summary = asyncio.run(sync_scheduler(run_seconds=0))
+    assert (summary.polls, summary.poll_batches) == (1, 1)
+    asyncio.run(_serve_until_final(sync_polls, f"polls/hubspot/{CONNECTION}"))
+    assert app_ids(env) == source_ids(env) and env.app_stats()["duplicates"] == 0
+
+
+def test_a_failing_poll_of_a_batch_is_reported_and_the_others_are_applied(inlet_env: InletEnvFactory) -> None:
+    env = inlet_env(records=20)
+    asyncio.run(full_import(ImportJob(tenant=TENANT, connection=CONNECTION)))
+    created = env.sim("mutate", {"create": 2})["created"]
+    batch = [(TENANT, "acme-gone", "users"), (TENANT, CONNECTION, "users")]
+    with pytest.raises(PollsFailed, match="1 of 2 polls failed: acme-gone: NotFound"):
+        asyncio.run(sync_polls("hubspot", "acme-gone+1", batch))
+    assert set(created) <= app_ids(env) and app_ids(env) == source_ids(env)
 
 
 def test_a_reconciliation_repairs_and_reports_what_the_change_source_missed(inlet_env: InletEnvFactory) -> None:
@@ -170,6 +195,24 @@ async def _until_done(running: asyncio.Task[None], works: list[str]) -> None:
             assert all(r.state_name == "Completed" for r in runs), [r.state for r in runs]
             return
         await asyncio.sleep(0.2)
+
+
+async def _serve_until_final(task: Any, name: str) -> None:
+    """Serve `task` in this process until its runs named `name` are Completed (an earlier test's scheduler tick
+    may have left one with the same name, never run: this worker runs it too)."""
+    worker = TaskWorker(task)
+    running = asyncio.create_task(worker.astart())
+    try:
+        while True:
+            assert not running.done(), "the task worker stopped before the run ended"
+            async with get_client() as client:
+                runs = await client.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(any_=[name])))
+            if runs and all(r.state is not None and r.state.is_final() for r in runs):
+                assert {r.state_name for r in runs} == {"Completed"}, [r.state for r in runs]
+                return
+            await asyncio.sleep(0.2)
+    finally:
+        running.cancel()
 
 
 def test_a_poison_event_is_set_aside_and_every_other_change_is_applied(inlet_env: InletEnvFactory) -> None:

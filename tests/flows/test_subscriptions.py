@@ -258,7 +258,9 @@ def _start(world: World) -> None:
 def test_a_graph_subscription_is_created_on_start_and_renewed_before_it_expires(world: WorldFactory) -> None:
     w = world("msgraph", lifetime=30)
     _start(w)
-    summary = asyncio.run(sync_scheduler())  # the scheduler's tick: the receiver answered Graph's handshake
+    summary = asyncio.run(
+        sync_scheduler(run_seconds=0)
+    )  # the scheduler's tick: the receiver answered Graph's handshake
     assert (summary.subscriptions_created, summary.imports, summary.polls) == (1, 0, 0)
     first = subscription_of(w.engine, w.connection)
     assert first is not None and first.remote_id is not None and first.expires_at is not None
@@ -274,7 +276,9 @@ def test_a_graph_subscription_is_created_on_start_and_renewed_before_it_expires(
         row = subscription_of(w.engine, w.connection)
         return row if row and row.expires_at and first.expires_at and row.expires_at > first.expires_at else None
 
-    renewed = _until(later, "the subscription renewed to a later expiry", step=lambda: asyncio.run(sync_scheduler()))
+    renewed = _until(
+        later, "the subscription renewed to a later expiry", step=lambda: asyncio.run(sync_scheduler(run_seconds=0))
+    )
     assert renewed.remote_id == first.remote_id and renewed.renewed_at is not None
     [after] = w.api("/v1.0/subscriptions")["value"]
     assert after["id"] == first.remote_id and after["expirationDateTime"] > made["expirationDateTime"]
@@ -307,7 +311,7 @@ def test_a_missed_lifecycle_event_resyncs_the_graph_connection(world: WorldFacto
     row = _until(lambda: (r := subscription_of(w.engine, w.connection)) and r.lifecycle == "missed" and r, "missed")
     assert inbox.depth(w.engine, w.connection) == 0 and w.app_ids() != w.source()
 
-    summary = asyncio.run(sync_scheduler())  # the tick turns `missed` into a poll from the last position
+    summary = asyncio.run(sync_scheduler(run_seconds=0))  # the tick turns `missed` into a poll from the last position
     assert summary.resyncs == 1 and summary.polls == 1
     asyncio.run(_run_submitted(f"poll/{TENANT}/{w.connection}"))
     asyncio.run(incremental_import(TENANT, w.connection))

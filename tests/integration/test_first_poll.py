@@ -1,6 +1,6 @@
 """The first poll after a full import, end to end on real processes: Kinto, json-server and two SaaS simulators
 (HubSpot, Pipedrive). Creates, updates and deletes made after the import, and changes made while it enumerates,
-reach the team's app through one poll submitted as the scheduler submits it (`sync-connection`), with no second
+reach the team's app through one poll run as the scheduler submits it (a `sync-polls` batch), with no second
 full import of the connection.
 
 The app's final state is compared record by record with an oracle: a second connection to the same source,
@@ -18,10 +18,12 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlmodel import Session
 
-from flows.scheduler import sync_connection
+from flows.scheduler import sync_polls
 from inlet.local import free_port, start_process, stop_process
 from inlet.service import open_installation, sync_of
+from inlet.store import Connection, open_store
 from tests.conftest import InletEnv, InletEnvFactory
 from tests.integration.conftest import JsonServerFactory
 from tests.support.connections import connect, import_full
@@ -32,8 +34,10 @@ TENANT = "acme"
 
 
 def _first_poll(env: InletEnv, connection: str) -> str:
-    """One poll as the scheduler submits it (it applies the inbox itself); the poll's mode."""
-    asyncio.run(sync_connection(TENANT, connection, "users", "poll"))
+    """One poll as the scheduler submits it, in a batch (it applies the inbox itself); the poll's mode."""
+    with Session(open_store(env.settings.store_url)) as session:
+        app = session.get_one(Connection, connection).app
+    asyncio.run(sync_polls(app, connection, [(TENANT, connection, "users")]))
     row = sync_of(open_installation(env.settings), TENANT, connection)
     assert row["imported"] != "never" and row["drift"] == {}
     return str(row["last_poll"]).rsplit("(", 1)[-1].rstrip(")")
