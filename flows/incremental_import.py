@@ -91,10 +91,24 @@ async def incremental_import(
     persist_result=False,
 )
 async def apply_inbox(
-    tenant: str, connection: str, data_source: str = "users", triggered_by: TriggeringEvent | None = None
+    tenant: str,
+    connection: str,
+    data_source: str = "users",
+    triggered_by: TriggeringEvent | None = None,
+    wait_seconds: float = 900,
 ) -> IncrementalSummary:
-    """The same drain as `incremental-import`, as a background task a task worker runs at once (`.delay()`)."""
-    return await _apply(tenant, connection, data_source, str(task_run.id or ""), triggered_by)
+    """The same drain as `incremental-import`, as a background task a task worker runs at once (`.delay()`).
+
+    With `wait_seconds=0` (the scheduler's poll batches) a connection another run holds is left at once: its
+    changes stay in the inbox for that connection's next poll, and the batch's other connections go on."""
+    run_id = str(task_run.id or "")
+    try:
+        return await _apply(tenant, connection, data_source, run_id, triggered_by, wait_seconds)
+    except TimeoutError:
+        if wait_seconds:
+            raise
+        get_run_logger().info("%s: another run holds the connection; its changes wait for the next poll", connection)
+        return IncrementalSummary.of(ImportJob(tenant=tenant, connection=connection, data_source=data_source), run_id)
 
 
 async def apply_stranded(tenant: str, connection: str, data_source: str, run_id: str) -> IncrementalSummary | None:

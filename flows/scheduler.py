@@ -184,7 +184,7 @@ async def sync_polls(app: str, label: str, connections: list[tuple[str, str, str
         job = ImportJob(tenant=tenant, connection=connection, data_source=data_source)
         async with gate:
             try:
-                if await _poll_and_apply(engine, job):
+                if await _poll_and_apply(engine, job, wait_seconds=0):
                     batch.changed.append(connection)
                 batch.polled += 1
             except NeedsReauth as exc:
@@ -210,9 +210,11 @@ class PollsFailed(Exception):
         self.batch = batch
 
 
-async def _poll_and_apply(engine: Store, job: ImportJob) -> bool:
+async def _poll_and_apply(engine: Store, job: ImportJob, wait_seconds: float = 900) -> bool:
     """Poll, then apply the connection's whole inbox in an apply-inbox run: what the poll heard and the webhook
-    events waiting there (whose own notice may have been lost). Whether there was anything to apply."""
+    events waiting there (whose own notice may have been lost). Whether there was anything to apply.
+
+    `wait_seconds` for the connection's slot: a batch (0) never waits behind a run holding it (an import)."""
     run = open_runtime(job, get_settings(), engine=engine)
     try:
         summary = await poll(run, str(task_run.id or ""))
@@ -224,7 +226,7 @@ async def _poll_and_apply(engine: Store, job: ImportJob) -> bool:
     if summary.added_to_inbox:
         emit_changed(job.tenant, job.connection, source="poll", submit=False, runner="task-worker")
     with tags(*run_tags(job.tenant, job.connection)):
-        await apply_inbox(job.tenant, job.connection, job.data_source)
+        await apply_inbox(job.tenant, job.connection, job.data_source, wait_seconds=wait_seconds)
     return True
 
 

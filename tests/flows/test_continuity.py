@@ -21,6 +21,7 @@ from flows.incremental_import import incremental_import
 from flows.poll_changes import poll_changes
 from flows.runtime import ImportJob
 from flows.scheduler import PollsFailed, sync_connection, sync_polls, sync_scheduler
+from flows.single_flight import single_flight
 from inlet.oauth import mark_needs_reauth, register_client, save_tokens
 from inlet.service import (
     Installation,
@@ -132,6 +133,27 @@ def test_a_failing_poll_of_a_batch_is_reported_and_the_others_are_applied(inlet_
     with pytest.raises(PollsFailed, match="1 of 2 polls failed: acme-gone: NotFound"):
         asyncio.run(sync_polls("hubspot", "acme-gone+1", batch))
     assert set(created) <= app_ids(env) and app_ids(env) == source_ids(env)
+
+
+def test_a_batch_leaves_a_connection_another_run_holds_and_its_next_poll_applies_the_changes(
+    inlet_env: InletEnvFactory,
+) -> None:
+    """A poll batch never waits for a connection's slot (an import may hold it for minutes, and the batch's
+    worker slot with it): the heard changes wait in the inbox, and the next poll applies them."""
+    env = inlet_env(records=20)
+    asyncio.run(full_import(ImportJob(tenant=TENANT, connection=CONNECTION)))
+    engine = open_store(env.settings.store_url)
+    created = env.sim("mutate", {"create": 2})["created"]
+
+    async def poll_while_held() -> Any:
+        async with single_flight(CONNECTION):  # as a running import holds it
+            return await sync_polls("hubspot", CONNECTION, [(TENANT, CONNECTION, "users")])
+
+    held = asyncio.run(poll_while_held())
+    assert (held.polled, held.changed, held.failed) == (1, [CONNECTION], {})
+    assert inbox.depth(engine, CONNECTION) == 2 and not set(created) & app_ids(env)
+    asyncio.run(sync_polls("hubspot", CONNECTION, [(TENANT, CONNECTION, "users")]))
+    assert inbox.depth(engine, CONNECTION) == 0 and app_ids(env) == source_ids(env)
 
 
 def test_a_reconciliation_repairs_and_reports_what_the_change_source_missed(inlet_env: InletEnvFactory) -> None:
