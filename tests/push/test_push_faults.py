@@ -1,4 +1,4 @@
-"""Pushes while the external app fails, for json-server and every SaaS simulator: 429 and a 503 after the write
+"""Pushes while the external app fails, for json-server, Kinto and every SaaS simulator: 429 and a 503 after the write
 landed (no duplicate, the order kept), the simulator's own throttling and server errors, and a SIGKILL of the
 process in the middle of a push run (nothing lost, no duplicate)."""
 
@@ -22,12 +22,13 @@ from tests.conftest import InletEnv, InletEnvFactory
 from tests.integration.conftest import JsonServerFactory
 from tests.support.connections import connect
 from tests.support.faulty_proxy import Faults, faulty_proxy
+from tests.support.real_apps import KintoServer
 from tests.support.simulators import SAAS_APPS, RunningSimulator, running_simulator
 from tests.support.team_app import TeamApp, run_push
 
 pytestmark = pytest.mark.real_app
 
-APPS = ["json_server", *sorted(SAAS_APPS)]
+APPS = ["json_server", "kinto", *sorted(SAAS_APPS)]
 
 
 @dataclass
@@ -68,8 +69,29 @@ def target(
             lambda: Counter(u["email"] for u in users()),
         )
         return
+    if request.param == "kinto":
+        yield _kinto(env, request.getfixturevalue("kinto_collection"))
+        return
     with running_simulator(env, request.param, tmp_path, records=1, connected=False) as sim:
         yield Target(env, sim.connection, sim.data_source, sim.url, sim.connect, sim.state, sim.emails, sim)
+
+
+def _kinto(env: InletEnv, kinto: KintoServer) -> Target:
+    """Kinto behind the proxy: the connection's base URL is the proxy's `/v1`, the proxy forwards to Kinto's root."""
+
+    def connect_at(url: str) -> None:
+        params = {"base_url": url + "/v1", "collection": kinto.collection}
+        connect(env, "acme-kinto", "kinto", params, username="admin", password="s3cret")
+
+    return Target(
+        env,
+        "acme-kinto",
+        "users",
+        kinto.base_url.removesuffix("/v1"),
+        connect_at,
+        lambda: {r["email"]: r["name"] for r in kinto.list_all()},
+        lambda: Counter(r["email"] for r in kinto.list_all()),
+    )
 
 
 ADA = {"app_id": "app-1", "type": "created", "record": {"email": "ada@x.org", "fullName": "Ada Lovelace"}}
