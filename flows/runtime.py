@@ -17,6 +17,7 @@ from connectors.budget import RequestBudget
 from connectors.registry import load, open_connector
 from connectors.tls import tls_context
 from inlet.delivery import Destination, Handoff, destination_for
+from inlet.errors import ConfigError
 from inlet.mapping import build_mapper
 from inlet.oauth import oauth_auth
 from inlet.settings import Settings
@@ -96,6 +97,11 @@ def open_runtime(job: ImportJob, settings: Settings, *, engine: Store | None = N
     engine = engine or shared_store(settings.store_url)
     vault = Vault.from_settings(settings)
     loaded = load_connection(engine, vault, job.tenant, job.connection)
+    held = loaded.connection.data_source
+    if held != job.data_source:  # another model's mapping and ledger would make wrong data under "Completed"
+        raise ConfigError(
+            f"connection {job.connection!r} holds {held!r}, not {job.data_source!r}: run it with data source {held!r}"
+        )
     auth = oauth_auth(engine, vault, settings, loaded)  # a connection flagged needs_reauth stops here
     app = loaded.connection.app
     spec, _ = load(app)

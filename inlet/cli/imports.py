@@ -89,13 +89,14 @@ def _run(flow: Any, tenant: str, connection: str, **options: Any) -> Any:
 def import_full(
     tenant: Tenant,
     connection: ConnectionId,
-    data_source: Annotated[str, typer.Option(help="the data model to import")] = "users",
+    data_source: Annotated[str | None, typer.Option(help="the data model to import; default the connection's")] = None,
     restart: Annotated[bool, typer.Option(help="ignore an unfinished checkpoint")] = False,
     force_delete: Annotated[bool, typer.Option(help="let the deletion sweep pass its guard")] = False,
 ) -> None:
     """Run a full import of one connection now (resumes an unfinished one), with a progress bar."""
-    options = {"data_source": data_source, "restart": restart, "force_delete": force_delete}
     with _errors():
+        data_source = data_source or service.describe_connection(installation(), tenant, connection).data_source
+        options = {"data_source": data_source, "restart": restart, "force_delete": force_delete}
         with progress_bar(f"full import {tenant}/{connection}"):
             summary = _run("full-import", tenant, connection, **options)
         print_summary(summary, title=f"full import {tenant}/{connection}")
@@ -105,12 +106,15 @@ def import_full(
 def import_poll(tenant: Tenant, connection: ConnectionId) -> None:
     """Poll a connection for changes into its inbox (what the poll-changes schedule runs)."""
     with _errors():
-        print_summary(_run("poll-changes", tenant, connection), title=f"poll {tenant}/{connection}")
+        data_source = service.describe_connection(installation(), tenant, connection).data_source
+        summary = _run("poll-changes", tenant, connection, data_source=data_source)
+        print_summary(summary, title=f"poll {tenant}/{connection}")
 
 
 @imports_app.command("incremental")
 def import_incremental(tenant: Tenant, connection: ConnectionId) -> None:
     """Apply a connection's inbox to your app now (what the inlet.records.changed trigger runs)."""
     with _errors():
-        summary = _run("incremental-import", tenant, connection)
+        data_source = service.describe_connection(installation(), tenant, connection).data_source
+        summary = _run("incremental-import", tenant, connection, data_source=data_source)
         print_summary(summary, title=f"incremental import {tenant}/{connection}")

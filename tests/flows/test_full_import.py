@@ -26,7 +26,7 @@ from flows.deliver_outbox import deliver_outbox
 from flows.full_import import ImportSummary, full_import
 from flows.runtime import ImportJob, open_runtime
 from flows.single_flight import release
-from inlet.errors import DeliveryError
+from inlet.errors import ConfigError, DeliveryError
 from inlet.settings import Settings
 from inlet.store import Checkpoint, OutboxEvent, create_store_engine, outbox
 from mappings.errors import TemplateError
@@ -191,6 +191,14 @@ def test_source_401_is_an_auth_error_without_a_retry_storm(inlet_env: InletEnvFa
     with pytest.raises(AuthError, match="answered 401") as raised:
         run_import()
     assert env.sim("stats")["list_requests"] == 1 and "pat-na1-wrong" not in str(raised.value)
+
+
+def test_a_data_source_the_connection_does_not_hold_is_refused_before_any_request(inlet_env: InletEnvFactory) -> None:
+    """Another model's mapping and ledger on this connection's records would be wrong data under "Completed"."""
+    env = inlet_env(records=10)
+    with pytest.raises(ConfigError, match="holds 'users', not 'contacts': run it with data source 'users'"):
+        run_import(JOB.model_copy(update={"data_source": "contacts"}))
+    assert env.sim("stats")["list_requests"] == 0 and env.app_stats()["records"] == 0
 
 
 def test_malformed_page_names_the_connector_and_the_page(inlet_env: InletEnvFactory) -> None:
