@@ -35,16 +35,17 @@ def start_full_import(
     tenant: str,
     connection: str,
     *,
-    data_source: str = "users",
+    data_source: str | None = None,
     restart: bool = False,
     force_delete: bool = False,
 ) -> StartedRun:
-    """A flow run of the `full-import` deployment for this connection; Unavailable when the server lacks it."""
-    load_connection(inst.engine, inst.vault, tenant, connection)
+    """A flow run of the `full-import` deployment for this connection (of the data source it holds, by default);
+    Unavailable when the server lacks it."""
+    loaded = load_connection(inst.engine, inst.vault, tenant, connection)
     job = {
         "tenant": tenant,
         "connection": connection,
-        "data_source": data_source,
+        "data_source": data_source or loaded.connection.data_source,
         "restart": restart,
         "force_delete": force_delete,
     }
