@@ -80,7 +80,12 @@ async def sync_scheduler(
     """Submit every due connection's import, polls or reconciliation to the task workers, tick after tick, after
     keeping each connection's webhook subscription in step (created, renewed, deleted; a `missed` one resyncs by
     a poll). Each connection's sync policy says what is due. One run ticks for `run_seconds`: a run costs a
-    process, a tick only a few store queries."""
+    process, a tick only a few store queries.
+
+    Args:
+        run_seconds: keep ticking this long (0: one tick); a little over the schedule's interval.
+        tick_seconds: seconds between two ticks.
+    """
     start = time.monotonic()
     total = SchedulerSummary()
     while True:
