@@ -39,7 +39,9 @@ async def test_a_second_holder_enters_only_after_the_first_leaves(prefect_api: s
             order.append(f"{who} out")
 
     first = asyncio.create_task(hold("first", 1.5))
-    await asyncio.sleep(0.5)  # the first holds the slot (created on first use) before the second asks
+    while "first in" not in order:  # progress, not a guess at time: the first holds the slot before the second asks
+        assert not first.done(), "the first holder ended without entering"
+        await asyncio.sleep(0.05)
     await asyncio.gather(first, hold("second", 0))
     assert order == ["first in", "first out", "second in", "second out"]
     assert await _active_slots(connection) == 0
