@@ -36,6 +36,7 @@ from inlet.service import (
 )
 from inlet.store import HeardChange, SyncPolicy, SyncState, Vault, claim_due, inbox, open_store, utcnow
 from tests.conftest import SIM_TOKEN, InletEnv, InletEnvFactory
+from tests.support.task_runs import serve_until_final
 
 TENANT, CONNECTION = "acme", "acme-hubspot"
 
@@ -121,7 +122,8 @@ def test_the_scheduler_submits_due_polls_in_a_batch_that_a_task_worker_applies(i
     _backdate(engine, seconds=301)
     summary = asyncio.run(sync_scheduler(run_seconds=0))
     assert (summary.polls, summary.poll_batches) == (1, 1)
-    asyncio.run(_serve_until_final(sync_polls, f"polls/hubspot/{CONNECTION}"))
+    # An earlier test's scheduler tick may have left a run of the same name, never run: this worker runs it too.
+    assert set(asyncio.run(serve_until_final(sync_polls, f"polls/hubspot/{CONNECTION}"))) == {"Completed"}
     assert app_ids(env) == source_ids(env) and env.app_stats()["duplicates"] == 0
 
 
@@ -217,24 +219,6 @@ async def _until_done(running: asyncio.Task[None], works: list[str]) -> None:
             assert all(r.state_name == "Completed" for r in runs), [r.state for r in runs]
             return
         await asyncio.sleep(0.2)
-
-
-async def _serve_until_final(task: Any, name: str) -> None:
-    """Serve `task` in this process until its runs named `name` are Completed (an earlier test's scheduler tick
-    may have left one with the same name, never run: this worker runs it too)."""
-    worker = TaskWorker(task)
-    running = asyncio.create_task(worker.astart())
-    try:
-        while True:
-            assert not running.done(), "the task worker stopped before the run ended"
-            async with get_client() as client:
-                runs = await client.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(any_=[name])))
-            if runs and all(r.state is not None and r.state.is_final() for r in runs):
-                assert {r.state_name for r in runs} == {"Completed"}, [r.state for r in runs]
-                return
-            await asyncio.sleep(0.2)
-    finally:
-        running.cancel()
 
 
 def test_a_poison_event_is_set_aside_and_every_other_change_is_applied(inlet_env: InletEnvFactory) -> None:

@@ -16,9 +16,6 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
-from prefect.task_worker import TaskWorker
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
@@ -53,6 +50,7 @@ from inlet.store import (
     subscription_of,
 )
 from tests.conftest import start_app_process
+from tests.support.task_runs import serve_until_final
 
 TENANT = "subs"
 
@@ -313,7 +311,7 @@ def test_a_missed_lifecycle_event_resyncs_the_graph_connection(world: WorldFacto
 
     summary = asyncio.run(sync_scheduler(run_seconds=0))  # the tick turns `missed` into a poll from the last position
     assert summary.resyncs == 1 and summary.polls == 1
-    asyncio.run(_run_submitted(f"poll/{TENANT}/{w.connection}"))
+    assert asyncio.run(serve_until_final(sync_connection, f"poll/{TENANT}/{w.connection}")) == ["Completed"]
     asyncio.run(incremental_import(TENANT, w.connection))
     assert w.app_ids() == w.source()
     assert subscription_of(w.engine, w.connection).lifecycle is None  # type: ignore[union-attr]
@@ -423,20 +421,3 @@ def _refuses_a_forgery(w: World) -> None:
         }
     answer = httpx.post(url, content=orjson.dumps(body), headers={"Content-Type": "application/json", **headers})
     assert answer.status_code == 401 and inbox.depth(w.engine, w.connection) == 0
-
-
-async def _run_submitted(name: str) -> None:
-    """Serve sync-connection in this process until the run `name` the scheduler submitted is Completed."""
-    worker = TaskWorker(sync_connection)
-    running = asyncio.create_task(worker.astart())
-    try:
-        while True:
-            assert not running.done(), "the task worker stopped before the run ended"
-            async with get_client() as client:
-                runs = await client.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(any_=[name])))
-            if runs and all(r.state is not None and r.state.is_final() for r in runs):
-                assert [r.state_name for r in runs] == ["Completed"]
-                return
-            await asyncio.sleep(0.2)
-    finally:
-        running.cancel()
