@@ -333,12 +333,18 @@ def _alive(started: dict[str, subprocess.Popen[bytes]]) -> None:
 
 
 def _cpu(processes: list[subprocess.Popen[bytes]]) -> list[float]:
-    """User+system CPU of each process, its ended children (waited for) and its living ones."""
+    """User+system CPU of each process and of its living descendants, with the ended children each waited for
+    (a served run forked by `serve`'s fork server is the fork server's child, not `serve`'s)."""
+
+    def own(proc: psutil.Process) -> float:
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:  # ended between the listing and the reading: its parent has it, or will
+            return 0.0
+        return float(times.user + times.system + times.children_user + times.children_system)
 
     def of(proc: psutil.Process) -> float:
-        times = proc.cpu_times()
-        living = sum(sum(c.cpu_times()[:2]) for c in proc.children(recursive=True))
-        return float(times.user + times.system + times.children_user + times.children_system + living)
+        return own(proc) + sum(own(child) for child in proc.children(recursive=True))
 
     return [of(psutil.Process(p.pid)) for p in processes]
 
