@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 __all__ = [
     "ApiKeyCreated",
@@ -24,6 +24,9 @@ __all__ = [
     "MappingChangeIn",
     "MappingOut",
     "Paged",
+    "PoisonChoiceIn",
+    "PoisonCount",
+    "PoisonOut",
     "PreviewIn",
     "PreviewOut",
     "QuarantinedOut",
@@ -263,6 +266,39 @@ class QuarantinedOut(_Out):
 class RetryIn(BaseModel):
     connection: str
     ids: list[int] = Field(default_factory=list, description="only these; none: every quarantined record")
+
+
+class PoisonOut(_Out):
+    """A change event set aside from a connection's inbox, and why (a hostile id is shown cut short)."""
+
+    id: int
+    connection_id: str
+    external_id: str
+    kind: str = Field(description="upsert or delete")
+    source: str = Field(description="webhook or poll")
+    reason: str
+    quarantined_at: datetime
+
+
+class PoisonChoiceIn(BaseModel):
+    """Which of the tenant's poison events: these ids, or all of them (one of the two, said explicitly)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[int] | None = Field(None, min_length=1, max_length=500, description="inbox event ids")
+    all: bool = Field(False, description="every poison event of the tenant (instead of ids)")
+
+    @model_validator(mode="after")
+    def _one_choice(self) -> PoisonChoiceIn:
+        if (self.ids is None) == (not self.all):
+            raise ValueError("give either ids or all: true, not both and not neither")
+        if self.ids is not None and any(not 1 <= i <= 2**63 - 1 for i in self.ids):
+            raise ValueError("ids are positive integers, as listed by GET .../inbox/poison")
+        return self
+
+
+class PoisonCount(BaseModel):
+    events: int = Field(description="how many poison events this changed (ids of other tenants are ignored)")
 
 
 class DestinationOut(_Out):

@@ -22,6 +22,7 @@ from flows.poll_changes import poll_changes
 from flows.runtime import ImportJob
 from flows.scheduler import PollsFailed, sync_connection, sync_polls, sync_scheduler
 from flows.single_flight import single_flight
+from inlet.errors import NotFound
 from inlet.oauth import mark_needs_reauth, register_client, save_tokens
 from inlet.service import (
     Installation,
@@ -236,7 +237,9 @@ def test_a_poison_event_is_set_aside_and_every_other_change_is_applied(inlet_env
     assert inbox.depth(engine, CONNECTION) == 0
     assert retry_poison(_inst(env), TENANT, [event.id]) == 1 and inbox.depth(engine, CONNECTION) == 1
     asyncio.run(incremental_import(TENANT, CONNECTION))  # set aside again, nothing else stalls
-    assert drop_poison(_inst(env), "other-tenant") == 0 and drop_poison(_inst(env), TENANT) == 1
+    with pytest.raises(NotFound, match="other-tenant"):
+        drop_poison(_inst(env), "other-tenant")
+    assert drop_poison(_inst(env), TENANT) == 1
     assert poison_events(_inst(env)) == [] and app_ids(env) == source_ids(env)
 
 
