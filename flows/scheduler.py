@@ -15,6 +15,7 @@ the batch's run. A revoked grant pauses the connection as `needs_reauth` until i
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Iterable
 from typing import Annotated, Any, Literal
@@ -33,13 +34,23 @@ from flows.poll_changes import poll
 from flows.runtime import ImportJob, open_runtime
 from inlet.service import maintain_subscriptions, run_tags
 from inlet.settings import get_settings
-from inlet.store import Due, Store, Vault, claim_due, inbox, reconciled, set_state, shared_store
+from inlet.store import Due, Store, Vault, claim_due, inbox, poll_failed, reconciled, set_state, shared_store
 
-__all__ = ["POLL_BATCH", "SchedulerSummary", "drift_of", "sync_connection", "sync_polls", "sync_scheduler"]
+__all__ = [
+    "POLL_BATCH",
+    "PollsFailed",
+    "SchedulerSummary",
+    "drift_of",
+    "poll_time_limit",
+    "sync_connection",
+    "sync_polls",
+    "sync_scheduler",
+]
 
 RUN_SECONDS = 65  # prefect.yaml starts a run every 60 s: the next one starts before this one stops ticking
 POLL_BATCH = 25  # connections per sync-polls task run
 POLLS_AT_ONCE = 8  # of a batch, in flight together
+POLL_TIME_LIMIT_FLOOR = 60.0  # seconds: the shortest default time limit of a poll in a batch
 
 
 class SchedulerSummary(BaseModel):
@@ -114,7 +125,8 @@ async def _tick() -> SchedulerSummary:
             summary.reconciliations += 1
     for app, batch in _batches(polls):
         with tags("inlet", f"app:{app}"):
-            sync_polls.delay(app, _label(batch), [(d.tenant, d.connection, d.data_source) for d in batch])
+            targets = [(d.tenant, d.connection, d.data_source) for d in batch]
+            sync_polls.delay(app, _label(batch), targets, min(poll_time_limit(d.poll_seconds) for d in batch))
         summary.polls += len(batch)
         summary.poll_batches += 1
     if claimed or resyncs:
@@ -178,27 +190,46 @@ async def sync_connection(
     cache_policy=NO_CACHE,
     persist_result=False,
 )
-async def sync_polls(app: str, label: str, connections: list[tuple[str, str, str]]) -> PollBatch:
+async def sync_polls(
+    app: str, label: str, connections: list[tuple[str, str, str]], time_limit: float | None = None
+) -> PollBatch:
     """Poll several connections of one app, a few at once; each that heard changes applies them in an
-    apply-inbox run of its own. One connection's failure is reported, and never stops the others' polls."""
+    apply-inbox run of its own. One connection's failure is reported, and never stops the others' polls.
+
+    Each poll (with the apply of what it heard) has `time_limit` seconds (default: `poll_time_limit`): one that
+    runs past it is cancelled and reported as failed (a cut apply leaves its batch in the inbox), so a stuck
+    connection never holds the batch, nor the task worker's slot, for longer than that; the whole batch has as
+    many limits as it has rounds of POLLS_AT_ONCE, plus one."""
     engine = shared_store(get_settings().store_url)
+    limit = time_limit if time_limit and time_limit > 0 else poll_time_limit()
     gate = asyncio.Semaphore(POLLS_AT_ONCE)
     batch = PollBatch()
 
     async def one(tenant: str, connection: str, data_source: str) -> None:
         job = ImportJob(tenant=tenant, connection=connection, data_source=data_source)
         async with gate:
+            bound = asyncio.timeout(limit)
             try:
-                if await _poll_and_apply(engine, job, wait_seconds=0):
-                    batch.changed.append(connection)
+                async with bound:
+                    changed = await _poll_and_apply(engine, job, wait_seconds=0)
+                batch.changed += [connection] if changed else []
                 batch.polled += 1
             except NeedsReauth as exc:
                 batch.needs_reauth.append(connection)
                 await _pause(engine, job, exc)
             except Exception as exc:  # reported below; the connection's next poll tries again
-                batch.failed[connection] = f"{type(exc).__name__}: {exc}"[:300]
+                late = f"PollTimedOut: still running after {limit:g} s, cancelled (INLET_POLL_TIME_LIMIT_SECONDS)"
+                await _failed(engine, batch, connection, late if bound.expired() else f"{type(exc).__name__}: {exc}")
 
-    await asyncio.gather(*(one(*target) for target in connections))
+    rounds = math.ceil(len(connections) / POLLS_AT_ONCE) + 1
+    try:
+        async with asyncio.timeout(limit * rounds):
+            await asyncio.gather(*(one(*target) for target in connections))
+    except TimeoutError:  # a poll that ignored its own limit: every unfinished one is reported
+        done = {*batch.changed, *batch.needs_reauth, *batch.failed}
+        for _, connection, _ in connections:
+            if connection not in done:
+                await _failed(engine, batch, connection, f"BatchTimedOut: the batch ran past {limit * rounds:g} s")
     if batch.failed:
         raise PollsFailed(batch)
     if batch.changed or batch.needs_reauth:
@@ -233,6 +264,21 @@ async def _poll_and_apply(engine: Store, job: ImportJob, wait_seconds: float = 9
     with tags(*run_tags(job.tenant, job.connection)):
         await apply_inbox(job.tenant, job.connection, job.data_source, wait_seconds=wait_seconds)
     return True
+
+
+async def _failed(engine: Store, batch: PollBatch, connection: str, reason: str) -> None:
+    """Report a connection's failed poll in the batch's result and in its sync policy (`inlet status`)."""
+    batch.failed[connection] = reason[:300]
+    try:
+        await anyio.to_thread.run_sync(poll_failed, engine, connection, reason)
+    except Exception as exc:  # the store itself: the batch still reports it, and the other polls go on
+        get_run_logger().error("%s: its poll's failure was not stored: %s", connection, type(exc).__name__)
+
+
+def poll_time_limit(poll_seconds: float = 300) -> float:
+    """How long one poll of a batch may take: INLET_POLL_TIME_LIMIT_SECONDS, else the connection's poll interval,
+    at least POLL_TIME_LIMIT_FLOOR (a poll still running when its next one is due is stuck)."""
+    return get_settings().poll_time_limit_seconds or max(float(poll_seconds), POLL_TIME_LIMIT_FLOOR)
 
 
 async def _pause(engine: Store, job: ImportJob, exc: NeedsReauth) -> None:

@@ -148,6 +148,7 @@ def _row(
         "reconcile_every": policy.reconcile_seconds,
         "imported": _when(policy.imported_at),
         "last_poll": _when(last_poll) + (f" ({policy.last_poll_mode})" if policy.last_poll_mode else ""),
+        "last_poll_error": _poll_error(policy),
         "next_poll": _when(next_poll) if policy.imported_at else "after the full import",
         "lag_seconds": round((now - last_poll).total_seconds(), 1) if last_poll else None,
         "last_reconcile": _when(policy.last_reconcile_at),
@@ -160,6 +161,11 @@ def _aware(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _poll_error(policy: SyncPolicy) -> str:
+    """Why the last poll failed, and when ("-": it went through)."""
+    return f"{_when(policy.last_poll_error_at)} {policy.last_poll_error}" if policy.last_poll_error else "-"
 
 
 def _when(moment: datetime | None) -> str:
