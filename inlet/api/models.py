@@ -156,6 +156,9 @@ class SyncOut(BaseModel):
     reconcile_every: int
     imported: str
     last_poll: str
+    last_poll_error: str = Field(
+        "-", description="when and why the last poll failed (an error, or past its time limit); - when it went through"
+    )
     next_poll: str
     lag_seconds: float | None
     last_reconcile: str
