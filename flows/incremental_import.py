@@ -35,6 +35,7 @@ from flows.runtime import (
 )
 from flows.single_flight import single_flight, take_turn
 from flows.summaries import Auth, DeliverySummary
+from flows.task_cache import NEVER_CACHED
 from flows.tasks import map_records, send_to_app
 from inlet.errors import DeliveryError
 from inlet.settings import get_settings
@@ -87,8 +88,7 @@ async def incremental_import(
 @task(
     name="apply-inbox",
     task_run_name="apply-inbox/{tenant}/{connection}",
-    cache_policy=NO_CACHE,
-    persist_result=False,
+    cache_policy=NEVER_CACHED,  # not NO_CACHE: a task worker would serve it with DEFAULT (flows/task_cache.py)
 )
 async def apply_inbox(
     tenant: str,

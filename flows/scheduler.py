@@ -22,7 +22,6 @@ from typing import Annotated, Any, Literal
 
 import anyio
 from prefect import flow, get_run_logger, tags, task
-from prefect.cache_policies import NO_CACHE
 from prefect.runtime import task_run
 from pydantic import BaseModel, Field
 
@@ -32,6 +31,7 @@ from flows.full_import import ImportSummary, full_import
 from flows.incremental_import import apply_inbox
 from flows.poll_changes import poll
 from flows.runtime import ImportJob, open_runtime
+from flows.task_cache import NEVER_CACHED
 from inlet.service import maintain_subscriptions, run_tags
 from inlet.settings import get_settings
 from inlet.store import Due, Store, Vault, claim_due, inbox, poll_failed, reconciled, set_state, shared_store
@@ -163,8 +163,7 @@ async def _subscriptions(settings: Any, engine: Any, summary: SchedulerSummary) 
 @task(
     name="sync-connection",
     task_run_name="{work}/{tenant}/{connection}",
-    cache_policy=NO_CACHE,
-    persist_result=False,
+    cache_policy=NEVER_CACHED,  # not NO_CACHE: a task worker would serve it with DEFAULT (flows/task_cache.py)
 )
 async def sync_connection(
     tenant: str, connection: str, data_source: str, work: Literal["import", "poll", "reconcile"]
@@ -187,8 +186,7 @@ async def sync_connection(
 @task(
     name="sync-polls",
     task_run_name="polls/{app}/{label}",
-    cache_policy=NO_CACHE,
-    persist_result=False,
+    cache_policy=NEVER_CACHED,  # not NO_CACHE: a task worker would serve it with DEFAULT (flows/task_cache.py)
 )
 async def sync_polls(
     app: str, label: str, connections: list[tuple[str, str, str]], time_limit: float | None = None
