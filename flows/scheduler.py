@@ -196,8 +196,8 @@ async def sync_polls(
 
     Each poll (with the apply of what it heard) has `time_limit` seconds (default: `poll_time_limit`): one that
     runs past it is cancelled and reported as failed (a cut apply leaves its batch in the inbox), so a stuck
-    connection never holds the batch, nor the task worker's slot, for longer than that; the whole batch has as
-    many limits as it has rounds of POLLS_AT_ONCE, plus one."""
+    connection never holds the batch, nor the task worker's slot, for longer than that. The whole batch ends after
+    as many limits as it has rounds of POLLS_AT_ONCE, plus one, leaving behind (cancelled) any poll still running."""
     engine = shared_store(get_settings().store_url)
     limit = time_limit if time_limit and time_limit > 0 else poll_time_limit()
     gate = asyncio.Semaphore(POLLS_AT_ONCE)
@@ -219,20 +219,24 @@ async def sync_polls(
                 late = f"PollTimedOut: still running after {limit:g} s, cancelled (INLET_POLL_TIME_LIMIT_SECONDS)"
                 await _failed(engine, batch, connection, late if bound.expired() else f"{type(exc).__name__}: {exc}")
 
-    rounds = math.ceil(len(connections) / POLLS_AT_ONCE) + 1
+    batch_limit = limit * (math.ceil(len(connections) / POLLS_AT_ONCE) + 1)
+    polls = {asyncio.ensure_future(one(*target)): target[1] for target in connections}
     try:
-        async with asyncio.timeout(limit * rounds):
-            await asyncio.gather(*(one(*target) for target in connections))
-    except TimeoutError:  # a poll that ignored its own limit: every unfinished one is reported
-        done = {*batch.changed, *batch.needs_reauth, *batch.failed}
-        for _, connection, _ in connections:
-            if connection not in done:
-                await _failed(engine, batch, connection, f"BatchTimedOut: the batch ran past {limit * rounds:g} s")
-    if batch.failed:
-        raise PollsFailed(batch)
-    if batch.changed or batch.needs_reauth:
-        get_run_logger().info("polls of %s: %s", app, batch.model_dump(exclude_defaults=True))
-    return batch
+        _, late = await asyncio.wait(polls, timeout=batch_limit) if polls else (set(), set())
+    finally:
+        for running in polls:  # not waited for: a poll that ignores its cancellation must not hold the batch
+            running.cancel()
+    for running in late:
+        await _failed(engine, batch, polls[running], f"BatchTimedOut: the batch ran past {batch_limit:g} s")
+    for running in polls.keys() - late:  # one catches every Exception: what is left (SystemExit ...) goes on up
+        if not running.cancelled() and (error := running.exception()) is not None:
+            raise error
+    report = batch.model_copy(deep=True)  # what a poll left behind does later is not this run's
+    if report.failed:
+        raise PollsFailed(report)
+    if report.changed or report.needs_reauth:
+        get_run_logger().info("polls of %s: %s", app, report.model_dump(exclude_defaults=True))
+    return report
 
 
 class PollsFailed(Exception):
