@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from inlet import service
 from inlet.api.auth import Inst, allow
-from inlet.api.models import Paged, PoisonChoiceIn, PoisonCount, PoisonOut
+from inlet.api.models import MAX_ROW_ID, Paged, PoisonChoiceIn, PoisonCount, PoisonOut
 from inlet.service import MAX_LIMIT, Principal
 
 __all__ = ["router"]
@@ -19,6 +19,7 @@ BackendReader = Annotated[Principal, Depends(allow("read"))]
 BackendWriter = Annotated[Principal, Depends(allow("write"))]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page")]
 Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")]
+EventId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="the poison event's id, as listed")]
 
 
 @router.get("", response_model=Paged[PoisonOut])
@@ -48,7 +49,7 @@ def drop_poison(tenant: str, body: PoisonChoiceIn, inst: Inst, _: BackendWriter)
 
 
 @router.delete("/{event_id}", status_code=204)
-def drop_one_poison(tenant: str, event_id: int, inst: Inst, _: BackendWriter) -> Response:
+def drop_one_poison(tenant: str, event_id: EventId, inst: Inst, _: BackendWriter) -> Response:
     """Give up on one poison event."""
     service.drop_one_poison(inst, tenant, event_id)
     return Response(status_code=204)

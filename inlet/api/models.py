@@ -9,6 +9,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 __all__ = [
+    "MAX_ROW_ID",
     "ApiKeyCreated",
     "ApiKeyIn",
     "ApiKeyOut",
@@ -44,6 +45,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+MAX_ROW_ID = 2**63 - 1  # a store id is a signed 64-bit integer: a larger one is refused, never sent to the database
 Identifier = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", min_length=1, max_length=100)
 
 
@@ -295,7 +297,7 @@ class PoisonChoiceIn(BaseModel):
     def _one_choice(self) -> PoisonChoiceIn:
         if (self.ids is None) == (not self.all):
             raise ValueError("give either ids or all: true, not both and not neither")
-        if self.ids is not None and any(not 1 <= i <= 2**63 - 1 for i in self.ids):
+        if self.ids is not None and any(not 1 <= i <= MAX_ROW_ID for i in self.ids):
             raise ValueError("ids are positive integers, as listed by GET .../inbox/poison")
         return self
 

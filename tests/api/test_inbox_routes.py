@@ -4,6 +4,8 @@ nothing changed, and one tenant never reaching another's events."""
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from sqlmodel import Session, col, delete, select
 
@@ -103,4 +105,14 @@ def test_reading_needs_a_backend_key_and_changing_needs_the_write_scope(world: A
     _, token = create_connect_session(world.inst, OPERATOR, "acme", ["hubspot"])  # not the API's: no rate limit spent
     with world.client(token=token) as acme_browser:
         problem(acme_browser.get(POISON), 403, "forbidden")  # the team's backend handles poison, not the tenant
+    assert _listed(world) == poisoned
+
+
+def test_an_id_or_cursor_out_of_range_is_a_problem_and_changes_nothing(world: ApiWorld, poisoned: list[int]) -> None:
+    huge = str(2**70)
+    for path in (f"{POISON}/{huge}", f"{POISON}/0", f"{POISON}/x", f"/tenants/acme/quarantine/{huge}"):
+        problem(world.call("DELETE", path, scope="write"), 422, "invalid-request")
+    cursor = base64.urlsafe_b64encode(huge.encode()).decode().rstrip("=")  # decodes to a number SQL cannot hold
+    problem(world.call("GET", POISON, params={"cursor": cursor}), 422, "invalid-input")
+    problem(world.call("GET", "/tenants/acme/quarantine", params={"cursor": cursor}), 422, "invalid-input")
     assert _listed(world) == poisoned
