@@ -258,13 +258,14 @@ async def _poll_and_apply(engine: Store, job: ImportJob, wait_seconds: float = 9
         summary = await poll(run, str(task_run.id or ""))
     finally:
         await run.aclose()
+    data_source = run.data_source
     waiting = summary.added_to_inbox or await anyio.to_thread.run_sync(inbox.depth, engine, job.connection)
     if not waiting:
         return False
     if summary.added_to_inbox:
         emit_changed(job.tenant, job.connection, source="poll", submit=False, runner="task-worker")
     with tags(*run_tags(job.tenant, job.connection)):
-        await apply_inbox(job.tenant, job.connection, job.data_source, wait_seconds=wait_seconds)
+        await apply_inbox(job.tenant, job.connection, data_source, wait_seconds=wait_seconds)
     return True
 
 
