@@ -43,7 +43,9 @@ from inlet.store import (
     SweepResult,
     import_completed,
     import_started,
+    list_connections,
     live_count,
+    shared_store,
     start_or_resume,
     sweep,
 )
@@ -70,7 +72,18 @@ class ImportSummary(DeliverySummary):
 def _run_name() -> str:
     job = flow_run.parameters.get("job", {})
     job = job.model_dump() if isinstance(job, BaseModel) else job
-    return f"full-import/{job.get('tenant')}/{job.get('connection')}/{job.get('data_source', 'users')}"
+    tenant, connection = str(job.get("tenant")), str(job.get("connection"))
+    return f"full-import/{tenant}/{connection}/{job.get('data_source') or _held(tenant, connection)}"
+
+
+def _held(tenant: str, connection: str) -> str:
+    """The data source the connection holds, for a job that names none ("?" when there is no such connection:
+    the run then fails saying so)."""
+    try:
+        connections = list_connections(shared_store(get_settings().store_url), tenant)
+    except Exception:  # a name is no place to fail: open_runtime reports what is wrong with the store
+        return "?"
+    return next((c.data_source for c in connections if c.id == connection), "?")
 
 
 @flow(name="full-import", flow_run_name=_run_name, persist_result=False)
@@ -85,11 +98,12 @@ async def full_import(job: ImportJob) -> ImportSummary:
     except NeedsReauth as exc:  # fail fast: no request, no token endpoint call, no retries burnt
         summary = ImportSummary.of(job, str(flow_run.id or ""))
         summary.auth = "needs_reauth"
-        await publish_summary("full-import", job.tenant, job.connection, job.data_source, summary=summary.model_dump())
+        data_source = job.data_source or "-"  # the connection's, unread: its grant stopped the run first
+        await publish_summary("full-import", job.tenant, job.connection, data_source, summary=summary.model_dump())
         get_run_logger().error("%s", exc)
         raise
     try:
-        await label_run(job.tenant, job.connection, run.loaded.connection.app, job.data_source)
+        await label_run(job.tenant, job.connection, run.loaded.connection.app, run.data_source)
         async with single_flight(job.connection, run.settings.single_flight_lease_seconds):
             with _fewer_collections():
                 return await _import(run)
@@ -125,9 +139,9 @@ async def _import(run: ImportRuntime) -> ImportSummary:
     logger = get_run_logger()
     job, app = run.job, run.loaded.connection.app
     checkpoint = await anyio.to_thread.run_sync(
-        lambda: start_or_resume(run.engine, job.connection, job.data_source, restart=job.restart)
+        lambda: start_or_resume(run.engine, job.connection, run.data_source, restart=job.restart)
     )
-    scope = PageScope(job.tenant, job.connection, job.data_source, checkpoint.generation, str(flow_run.id or "local"))
+    scope = PageScope(job.tenant, job.connection, run.data_source, checkpoint.generation, str(flow_run.id or "local"))
     summary = ImportSummary.of(job, str(flow_run.id or ""))
     summary.resumed_at_page = checkpoint.pages
     if checkpoint.pages:
@@ -139,8 +153,8 @@ async def _import(run: ImportRuntime) -> ImportSummary:
         "full-import",
         job.tenant,
         job.connection,
-        job.data_source,
-        expected=live_count(run.engine, job.connection, job.data_source) or None,
+        run.data_source,
+        expected=live_count(run.engine, job.connection, run.data_source) or None,
     )
     delivery = asyncio.create_task(_deliver_alongside(run))
     counts = PageCounts()
@@ -150,7 +164,7 @@ async def _import(run: ImportRuntime) -> ImportSummary:
         seen = checkpoint.records + summary.records_seen
         await progress.update(seen, done=True, rate_limited=run.connector.seconds_rate_limited)
         _sweep(run, scope, summary, logger)
-        await anyio.to_thread.run_sync(import_completed, run.engine, job.connection, job.data_source)
+        await anyio.to_thread.run_sync(import_completed, run.engine, job.connection, run.data_source)
     except NeedsReauth:
         summary.auth = "needs_reauth"
         raise
@@ -161,7 +175,7 @@ async def _import(run: ImportRuntime) -> ImportSummary:
         summary.seconds_total = time.perf_counter() - started
         summary.seconds_rate_limited = run.connector.seconds_rate_limited
         _fill(summary, counts, drained)
-        await publish_summary("full-import", job.tenant, job.connection, job.data_source, summary=summary.model_dump())
+        await publish_summary("full-import", job.tenant, job.connection, run.data_source, summary=summary.model_dump())
         await publish_delivery_status(run.engine, run.settings)
     figures = ", ".join(f"{name} {value}" for name, value in summary.model_dump().items())
     logger.info("full import of %s/%s (%s): %s", job.tenant, job.connection, app, figures)

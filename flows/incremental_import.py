@@ -35,6 +35,7 @@ from flows.runtime import (
 )
 from flows.single_flight import single_flight, take_turn
 from flows.summaries import Auth, DeliverySummary
+from flows.task_cache import NEVER_CACHED
 from flows.tasks import map_records, send_to_app
 from inlet.errors import DeliveryError
 from inlet.settings import get_settings
@@ -87,8 +88,7 @@ async def incremental_import(
 @task(
     name="apply-inbox",
     task_run_name="apply-inbox/{tenant}/{connection}",
-    cache_policy=NO_CACHE,
-    persist_result=False,
+    cache_policy=NEVER_CACHED,  # not NO_CACHE: a task worker would serve it with DEFAULT (flows/task_cache.py)
 )
 async def apply_inbox(
     tenant: str,
@@ -153,7 +153,7 @@ async def _apply(
 async def _drain(run: ImportRuntime, run_id: str) -> IncrementalSummary:
     job = run.job
     summary = IncrementalSummary.of(job, run_id)
-    scope = PageScope(job.tenant, job.connection, job.data_source, _generation(run), run_id or "local")
+    scope = PageScope(job.tenant, job.connection, run.data_source, _generation(run), run_id or "local")
     while rows := await anyio.to_thread.run_sync(inbox.pending, run.engine, job.connection, run.destination.batch_size):
         rows = await _set_aside(run, rows, _bad_ids(run, rows), summary)
         hints = [(r.external_id, r.kind) for r in _coalesce(rows) if _needs_fetch(r)]
@@ -269,4 +269,4 @@ def _needs_fetch(row: InboxRow) -> bool:
 
 def _generation(run: ImportRuntime) -> str:
     """The enumeration a record counts as seen by: the current full import's, so its sweep keeps it."""
-    return current_generation(run.engine, run.job.connection, run.job.data_source) or "incremental"
+    return current_generation(run.engine, run.job.connection, run.data_source) or "incremental"

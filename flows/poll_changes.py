@@ -117,7 +117,7 @@ async def _listen(run: ImportRuntime, summary: PollSummary, traced: bool) -> tup
     if collection.changes is None and run.connector.hooks.changes is None:
         summary.mode = "scan"
         return await (scan_source(by_reference(run)) if traced else _scan(run)), None, False
-    since = await anyio.to_thread.run_sync(inbox.stored_since, run.engine, run.job.connection, run.job.data_source)
+    since = await anyio.to_thread.run_sync(inbox.stored_since, run.engine, run.job.connection, run.data_source)
     pulled = pull_changes(by_reference(run), since) if traced else _pull(run, since)
     heard, next_since, resynced = await pulled
     summary.mode = "resync" if resynced else "changes" if since is not None else "first-pull"
@@ -188,7 +188,7 @@ def _store(run: ImportRuntime, heard: list[HeardChange], since: str | None, resy
     if heard:
         return inbox.add(run.engine, heard, since=since, resynced=resynced)
     if since is not None:
-        inbox.save_since(run.engine, run.job.connection, run.job.data_source, since, resynced)
+        inbox.save_since(run.engine, run.job.connection, run.data_source, since, resynced)
     return 0
 
 
@@ -196,7 +196,7 @@ def _heard(run: ImportRuntime, change: Change, source: str) -> HeardChange:
     return HeardChange(
         tenant_id=run.job.tenant,
         connection_id=run.job.connection,
-        data_source=run.job.data_source,
+        data_source=run.data_source,
         external_id=change.external_id,
         kind=change.kind,
         source=source,
@@ -206,7 +206,7 @@ def _heard(run: ImportRuntime, change: Change, source: str) -> HeardChange:
 
 
 def _scope(run: ImportRuntime) -> PageScope:
-    return PageScope(run.job.tenant, run.job.connection, run.job.data_source, "poll", str(flow_run.id or "local"))
+    return PageScope(run.job.tenant, run.job.connection, run.data_source, "poll", str(flow_run.id or "local"))
 
 
 def _live(run: ImportRuntime) -> set[str]:

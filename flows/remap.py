@@ -80,7 +80,7 @@ async def retry_quarantine(
 async def _remap(run: ImportRuntime, name: str, records: Iterable[tuple[str, str]]) -> RemapSummary:
     job = run.job
     summary = RemapSummary.of(job, str(flow_run.id or ""))
-    scope = PageScope(job.tenant, job.connection, job.data_source, _generation(run), str(flow_run.id or "local"))
+    scope = PageScope(job.tenant, job.connection, run.data_source, _generation(run), str(flow_run.id or "local"))
     counts = PageCounts()
     batch: list[tuple[str, str]] = []
     for item in records:
@@ -110,4 +110,4 @@ async def map_stored(run: ImportRuntime, scope: PageScope, batch: list[tuple[str
 
 def _generation(run: ImportRuntime) -> str:
     """The enumeration records count as seen by: the current full import's, so its sweep keeps them."""
-    return current_generation(run.engine, run.job.connection, run.job.data_source) or "remap"
+    return current_generation(run.engine, run.job.connection, run.data_source) or "remap"

@@ -56,7 +56,9 @@ class ImportJob(BaseModel):
 
     tenant: str = Field(description="tenant id, e.g. demo", pattern=r"^[a-z0-9][a-z0-9_-]*$")
     connection: str = Field(description="connection id, e.g. demo-hubspot", min_length=1)
-    data_source: str = Field("users", description="the universal data model to import")
+    data_source: str | None = Field(
+        None, description="the universal data model to import; default: the one the connection holds"
+    )
     restart: bool = Field(False, description="ignore an unfinished checkpoint and enumerate from the first page")
     force_delete: bool = Field(False, description="let the deletion sweep pass its mass-delete guard")
 
@@ -80,6 +82,11 @@ class ImportRuntime:
     importing_done: asyncio.Event = field(default_factory=asyncio.Event)  # the last page is written
     events_written: int = 0  # since the last drain: the deliverer waits for a full batch
 
+    @property
+    def data_source(self) -> str:
+        """The data model this run imports: the job's, which `open_runtime` checked against the connection's."""
+        return self.job.data_source or self.loaded.connection.data_source
+
     async def aclose(self) -> None:
         await self.connector.aclose()
         await self.app_client.aclose()
@@ -98,15 +105,17 @@ def open_runtime(job: ImportJob, settings: Settings, *, engine: Store | None = N
     vault = Vault.from_settings(settings)
     loaded = load_connection(engine, vault, job.tenant, job.connection)
     held = loaded.connection.data_source
-    if held != job.data_source:  # another model's mapping and ledger would make wrong data under "Completed"
+    if job.data_source is None:
+        job = job.model_copy(update={"data_source": held})
+    elif held != job.data_source:  # another model's mapping and ledger would make wrong data under "Completed"
         raise ConfigError(
             f"connection {job.connection!r} holds {held!r}, not {job.data_source!r}: run it with data source {held!r}"
         )
     auth = oauth_auth(engine, vault, settings, loaded)  # a connection flagged needs_reauth stops here
     app = loaded.connection.app
     spec, _ = load(app)
-    collection = loaded.connection.collection or spec.collection_for(job.data_source)
-    mapper = build_mapper(engine, settings, loaded.connection, job.data_source)
+    collection = loaded.connection.collection or spec.collection_for(held)
+    mapper = build_mapper(engine, settings, loaded.connection, held)
     budget = settings.source_budget
     connector = open_connector(
         app,

@@ -15,13 +15,13 @@ the batch's run. A revoked grant pauses the connection as `needs_reauth` until i
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 import anyio
 from prefect import flow, get_run_logger, tags, task
-from prefect.cache_policies import NO_CACHE
 from prefect.runtime import task_run
 from pydantic import BaseModel, Field
 
@@ -31,15 +31,26 @@ from flows.full_import import ImportSummary, full_import
 from flows.incremental_import import apply_inbox
 from flows.poll_changes import poll
 from flows.runtime import ImportJob, open_runtime
+from flows.task_cache import NEVER_CACHED
 from inlet.service import maintain_subscriptions, run_tags
 from inlet.settings import get_settings
-from inlet.store import Due, Store, Vault, claim_due, inbox, reconciled, set_state, shared_store
+from inlet.store import Due, Store, Vault, claim_due, inbox, poll_failed, reconciled, set_state, shared_store
 
-__all__ = ["POLL_BATCH", "SchedulerSummary", "drift_of", "sync_connection", "sync_polls", "sync_scheduler"]
+__all__ = [
+    "POLL_BATCH",
+    "PollsFailed",
+    "SchedulerSummary",
+    "drift_of",
+    "poll_time_limit",
+    "sync_connection",
+    "sync_polls",
+    "sync_scheduler",
+]
 
 RUN_SECONDS = 65  # prefect.yaml starts a run every 60 s: the next one starts before this one stops ticking
 POLL_BATCH = 25  # connections per sync-polls task run
 POLLS_AT_ONCE = 8  # of a batch, in flight together
+POLL_TIME_LIMIT_FLOOR = 60.0  # seconds: the shortest default time limit of a poll in a batch
 
 
 class SchedulerSummary(BaseModel):
@@ -114,7 +125,8 @@ async def _tick() -> SchedulerSummary:
             summary.reconciliations += 1
     for app, batch in _batches(polls):
         with tags("inlet", f"app:{app}"):
-            sync_polls.delay(app, _label(batch), [(d.tenant, d.connection, d.data_source) for d in batch])
+            targets = [(d.tenant, d.connection, d.data_source) for d in batch]
+            sync_polls.delay(app, _label(batch), targets, min(poll_time_limit(d.poll_seconds) for d in batch))
         summary.polls += len(batch)
         summary.poll_batches += 1
     if claimed or resyncs:
@@ -151,8 +163,7 @@ async def _subscriptions(settings: Any, engine: Any, summary: SchedulerSummary) 
 @task(
     name="sync-connection",
     task_run_name="{work}/{tenant}/{connection}",
-    cache_policy=NO_CACHE,
-    persist_result=False,
+    cache_policy=NEVER_CACHED,  # not NO_CACHE: a task worker would serve it with DEFAULT (flows/task_cache.py)
 )
 async def sync_connection(
     tenant: str, connection: str, data_source: str, work: Literal["import", "poll", "reconcile"]
@@ -175,35 +186,57 @@ async def sync_connection(
 @task(
     name="sync-polls",
     task_run_name="polls/{app}/{label}",
-    cache_policy=NO_CACHE,
-    persist_result=False,
+    cache_policy=NEVER_CACHED,  # not NO_CACHE: a task worker would serve it with DEFAULT (flows/task_cache.py)
 )
-async def sync_polls(app: str, label: str, connections: list[tuple[str, str, str]]) -> PollBatch:
+async def sync_polls(
+    app: str, label: str, connections: list[tuple[str, str, str]], time_limit: float | None = None
+) -> PollBatch:
     """Poll several connections of one app, a few at once; each that heard changes applies them in an
-    apply-inbox run of its own. One connection's failure is reported, and never stops the others' polls."""
+    apply-inbox run of its own. One connection's failure is reported, and never stops the others' polls.
+
+    Each poll (with the apply of what it heard) has `time_limit` seconds (default: `poll_time_limit`): one that
+    runs past it is cancelled and reported as failed (a cut apply leaves its batch in the inbox), so a stuck
+    connection never holds the batch, nor the task worker's slot, for longer than that. The whole batch ends after
+    as many limits as it has rounds of POLLS_AT_ONCE, plus one, leaving behind (cancelled) any poll still running."""
     engine = shared_store(get_settings().store_url)
+    limit = time_limit if time_limit and time_limit > 0 else poll_time_limit()
     gate = asyncio.Semaphore(POLLS_AT_ONCE)
     batch = PollBatch()
 
     async def one(tenant: str, connection: str, data_source: str) -> None:
         job = ImportJob(tenant=tenant, connection=connection, data_source=data_source)
         async with gate:
+            bound = asyncio.timeout(limit)
             try:
-                if await _poll_and_apply(engine, job, wait_seconds=0):
-                    batch.changed.append(connection)
+                async with bound:
+                    changed = await _poll_and_apply(engine, job, wait_seconds=0)
+                batch.changed += [connection] if changed else []
                 batch.polled += 1
             except NeedsReauth as exc:
                 batch.needs_reauth.append(connection)
                 await _pause(engine, job, exc)
             except Exception as exc:  # reported below; the connection's next poll tries again
-                batch.failed[connection] = f"{type(exc).__name__}: {exc}"[:300]
+                late = f"PollTimedOut: still running after {limit:g} s, cancelled (INLET_POLL_TIME_LIMIT_SECONDS)"
+                await _failed(engine, batch, connection, late if bound.expired() else f"{type(exc).__name__}: {exc}")
 
-    await asyncio.gather(*(one(*target) for target in connections))
-    if batch.failed:
-        raise PollsFailed(batch)
-    if batch.changed or batch.needs_reauth:
-        get_run_logger().info("polls of %s: %s", app, batch.model_dump(exclude_defaults=True))
-    return batch
+    batch_limit = limit * (math.ceil(len(connections) / POLLS_AT_ONCE) + 1)
+    polls = {asyncio.ensure_future(one(*target)): target[1] for target in connections}
+    try:
+        _, late = await asyncio.wait(polls, timeout=batch_limit) if polls else (set(), set())
+    finally:
+        for running in polls:  # not waited for: a poll that ignores its cancellation must not hold the batch
+            running.cancel()
+    for running in late:
+        await _failed(engine, batch, polls[running], f"BatchTimedOut: the batch ran past {batch_limit:g} s")
+    for running in polls.keys() - late:  # one catches every Exception: what is left (SystemExit ...) goes on up
+        if not running.cancelled() and (error := running.exception()) is not None:
+            raise error
+    report = batch.model_copy(deep=True)  # what a poll left behind does later is not this run's
+    if report.failed:
+        raise PollsFailed(report)
+    if report.changed or report.needs_reauth:
+        get_run_logger().info("polls of %s: %s", app, report.model_dump(exclude_defaults=True))
+    return report
 
 
 class PollsFailed(Exception):
@@ -225,14 +258,30 @@ async def _poll_and_apply(engine: Store, job: ImportJob, wait_seconds: float = 9
         summary = await poll(run, str(task_run.id or ""))
     finally:
         await run.aclose()
+    data_source = run.data_source
     waiting = summary.added_to_inbox or await anyio.to_thread.run_sync(inbox.depth, engine, job.connection)
     if not waiting:
         return False
     if summary.added_to_inbox:
         emit_changed(job.tenant, job.connection, source="poll", submit=False, runner="task-worker")
     with tags(*run_tags(job.tenant, job.connection)):
-        await apply_inbox(job.tenant, job.connection, job.data_source, wait_seconds=wait_seconds)
+        await apply_inbox(job.tenant, job.connection, data_source, wait_seconds=wait_seconds)
     return True
+
+
+async def _failed(engine: Store, batch: PollBatch, connection: str, reason: str) -> None:
+    """Report a connection's failed poll in the batch's result and in its sync policy (`inlet status`)."""
+    batch.failed[connection] = reason[:300]
+    try:
+        await anyio.to_thread.run_sync(poll_failed, engine, connection, reason)
+    except Exception as exc:  # the store itself: the batch still reports it, and the other polls go on
+        get_run_logger().error("%s: its poll's failure was not stored: %s", connection, type(exc).__name__)
+
+
+def poll_time_limit(poll_seconds: float = 300) -> float:
+    """How long one poll of a batch may take: INLET_POLL_TIME_LIMIT_SECONDS, else the connection's poll interval,
+    at least POLL_TIME_LIMIT_FLOOR (a poll still running when its next one is due is stuck)."""
+    return get_settings().poll_time_limit_seconds or max(float(poll_seconds), POLL_TIME_LIMIT_FLOOR)
 
 
 async def _pause(engine: Store, job: ImportJob, exc: NeedsReauth) -> None:

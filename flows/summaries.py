@@ -29,7 +29,8 @@ class RunSummary(BaseModel):
 
     @classmethod
     def of(cls, job: ImportJob, run_id: str = "") -> Self:
-        return cls(tenant=job.tenant, connection=job.connection, data_source=job.data_source, flow_run_id=run_id)
+        data_source = job.data_source or "-"  # "-": the connection's, before the run read it
+        return cls(tenant=job.tenant, connection=job.connection, data_source=data_source, flow_run_id=run_id)
 
 
 class DeliverySummary(RunSummary):

@@ -136,7 +136,7 @@ def _echoes(run: ImportRuntime, raws: list[tuple[str, dict[str, Any]]], stamps: 
 
     heard = (Heard(i, raw, stamp, by_inlet(raw)) for (i, raw), stamp in zip(raws, stamps, strict=True))
     window = run.settings.push_echo_window_seconds
-    return echo_ids(run.engine, run.loaded.connection.id, run.job.data_source, heard, window_seconds=window)
+    return echo_ids(run.engine, run.loaded.connection.id, run.data_source, heard, window_seconds=window)
 
 
 def _map_and_write(run: ImportRuntime, scope: PageScope, page: Page, claim: Claim | None) -> PageCounts:

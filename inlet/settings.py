@@ -173,6 +173,13 @@ class Settings(BaseSettings):
     )
     oauth_state_ttl_seconds: float = Field(600, gt=0, description="how long a consent URL's state stays valid")
     oauth_link_ttl_seconds: float = Field(7 * 86_400, gt=0, description="how long a /oauth/start link works")
+    poll_time_limit_seconds: float | None = Field(
+        None,
+        gt=0,
+        description="longest a connection's poll (and the apply of what it heard) may take in a sync-polls batch; "
+        "one that runs past it is cancelled and reported as failed, and the batch goes on. Default: the "
+        "connection's poll interval, at least 60 s (a stuck poll never outlives the next one's turn)",
+    )
     single_flight_lease_seconds: float = Field(
         60, ge=60, description="a crashed run's hold on its connection lapses after this long (Prefect: >= 60)"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from inlet.api import mappings, operations, push, sync, tenants
+from inlet.api import inbox, mappings, operations, push, sync, tenants
 from inlet.api.auth import AuditMiddleware
 from inlet.api.problems import PROBLEM_RESPONSES, install_problem_handlers
 from inlet.service import Installation
@@ -14,7 +14,7 @@ __all__ = ["API_PREFIX", "create_api"]
 
 API_PREFIX = "/api"
 _DESCRIPTION = """Embed inlet in your product: manage tenants and their connections, field mappings, imports,
-quarantine and deliveries from your backend, and open connect sessions for your tenants' browsers.
+quarantine, poison inbox events and deliveries from your backend, and open connect sessions for your tenants' browsers.
 
 Authenticate with `Authorization: Bearer <API key>` (scopes read < write < admin;
 `inlet api-keys create --name NAME --scope admin`).
@@ -35,7 +35,7 @@ def create_api(inst: Installation) -> FastAPI:
         responses=PROBLEM_RESPONSES,
     )
     api.state.installation = inst
-    for router in (tenants.router, sync.router, mappings.router, operations.router, push.router):
+    for router in (tenants.router, sync.router, inbox.router, mappings.router, operations.router, push.router):
         api.include_router(router)
     install_problem_handlers(api)
     api.add_middleware(AuditMiddleware, installation=lambda: inst, prefix=API_PREFIX)

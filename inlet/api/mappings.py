@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from inlet import service
 from inlet.api.auth import Inst, allow
 from inlet.api.models import (
+    MAX_ROW_ID,
     MappingChangeIn,
     MappingOut,
     Paged,
@@ -93,7 +94,9 @@ def retry_quarantine(tenant: str, body: RetryIn, inst: Inst, _: BackendWriter) -
 
 
 @router.delete("/tenants/{tenant}/quarantine/{record_id}", status_code=204, tags=["quarantine"])
-def drop_quarantined(tenant: str, record_id: int, inst: Inst, _: Writer) -> Response:
+def drop_quarantined(
+    tenant: str, record_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)], inst: Inst, _: Writer
+) -> Response:
     """Give up on one quarantined record."""
     service.drop_one_quarantined(inst, tenant, record_id)
     return Response(status_code=204)

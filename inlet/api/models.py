@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 __all__ = [
+    "MAX_ROW_ID",
     "ApiKeyCreated",
     "ApiKeyIn",
     "ApiKeyOut",
@@ -24,6 +25,9 @@ __all__ = [
     "MappingChangeIn",
     "MappingOut",
     "Paged",
+    "PoisonChoiceIn",
+    "PoisonCount",
+    "PoisonOut",
     "PreviewIn",
     "PreviewOut",
     "QuarantinedOut",
@@ -41,6 +45,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+MAX_ROW_ID = 2**63 - 1  # a store id is a signed 64-bit integer: a larger one is refused, never sent to the database
 Identifier = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", min_length=1, max_length=100)
 
 
@@ -153,6 +158,9 @@ class SyncOut(BaseModel):
     reconcile_every: int
     imported: str
     last_poll: str
+    last_poll_error: str = Field(
+        "-", description="when and why the last poll failed (an error, or past its time limit); - when it went through"
+    )
     next_poll: str
     lag_seconds: float | None
     last_reconcile: str
@@ -263,6 +271,39 @@ class QuarantinedOut(_Out):
 class RetryIn(BaseModel):
     connection: str
     ids: list[int] = Field(default_factory=list, description="only these; none: every quarantined record")
+
+
+class PoisonOut(_Out):
+    """A change event set aside from a connection's inbox, and why (a hostile id is shown cut short)."""
+
+    id: int
+    connection_id: str
+    external_id: str
+    kind: str = Field(description="upsert or delete")
+    source: str = Field(description="webhook or poll")
+    reason: str
+    quarantined_at: datetime
+
+
+class PoisonChoiceIn(BaseModel):
+    """Which of the tenant's poison events: these ids, or all of them (one of the two, said explicitly)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[int] | None = Field(None, min_length=1, max_length=500, description="inbox event ids")
+    all: bool = Field(False, description="every poison event of the tenant (instead of ids)")
+
+    @model_validator(mode="after")
+    def _one_choice(self) -> PoisonChoiceIn:
+        if (self.ids is None) == (not self.all):
+            raise ValueError("give either ids or all: true, not both and not neither")
+        if self.ids is not None and any(not 1 <= i <= MAX_ROW_ID for i in self.ids):
+            raise ValueError("ids are positive integers, as listed by GET .../inbox/poison")
+        return self
+
+
+class PoisonCount(BaseModel):
+    events: int = Field(description="how many poison events this changed (ids of other tenants are ignored)")
 
 
 class DestinationOut(_Out):

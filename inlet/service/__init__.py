@@ -7,9 +7,10 @@ who may call them. The CLI, the HTTP API (`inlet.api`) and the tenant pages (`in
                       credentials={"token": SecretStr(...)})      # checked with one read-only request first
     preview_mapping(inst, "demo", "demo-hubspot", MappingChange(set_fields={"title": "{{ title | upper }}"}))
 
-Sync policy (pause, resume, intervals), the continuity status and poison inbox events are in
-`inlet.service.sync`: `set_policy`, `pause`, `resume`, `request_import`, `request_reconciliation`,
-`remove_connection`, `sync_of`, `sync_status`, `poison_events`, `retry_poison`, `drop_poison`.
+Sync policy (pause, resume, intervals) and the continuity status are in `inlet.service.sync`: `set_policy`,
+`pause`, `resume`, `request_import`, `request_reconciliation`, `remove_connection`, `sync_of`, `sync_status`;
+poison inbox events in `inlet.service.poison`: `poison_events`, `poison_page`, `retry_poison`, `drop_poison`,
+`drop_one_poison`.
 """
 
 from inlet.service.access import (
@@ -77,6 +78,7 @@ from inlet.service.mappings import (
     validate_mapping,
 )
 from inlet.service.paging import MAX_LIMIT, Page, all_items
+from inlet.service.poison import drop_one_poison, drop_poison, poison_events, poison_page, retry_poison
 from inlet.service.push import (
     PushAccepted,
     PushFigures,
@@ -107,14 +109,11 @@ from inlet.service.subscriptions import (
 )
 from inlet.service.sync import (
     change_source,
-    drop_poison,
     pause,
-    poison_events,
     remove_connection,
     request_import,
     request_reconciliation,
     resume,
-    retry_poison,
     set_policy,
     sync_of,
     sync_status,
@@ -177,6 +176,7 @@ __all__ = [
     "delete_connection",
     "delivery_status",
     "describe_connection",
+    "drop_one_poison",
     "drop_one_quarantined",
     "drop_poison",
     "drop_quarantine",
@@ -200,6 +200,7 @@ __all__ = [
     "open_installation",
     "pause",
     "poison_events",
+    "poison_page",
     "preview_mapping",
     "purge_dead_letters",
     "record_audit",

@@ -40,7 +40,7 @@ def decode_cursor(cursor: str | None, kind: type[str] | type[int]) -> str | int 
         key = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError):
         raise ConfigError("the cursor is not one this API handed out; start again without it") from None
-    if not isinstance(key, kind) or isinstance(key, bool):
+    if not isinstance(key, kind) or isinstance(key, bool) or (isinstance(key, int) and not -(2**63) <= key < 2**63):
         raise ConfigError("the cursor is not one this API handed out; start again without it")
     return key
 

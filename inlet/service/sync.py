@@ -1,6 +1,6 @@
 """Sync policy operations the CLI and the API share: set a connection's intervals, pause, resume or remove it,
 ask for a full import or a reconciliation out of turn, how each connection's continuity stands (change source,
-polls, lag, last reconciliation and its drift), and its poison inbox events. Each takes the Installation."""
+polls, lag, last reconciliation and its drift). Each takes the Installation (poison inbox events: `poison.py`)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from inlet.errors import ConfigError
 from inlet.service.installation import Installation
 from inlet.store import (
     Connection,
-    PoisonEvent,
     SyncPolicy,
     WebhookSubscription,
     ensure_policies,
@@ -22,22 +21,16 @@ from inlet.store import (
     request_work,
     set_intervals,
 )
-from inlet.store import drop_poison as drop_poison_events
-from inlet.store import list_poison as list_poison_events
 from inlet.store import remove_connection as forget_connection
-from inlet.store import retry_poison as retry_poison_events
 from inlet.store import set_state as set_sync_state
 
 __all__ = [
     "change_source",
-    "drop_poison",
     "pause",
-    "poison_events",
     "remove_connection",
     "request_import",
     "request_reconciliation",
     "resume",
-    "retry_poison",
     "set_policy",
     "sync_of",
     "sync_status",
@@ -91,23 +84,6 @@ def remove_connection(inst: Installation, tenant_id: str, connection_id: str) ->
     """Stop the connection and delete it with everything the store keeps for it."""
     policy_for(inst.engine, tenant_id, connection_id)
     forget_connection(inst.engine, tenant_id, connection_id)
-
-
-def poison_events(
-    inst: Installation, tenant_id: str | None = None, connection_id: str | None = None
-) -> list[PoisonEvent]:
-    """The inbox events set aside, with their reason (one tenant's, or every tenant's for the operator)."""
-    return list_poison_events(inst.engine, tenant_id, connection_id)
-
-
-def retry_poison(inst: Installation, tenant_id: str, ids: list[int] | None = None) -> int:
-    """Put a tenant's poison events (these, or all) back into the drain; how many."""
-    return retry_poison_events(inst.engine, tenant_id, ids)
-
-
-def drop_poison(inst: Installation, tenant_id: str, ids: list[int] | None = None) -> int:
-    """Delete a tenant's poison events (these, or all); how many."""
-    return drop_poison_events(inst.engine, tenant_id, ids)
 
 
 def change_source(connection: Connection, policy: SyncPolicy, subscription: WebhookSubscription | None = None) -> str:
@@ -172,6 +148,7 @@ def _row(
         "reconcile_every": policy.reconcile_seconds,
         "imported": _when(policy.imported_at),
         "last_poll": _when(last_poll) + (f" ({policy.last_poll_mode})" if policy.last_poll_mode else ""),
+        "last_poll_error": _poll_error(policy),
         "next_poll": _when(next_poll) if policy.imported_at else "after the full import",
         "lag_seconds": round((now - last_poll).total_seconds(), 1) if last_poll else None,
         "last_reconcile": _when(policy.last_reconcile_at),
@@ -184,6 +161,11 @@ def _aware(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _poll_error(policy: SyncPolicy) -> str:
+    """Why the last poll failed, and when ("-": it went through)."""
+    return f"{_when(policy.last_poll_error_at)} {policy.last_poll_error}" if policy.last_poll_error else "-"
 
 
 def _when(moment: datetime | None) -> str:

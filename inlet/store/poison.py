@@ -41,12 +41,21 @@ def quarantine_events(engine: Engine, reasons: Mapping[int, str]) -> None:
             )
 
 
-def list_poison(engine: Engine, tenant_id: str | None = None, connection_id: str | None = None) -> list[PoisonEvent]:
+def list_poison(
+    engine: Engine,
+    tenant_id: str | None = None,
+    connection_id: str | None = None,
+    *,
+    after: int | None = None,
+    limit: int | None = None,
+) -> list[PoisonEvent]:
+    """Poison events by id (of one tenant, one connection, or all), from after `after`, at most `limit`."""
     scope = [_inbox.c.quarantined_at.is_not(None)]
     scope += [_inbox.c.tenant_id == tenant_id] if tenant_id else []
     scope += [_inbox.c.connection_id == connection_id] if connection_id else []
+    scope += [_inbox.c.id > after] if after is not None else []
     with engine.connect() as db:
-        rows = db.execute(select(_inbox).where(*scope).order_by(_inbox.c.id)).all()
+        rows = db.execute(select(_inbox).where(*scope).order_by(_inbox.c.id).limit(limit)).all()
     return [
         PoisonEvent(
             r.id,

@@ -27,6 +27,7 @@ __all__ = [
     "ensure_policies",
     "import_completed",
     "import_started",
+    "poll_failed",
     "policy_for",
     "reconciled",
     "record_poll",
@@ -52,6 +53,7 @@ class Due:
     data_source: str
     work: Work
     app: str = ""  # the connector; the scheduler batches one app's polls into one task run
+    poll_seconds: int = 300  # the connection's poll interval: a poll's time limit derives from it
 
 
 def ensure_policies(engine: Engine) -> int:
@@ -166,6 +168,7 @@ def claim_due(engine: Engine, now: datetime | None = None, max_imports: int = IM
                         policy.data_source,
                         work,
                         apps.get(policy.connection_id, ""),
+                        policy.poll_seconds,
                     )
                 )
         session.commit()
@@ -276,8 +279,19 @@ def record_poll(
         policy = session.get(SyncPolicy, connection_id)
         if policy is not None:
             policy.last_poll_at, policy.last_poll_mode = started or utcnow(), mode
+            policy.last_poll_error = policy.last_poll_error_at = None
             if newest_change is not None:
                 policy.last_change_at = newest_change
+            session.add(policy)
+            session.commit()
+
+
+def poll_failed(engine: Engine, connection_id: str, error: str) -> None:
+    """A poll failed (an error, or past its time limit): why, until a poll goes through."""
+    with Session(engine) as session:
+        policy = session.get(SyncPolicy, connection_id)
+        if policy is not None:
+            policy.last_poll_error, policy.last_poll_error_at = error[:1000], utcnow()
             session.add(policy)
             session.commit()
 

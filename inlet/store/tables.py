@@ -254,6 +254,8 @@ class SyncPolicy(SQLModel, table=True):
     reconcile_submitted_at: datetime | None = None
     last_poll_at: datetime | None = None
     last_poll_mode: str | None = None
+    last_poll_error: str | None = Field(default=None, sa_column=Column(Text), description="why the last poll failed")
+    last_poll_error_at: datetime | None = None
     last_change_at: datetime | None = Field(default=None, description="newest change a poll found, as the app said")
     last_reconcile_at: datetime | None = None
     drift: dict[str, int] | None = Field(default=None, sa_column=Column(JSON))

@@ -34,6 +34,7 @@ def test_the_sync_policy_is_read_and_changed_and_what_is_left_out_stays(world: A
     before = world.call("GET", f"{SYNC}/sync", scope="read")
     assert before.status_code == 200, before.text
     assert before.json()["poll_every"] == 300 and before.json()["state"] == "active"
+    assert before.json()["last_poll_error"] == "-"
     changed = world.call("PATCH", f"{SYNC}/sync", json={"poll_seconds": 120, "webhooks": True}, scope="write")
     assert changed.status_code == 200, changed.text
     body = changed.json()

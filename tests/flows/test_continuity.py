@@ -4,6 +4,7 @@ the scheduler's due work run by a task worker, pause, and reconciliation drift."
 from __future__ import annotations
 
 import asyncio
+import socket
 from datetime import timedelta
 from typing import Any
 
@@ -20,8 +21,9 @@ from flows.full_import import full_import
 from flows.incremental_import import incremental_import
 from flows.poll_changes import poll_changes
 from flows.runtime import ImportJob
-from flows.scheduler import PollsFailed, sync_connection, sync_polls, sync_scheduler
+from flows.scheduler import PollsFailed, poll_time_limit, sync_connection, sync_polls, sync_scheduler
 from flows.single_flight import single_flight
+from inlet.errors import NotFound
 from inlet.oauth import mark_needs_reauth, register_client, save_tokens
 from inlet.service import (
     Installation,
@@ -34,7 +36,19 @@ from inlet.service import (
     set_policy,
     sync_status,
 )
-from inlet.store import HeardChange, SyncPolicy, SyncState, Vault, claim_due, inbox, open_store, utcnow
+from inlet.settings import get_settings
+from inlet.store import (
+    HeardChange,
+    SyncPolicy,
+    SyncState,
+    Vault,
+    add_connection,
+    claim_due,
+    ensure_policies,
+    inbox,
+    open_store,
+    utcnow,
+)
 from tests.conftest import SIM_TOKEN, InletEnv, InletEnvFactory
 from tests.support.task_runs import serve_until_final
 
@@ -137,6 +151,65 @@ def test_a_failing_poll_of_a_batch_is_reported_and_the_others_are_applied(inlet_
     assert set(created) <= app_ids(env) and app_ids(env) == source_ids(env)
 
 
+def test_a_poll_past_its_time_limit_is_cancelled_and_reported_and_the_rest_of_the_batch_is_applied(
+    inlet_env: InletEnvFactory,
+) -> None:
+    """One connection's app accepts the connection and never answers (the connector would wait 30 s a request,
+    and retry): its poll is cut at the batch's time limit and reported, the other poll's changes reach the app."""
+    env = inlet_env(records=20)
+    asyncio.run(full_import(ImportJob(tenant=TENANT, connection=CONNECTION)))
+    engine = open_store(env.settings.store_url)
+    created = env.sim("mutate", {"create": 2})["created"]
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # the kernel completes the handshake; nothing answers
+        _add_hubspot(env, "acme-stuck", f"http://127.0.0.1:{silent.getsockname()[1]}")
+        batch = [(TENANT, "acme-stuck", "users"), (TENANT, CONNECTION, "users")]
+        with pytest.raises(PollsFailed, match="1 of 2 polls failed: acme-stuck: PollTimedOut") as failed:
+            asyncio.run(sync_polls("hubspot", "acme-stuck+1", batch, time_limit=8))
+    assert (failed.value.batch.polled, failed.value.batch.changed) == (1, [CONNECTION])
+    assert set(created) <= app_ids(env) and app_ids(env) == source_ids(env)
+    rows = {row["connection"]: row for row in sync_status(_inst(env))}
+    assert "PollTimedOut: still running after 8 s" in rows["acme-stuck"]["last_poll_error"]
+    assert rows[CONNECTION]["last_poll_error"] == "-" and inbox.depth(engine, CONNECTION) == 0
+
+
+def test_the_scheduler_gives_a_batch_its_connections_poll_interval_as_time_limit(
+    inlet_env: InletEnvFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = inlet_env(records=5, start_app=False)
+    engine = open_store(env.settings.store_url)
+    set_policy(_inst(env), TENANT, CONNECTION, poll_seconds=120)
+    with Session(engine) as session:
+        policy = session.get_one(SyncPolicy, CONNECTION)
+        policy.imported_at = policy.poll_submitted_at = utcnow() - timedelta(seconds=121)
+        session.add(policy)
+        session.commit()
+    submitted: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(sync_polls, "delay", lambda *args: submitted.append(args))
+    assert asyncio.run(sync_scheduler(run_seconds=0)).poll_batches == 1
+    assert submitted == [("hubspot", CONNECTION, [(TENANT, CONNECTION, "users")], 120.0)]
+    assert (poll_time_limit(10), poll_time_limit(600)) == (60.0, 600.0)  # at least a minute by default
+    monkeypatch.setenv("INLET_POLL_TIME_LIMIT_SECONDS", "45")
+    get_settings.cache_clear()
+    assert poll_time_limit(600) == 45.0
+
+
+def _add_hubspot(env: InletEnv, connection: str, base_url: str) -> None:
+    engine = open_store(env.settings.store_url)
+    parameters = {"base_url": base_url}
+    credentials = {"token": SecretStr(SIM_TOKEN)}
+    vault = Vault.from_settings(env.settings)
+    add_connection(
+        engine,
+        vault,
+        tenant_id=TENANT,
+        connection_id=connection,
+        app="hubspot",
+        parameters=parameters,
+        credentials=credentials,
+    )
+    ensure_policies(engine)  # as the scheduler's claim does: the connection has a sync policy
+
+
 def test_a_batch_leaves_a_connection_another_run_holds_and_its_next_poll_applies_the_changes(
     inlet_env: InletEnvFactory,
 ) -> None:
@@ -236,7 +309,9 @@ def test_a_poison_event_is_set_aside_and_every_other_change_is_applied(inlet_env
     assert inbox.depth(engine, CONNECTION) == 0
     assert retry_poison(_inst(env), TENANT, [event.id]) == 1 and inbox.depth(engine, CONNECTION) == 1
     asyncio.run(incremental_import(TENANT, CONNECTION))  # set aside again, nothing else stalls
-    assert drop_poison(_inst(env), "other-tenant") == 0 and drop_poison(_inst(env), TENANT) == 1
+    with pytest.raises(NotFound, match="other-tenant"):
+        drop_poison(_inst(env), "other-tenant")
+    assert drop_poison(_inst(env), TENANT) == 1
     assert poison_events(_inst(env)) == [] and app_ids(env) == source_ids(env)
 
 

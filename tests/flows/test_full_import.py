@@ -19,7 +19,7 @@ from prefect.client.schemas.filters import (
     TaskRunFilterFlowRunId,
 )
 from sqlalchemy import Engine, update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from connectors.errors import AuthError, MalformedPage, RetryableError
 from flows.deliver_outbox import deliver_outbox
@@ -28,7 +28,7 @@ from flows.runtime import ImportJob, open_runtime
 from flows.single_flight import release
 from inlet.errors import ConfigError, DeliveryError
 from inlet.settings import Settings
-from inlet.store import Checkpoint, OutboxEvent, create_store_engine, outbox
+from inlet.store import Checkpoint, Connection, OutboxEvent, create_store_engine, outbox
 from mappings.errors import TemplateError
 from tests.conftest import DatabaseFactory, InletEnvFactory, start_app_process
 
@@ -199,6 +199,17 @@ def test_a_data_source_the_connection_does_not_hold_is_refused_before_any_reques
     with pytest.raises(ConfigError, match="holds 'users', not 'contacts': run it with data source 'users'"):
         run_import(JOB.model_copy(update={"data_source": "contacts"}))
     assert env.sim("stats")["list_requests"] == 0 and env.app_stats()["records"] == 0
+
+
+def test_a_job_naming_no_data_source_runs_the_one_the_connection_holds(inlet_env: InletEnvFactory) -> None:
+    env = inlet_env(records=10, start_app=False)
+    engine = create_store_engine(env.settings.store_url)
+    with Session(engine) as session:  # as a connection made for the other data model holds it
+        session.execute(update(Connection).where(col(Connection.id) == "acme-hubspot").values(data_source="contacts"))
+        session.commit()
+    run = open_runtime(JOB, env.settings, engine=engine)
+    asyncio.run(run.aclose())
+    assert JOB.data_source is None and (run.job.data_source, run.data_source) == ("contacts", "contacts")
 
 
 def test_malformed_page_names_the_connector_and_the_page(inlet_env: InletEnvFactory) -> None:
