@@ -49,10 +49,11 @@ OUT = ROOT / "bench" / "out"
 import httpx  # noqa: E402
 import orjson  # noqa: E402
 
+from inlet.demo import DEMO_CONNECTION as CONNECTION  # noqa: E402
+from inlet.demo import DEMO_TENANT as TENANT  # noqa: E402
 from inlet.local import free_port  # noqa: E402
 
 MODES = ("task-worker", "deployment", "poll")
-TENANT, CONNECTION = "acme", "acme-hubspot"
 POLL_SECONDS = 5
 
 
@@ -176,6 +177,7 @@ def run_mode(mode: str, count: int, interval: float) -> dict[str, Any]:
     env = {**os.environ, "INLET_HOME": str(home), **{f"INLET_{k}_PORT": str(v) for k, v in ports.items()}}
     env["INLET_INCREMENTAL_RUNNER"] = "deployment" if mode == "deployment" else "task-worker"
     env["PREFECT_RUNNER_POLL_FREQUENCY"] = "1"
+    env["INLET_EGRESS__ALLOW_HOSTS"] = '["127.0.0.1"]'  # the simulator listens on loopback
     env["PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS"] = "5"
     for name in ("PREFECT_API_URL", "PREFECT_HOME"):
         env.pop(name, None)
@@ -193,13 +195,14 @@ def run_mode(mode: str, count: int, interval: float) -> dict[str, Any]:
     try:
         _wait(f"{api}/deployments/name/poll-changes/poll-changes", up)
         cli_env = {**env, "PREFECT_API_URL": api}
-        subprocess.run(
+        imported = subprocess.run(
             [sys.executable, "-m", "inlet.cli", "import", "full", "-t", TENANT, "-c", CONNECTION],
             cwd=ROOT,
             env=cli_env,
-            check=True,
             capture_output=True,
         )
+        if imported.returncode:
+            raise SystemExit(f"the full import failed:\n{imported.stdout.decode()}\n{imported.stderr.decode()}")
         if mode == "poll":
             _schedule_polls(api)
             time.sleep(POLL_SECONDS * 3)  # the scheduler's first runs are under way
