@@ -18,8 +18,9 @@ it: the debounce window, the Prefect event and `.delay()` or the automation), to
 Running state: the server's scheduling and the worker's pick-up) and run (its start to the demo app's commit:
 waiting for the connection's turn, opening the run, fetch, apply, delivery). For the runs that applied changes it
 also prints where their time went (setup before the first child task, fetch-records, apply-changes, send-to-app,
-and the tail after it). Prints p50/p95/p99 per mode with the load average at start and end; paste the table into
-bench/RESULTS.md.
+and the tail after it), and how many changes a run kept warm on the connection applied before their own run
+started (no hand-off, no start: `flows.warm`). Prints p50/p95/p99 per mode with the load average at start and
+end; paste the table into bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class Change:
     applied: float = 0.0  # the demo app committed the record
     created: float = 0.0  # the first run submitted after the 2xx was created (Prefect's clock)
     run_start: float = 0.0  # that run entered Running
+    warm: bool = False  # applied by a run already on the connection (before its own run started)
 
     @property
     def total(self) -> float:
@@ -137,11 +139,13 @@ def _span(run: dict[str, Any]) -> Span:
 
 
 def _attribute(changes: list[Change], handlers: list[Span]) -> None:
-    """Give each change the first run submitted after its webhook was answered."""
+    """Give each change the first run submitted after its webhook was answered; a change in the app before that
+    run started was applied by a run kept warm on the connection (`flows.warm`): no hand-off, no start."""
     for change in changes:
         own = next((run for run in handlers if run.created >= change.sent), None)
-        change.created = own.created if own else change.acked
-        change.run_start = own.start if own else change.acked
+        change.warm = own is None or own.start > change.applied
+        change.created = change.acked if change.warm or own is None else own.created
+        change.run_start = change.acked if change.warm or own is None else own.start
 
 
 def _run_phases(handlers: list[Span], tasks: list[Span]) -> dict[str, list[float]]:
@@ -299,6 +303,7 @@ def report(result: dict[str, Any]) -> dict[str, Any]:
         row["to_start"] = _percentiles([max(0.0, c.run_start - c.created) for c in changes])
         row["run"] = _percentiles([c.applied - max(c.run_start, c.acked) for c in changes])
     phases = {name: values for name, values in result["phases"].items() if values}
+    row["warm"] = sum(1 for c in changes if c.warm)
     row["draining_runs"] = len(phases.get("whole", []))
     row["phases"] = {name: _percentiles(values) for name, values in phases.items() if len(values) > 1}
     return row
@@ -315,6 +320,8 @@ def _print(rows: list[dict[str, Any]]) -> None:
         load = f"{row['load']['start']:.2f} → {row['load']['end']:.2f}"
         print(f"| {row['mode']} | {load} | {row['changes']} | {row['runs']} | " + " | ".join(cells) + " |")
     for row in rows:
+        if row["mode"] != "poll":
+            print(f"\n{row['mode']}: {row['warm']} of {row['changes']} changes applied by a run kept warm")
         if row["phases"]:
             print(f"\n{row['mode']}: {row['draining_runs']} runs drained the inbox; their phases, p50 / p95 (s):")
             for name, cut in row["phases"].items():

@@ -58,7 +58,7 @@ def emit_changed(
     if runner == "task-worker" and submit:
         trigger = TriggeringEvent(id=str(event.id), occurred=event.occurred.isoformat()) if event else None
         with tags(*run_tags(tenant, connection)):
-            apply_inbox.delay(tenant, connection, triggered_by=trigger)
+            apply_inbox.delay(tenant, connection, triggered_by=trigger, warm_seconds=get_settings().warm_seconds)
 
 
 class ChangeNotifier:

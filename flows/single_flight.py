@@ -2,7 +2,8 @@
 
 Within one process (a task worker runs many `apply-inbox` runs), runs of a connection first take turns on a
 local lock: the server's slot is then uncontended (Prefect polls a contended slot with a Retry-After of
-seconds), and a run that finds another already waiting leaves the work to it.
+seconds), and a run that finds another already waiting, or one keeping the connection warm (`flows.warm`),
+leaves the work to it.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from prefect.client.schemas.responses import ConcurrencyLimitWithLeaseResponse
 from prefect.concurrency._leases import amaintain_concurrency_lease
 from prefect.exceptions import ObjectAlreadyExists
 
-__all__ = ["release", "single_flight", "take_turn"]
+__all__ = ["release", "single_flight", "staying_warm", "take_turn"]
 
 
 @dataclass
 class _Turns:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     waiting: bool = False
+    warm: bool = False  # the run holding the turn watches the inbox and applies what arrives
 
 
 _turns: dict[tuple[int, str], _Turns] = {}
@@ -36,9 +38,10 @@ _turns: dict[tuple[int, str], _Turns] = {}
 @asynccontextmanager
 async def take_turn(connection: str) -> AsyncIterator[bool]:
     """Wait for this process's turn on the connection: True when it is ours; False, at once, when another run
-    already waits for the next turn (it reads the inbox after the current run, so it will see our changes)."""
-    turns = _turns.setdefault((id(asyncio.get_running_loop()), connection), _Turns())
-    if turns.waiting:
+    already waits for the next turn (it reads the inbox after the current run, so it will see our changes) or the
+    current one keeps the connection warm (it watches the inbox, and looks once more when it stops)."""
+    turns = _turns_of(connection)
+    if turns.waiting or turns.warm:
         yield False
         return
     turns.waiting = True
@@ -50,6 +53,23 @@ async def take_turn(connection: str) -> AsyncIterator[bool]:
         yield True
     finally:
         turns.lock.release()
+
+
+@asynccontextmanager
+async def staying_warm(connection: str) -> AsyncIterator[None]:
+    """While inside, runs of the connection that start in this process leave their changes to the caller, which
+    must hold the connection's turn and look at the inbox once more after leaving."""
+    turns = _turns_of(connection)
+    assert turns.lock.locked(), "only the run holding the connection's turn keeps it warm"
+    turns.warm = True
+    try:
+        yield
+    finally:
+        turns.warm = False
+
+
+def _turns_of(connection: str) -> _Turns:
+    return _turns.setdefault((id(asyncio.get_running_loop()), connection), _Turns())
 
 
 @asynccontextmanager
