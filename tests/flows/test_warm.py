@@ -164,3 +164,39 @@ def test_webhooks_on_a_warm_connection_bring_the_app_to_the_source_once(
 
     assert asyncio.run(waves()) == {"Completed"}
     assert _app_emails(env) == _source_emails(env) and env.app_stats()["duplicates"] == 0
+
+
+def test_notifications_before_the_submitted_run_starts_submit_no_other_run(
+    inlet_env: InletEnvFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the apply-inbox run submitted for a connection has not started, a notification submits nothing: that run
+    reads the inbox after the change was committed. Three webhooks, one run, every change applied once."""
+    env = inlet_env(records=20)
+    asyncio.run(full_import(JOB))
+    store = open_store(env.settings.store_url)
+    monkeypatch.setenv("INLET_INCREMENTAL_RUNNER", "task-worker")
+    monkeypatch.setenv("INLET_WARM_SECONDS", "0")
+    get_settings.cache_clear()
+    earlier = {run.id for run in asyncio.run(_apply_inbox_runs())}
+    created = env.sim("mutate", {"create": 3})["created"]
+    for n, external_id in enumerate(created):  # no task worker yet: the first run stays scheduled
+        _heard(store, "upsert", [external_id], f"burst{n}")
+        emit_changed(TENANT, CONNECTION)
+    submitted = [run for run in asyncio.run(_apply_inbox_runs()) if run.id not in earlier]
+
+    async def serve() -> set[str]:
+        worker = TaskWorker(apply_inbox)
+        serving = asyncio.ensure_future(worker.astart())
+        try:
+            while True:  # progress: the run has ended
+                runs = [run for run in await _apply_inbox_runs() if run.id not in earlier]
+                assert not serving.done(), "the task worker stopped"
+                if all(run.state is not None and run.state.is_final() for run in runs):
+                    return {str(run.state_name) for run in runs}
+                await asyncio.sleep(0.2)
+        finally:
+            serving.cancel()
+
+    assert len(submitted) == 1 and asyncio.run(serve()) == {"Completed"}
+    assert set(created) <= set(_app_emails(env)) and inbox.depth(store, CONNECTION) == 0
+    assert _app_emails(env) == _source_emails(env) and env.app_stats()["duplicates"] == 0
