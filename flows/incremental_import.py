@@ -66,7 +66,7 @@ class IncrementalSummary(DeliverySummary):
     fetched: int = 0
     gone_when_fetched: int = 0
     poison_events: int = 0
-    seconds_waiting_for_slot: float = 0.0  # the connection's Prefect slot: another run, or a slow Prefect server
+    seconds_waiting_for_slot: float = 0.0  # for the connection's Prefect slot: another run, or a slow Prefect server
     auth: Auth = "ok"
 
 
@@ -153,33 +153,31 @@ async def _apply(
         try:
             await label_run(tenant, connection, run.loaded.connection.app, data_source)
             summary = IncrementalSummary.of(job, run_id)
-            await _drain_holding_the_slot(run, summary, wait_seconds)
-            if warm_seconds:
-                await _stay_warm(run, summary, wait_seconds, warm_seconds)
+            asked = time.perf_counter()
+            async with single_flight(connection, run.settings.single_flight_lease_seconds, wait_seconds):
+                summary.seconds_waiting_for_slot = time.perf_counter() - asked
+                await _drain(run, summary)
+                if warm_seconds:
+                    await _stay_warm(run, summary, warm_seconds)
             return await _report(run, summary, triggered_by)
         finally:
             await run.aclose()
 
 
-async def _drain_holding_the_slot(run: ImportRuntime, summary: IncrementalSummary, wait_seconds: float) -> None:
-    asked = time.perf_counter()
-    async with single_flight(run.job.connection, run.settings.single_flight_lease_seconds, wait_seconds):
-        summary.seconds_waiting_for_slot += time.perf_counter() - asked
-        await _drain(run, summary)
-
-
-async def _stay_warm(run: ImportRuntime, summary: IncrementalSummary, wait_seconds: float, warm_seconds: float) -> None:
-    """Apply what reaches the inbox until `warm_seconds` pass without a change; then look once more, since runs
-    that started meanwhile left their changes to this one."""
+async def _stay_warm(run: ImportRuntime, summary: IncrementalSummary, warm_seconds: float) -> None:
+    """Apply what reaches the inbox, holding the slot, until `warm_seconds` pass without a change or another run
+    waits for the slot; then look once more, since runs that started meanwhile left their changes to this one."""
     connection = run.job.connection
     while not (summary.pending_delivery or summary.delivery_error):
         async with staying_warm(connection):
             arrived = await changes_arrive(run.engine, connection, warm_seconds)
-        if not (arrived or await changes_waiting(run.engine, connection)):
+        if not arrived and not await changes_waiting(run.engine, connection):
             return
         before = summary.inbox_events
-        await _drain_holding_the_slot(run, summary, wait_seconds)
+        await _drain(run, summary)
         get_run_logger().info("%s: applied %d more inbox events", connection, summary.inbox_events - before)
+        if not arrived:
+            return
 
 
 async def _drain(run: ImportRuntime, summary: IncrementalSummary) -> None:

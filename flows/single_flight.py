@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -21,6 +21,8 @@ from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.client.schemas.responses import ConcurrencyLimitWithLeaseResponse
 from prefect.concurrency._leases import amaintain_concurrency_lease
 from prefect.exceptions import ObjectAlreadyExists
+
+from flows.slot_wanted import wanting
 
 __all__ = ["release", "single_flight", "staying_warm", "take_turn"]
 
@@ -33,6 +35,7 @@ class _Turns:
 
 
 _turns: dict[tuple[int, str], _Turns] = {}
+_PROMPT_SECONDS = 10.0  # of a wait for a connection's slot, asked every second (a warm holder gives it up)
 
 
 @asynccontextmanager
@@ -86,8 +89,7 @@ async def single_flight(connection: str, lease_seconds: float = 60, wait_seconds
     that keeps an acquisition service alive per distinct limit name (about 2 MB each in Prefect 3.9), so a
     task worker serving thousands of connections would grow by gigabytes.
     """
-    name = f"inlet-connection-{connection}"
-    lease_id = await _acquire(name, lease_seconds, wait_seconds)
+    lease_id = await _acquire(connection, lease_seconds, wait_seconds)
     try:
         async with amaintain_concurrency_lease(lease_id, lease_seconds, raise_on_lease_renewal_failure=True):
             yield
@@ -96,10 +98,13 @@ async def single_flight(connection: str, lease_seconds: float = 60, wait_seconds
             await client.release_concurrency_slots_with_lease(lease_id)
 
 
-async def _acquire(name: str, lease_seconds: float, wait_seconds: float) -> UUID:
-    """The lease on one slot of `name`, waiting as the server's Retry-After says while it is taken."""
-    deadline = time.monotonic() + wait_seconds
-    async with get_client() as client:
+async def _acquire(connection: str, lease_seconds: float, wait_seconds: float) -> UUID:
+    """The lease on the connection's slot. While it is taken, the wait is said (`flows.slot_wanted`: a run keeping the
+    connection warm gives the slot up) and the slot asked for again every second for `_PROMPT_SECONDS`, then as the
+    server's Retry-After says (it grows with the holders' time on the slot, up to 30 s)."""
+    name = f"inlet-connection-{connection}"
+    started, said = time.monotonic(), False
+    async with get_client() as client, AsyncExitStack() as waiting:
         while True:
             try:
                 answer = await client.increment_concurrency_slots_with_lease(
@@ -108,10 +113,16 @@ async def _acquire(name: str, lease_seconds: float, wait_seconds: float) -> UUID
             except httpx.HTTPStatusError as exc:
                 if exc.response.status_code != 423:
                     raise
-                left = deadline - time.monotonic()
-                if left <= 0:
+                waited = time.monotonic() - started
+                if waited >= wait_seconds:
                     raise TimeoutError(f"no free slot on {name} within {wait_seconds:.0f}s") from None
-                await asyncio.sleep(min(float(exc.response.headers.get("Retry-After", 1)), left))
+                if not said:
+                    await waiting.enter_async_context(wanting(client, connection, lease_seconds))
+                    said = True
+                retry_after = float(exc.response.headers.get("Retry-After", 1))
+                if waited < _PROMPT_SECONDS:
+                    retry_after = min(retry_after, 1.0)
+                await asyncio.sleep(min(retry_after, wait_seconds - waited))
                 continue
             granted = ConcurrencyLimitWithLeaseResponse.model_validate(answer.json())
             if granted.limits:

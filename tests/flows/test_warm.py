@@ -5,6 +5,8 @@ a run is warm. On real processes (HubSpot simulator, demo app, Prefect server)."
 from __future__ import annotations
 
 import asyncio
+import sys
+from subprocess import DEVNULL
 from typing import Any
 
 import httpx
@@ -18,7 +20,7 @@ from prefect.task_worker import TaskWorker
 from flows import incremental_import as incremental
 from flows import warm
 from flows.events import emit_changed
-from flows.full_import import ImportSummary, full_import
+from flows.full_import import full_import
 from flows.incremental_import import IncrementalSummary, apply_inbox
 from flows.runtime import ImportJob
 from flows.single_flight import take_turn
@@ -89,36 +91,42 @@ def test_a_change_that_lands_as_the_warm_run_leaves_is_applied_by_it(
     assert env.app_stats()["duplicates"] == 0
 
 
-def test_an_import_takes_the_slot_while_a_run_keeps_the_connection_warm(
+def test_an_import_gets_the_slot_a_warm_run_holds_without_waiting_for_its_spell(
     inlet_env: InletEnvFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The warm run holds the connection's slot only while it drains: a full import started during its warm spell
-    runs at once, not after it; the warm run leaves as soon as the task worker is full."""
+    """A warm run keeps the connection's slot between drains; a full import asking for it here (the task worker's
+    scheduled imports and reconciliations) and one in another process (the CLI, a deployment run) each get it as
+    soon as the warm run sees them wait, not after its 600 s spell."""
     env = inlet_env(records=30)
     asyncio.run(full_import(JOB))
     store = open_store(env.settings.store_url)
-    _heard(store, "upsert", env.sim("mutate", {"create": 1})["created"], "w")
-    watching = asyncio.Event()
+    watching: list[asyncio.Event] = []  # one per run: an event belongs to its loop
     watch = warm.changes_arrive
 
     async def watched(engine: Store, connection: str, idle_seconds: float) -> bool:
-        watching.set()
+        watching[0].set()
         return await watch(engine, connection, idle_seconds)
 
     monkeypatch.setattr(incremental, "changes_arrive", watched)
+    command = [sys.executable, "-m", "inlet.cli", "import", "full", "-t", TENANT, "-c", CONNECTION]
 
     @flow
-    async def import_while_warm() -> tuple[IncrementalSummary, ImportSummary, bool]:
+    async def import_while_warm(elsewhere: bool) -> tuple[IncrementalSummary, int]:
+        watching[:] = [asyncio.Event()]
         staying = asyncio.ensure_future(apply_inbox(TENANT, CONNECTION, warm_seconds=600))
-        await watching.wait()
-        imported = await full_import(JOB)
-        still_warm = not staying.done()
-        monkeypatch.setattr(warm, "_worker_full", lambda: True)  # another run needs the worker's slot
-        return await staying, imported, still_warm
+        await watching[0].wait()  # progress: the run drained the inbox and keeps the connection warm
+        if elsewhere:
+            cli = await asyncio.create_subprocess_exec(*command, env=env.env, stdout=DEVNULL, stderr=DEVNULL)
+            code = await cli.wait()
+        else:
+            code = 0 if (await full_import(JOB)).complete else 1
+        return await staying, code
 
-    applied, imported, still_warm = asyncio.run(import_while_warm())
-    assert still_warm and imported.complete and applied.created == 1
-    assert len(_app_emails(env)) == 31 and env.app_stats()["duplicates"] == 0
+    for elsewhere in (False, True):
+        _heard(store, "upsert", env.sim("mutate", {"create": 1})["created"], f"w{elsewhere}")
+        applied, code = asyncio.run(import_while_warm(elsewhere))
+        assert code == 0 and applied.created == 1
+    assert _app_emails(env) == _source_emails(env) and env.app_stats()["duplicates"] == 0
 
 
 def test_webhooks_on_a_warm_connection_bring_the_app_to_the_source_once(
