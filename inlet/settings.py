@@ -191,7 +191,8 @@ class Settings(BaseSettings):
         3,
         ge=0,
         description="on a task worker, how long an apply-inbox run stays on its connection after the inbox is empty, "
-        "applying what arrives without a new run (its slot is held only while it drains); 0: leave at once",
+        "applying what arrives without a new run; it keeps the connection's slot and gives it up at once to a run "
+        "that waits for it (an import, a reconciliation); 0: leave at once",
     )
     notify_window_seconds: float | None = Field(
         None, gt=0, description="debounce of change notifications per connection; default 1 s, 0.2 s on a task worker"
