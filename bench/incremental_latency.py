@@ -18,8 +18,9 @@ it: the debounce window, the Prefect event and `.delay()` or the automation), to
 Running state: the server's scheduling and the worker's pick-up) and run (its start to the demo app's commit:
 waiting for the connection's turn, opening the run, fetch, apply, delivery). For the runs that applied changes it
 also prints where their time went (setup before the first child task, fetch-records, apply-changes, send-to-app,
-and the tail after it). Prints p50/p95/p99 per mode with the load average at start and end; paste the table into
-bench/RESULTS.md.
+and the tail after it), and how many changes a run kept warm on the connection applied before their own run
+started (no hand-off, no start: `flows.warm`). Prints p50/p95/p99 per mode with the load average at start and
+end; paste the table into bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -49,10 +50,11 @@ OUT = ROOT / "bench" / "out"
 import httpx  # noqa: E402
 import orjson  # noqa: E402
 
+from inlet.demo import DEMO_CONNECTION as CONNECTION  # noqa: E402
+from inlet.demo import DEMO_TENANT as TENANT  # noqa: E402
 from inlet.local import free_port  # noqa: E402
 
 MODES = ("task-worker", "deployment", "poll")
-TENANT, CONNECTION = "acme", "acme-hubspot"
 POLL_SECONDS = 5
 
 
@@ -65,6 +67,7 @@ class Change:
     applied: float = 0.0  # the demo app committed the record
     created: float = 0.0  # the first run submitted after the 2xx was created (Prefect's clock)
     run_start: float = 0.0  # that run entered Running
+    warm: bool = False  # applied by a run already on the connection (before its own run started)
 
     @property
     def total(self) -> float:
@@ -136,11 +139,13 @@ def _span(run: dict[str, Any]) -> Span:
 
 
 def _attribute(changes: list[Change], handlers: list[Span]) -> None:
-    """Give each change the first run submitted after its webhook was answered."""
+    """Give each change the first run submitted after its webhook was answered; a change in the app before that
+    run started was applied by a run kept warm on the connection (`flows.warm`): no hand-off, no start."""
     for change in changes:
         own = next((run for run in handlers if run.created >= change.sent), None)
-        change.created = own.created if own else change.acked
-        change.run_start = own.start if own else change.acked
+        change.warm = own is None or own.start > change.applied
+        change.created = change.acked if change.warm or own is None else own.created
+        change.run_start = change.acked if change.warm or own is None else own.start
 
 
 def _run_phases(handlers: list[Span], tasks: list[Span]) -> dict[str, list[float]]:
@@ -176,6 +181,7 @@ def run_mode(mode: str, count: int, interval: float) -> dict[str, Any]:
     env = {**os.environ, "INLET_HOME": str(home), **{f"INLET_{k}_PORT": str(v) for k, v in ports.items()}}
     env["INLET_INCREMENTAL_RUNNER"] = "deployment" if mode == "deployment" else "task-worker"
     env["PREFECT_RUNNER_POLL_FREQUENCY"] = "1"
+    env["INLET_EGRESS__ALLOW_HOSTS"] = '["127.0.0.1"]'  # the simulator listens on loopback
     env["PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS"] = "5"
     for name in ("PREFECT_API_URL", "PREFECT_HOME"):
         env.pop(name, None)
@@ -193,13 +199,14 @@ def run_mode(mode: str, count: int, interval: float) -> dict[str, Any]:
     try:
         _wait(f"{api}/deployments/name/poll-changes/poll-changes", up)
         cli_env = {**env, "PREFECT_API_URL": api}
-        subprocess.run(
+        imported = subprocess.run(
             [sys.executable, "-m", "inlet.cli", "import", "full", "-t", TENANT, "-c", CONNECTION],
             cwd=ROOT,
             env=cli_env,
-            check=True,
             capture_output=True,
         )
+        if imported.returncode:
+            raise SystemExit(f"the full import failed:\n{imported.stdout.decode()}\n{imported.stderr.decode()}")
         if mode == "poll":
             _schedule_polls(api)
             time.sleep(POLL_SECONDS * 3)  # the scheduler's first runs are under way
@@ -296,6 +303,7 @@ def report(result: dict[str, Any]) -> dict[str, Any]:
         row["to_start"] = _percentiles([max(0.0, c.run_start - c.created) for c in changes])
         row["run"] = _percentiles([c.applied - max(c.run_start, c.acked) for c in changes])
     phases = {name: values for name, values in result["phases"].items() if values}
+    row["warm"] = sum(1 for c in changes if c.warm)
     row["draining_runs"] = len(phases.get("whole", []))
     row["phases"] = {name: _percentiles(values) for name, values in phases.items() if len(values) > 1}
     return row
@@ -312,6 +320,8 @@ def _print(rows: list[dict[str, Any]]) -> None:
         load = f"{row['load']['start']:.2f} → {row['load']['end']:.2f}"
         print(f"| {row['mode']} | {load} | {row['changes']} | {row['runs']} | " + " | ".join(cells) + " |")
     for row in rows:
+        if row["mode"] != "poll":
+            print(f"\n{row['mode']}: {row['warm']} of {row['changes']} changes applied by a run kept warm")
         if row["phases"]:
             print(f"\n{row['mode']}: {row['draining_runs']} runs drained the inbox; their phases, p50 / p95 (s):")
             for name, cut in row["phases"].items():

@@ -17,8 +17,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from uuid import UUID
 
 from prefect import tags
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import StateType
 from prefect.events import emit_event
 
 from flows.incremental_import import apply_inbox
@@ -57,8 +60,46 @@ def emit_changed(
     event = emit_event(event=EVENT, resource=resource, payload=payload)
     if runner == "task-worker" and submit:
         trigger = TriggeringEvent(id=str(event.id), occurred=event.occurred.isoformat()) if event else None
-        with tags(*run_tags(tenant, connection)):
-            apply_inbox.delay(tenant, connection, triggered_by=trigger)
+        _submissions.submit(tenant, connection, trigger)
+
+
+class _Submissions:
+    """The `apply-inbox` run last submitted for each connection: while it has not started, a new change needs no
+    run of its own (that run reads the inbox after the change was committed), so a burst costs one task run, not
+    one per notification. A submission older than `_TRUST_SECONDS` that has still not started (a task worker that
+    is down) is not trusted any more: a new run is submitted."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+        self._unstarted: dict[str, tuple[UUID, float]] = {}
+
+    def submit(self, tenant: str, connection: str, trigger: TriggeringEvent | None) -> None:
+        with self._lock:
+            lock = self._locks.setdefault(connection, threading.Lock())
+        with lock:
+            last = self._unstarted.get(connection)
+            if last is not None and time.monotonic() - last[1] < _TRUST_SECONDS and not _started(last[0]):
+                return
+            with tags(*run_tags(tenant, connection)):
+                future = apply_inbox.delay(
+                    tenant, connection, triggered_by=trigger, warm_seconds=get_settings().warm_seconds
+                )
+            self._unstarted[connection] = (future.task_run_id, time.monotonic())
+
+
+_TRUST_SECONDS = 10.0
+_submissions = _Submissions()
+
+
+def _started(task_run_id: UUID) -> bool:
+    """Whether the run has left Scheduled and Pending (a run whose state cannot be read counts as started)."""
+    try:
+        with get_client(sync_client=True) as client:
+            state = client.read_task_run(task_run_id).state
+    except Exception:  # the server did not answer: submit, as before this shortcut
+        return True
+    return state is None or state.type not in (StateType.SCHEDULED, StateType.PENDING)
 
 
 class ChangeNotifier:

@@ -2,7 +2,8 @@
 
 Within one process (a task worker runs many `apply-inbox` runs), runs of a connection first take turns on a
 local lock: the server's slot is then uncontended (Prefect polls a contended slot with a Retry-After of
-seconds), and a run that finds another already waiting leaves the work to it.
+seconds), and a run that finds another already waiting, or one keeping the connection warm (`flows.warm`),
+leaves the work to it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -21,24 +22,29 @@ from prefect.client.schemas.responses import ConcurrencyLimitWithLeaseResponse
 from prefect.concurrency._leases import amaintain_concurrency_lease
 from prefect.exceptions import ObjectAlreadyExists
 
-__all__ = ["release", "single_flight", "take_turn"]
+from flows.slot_wanted import wanting
+
+__all__ = ["release", "single_flight", "staying_warm", "take_turn"]
 
 
 @dataclass
 class _Turns:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     waiting: bool = False
+    warm: bool = False  # the run holding the turn watches the inbox and applies what arrives
 
 
 _turns: dict[tuple[int, str], _Turns] = {}
+_PROMPT_SECONDS = 10.0  # of a wait for a connection's slot, asked every second (a warm holder gives it up)
 
 
 @asynccontextmanager
 async def take_turn(connection: str) -> AsyncIterator[bool]:
     """Wait for this process's turn on the connection: True when it is ours; False, at once, when another run
-    already waits for the next turn (it reads the inbox after the current run, so it will see our changes)."""
-    turns = _turns.setdefault((id(asyncio.get_running_loop()), connection), _Turns())
-    if turns.waiting:
+    already waits for the next turn (it reads the inbox after the current run, so it will see our changes) or the
+    current one keeps the connection warm (it watches the inbox, and looks once more when it stops)."""
+    turns = _turns_of(connection)
+    if turns.waiting or turns.warm:
         yield False
         return
     turns.waiting = True
@@ -50,6 +56,23 @@ async def take_turn(connection: str) -> AsyncIterator[bool]:
         yield True
     finally:
         turns.lock.release()
+
+
+@asynccontextmanager
+async def staying_warm(connection: str) -> AsyncIterator[None]:
+    """While inside, runs of the connection that start in this process leave their changes to the caller, which
+    must hold the connection's turn and look at the inbox once more after leaving."""
+    turns = _turns_of(connection)
+    assert turns.lock.locked(), "only the run holding the connection's turn keeps it warm"
+    turns.warm = True
+    try:
+        yield
+    finally:
+        turns.warm = False
+
+
+def _turns_of(connection: str) -> _Turns:
+    return _turns.setdefault((id(asyncio.get_running_loop()), connection), _Turns())
 
 
 @asynccontextmanager
@@ -66,8 +89,7 @@ async def single_flight(connection: str, lease_seconds: float = 60, wait_seconds
     that keeps an acquisition service alive per distinct limit name (about 2 MB each in Prefect 3.9), so a
     task worker serving thousands of connections would grow by gigabytes.
     """
-    name = f"inlet-connection-{connection}"
-    lease_id = await _acquire(name, lease_seconds, wait_seconds)
+    lease_id = await _acquire(connection, lease_seconds, wait_seconds)
     try:
         async with amaintain_concurrency_lease(lease_id, lease_seconds, raise_on_lease_renewal_failure=True):
             yield
@@ -76,10 +98,13 @@ async def single_flight(connection: str, lease_seconds: float = 60, wait_seconds
             await client.release_concurrency_slots_with_lease(lease_id)
 
 
-async def _acquire(name: str, lease_seconds: float, wait_seconds: float) -> UUID:
-    """The lease on one slot of `name`, waiting as the server's Retry-After says while it is taken."""
-    deadline = time.monotonic() + wait_seconds
-    async with get_client() as client:
+async def _acquire(connection: str, lease_seconds: float, wait_seconds: float) -> UUID:
+    """The lease on the connection's slot. While it is taken, the wait is said (`flows.slot_wanted`: a run keeping the
+    connection warm gives the slot up) and the slot asked for again every second for `_PROMPT_SECONDS`, then as the
+    server's Retry-After says (it grows with the holders' time on the slot, up to 30 s)."""
+    name = f"inlet-connection-{connection}"
+    started, said = time.monotonic(), False
+    async with get_client() as client, AsyncExitStack() as waiting:
         while True:
             try:
                 answer = await client.increment_concurrency_slots_with_lease(
@@ -88,10 +113,16 @@ async def _acquire(name: str, lease_seconds: float, wait_seconds: float) -> UUID
             except httpx.HTTPStatusError as exc:
                 if exc.response.status_code != 423:
                     raise
-                left = deadline - time.monotonic()
-                if left <= 0:
+                waited = time.monotonic() - started
+                if waited >= wait_seconds:
                     raise TimeoutError(f"no free slot on {name} within {wait_seconds:.0f}s") from None
-                await asyncio.sleep(min(float(exc.response.headers.get("Retry-After", 1)), left))
+                if not said:
+                    await waiting.enter_async_context(wanting(client, connection, lease_seconds))
+                    said = True
+                retry_after = float(exc.response.headers.get("Retry-After", 1))
+                if waited < _PROMPT_SECONDS:
+                    retry_after = min(retry_after, 1.0)
+                await asyncio.sleep(min(retry_after, wait_seconds - waited))
                 continue
             granted = ConcurrencyLimitWithLeaseResponse.model_validate(answer.json())
             if granted.limits:

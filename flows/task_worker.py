@@ -19,6 +19,7 @@ from prefect.task_worker import TaskWorker, create_status_server
 
 from flows.incremental_import import apply_inbox
 from flows.scheduler import sync_connection, sync_polls
+from flows.warm import leave_when_worker_full
 
 
 def _status_server(worker: TaskWorker, port: int) -> None:
@@ -32,6 +33,7 @@ def _status_server(worker: TaskWorker, port: int) -> None:
 
 async def work(limit: int, status_port: int | None) -> None:
     worker = TaskWorker(apply_inbox, sync_connection, sync_polls, limit=limit)
+    leave_when_worker_full(worker)
     if status_port is not None:
         _status_server(worker, status_port)
     await worker.astart()

@@ -194,6 +194,13 @@ class Settings(BaseSettings):
         description="what applies heard changes: the event-triggered incremental-import deployment (a flow run per "
         "burst, ~2 s to start), or a Prefect task worker (`python -m flows.task_worker`) that starts at once",
     )
+    warm_seconds: float = Field(
+        3,
+        ge=0,
+        description="on a task worker, how long an apply-inbox run stays on its connection after the inbox is empty, "
+        "applying what arrives without a new run; it keeps the connection's slot and gives it up at once to a run "
+        "that waits for it (an import, a reconciliation); 0: leave at once",
+    )
     notify_window_seconds: float | None = Field(
         None, gt=0, description="debounce of change notifications per connection; default 1 s, 0.2 s on a task worker"
     )
