@@ -87,10 +87,11 @@ def write_page(
     quarantined: Iterable[tuple[str, str, str]] = (),
     next_request: str | None,
     claim: Claim | None = None,
+    pages: int = 1,
 ) -> PageCounts:
-    """Classify and commit one page with its checkpoint; quarantined is (external_id, raw json, error). With a
-    `claim`, the page's events are written claimed by its owner and listed in `claim.written` (after the commit,
-    they may be sent from memory)."""
+    """Classify and commit one page (or `pages` consecutive ones) with its checkpoint; quarantined is (external_id,
+    raw json, error). With a `claim`, the page's events are written claimed by its owner and listed in
+    `claim.written` (after the commit, they may be sent from memory)."""
     latest = {r.external_id: r for r in records}  # an id seen twice in a page: the later copy wins
     quarantined = list(quarantined)
     # A known record that now fails mapping still exists in the source: the sweep must not delete it.
@@ -102,7 +103,7 @@ def write_page(
             _stage_and_apply(db, scope, latest, held, counts, claim)
             counts.quarantined = _quarantine_rows(db, scope, quarantined)
             _count_echoes(db, scope, counts)
-            advance(db, scope.connection_id, scope.data_source, next_request, len(records))
+            advance(db, scope.connection_id, scope.data_source, next_request, len(records), pages)
     except BaseException:
         if claim is not None:  # rolled back: none of the page's events exist
             del claim.written[written:]
