@@ -1,15 +1,17 @@
 """Full-import throughput: the raw listing, dlt and inlet over the same source into the same app, in one run.
 
     .venv/bin/python bench/full_import.py [--records 100000] [--source json_server|hubspot] [--no-dlt] [--profile]
+                                          [--cold-prefect]
 
 Starts the source (json-server 0.17.4 with N users, or the HubSpot simulator at its page cap of 100), a
 Prefect server (SQLite) and the demo app, all on 127.0.0.1. Then, in one run: a raw listing (a plain httpx
 loop, the same requests inlet sends); dlt's `rest_api` source into the demo app (bench/dlt_import.py, in its own
 process; `pip install -e '.[bench]'`); the demo app cleared; inlet's full-import flow into it; a raw listing
-again. Prints records/s and the share of raw for dlt and inlet, CPU seconds per process during each, inlet's CPU
-per record, the Prefect server's CPU per 100k records, peak RSS and the load average at start; with
-`--profile`, py-spy samples inlet's process during its import and the top functions are printed. Paste the
-printed rows into bench/RESULTS.md.
+again. Before inlet's import, one small flow run warms the Prefect server (its first run pays lazy imports and
+compiled statements once; `--cold-prefect` measures without it). Prints records/s and the share of raw for dlt
+and inlet, CPU seconds per process during each, inlet's CPU per record, the Prefect server's CPU per 100k records,
+peak RSS and the load average at start; with `--profile`, py-spy samples inlet's process during its import and
+the top functions are printed. Paste the printed rows into bench/RESULTS.md.
 """
 
 from __future__ import annotations
