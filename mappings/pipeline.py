@@ -12,6 +12,7 @@ from mappings.engine import CompiledMapping, compile_mapping
 from mappings.errors import BudgetExceeded, RecordError, TemplateError
 from mappings.schema import AppSchema
 from mappings.udm import UDMS
+from mappings.udm.fields import fields_validator
 
 __all__ = ["RecordMapper"]
 
@@ -42,6 +43,7 @@ class RecordMapper:
                 f"{origin}: udm_fields {unknown} are not fields of the {data_source} UDM", origin=origin
             )
         self._to_udm = compile_mapping(udm_fields, origin=f"{origin} udm_fields")
+        self._validate_udm = fields_validator(self._udm)
         self.app_mapping = app_mapping
         self.lookups = dict(lookups or {})
         self.schema = schema
@@ -73,12 +75,11 @@ class RecordMapper:
     def _map(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         fields = self._to_udm.render({"raw": raw})
         try:
-            udm = self._udm.model_validate(fields)
+            context = self._validate_udm(fields)
         except ValidationError as exc:
             first = exc.errors()[0]
             field = ".".join(str(p) for p in first["loc"])
             raise RecordError(f"UDM field {field!r}: {first['msg']}", field=field) from None
-        context = udm.__dict__.copy()
         context["raw"] = raw
         context["lookups"] = self.lookups
         record = self.app_mapping.render(context)

@@ -46,9 +46,17 @@ def current_generation(engine: Engine, connection_id: str, data_source: str) -> 
     return generation
 
 
-def advance(db: DBConnection, connection_id: str, data_source: str, next_request: str | None, records: int) -> None:
-    """Count one more committed page (inside its transaction); no next request: the enumeration is complete."""
-    values = {"next_request": next_request, "records": records, "complete": next_request is None, "now": utcnow()}
+def advance(
+    db: DBConnection, connection_id: str, data_source: str, next_request: str | None, records: int, pages: int = 1
+) -> None:
+    """Count committed pages (inside their transaction); no next request: the enumeration is complete."""
+    values = {
+        "next_request": next_request,
+        "records": records,
+        "pages": pages,
+        "complete": next_request is None,
+        "now": utcnow(),
+    }
     db.execute(_ADVANCE, {"c": connection_id, "d": data_source, **values})
 
 
@@ -57,7 +65,7 @@ _ADVANCE = (  # built once: a page's write runs it
     .where(_checkpoint.c.connection_id == bindparam("c"), _checkpoint.c.data_source == bindparam("d"))
     .values(
         next_request=bindparam("next_request"),
-        pages=_checkpoint.c.pages + 1,
+        pages=_checkpoint.c.pages + bindparam("pages"),
         records=_checkpoint.c.records + bindparam("records"),
         complete=bindparam("complete"),
         updated_at=bindparam("now", type_=_checkpoint.c.updated_at.type),

@@ -27,6 +27,7 @@ __all__ = [
     "bind_value",
     "create_store_engine",
     "execute_many",
+    "execute_rows",
     "head_revision",
     "migrate",
     "newest_revision",
@@ -52,6 +53,26 @@ def execute_many(db: DBConnection, statement: ClauseElement, rows: Sequence[Mapp
         params = list(map(itemgetter(*names), rows))  # a row's values in the statement's order, made in C
     elif positional:
         params = [(row[names[0]],) for row in rows] if names else [() for _ in rows]
+    db.exec_driver_sql(sql, params)
+
+
+def execute_rows(
+    db: DBConnection, statement: ClauseElement, keys: tuple[str, ...], rows: Sequence[Sequence[Any]]
+) -> None:
+    """`execute_many` for rows given as tuples of the values of `keys`, in that order: a hot path builds one tuple
+    per row instead of a dict, and when the statement binds in the same order (an INSERT whose keys follow the
+    table's columns) the driver takes the tuples as they are."""
+    if not rows:
+        return
+    sql, names, positional = _compiled(statement, keys, db.dialect)
+    params: Sequence[Any]
+    if not positional:
+        params = [dict(zip(keys, row, strict=True)) for row in rows]
+    elif names == keys:
+        params = rows
+    else:
+        order = [keys.index(name) for name in names]
+        params = [tuple(row[i] for i in order) for row in rows]
     db.exec_driver_sql(sql, params)
 
 

@@ -17,9 +17,9 @@ from sqlalchemy import Connection as DBConnection
 from sqlalchemy import Engine, and_, bindparam, delete, func, insert, null, select, update
 
 from inlet.store.checkpoints import advance
-from inlet.store.engine import execute_many
+from inlet.store.engine import execute_many, execute_rows
 from inlet.store.inbox import remove as remove_from_inbox
-from inlet.store.outbox import Claim, event_row, write_events
+from inlet.store.outbox import Claim, NewEvent, write_events
 from inlet.store.push import bump_in
 from inlet.store.scope import PageScope
 from inlet.store.tables import LedgerEntry, QuarantinedRecord, utcnow
@@ -87,10 +87,11 @@ def write_page(
     quarantined: Iterable[tuple[str, str, str]] = (),
     next_request: str | None,
     claim: Claim | None = None,
+    pages: int = 1,
 ) -> PageCounts:
-    """Classify and commit one page with its checkpoint; quarantined is (external_id, raw json, error). With a
-    `claim`, the page's events are written claimed by its owner and listed in `claim.written` (after the commit,
-    they may be sent from memory)."""
+    """Classify and commit one page (or `pages` consecutive ones) with its checkpoint; quarantined is (external_id,
+    raw json, error). With a `claim`, the page's events are written claimed by its owner and listed in
+    `claim.written` (after the commit, they may be sent from memory)."""
     latest = {r.external_id: r for r in records}  # an id seen twice in a page: the later copy wins
     quarantined = list(quarantined)
     # A known record that now fails mapping still exists in the source: the sweep must not delete it.
@@ -102,7 +103,7 @@ def write_page(
             _stage_and_apply(db, scope, latest, held, counts, claim)
             counts.quarantined = _quarantine_rows(db, scope, quarantined)
             _count_echoes(db, scope, counts)
-            advance(db, scope.connection_id, scope.data_source, next_request, len(records))
+            advance(db, scope.connection_id, scope.data_source, next_request, len(records), pages)
     except BaseException:
         if claim is not None:  # rolled back: none of the page's events exist
             del claim.written[written:]
@@ -170,17 +171,34 @@ def _stage_and_apply(
     known = _known(db, scope, [*latest, *held])
     if _any_quarantined(db, scope):
         _release(db, scope, list(latest))
-    inserts, changes, seen, events = [], [], [], []
+    generation = scope.generation
+    inserts: list[tuple[Any, ...]] = []
+    changes: list[dict[str, Any]] = []
+    seen: list[dict[str, Any]] = []
+    events: list[NewEvent] = []
     for external_id, mapped in latest.items():
         body = orjson.dumps(mapped.record, option=orjson.OPT_SORT_KEYS)  # one serialization: hash and event
         digest = hashlib.blake2b(body, digest_size=16).hexdigest()
         row = known.get(external_id)
         if row is None:
-            inserts.append(_ledger_row(scope, mapped, digest))
+            updated_at = mapped.source_updated_at
+            inserts.append(
+                (
+                    scope.connection_id,
+                    scope.data_source,
+                    external_id,
+                    digest,
+                    1,
+                    updated_at,
+                    generation,
+                    generation,
+                    mapped.raw,
+                )
+            )
             if mapped.echo:
                 counts.echo_suppressed += 1
                 continue
-            events.append(_event(scope, mapped, "created", 1, body))
+            events.append(NewEvent(external_id, "created", 1, body.decode(), updated_at))
             counts.created += 1
         elif row.payload_hash != digest or row.deleted_at is not None:
             kind = "created" if row.deleted_at is not None else "updated"
@@ -190,21 +208,21 @@ def _stage_and_apply(
                     "h": digest,
                     "v": row.version + 1,
                     "u": mapped.source_updated_at,
-                    "g": scope.generation,
+                    "g": generation,
                     "r": mapped.raw,
                 }
             )
             if mapped.echo:
                 counts.echo_suppressed += 1
                 continue
-            events.append(_event(scope, mapped, kind, row.version + 1, body))
+            events.append(NewEvent(external_id, kind, row.version + 1, body.decode(), mapped.source_updated_at))
             counts.created += kind == "created"
             counts.updated += kind == "updated"
         else:
-            seen.append({**_ledger_key(scope, external_id), "g": scope.generation, "r": mapped.raw})
+            seen.append({**_ledger_key(scope, external_id), "g": generation, "r": mapped.raw})
             counts.unchanged += 1
-    kept = [{**_ledger_key(scope, external_id), "g": scope.generation} for external_id in held if external_id in known]
-    _apply(db, inserts, changes, seen, events, kept, claim)
+    kept = [{**_ledger_key(scope, external_id), "g": generation} for external_id in held if external_id in known]
+    _apply(db, scope, inserts, changes, seen, events, kept, claim)
 
 
 def sweep(engine: Engine, scope: PageScope, *, max_share: float, force: bool = False) -> SweepResult:
@@ -247,7 +265,7 @@ def _mark_deleted(db: DBConnection, scope: PageScope, records: Sequence[tuple[st
             .values(version=bindparam("v"), deleted_at=now),
             [{"e": external_id, "v": version + 1} for external_id, version in chunk],
         )
-        write_events(db, [event_row(scope, external_id, "deleted", version + 1) for external_id, version in chunk])
+        write_events(db, scope, [NewEvent(external_id, "deleted", version + 1) for external_id, version in chunk])
 
 
 def _scope_filter(scope: PageScope) -> list[Any]:
@@ -276,11 +294,6 @@ def _known(db: DBConnection, scope: PageScope, ids: list[str]) -> dict[str, Any]
     return {row.external_id: row for row in rows}
 
 
-def _event(scope: PageScope, mapped: MappedRecord, kind: str, version: int, body: bytes) -> dict[str, Any]:
-    updated_at = mapped.source_updated_at
-    return event_row(scope, mapped.external_id, kind, version, None, updated_at, record_json=body.decode())
-
-
 _ANY_QUARANTINED = (
     select(_quarantine.c.external_id)
     .where(_quarantine.c.connection_id == bindparam("c"), _quarantine.c.data_source == bindparam("d"))
@@ -298,21 +311,6 @@ def _ledger_key(scope: PageScope, external_id: str) -> dict[str, str]:
     return {"c": scope.connection_id, "d": scope.data_source, "e": external_id}
 
 
-def _ledger_row(scope: PageScope, mapped: MappedRecord, digest: str) -> dict[str, Any]:
-    return {
-        "connection_id": scope.connection_id,
-        "data_source": scope.data_source,
-        "external_id": mapped.external_id,
-        "payload_hash": digest,
-        "version": 1,
-        "source_updated_at": mapped.source_updated_at,
-        "first_seen_run": scope.generation,
-        "last_seen_run": scope.generation,
-        "deleted_at": None,
-        "raw": mapped.raw,
-    }
-
-
 _KEY = and_(
     _ledger.c.connection_id == bindparam("c"),
     _ledger.c.data_source == bindparam("d"),
@@ -320,6 +318,18 @@ _KEY = and_(
 )
 # Built once, so execute_many compiles each once per process.
 _INSERT = insert(_ledger)
+# The columns a new ledger row sets, in the table's order (deleted_at starts NULL): rows are tuples in this order.
+_NEW_ROW = (
+    "connection_id",
+    "data_source",
+    "external_id",
+    "payload_hash",
+    "version",
+    "source_updated_at",
+    "first_seen_run",
+    "last_seen_run",
+    "raw",
+)
 _CHANGE = (
     update(_ledger)
     .where(_KEY)
@@ -338,19 +348,21 @@ _KEPT = update(_ledger).where(_KEY).values(last_seen_run=bindparam("g"))
 
 def _apply(
     db: DBConnection,
-    inserts: list[dict[str, Any]],
+    scope: PageScope,
+    inserts: list[tuple[Any, ...]],
     changes: list[dict[str, Any]],
     seen: list[dict[str, Any]],
-    events: list[dict[str, Any]],
+    events: list[NewEvent],
     kept: list[dict[str, Any]],
     claim: Claim | None = None,
 ) -> None:
-    """Write a page; `seen` records are unchanged (their raw payload may have changed), `kept` failed mapping."""
-    execute_many(db, _INSERT, inserts)
+    """Write a page; `inserts` are new records (`_NEW_ROW`), `seen` unchanged ones (their raw payload may have
+    changed), `kept` ones that failed mapping."""
+    execute_rows(db, _INSERT, _NEW_ROW, inserts)
     execute_many(db, _CHANGE, changes)
     execute_many(db, _SEEN, seen)
     execute_many(db, _KEPT, kept)
-    write_events(db, events, claim)
+    write_events(db, scope, events, claim)
 
 
 def _release(db: DBConnection, scope: PageScope, ids: Sequence[str]) -> None:

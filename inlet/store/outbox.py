@@ -14,11 +14,10 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-import orjson
 from sqlalchemy import Connection as DBConnection
 from sqlalchemy import Engine, bindparam, delete, func, insert, or_, select, update
 
-from inlet.store.engine import bind_value, execute_many
+from inlet.store.engine import bind_value, execute_rows
 from inlet.store.scope import PageScope
 from inlet.store.tables import OutboxEvent, utcnow
 
@@ -34,10 +33,10 @@ __all__ = [
     "entries",
     "defer",
     "due_connections",
-    "event_row",
     "held_by_dead",
     "idempotency_key",
     "leads",
+    "NewEvent",
     "next_attempt",
     "park",
     "park_records",
@@ -51,7 +50,7 @@ __all__ = [
 
 _outbox = OutboxEvent.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ at class creation
 _RELEASED: dict[str, Any] = {"claimed_by": None, "claimed_until": None}
-_INSERT = insert(_outbox)  # built once, so execute_many compiles it once per process
+_INSERT = insert(_outbox)  # built once, so execute_rows compiles it once per process
 
 
 class PendingEvent(NamedTuple):
@@ -93,36 +92,15 @@ def _scope_digest(tenant_id: str, connection_id: str, data_source: str) -> hashl
     return hashlib.sha256(f"{tenant_id}\x1f{connection_id}\x1f{data_source}\x1f".encode())
 
 
-def event_row(
-    scope: PageScope,
-    external_id: str,
-    kind: str,
-    version: int,
-    record: dict[str, Any] | None = None,
-    source_updated_at: str | None = None,
-    *,
-    record_json: str | None = None,
-) -> dict[str, Any]:
-    """One pending event, as `write_events` takes it; `kind` is created, updated or deleted (no record).
-    `record_json`: the record already serialized (the ledger's hash input), instead of `record`."""
-    key = idempotency_key(scope, external_id, version)
-    return {
-        "event_id": f"evt_{key[:26]}",
-        "tenant_id": scope.tenant_id,
-        "connection_id": scope.connection_id,
-        "data_source": scope.data_source,
-        "external_id": external_id,
-        "type": kind,
-        "record": None if kind == "deleted" else (record_json or orjson.dumps(record).decode()),
-        "source_updated_at": source_updated_at,
-        "idempotency_key": key,
-        "version": version,
-        "status": "pending",
-        "attempts": 0,
-        "next_attempt_at": None,
-        "last_error": None,
-        "created_at": None,  # set per write, in the driver's form, by write_events
-    }
+class NewEvent(NamedTuple):
+    """One change to write to the outbox: `type` is created, updated or deleted; `record` the mapped record as JSON
+    (None for deleted), `version` the ledger's change version of the record."""
+
+    external_id: str
+    type: str
+    version: int
+    record: str | None = None
+    source_updated_at: str | None = None
 
 
 @dataclass
@@ -135,48 +113,80 @@ class Claim:
     written: list[PendingEvent] = field(default_factory=list)
 
 
-def write_events(db: DBConnection, events: list[dict[str, Any]], claim: Claim | None = None) -> None:
+# The columns a new event sets, in the table's order (the others start NULL): rows are built as tuples in this order.
+_COLUMNS = (
+    "event_id",
+    "tenant_id",
+    "connection_id",
+    "data_source",
+    "external_id",
+    "type",
+    "record",
+    "source_updated_at",
+    "idempotency_key",
+    "version",
+    "status",
+    "attempts",
+    "created_at",
+    "claimed_by",
+    "claimed_until",
+)
+
+
+def write_events(db: DBConnection, scope: PageScope, events: Sequence[NewEvent], claim: Claim | None = None) -> None:
     """Add events inside the caller's transaction (the ledger's page or batch of changes); with a `claim`, claimed
-    by its owner, and appended to `claim.written` with their ids."""
+    by its owner, and appended to `claim.written` with their ids.
+
+    A page writes a thousand events: each becomes one tuple in column order, with its idempotency key from the
+    scope's digest (no dict per event; the driver binds the tuples as they are)."""
+    if not events:
+        return
     now = utcnow()
     created = bind_value(db, _outbox.c.created_at, now)
     owner = until = None
-    if claim is not None and events:
-        lapses = now + timedelta(seconds=claim.lease_seconds)
-        owner, until = claim.owner, bind_value(db, _outbox.c.claimed_until, lapses)
-    for event in events:
-        event["created_at"] = created
-        event["claimed_by"], event["claimed_until"] = owner, until
-    if claim is None or not events:
-        execute_many(db, _INSERT, events)
+    if claim is not None:
+        owner = claim.owner
+        until = bind_value(db, _outbox.c.claimed_until, now + timedelta(seconds=claim.lease_seconds))
+    tenant, connection, source = scope.tenant_id, scope.connection_id, scope.data_source
+    digest = _scope_digest(tenant, connection, source)
+    rows = []
+    for external_id, kind, version, record, updated_at in events:
+        key = digest.copy()
+        key.update(f"{external_id}\x1f{version}".encode())
+        idempotency = key.hexdigest()[:40]
+        rows.append(
+            (
+                f"evt_{idempotency[:26]}",
+                tenant,
+                connection,
+                source,
+                external_id,
+                kind,
+                None if kind == "deleted" else record,
+                updated_at,
+                idempotency,
+                version,
+                "pending",
+                0,
+                created,
+                owner,
+                until,
+            )
+        )
+    if claim is None:
+        execute_rows(db, _INSERT, _COLUMNS, rows)
         return
     floor = db.execute(_NEWEST).scalar_one()
-    execute_many(db, _INSERT, events)
+    execute_rows(db, _INSERT, _COLUMNS, rows)
     # The rows just written, in id order (= the order written): the newest ids claimed by this owner. SQLite gives
     # them consecutive ids (the write lock is held); otherwise they are read one by one.
     low, high, count = db.execute(_SPAN, {"floor": floor, "owner": owner}).one()
-    ids: Sequence[int] = range(low, high + 1) if count == len(events) and high - low + 1 == count else []
+    ids: Sequence[int] = range(low, high + 1) if count == len(rows) and high - low + 1 == count else []
     if not ids:
         ids = db.execute(_MINE.order_by(_outbox.c.id), {"floor": floor, "owner": owner}).scalars().all()
-    if len(ids) != len(events):
-        raise RuntimeError(f"wrote {len(events)} outbox events but found {len(ids)} claimed by {owner}")
-    claim.written.extend(
-        PendingEvent(
-            i,
-            e["event_id"],
-            e["tenant_id"],
-            e["connection_id"],
-            e["data_source"],
-            e["external_id"],
-            e["type"],
-            e["record"],
-            e["source_updated_at"],
-            e["idempotency_key"],
-            0,
-            now,
-        )
-        for i, e in zip(ids, events, strict=True)
-    )
+    if len(ids) != len(rows):
+        raise RuntimeError(f"wrote {len(rows)} outbox events but found {len(ids)} claimed by {owner}")
+    claim.written.extend(PendingEvent(i, *row[:9], 0, now) for i, row in zip(ids, rows, strict=True))
 
 
 _NEWEST = select(func.coalesce(func.max(_outbox.c.id), 0))

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from datetime import datetime
-from typing import Self
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mappings.filters import first_name, last_name
 
-__all__ = ["Person"]
+__all__ = ["Person", "complete_names"]
 
 
 class Person(BaseModel):
@@ -31,8 +32,18 @@ class Person(BaseModel):
     @model_validator(mode="after")
     def _derive_names(self) -> Self:
         """Apps give a full name or its parts; the UDM always carries both where it can."""
-        if self.full_name is None and (self.first_name or self.last_name):
-            self.full_name = " ".join(p for p in (self.first_name, self.last_name) if p)
-        elif self.full_name and self.first_name is None and self.last_name is None:
-            self.first_name, self.last_name = first_name(self.full_name), last_name(self.full_name)
+        names = {"full_name": self.full_name, "first_name": self.first_name, "last_name": self.last_name}
+        complete_names(names)
+        for name, value in names.items():
+            if value != getattr(self, name):
+                setattr(self, name, value)
         return self
+
+
+def complete_names(values: MutableMapping[str, Any]) -> None:
+    """Fill in `full_name` from its parts, or the parts from it (a validated person's fields, in place)."""
+    full, first, last = values["full_name"], values["first_name"], values["last_name"]
+    if full is None and (first or last):
+        values["full_name"] = " ".join(p for p in (first, last) if p)
+    elif full and first is None and last is None:
+        values["first_name"], values["last_name"] = first_name(full), last_name(full)

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
@@ -22,6 +23,7 @@ from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
 from connectors.errors import AuthError, MalformedPage, RetryableError
+from flows import tasks
 from flows.deliver_outbox import deliver_outbox
 from flows.full_import import ImportSummary, full_import
 from flows.runtime import ImportJob, open_runtime
@@ -29,8 +31,9 @@ from flows.single_flight import release
 from inlet.errors import ConfigError, DeliveryError
 from inlet.settings import Settings
 from inlet.store import Checkpoint, Connection, OutboxEvent, create_store_engine, outbox
+from inlet.store import write_page as store_write_page
 from mappings.errors import TemplateError
-from tests.conftest import DatabaseFactory, InletEnvFactory, start_app_process
+from tests.conftest import SIM_TOKEN, DatabaseFactory, InletEnv, InletEnvFactory, start_app_process
 
 JOB = ImportJob(tenant="acme", connection="acme-hubspot")
 
@@ -86,6 +89,39 @@ def test_events_go_from_memory_and_the_app_ends_with_the_source_records_once(
     stats = env.app_stats()
     assert (stats["records"], stats["duplicates"], stats["events_applied"]) == (250, 0, 250)
     assert outbox.counts(create_store_engine(env.settings.store_url)).pending == 0
+
+
+def test_small_pages_commit_several_to_a_transaction_and_the_app_ends_with_the_source(
+    inlet_env: InletEnvFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = inlet_env(records=2500)  # 25 HubSpot pages of 100
+    written: list[int] = []
+    write_page = store_write_page
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        written.append(kwargs["pages"])
+        return write_page(*args, **kwargs)
+
+    monkeypatch.setattr(tasks, "write_page", counted)
+    summary = run_import()
+    assert (
+        written == [10, 10, 5]
+        and summary.pages == 25
+        and _checkpoint(create_store_engine(env.settings.store_url)).pages == 25
+    )
+    app = {r["external_id"]: r["record"]["email"] for r in env.app_records(connection="acme-hubspot")}
+    assert app == _source_emails(env) and env.app_stats()["duplicates"] == 0
+
+
+def _source_emails(env: InletEnv) -> dict[str, str]:
+    """The simulator's contacts, id -> email, listed as a client would."""
+    emails: dict[str, str] = {}
+    url: str | None = f"{env.simulator}/crm/v3/objects/contacts?limit=100&properties=email"
+    while url:
+        page = httpx.get(url, headers={"Authorization": f"Bearer {SIM_TOKEN}"}, timeout=10).json()
+        emails |= {r["id"]: r["properties"]["email"] for r in page["results"]}
+        url = page.get("paging", {}).get("next", {}).get("link")
+    return emails
 
 
 def test_app_receives_mapped_records(inlet_env: InletEnvFactory) -> None:
