@@ -225,6 +225,11 @@ def _source(sim: SimulatorBase) -> dict[str, tuple[Any, Any]]:
 
 def _assert_every_slot_is_free(api: str, connections: list[FarmConnection]) -> None:
     limits = httpx.post(f"{api}/v2/concurrency_limits/filter", json={"limit": 200}, timeout=30).json()
-    slots = {limit["name"]: limit for limit in limits if limit["name"].startswith("inlet-connection-")}
+    named = {limit["name"]: limit for limit in limits if limit["name"].startswith("inlet-connection-")}
+    # `<slot>-wanted` counts the runs waiting for a slot (flows/slot_wanted.py): made on a connection's first wait
+    wanted = {name: limit for name, limit in named.items() if name.endswith("-wanted")}
+    slots = {name: limit for name, limit in named.items() if name not in wanted}
     assert set(slots) == {f"inlet-connection-{c.connection}" for c in connections}
     assert {(limit["limit"], limit["active_slots"]) for limit in slots.values()} == {(1, 0)}
+    assert {name.removesuffix("-wanted") for name in wanted} <= set(slots)
+    assert all(limit["active_slots"] == 0 for limit in wanted.values()), "a run still says it waits for a slot"
