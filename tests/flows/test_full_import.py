@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
@@ -34,6 +33,7 @@ from inlet.store import Checkpoint, Connection, OutboxEvent, create_store_engine
 from inlet.store import write_page as store_write_page
 from mappings.errors import TemplateError
 from tests.conftest import SIM_TOKEN, DatabaseFactory, InletEnv, InletEnvFactory, start_app_process
+from tests.support.hubspot_source import hubspot_emails
 
 JOB = ImportJob(tenant="acme", connection="acme-hubspot")
 
@@ -114,14 +114,7 @@ def test_small_pages_commit_several_to_a_transaction_and_the_app_ends_with_the_s
 
 
 def _source_emails(env: InletEnv) -> dict[str, str]:
-    """The simulator's contacts, id -> email, listed as a client would."""
-    emails: dict[str, str] = {}
-    url: str | None = f"{env.simulator}/crm/v3/objects/contacts?limit=100&properties=email"
-    while url:
-        page = httpx.get(url, headers={"Authorization": f"Bearer {SIM_TOKEN}"}, timeout=10).json()
-        emails |= {r["id"]: r["properties"]["email"] for r in page["results"]}
-        url = page.get("paging", {}).get("next", {}).get("link")
-    return emails
+    return hubspot_emails(env.simulator, SIM_TOKEN)
 
 
 def test_app_receives_mapped_records(inlet_env: InletEnvFactory) -> None:

@@ -8,7 +8,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
@@ -23,6 +22,7 @@ from inlet.errors import DeliveryError
 from inlet.settings import get_settings
 from inlet.store import create_store_engine, outbox
 from tests.conftest import SIM_TOKEN, InletEnv, InletEnvFactory, start_app_process
+from tests.support.hubspot_source import hubspot_emails
 from tests.support.tables import table_rows
 
 JOB = ImportJob(tenant="acme", connection="acme-hubspot")
@@ -30,14 +30,7 @@ RUN_NAME = "full-import/acme/acme-hubspot/users"
 
 
 def source_emails(env: InletEnv) -> dict[str, str]:
-    """The simulator's live contacts and their emails, listed as a client would."""
-    found: dict[str, str] = {}
-    url: str | None = f"{env.simulator}/crm/v3/objects/contacts?limit=100&properties=email"
-    while url:
-        page = httpx.get(url, headers={"Authorization": f"Bearer {SIM_TOKEN}"}, timeout=10).json()
-        found |= {r["id"]: r["properties"]["email"] for r in page["results"]}
-        url = page.get("paging", {}).get("next", {}).get("link")
-    return found
+    return hubspot_emails(env.simulator, SIM_TOKEN)
 
 
 def app_emails(env: InletEnv) -> dict[str, str]:

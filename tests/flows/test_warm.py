@@ -9,7 +9,6 @@ import sys
 from subprocess import DEVNULL
 from typing import Any
 
-import httpx
 import pytest
 from prefect import flow
 from prefect.client.orchestration import get_client
@@ -27,6 +26,7 @@ from flows.single_flight import take_turn
 from inlet.settings import get_settings
 from inlet.store import HeardChange, Store, inbox, open_store
 from tests.conftest import SIM_TOKEN, InletEnv, InletEnvFactory
+from tests.support.hubspot_source import hubspot_emails
 
 TENANT, CONNECTION = "acme", "acme-hubspot"
 JOB = ImportJob(tenant=TENANT, connection=CONNECTION)
@@ -41,13 +41,7 @@ def _heard(store: Store, kind: str, ids: list[str], event: str) -> None:
 
 
 def _source_emails(env: InletEnv) -> dict[str, str]:
-    found: dict[str, str] = {}
-    url: str | None = f"{env.simulator}/crm/v3/objects/contacts?limit=100&properties=email"
-    while url:
-        page = httpx.get(url, headers={"Authorization": f"Bearer {SIM_TOKEN}"}, timeout=10).json()
-        found |= {r["id"]: r["properties"]["email"] for r in page["results"]}
-        url = page.get("paging", {}).get("next", {}).get("link")
-    return found
+    return hubspot_emails(env.simulator, SIM_TOKEN)
 
 
 def _app_emails(env: InletEnv) -> dict[str, str]:
