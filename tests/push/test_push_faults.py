@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from inlet.settings import get_settings
 from inlet.store import link_for, open_store, push_counts
 from tests.conftest import InletEnv, InletEnvFactory
 from tests.integration.conftest import JsonServerFactory
@@ -119,8 +120,13 @@ def test_a_write_while_the_app_answers_429_then_503_makes_one_record_in_order(ta
 
 
 @pytest.mark.parametrize("target", sorted(SAAS_APPS), indirect=True)
-def test_a_write_while_the_simulator_throttles_and_fails_lands_once_in_order(target: Target) -> None:
+def test_a_write_while_the_simulator_throttles_and_fails_lands_once_in_order(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deferred push waits its backoff between runs: 0.2 s doubling here, not the default 30 s doubling."""
     assert target.sim is not None
+    monkeypatch.setenv("INLET_DESTINATION__RETRY_BASE_SECONDS", "0.2")
+    get_settings.cache_clear()
     target.connect(target.sim.url)
     target.sim.inject(status_429=2, retry_after=0, status_500=2)  # the app's own 429 (or 403) and 5xx answers
     target.app().push(ADA, ADA_KING)
