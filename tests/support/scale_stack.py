@@ -1,11 +1,11 @@
 """The scale-out deployment of docs/scale-out.md as real processes, for the scale-out test.
 
-A Prefect server on PostgreSQL, the `inlet-process` work pool and the full-import and incremental-import
-deployments of prefect.yaml (created with the Prefect CLI, as an operator would, with the trigger), N process
-workers for flow runs, N task workers, two webhook receivers (one per incremental runner: `task-worker`
-submits `apply-inbox` to the task workers, `deployment` lets the trigger start `incremental-import` flow runs
-on the process workers) and the demo app; the inlet store is a PostgreSQL database too. Every process binds
-127.0.0.1 and is stopped by its PID.
+A Prefect server on PostgreSQL, the `inlet-process` work pool and the full-import and incremental-import deployments
+of prefect.yaml (created with the Prefect CLI, as an operator would, with the trigger), N process workers for flow
+runs (inlet's, `python -m flows.worker`: each run a fork of a preloaded server), N task workers, two webhook
+receivers (one per incremental runner: `task-worker` submits `apply-inbox` to the task workers, `deployment` lets
+the trigger start `incremental-import` flow runs on the process workers) and the demo app; the inlet store is a
+PostgreSQL database too. Every process binds 127.0.0.1 and is stopped by its PID.
 """
 
 from __future__ import annotations
@@ -106,9 +106,9 @@ def scale_stack(home: Path, prefect_database: str, store_database: str, workers:
             start(
                 name,
                 [
-                    _bin("prefect"),
-                    "worker",
-                    "start",
+                    sys.executable,
+                    "-m",
+                    "flows.worker",
                     "--pool",
                     POOL,
                     "--name",
