@@ -16,13 +16,14 @@ that. The run still goes through Prefect's `FlowRunExecutorContext` (`prefect.ru
 private module: the one the process worker itself uses), which proposes Crashed for a process that dies
 without a final state, and whose cancellation observer kills the run's process when the run is cancelled
 from the UI. `ForkedRunConfiguration.prepare_for_flow_run` keeps the deployment the worker already read, so
-the run loads its flow without reading it again.
+the run neither reads it again nor runs its pull step: the worker loads the flow, by module name.
 
-A run is this project's when its deployment was made from this checkout's prefect.yaml: its only pull step
-sets the working directory to this project (`INLET_PROJECT_DIR` at deploy time) and its entrypoint is a
-`path.py:flow` inside it. Any other run (another project's, a job with its own `command`, a run without a
-deployment) takes Prefect's own path unchanged. Code is read when the worker starts: restart the workers
-after a deploy, as one restarts `serve`.
+A run is this project's when its deployment's only pull step sets the working directory to this project (as
+prefect.yaml's does with `INLET_PROJECT_DIR`) and its entrypoint is a `path.py:flow` inside it. Any other run
+(another project's, a job with its own `command`, a run without a deployment) takes Prefect's own path
+unchanged. Of the process job's variables, a fork honours `env`; `working_dir` is the pull step's directory in
+either path, and a fork's output always goes to the worker's (`stream_output`). Code is read when the worker
+starts: restart the workers after a deploy, as one restarts `serve`.
 
 The work pool's type stays "process": the server would take any type name, but `prefect work-pool create`
 accepts only the types of installed worker packages, Prefect's process worker can then serve the same pool
