@@ -139,7 +139,7 @@ def test_only_this_projects_deployments_start_as_forks(
 ) -> None:
     configuration = ForkedRunConfiguration(**job)
     deployment = DeploymentResponse(
-        id=uuid.uuid4(), name="probe", flow_id=uuid.uuid4(), entrypoint=entrypoint, pull_steps=pull_steps
+        id=uuid.uuid4(), name="probe", flow_id=uuid.uuid4(), entrypoint=entrypoint, pull_steps=pull_steps, labels={}
     )
     run = FlowRun(flow_id=uuid.uuid4())
     configuration.prepare_for_flow_run(run, deployment)
@@ -157,7 +157,7 @@ def _final(run: FlowRun) -> bool:
 
 def _alive(pid: int) -> bool:
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return False
 
