@@ -10,6 +10,7 @@ PostgreSQL database too. Every process binds 127.0.0.1 and is stopped by its PID
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -43,11 +44,17 @@ class ScaleStack:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def cpu_seconds(self) -> dict[str, float]:
-        """CPU time (user + system) each component has used so far, with its finished children's."""
+        """CPU time (user + system) each component has used so far: its own, its live descendants' (a process
+        worker's fork server) and their finished children's (the flow runs)."""
         used = {}
         for name, proc in self.processes.items():
-            times = psutil.Process(proc.pid).cpu_times()
-            used[name] = round(times.user + times.system + times.children_user + times.children_system, 1)
+            root = psutil.Process(proc.pid)
+            total = 0.0
+            for process in [root, *root.children(recursive=True)]:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    times = process.cpu_times()
+                    total += times.user + times.system + times.children_user + times.children_system
+            used[name] = round(total, 1)
         return used
 
 
