@@ -115,7 +115,9 @@ class InletProcessWorker(ProcessWorker):
         configuration: ProcessJobConfiguration,
         task_status: anyio.abc.TaskStatus[int] | None = None,
     ) -> ProcessWorkerResult:
-        flow = configuration.project_flow() if isinstance(configuration, ForkedRunConfiguration) else None
+        flow = None
+        if isinstance(configuration, ForkedRunConfiguration):  # a module's first import blocks: not on the loop
+            flow = await anyio.to_thread.run_sync(configuration.project_flow)
         if flow is None:
             return await super().run(flow_run, configuration, task_status)
         self.get_flow_run_logger(flow_run).info("Starting the run as a fork of the worker's fork server")
