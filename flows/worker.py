@@ -16,7 +16,9 @@ that. The run still goes through Prefect's `FlowRunExecutorContext` (`prefect.ru
 private module: the one the process worker itself uses), which proposes Crashed for a process that dies
 without a final state, and whose cancellation observer kills the run's process when the run is cancelled
 from the UI. `ForkedRunConfiguration.prepare_for_flow_run` keeps the deployment the worker already read, so
-the run neither reads it again nor runs its pull step: the worker loads the flow, by module name.
+the run neither reads it again nor runs its pull step: the worker loads the flow, by module name. It reads
+`ProcessJobConfiguration._command_configured`, Prefect's private record of a job that sets its own `command`,
+to leave such a job to Prefect's path.
 
 A run is this project's when its deployment's only pull step sets the working directory to this project (as
 prefect.yaml's does with `INLET_PROJECT_DIR`) and its entrypoint is a `path.py:flow` inside it. Any other run
