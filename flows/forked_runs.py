@@ -10,7 +10,8 @@ With the "forkserver" method one server process imports those modules once and e
 process with its own memory and pid, killed and waited for the same way, holding nothing of `serve` (the fork
 server is a fresh interpreter that only imported modules: no threads, connections or event loop, checked by
 `tests/flows/test_forked_runs.py`). Prefect's function is kept whole; only the start method it asks
-multiprocessing for is swapped, in `prefect.flow_engine`'s namespace.
+multiprocessing for is swapped, in `prefect.flow_engine`'s namespace. flows/worker.py puts the same server
+behind a Prefect process worker, for deployment runs.
 
 The run's flow crosses to the child pickled. cloudpickle pickles a `Flow`'s function by value (the module
 attribute of that name is the `Flow`, not the function), with only the globals its body names: parameter types

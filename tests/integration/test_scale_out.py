@@ -1,16 +1,16 @@
 """Scale-out on PostgreSQL (docs/scale-out.md): tenants x 2 connections, two workers of each kind.
 
 The suite runs 12 tenants (24 connections), enough to make both workers of each kind share the work; the
-100-connection size of docs/scale-out.md is a benchmark:
-`SCALE_OUT_TENANTS=50 pytest tests/integration/test_scale_out.py`.
+100-connection size of docs/scale-out.md is a benchmark: `SCALE_OUT_TENANTS=50 pytest
+tests/integration/test_scale_out.py`.
 
 The Prefect server and the inlet store run on the PostgreSQL at 127.0.0.1:5432; the deployments come from
-prefect.yaml through the Prefect CLI; two `prefect worker` processes on the `inlet-process` pool share the
-full imports. Webhooks then change every source: 90% of the connections' go to a receiver that submits
-`apply-inbox` to two task workers (the sub-second path), 10% to a receiver whose events start
-`incremental-import` flow runs through the deployment's trigger, on the process workers (a new process per
-run, so only a few: each costs ~3.5 CPU-s). One run at a time per connection throughout. At the end, every
-tenant's records are in the team's app exactly once, with no change applied twice.
+prefect.yaml through the Prefect CLI; two process workers (`python -m flows.worker`, inlet's: a run is a fork of a
+server that imported Prefect and the flows) on the `inlet-process` pool share the full imports. Webhooks then change
+every source: 90% of the connections' go to a receiver that submits `apply-inbox` to two task workers (the
+sub-second path), 10% to a receiver whose events start `incremental-import` flow runs through the deployment's
+trigger, on the process workers (a process per run, so only a few). One run at a time per connection throughout. At
+the end, every tenant's records are in the team's app exactly once, with no change applied twice.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def test_two_workers_share_the_tenants_and_every_record_arrives_exactly_once(
         assert stats["duplicates"] == 0, stats
         assert stats["records"] == len(connections) * (RECORDS + 1)  # +2 created, -1 deleted per connection
         _assert_every_slot_is_free(stack.api, connections)
-        print("CPU seconds per component:", stack.cpu_seconds())
+        print("CPU seconds per component:", stack.cpu_seconds(), "; flow runs:", len(full_runs) + len(flow_runs))
 
 
 def _add_connections(

@@ -1,15 +1,16 @@
 """The scale-out deployment of docs/scale-out.md as real processes, for the scale-out test.
 
-A Prefect server on PostgreSQL, the `inlet-process` work pool and the full-import and incremental-import
-deployments of prefect.yaml (created with the Prefect CLI, as an operator would, with the trigger), N process
-workers for flow runs, N task workers, two webhook receivers (one per incremental runner: `task-worker`
-submits `apply-inbox` to the task workers, `deployment` lets the trigger start `incremental-import` flow runs
-on the process workers) and the demo app; the inlet store is a PostgreSQL database too. Every process binds
-127.0.0.1 and is stopped by its PID.
+A Prefect server on PostgreSQL, the `inlet-process` work pool and the full-import and incremental-import deployments
+of prefect.yaml (created with the Prefect CLI, as an operator would, with the trigger), N process workers for flow
+runs (inlet's, `python -m flows.worker`: each run a fork of a preloaded server), N task workers, two webhook
+receivers (one per incremental runner: `task-worker` submits `apply-inbox` to the task workers, `deployment` lets
+the trigger start `incremental-import` flow runs on the process workers) and the demo app; the inlet store is a
+PostgreSQL database too. Every process binds 127.0.0.1 and is stopped by its PID.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -43,11 +44,17 @@ class ScaleStack:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def cpu_seconds(self) -> dict[str, float]:
-        """CPU time (user + system) each component has used so far, with its finished children's."""
+        """CPU time (user + system) each component has used so far: its own, its live descendants' (a process
+        worker's fork server) and their finished children's (the flow runs)."""
         used = {}
         for name, proc in self.processes.items():
-            times = psutil.Process(proc.pid).cpu_times()
-            used[name] = round(times.user + times.system + times.children_user + times.children_system, 1)
+            root = psutil.Process(proc.pid)
+            total = 0.0
+            for process in [root, *root.children(recursive=True)]:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    times = process.cpu_times()
+                    total += times.user + times.system + times.children_user + times.children_system
+            used[name] = round(total, 1)
         return used
 
 
@@ -106,9 +113,9 @@ def scale_stack(home: Path, prefect_database: str, store_database: str, workers:
             start(
                 name,
                 [
-                    _bin("prefect"),
-                    "worker",
-                    "start",
+                    sys.executable,
+                    "-m",
+                    "flows.worker",
                     "--pool",
                     POOL,
                     "--name",
