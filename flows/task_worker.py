@@ -6,6 +6,7 @@ It subscribes to the server's scheduled `apply-inbox` task runs over a websocket
 this process: no new process per run and no polling interval, so a webhook's change reaches the team's app
 in well under a second. Runs stay visible in the Prefect UI as task runs; single flight per connection holds.
 SIGTERM stops it (Prefect's own handler); a run cut short leaves its batch in the inbox for the next one.
+A run's parameters file is deleted once it ran (flows/task_parameters.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from prefect.task_worker import TaskWorker, create_status_server
 
 from flows.incremental_import import apply_inbox
 from flows.scheduler import sync_connection, sync_polls
+from flows.task_parameters import TidyTaskWorker
 from flows.warm import leave_when_worker_full
 
 
@@ -32,7 +34,7 @@ def _status_server(worker: TaskWorker, port: int) -> None:
 
 
 async def work(limit: int, status_port: int | None) -> None:
-    worker = TaskWorker(apply_inbox, sync_connection, sync_polls, limit=limit)
+    worker = TidyTaskWorker(apply_inbox, sync_connection, sync_polls, limit=limit)
     leave_when_worker_full(worker)
     if status_port is not None:
         _status_server(worker, status_port)
