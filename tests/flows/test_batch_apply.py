@@ -11,7 +11,12 @@ from typing import Any
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, TaskRunFilter, TaskRunFilterName
+from prefect.client.schemas.filters import (
+    ArtifactCollectionFilter,
+    ArtifactCollectionFilterKey,
+    TaskRunFilter,
+    TaskRunFilterName,
+)
 
 from flows.artifacts import artifact_key
 from flows.poll_batch import PollBatch, PollsFailed, sync_polls
@@ -59,7 +64,8 @@ async def _batch_rows() -> list[dict[str, Any]]:
     """The rows of the latest batch artifact for hubspot."""
     key = artifact_key("poll-batch", "hubspot", "summary")
     async with get_client() as client:
-        [latest] = await client.read_latest_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+        latest_of_key = ArtifactCollectionFilter(key=ArtifactCollectionFilterKey(any_=[key]))
+        [latest] = await client.read_latest_artifacts(artifact_filter=latest_of_key)
     rows: list[dict[str, Any]] = json.loads(str(latest.data))  # a table artifact's rows, as JSON
     return rows
 

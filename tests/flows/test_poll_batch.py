@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 import flows.poll_batch
-from flows.poll_batch import BatchApplies, PollBatch, PollsFailed, sync_polls
+from flows.batch_apply import BatchApplies
+from flows.poll_batch import PollBatch, PollsFailed, sync_polls
 from flows.runtime import ImportJob
 from inlet.settings import get_settings
 
