@@ -25,13 +25,23 @@ from inlet.errors import DeliveryError
 from inlet.settings import Settings
 from inlet.store import Store
 
-__all__ = ["BatchApplies", "apply_polled", "fail_on_delivery"]
+__all__ = ["Applied", "BatchApplies", "apply_polled", "fail_on_delivery"]
 
 _HELD = "held by another run: its changes wait in the inbox for that run or the next poll"
 _FIGURES = ("inbox_events", "created", "updated", "deleted", "unchanged", "quarantined", "poison_events")
 
 
-async def apply_polled(run: ImportRuntime, run_id: str) -> IncrementalSummary | None:
+@dataclass
+class Applied:
+    """One connection's apply in a batch: its figures, and where its time went (the slot's calls to the Prefect
+    server, taking and giving back, against the drain itself)."""
+
+    summary: IncrementalSummary
+    slot_seconds: float
+    drain_seconds: float
+
+
+async def apply_polled(run: ImportRuntime, run_id: str) -> Applied | None:
     """Drain an opened connection's inbox in the calling run (`run_id`: the batch's); None, at once, when another
     run holds the connection."""
     connection = run.job.connection
@@ -43,10 +53,12 @@ async def apply_polled(run: ImportRuntime, run_id: str) -> IncrementalSummary | 
         try:
             async with single_flight(connection, run.settings.single_flight_lease_seconds, wait_seconds=0):
                 summary.seconds_waiting_for_slot = round(time.perf_counter() - asked, 3)
+                draining = time.perf_counter()
                 await drain_inbox(run, summary)
+                drained = time.perf_counter() - draining
         except SlotTaken:
             return None
-        return summary
+        return Applied(summary, round(time.perf_counter() - asked - drained, 3), round(drained, 3))
 
 
 def fail_on_delivery(summary: IncrementalSummary) -> None:
@@ -59,7 +71,7 @@ def fail_on_delivery(summary: IncrementalSummary) -> None:
 class BatchApplies:
     """What one batch applied, connection by connection."""
 
-    applied: dict[str, IncrementalSummary] = field(default_factory=dict)
+    applied: dict[str, Applied] = field(default_factory=dict)
 
     async def publish(self, app: str, label: str, held: list[str], engine: Store, settings: Settings) -> None:
         """One table artifact for the batch (a row per connection that applied, or that it left to another run
@@ -70,18 +82,20 @@ class BatchApplies:
         rows += [{"connection": c, "outcome": _HELD} for c in held]
         what = f"polls/{app}/{label}: what each connection applied"
         await publish_rows("poll-batch", app, rows=rows, description=what)
-        if any(s.pending_delivery or s.delivery_error or s.dead_letters for s in self.applied.values()):
+        summaries = [applied.summary for applied in self.applied.values()]
+        if any(s.pending_delivery or s.delivery_error or s.dead_letters for s in summaries):
             await publish_delivery_status(engine, settings)
 
     @staticmethod
-    def _row(connection: str, summary: IncrementalSummary) -> dict[str, Any]:
-        figures = {name: getattr(summary, name) for name in _FIGURES}
+    def _row(connection: str, applied: Applied) -> dict[str, Any]:
+        summary = applied.summary
         outcome = summary.delivery_error or ("waits in the outbox" if summary.pending_delivery else "applied")
         return {
             "connection": connection,
-            **figures,
+            **{name: getattr(summary, name) for name in _FIGURES},
             "delivered": summary.delivered,
             "dead_letters": summary.dead_letters,
-            "seconds_waiting_for_slot": summary.seconds_waiting_for_slot,
+            "slot_seconds": applied.slot_seconds,
+            "drain_seconds": applied.drain_seconds,
             "outcome": outcome,
         }

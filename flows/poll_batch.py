@@ -110,18 +110,18 @@ async def _poll_and_apply(engine: Store, job: ImportJob, batch: PollBatch, appli
         batch.held.append(job.connection)
         return
     applies.applied[job.connection] = applied
-    batch.applied[job.connection] = applied.inbox_events
-    fail_on_delivery(applied)
+    batch.applied[job.connection] = applied.summary.inbox_events
+    fail_on_delivery(applied.summary)
 
 
 async def _report(app: str, label: str, engine: Store, report: PollBatch, applies: BatchApplies) -> PollBatch:
     """The batch's artifact and log line, then its result; PollsFailed when a poll failed. What a poll left behind
     does later is not this run's: `report` is a copy taken when the batch ended."""
     await applies.publish(app, label, report.held, engine, get_settings())
-    if report.changed or report.needs_reauth or report.failed:
-        get_run_logger().info("polls of %s/%s: %s", app, label, report.model_dump(exclude_defaults=True))
-    if report.failed:
+    if report.failed:  # the run's failure names them; its result is this report
         raise PollsFailed(report)
+    if report.changed or report.needs_reauth:
+        get_run_logger().info("polls of %s/%s: %s", app, label, report.model_dump(exclude_defaults=True))
     return report
 
 
