@@ -5,10 +5,11 @@ tags, a summary artifact and a log line, all SQLite writes: with every poll hear
 batches waited on the server's answers while the machine idled. Here a connection's drain is a plain call, and
 the batch publishes one artifact listing each connection's figures.
 
-Single flight holds as for every other run: the batch takes the connection's turn in this process
-(`take_turn`) and its Prefect slot (`single_flight`), waiting for neither. A connection that another run holds
-(a webhook's apply-inbox, an import, a reconciliation) is left at once: its changes stay in the inbox, for that
-run or the connection's next poll.
+Single flight holds as for every other run: the batch takes the connection's turn in this process (`take_turn`:
+behind a run of this process applying it now, or not at all when one waits for it or keeps it warm) and its
+Prefect slot (`single_flight`), never waiting for the slot. A connection that another run holds (a webhook's
+apply-inbox, an import, a reconciliation) is left at once: its changes stay in the inbox, for that run or the
+connection's next poll.
 """
 
 from __future__ import annotations
