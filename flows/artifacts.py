@@ -21,7 +21,7 @@ from inlet.local import RunProgress, report_progress
 from inlet.settings import Settings
 from inlet.store import Store
 
-__all__ = ["Progress", "artifact_key", "publish_delivery_status", "publish_summary"]
+__all__ = ["Progress", "artifact_key", "publish_delivery_status", "publish_rows", "publish_summary"]
 
 
 def artifact_key(*parts: str) -> str:
@@ -72,6 +72,11 @@ async def publish_summary(*parts: str, summary: dict[str, Any]) -> None:
         table=[{"figure": name, "value": value} for name, value in summary.items()],
         description=f"{'/'.join(parts)}: run summary",
     )
+
+
+async def publish_rows(*parts: str, rows: list[dict[str, Any]], description: str) -> None:
+    """A table artifact with one row per item: a poll batch's connections, each with its figures."""
+    await acreate_table_artifact(key=artifact_key(*parts, "summary"), table=rows, description=description)
 
 
 async def publish_trigger(ui_path: str, *parts: str) -> None:

@@ -52,7 +52,7 @@ from inlet.store import (
     write_changes,
 )
 
-__all__ = ["IncrementalSummary", "apply_inbox", "apply_stranded", "incremental_import"]
+__all__ = ["IncrementalSummary", "apply_inbox", "apply_stranded", "drain_inbox", "incremental_import"]
 
 _FETCH_CONCURRENCY = 8
 _PLAIN_BATCH = 20  # inbox events a drain applies by plain calls, without child task runs
@@ -156,7 +156,7 @@ async def _apply(
             asked = time.perf_counter()
             async with single_flight(connection, run.settings.single_flight_lease_seconds, wait_seconds):
                 summary.seconds_waiting_for_slot = time.perf_counter() - asked
-                await _drain(run, summary)
+                await drain_inbox(run, summary)
                 if warm_seconds:
                     await _stay_warm(run, summary, warm_seconds)
             return await _report(run, summary, triggered_by)
@@ -174,14 +174,15 @@ async def _stay_warm(run: ImportRuntime, summary: IncrementalSummary, warm_secon
         if not arrived and not await changes_waiting(run.engine, connection):
             return
         before = summary.inbox_events
-        await _drain(run, summary)
+        await drain_inbox(run, summary)
         get_run_logger().info("%s: applied %d more inbox events", connection, summary.inbox_events - before)
         if not arrived:
             return
 
 
-async def _drain(run: ImportRuntime, summary: IncrementalSummary) -> None:
-    """Apply the inbox batch by batch until it is empty (or the team's app stops taking events)."""
+async def drain_inbox(run: ImportRuntime, summary: IncrementalSummary) -> None:
+    """Apply the inbox batch by batch until it is empty (or the team's app stops taking events); the caller holds
+    the connection's turn and slot."""
     job = run.job
     run_id = summary.flow_run_id
     scope = PageScope(job.tenant, job.connection, run.data_source, _generation(run), run_id or "local")

@@ -6,16 +6,14 @@ What is due comes from the store's sync policies (`inlet.store.claim_due`): a ne
 import, then polls every `poll_seconds`, and a reconciliation every `reconcile_seconds`. The stamps are stored,
 so a lost scheduler run loses nothing and adding a connection needs no prefect.yaml edit. An import or a
 reconciliation is a `sync-connection` task run of its own; the polls due at one tick are `sync-polls` task runs of
-up to `POLL_BATCH` connections of one app each, since a poll that hears nothing is one request and two store
-writes, much less than a task run costs the worker and the Prefect server. A poll that hears changes (or finds
-webhook events waiting) applies them in an `apply-inbox` task run of its own, tagged with the connection, inside
-the batch's run. A revoked grant pauses the connection as `needs_reauth` until it is connected again.
+up to `POLL_BATCH` connections of one app each (`flows.poll_batch`), which apply what they hear in their own run.
+A sync-connection run's poll applies what it heard in an `apply-inbox` task run, tagged with the connection,
+inside its run. A revoked grant pauses the connection as `needs_reauth` until it is connected again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import Iterable
 from typing import Annotated, Any, Literal
@@ -29,12 +27,13 @@ from connectors.errors import NeedsReauth
 from flows.events import emit_changed
 from flows.full_import import ImportSummary, full_import
 from flows.incremental_import import apply_inbox
+from flows.poll_batch import PollsFailed, pause_for_reauth, poll_time_limit, sync_polls
 from flows.poll_changes import poll
 from flows.runtime import ImportJob, open_runtime
 from flows.task_cache import NEVER_CACHED
 from inlet.service import maintain_subscriptions, run_tags
 from inlet.settings import get_settings
-from inlet.store import Due, Store, Vault, claim_due, inbox, poll_failed, reconciled, set_state, shared_store
+from inlet.store import Due, Store, Vault, claim_due, inbox, reconciled, shared_store
 
 __all__ = [
     "POLL_BATCH",
@@ -49,8 +48,6 @@ __all__ = [
 
 RUN_SECONDS = 65  # prefect.yaml starts a run every 60 s: the next one starts before this one stops ticking
 POLL_BATCH = 25  # connections per sync-polls task run
-POLLS_AT_ONCE = 8  # of a batch, in flight together
-POLL_TIME_LIMIT_FLOOR = 60.0  # seconds: the shortest default time limit of a poll in a batch
 
 
 class SchedulerSummary(BaseModel):
@@ -70,15 +67,6 @@ class SchedulerSummary(BaseModel):
     def add(self, other: SchedulerSummary) -> None:
         for name in type(self).model_fields:
             setattr(self, name, getattr(self, name) + getattr(other, name))
-
-
-class PollBatch(BaseModel):
-    """What one sync-polls run found, connection by connection."""
-
-    polled: int = 0
-    changed: list[str] = Field(default_factory=list)
-    needs_reauth: list[str] = Field(default_factory=list)
-    failed: dict[str, str] = Field(default_factory=dict)
 
 
 @flow(name="sync-scheduler", persist_result=False, log_prints=False)
@@ -180,79 +168,12 @@ async def sync_connection(
             drift = drift_of(await full_import(job))
             await anyio.to_thread.run_sync(reconciled, engine, connection, drift)
     except NeedsReauth as exc:
-        await _pause(engine, job, exc)
+        await pause_for_reauth(engine, job, exc)
 
 
-@task(
-    name="sync-polls",
-    task_run_name="polls/{app}/{label}",
-    cache_policy=NEVER_CACHED,  # not NO_CACHE: a task worker would serve it with DEFAULT (flows/task_cache.py)
-)
-async def sync_polls(
-    app: str, label: str, connections: list[tuple[str, str, str]], time_limit: float | None = None
-) -> PollBatch:
-    """Poll several connections of one app, a few at once; each that heard changes applies them in an
-    apply-inbox run of its own. One connection's failure is reported, and never stops the others' polls.
-
-    Each poll (with the apply of what it heard) has `time_limit` seconds (default: `poll_time_limit`): one that
-    runs past it is cancelled and reported as failed (a cut apply leaves its batch in the inbox), so a stuck
-    connection never holds the batch, nor the task worker's slot, for longer than that. The whole batch ends after
-    as many limits as it has rounds of POLLS_AT_ONCE, plus one, leaving behind (cancelled) any poll still running."""
-    engine = shared_store(get_settings().store_url)
-    limit = time_limit if time_limit and time_limit > 0 else poll_time_limit()
-    gate = asyncio.Semaphore(POLLS_AT_ONCE)
-    batch = PollBatch()
-
-    async def one(tenant: str, connection: str, data_source: str) -> None:
-        job = ImportJob(tenant=tenant, connection=connection, data_source=data_source)
-        async with gate:
-            bound = asyncio.timeout(limit)
-            try:
-                async with bound:
-                    changed = await _poll_and_apply(engine, job, wait_seconds=0)
-                batch.changed += [connection] if changed else []
-                batch.polled += 1
-            except NeedsReauth as exc:
-                batch.needs_reauth.append(connection)
-                await _pause(engine, job, exc)
-            except Exception as exc:  # reported below; the connection's next poll tries again
-                late = f"PollTimedOut: still running after {limit:g} s, cancelled (INLET_POLL_TIME_LIMIT_SECONDS)"
-                await _failed(engine, batch, connection, late if bound.expired() else f"{type(exc).__name__}: {exc}")
-
-    batch_limit = limit * (math.ceil(len(connections) / POLLS_AT_ONCE) + 1)
-    polls = {asyncio.ensure_future(one(*target)): target[1] for target in connections}
-    try:
-        _, late = await asyncio.wait(polls, timeout=batch_limit) if polls else (set(), set())
-    finally:
-        for running in polls:  # not waited for: a poll that ignores its cancellation must not hold the batch
-            running.cancel()
-    for running in late:
-        await _failed(engine, batch, polls[running], f"BatchTimedOut: the batch ran past {batch_limit:g} s")
-    for running in polls.keys() - late:  # one catches every Exception: what is left (SystemExit ...) goes on up
-        if not running.cancelled() and (error := running.exception()) is not None:
-            raise error
-    report = batch.model_copy(deep=True)  # what a poll left behind does later is not this run's
-    if report.failed:
-        raise PollsFailed(report)
-    if report.changed or report.needs_reauth:
-        get_run_logger().info("polls of %s: %s", app, report.model_dump(exclude_defaults=True))
-    return report
-
-
-class PollsFailed(Exception):
-    """Some polls of a batch failed (the others went through); each connection's next poll tries again."""
-
-    def __init__(self, batch: PollBatch) -> None:
-        failures = "; ".join(f"{connection}: {reason}" for connection, reason in batch.failed.items())
-        super().__init__(f"{len(batch.failed)} of {len(batch.failed) + batch.polled} polls failed: {failures}")
-        self.batch = batch
-
-
-async def _poll_and_apply(engine: Store, job: ImportJob, wait_seconds: float = 900) -> bool:
+async def _poll_and_apply(engine: Store, job: ImportJob) -> None:
     """Poll, then apply the connection's whole inbox in an apply-inbox run: what the poll heard and the webhook
-    events waiting there (whose own notice may have been lost). Whether there was anything to apply.
-
-    `wait_seconds` for the connection's slot: a batch (0) never waits behind a run holding it (an import)."""
+    events waiting there (whose own notice may have been lost), waiting for the connection's slot."""
     run = open_runtime(job, get_settings(), engine=engine)
     try:
         summary = await poll(run, str(task_run.id or ""))
@@ -261,32 +182,11 @@ async def _poll_and_apply(engine: Store, job: ImportJob, wait_seconds: float = 9
     data_source = run.data_source
     waiting = summary.added_to_inbox or await anyio.to_thread.run_sync(inbox.depth, engine, job.connection)
     if not waiting:
-        return False
+        return
     if summary.added_to_inbox:
         emit_changed(job.tenant, job.connection, source="poll", submit=False, runner="task-worker")
     with tags(*run_tags(job.tenant, job.connection)):
-        await apply_inbox(job.tenant, job.connection, data_source, wait_seconds=wait_seconds)
-    return True
-
-
-async def _failed(engine: Store, batch: PollBatch, connection: str, reason: str) -> None:
-    """Report a connection's failed poll in the batch's result and in its sync policy (`inlet status`)."""
-    batch.failed[connection] = reason[:300]
-    try:
-        await anyio.to_thread.run_sync(poll_failed, engine, connection, reason)
-    except Exception as exc:  # the store itself: the batch still reports it, and the other polls go on
-        get_run_logger().error("%s: its poll's failure was not stored: %s", connection, type(exc).__name__)
-
-
-def poll_time_limit(poll_seconds: float = 300) -> float:
-    """How long one poll of a batch may take: INLET_POLL_TIME_LIMIT_SECONDS, else the connection's poll interval,
-    at least POLL_TIME_LIMIT_FLOOR (a poll still running when its next one is due is stuck)."""
-    return get_settings().poll_time_limit_seconds or max(float(poll_seconds), POLL_TIME_LIMIT_FLOOR)
-
-
-async def _pause(engine: Store, job: ImportJob, exc: NeedsReauth) -> None:
-    await anyio.to_thread.run_sync(set_state, engine, job.tenant, job.connection, "needs_reauth", str(exc)[:300])
-    get_run_logger().warning("%s paused until it is connected again: %s", job.connection, exc)
+        await apply_inbox(job.tenant, job.connection, data_source)
 
 
 def drift_of(summary: ImportSummary) -> dict[str, int]:

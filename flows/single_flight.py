@@ -19,12 +19,12 @@ import httpx
 from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.client.schemas.responses import ConcurrencyLimitWithLeaseResponse
-from prefect.concurrency._leases import amaintain_concurrency_lease
 from prefect.exceptions import ObjectAlreadyExists
 
+from flows.slot_lease import kept
 from flows.slot_wanted import wanting
 
-__all__ = ["release", "single_flight", "staying_warm", "take_turn"]
+__all__ = ["SlotTaken", "release", "single_flight", "staying_warm", "take_turn"]
 
 
 @dataclass
@@ -32,6 +32,10 @@ class _Turns:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     waiting: bool = False
     warm: bool = False  # the run holding the turn watches the inbox and applies what arrives
+
+
+class SlotTaken(TimeoutError):
+    """Another run held the connection's slot for the whole wait (a TimeoutError, as callers have long caught)."""
 
 
 _turns: dict[tuple[int, str], _Turns] = {}
@@ -79,9 +83,10 @@ def _turns_of(connection: str) -> _Turns:
 async def single_flight(connection: str, lease_seconds: float = 60, wait_seconds: float = 900) -> AsyncIterator[None]:
     """Hold the connection's slot (`inlet-connection-<id>`, limit 1, created on first use).
 
-    The lease is renewed while the run lives; a killed run's slot frees itself `lease_seconds` later
+    The lease is renewed while the run lives (`flows.slot_lease`: SlotLost, the body cancelled, when a renewal
+    fails); a killed run's slot frees itself `lease_seconds` later
     (Prefect allows 60 s at least; its default of 300 s would stall the connection for five minutes).
-    After `wait_seconds` without the slot the run fails with a TimeoutError naming the limit, instead of
+    After `wait_seconds` without the slot the run fails with SlotTaken (a TimeoutError) naming the limit, instead of
     waiting forever for a slot that a crashed holder's server never reclaimed
     (`prefect gcl update inlet-connection-<id> --active-slots 0` frees it by hand).
 
@@ -91,7 +96,7 @@ async def single_flight(connection: str, lease_seconds: float = 60, wait_seconds
     """
     lease_id = await _acquire(connection, lease_seconds, wait_seconds)
     try:
-        async with amaintain_concurrency_lease(lease_id, lease_seconds, raise_on_lease_renewal_failure=True):
+        async with kept(lease_id, lease_seconds):
             yield
     finally:
         async with get_client() as client:
@@ -115,7 +120,7 @@ async def _acquire(connection: str, lease_seconds: float, wait_seconds: float) -
                     raise
                 waited = time.monotonic() - started
                 if waited >= wait_seconds:
-                    raise TimeoutError(f"no free slot on {name} within {wait_seconds:.0f}s") from None
+                    raise SlotTaken(f"no free slot on {name} within {wait_seconds:.0f}s") from None
                 if not said:
                     await waiting.enter_async_context(wanting(client, connection, lease_seconds))
                     said = True

@@ -19,7 +19,8 @@ import uvicorn
 from prefect.task_worker import TaskWorker, create_status_server
 
 from flows.incremental_import import apply_inbox
-from flows.scheduler import sync_connection, sync_polls
+from flows.poll_batch import sync_polls
+from flows.scheduler import sync_connection
 from flows.task_parameters import TidyTaskWorker
 from flows.warm import leave_when_worker_full
 

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-import flows.scheduler
+import flows.poll_batch
+from flows.batch_apply import BatchApplies
+from flows.poll_batch import PollBatch, PollsFailed, sync_polls
 from flows.runtime import ImportJob
-from flows.scheduler import PollsFailed, sync_polls
 from inlet.settings import get_settings
 
 
@@ -20,15 +21,14 @@ def test_a_batch_ends_when_a_poll_ignores_its_cancellation(tmp_path: Path, monke
     get_settings.cache_clear()
     released = False
 
-    async def poll_and_apply(engine: Any, job: ImportJob, wait_seconds: float = 900) -> bool:
+    async def poll_and_apply(engine: Any, job: ImportJob, batch: PollBatch, applies: BatchApplies) -> None:
         while job.connection == "stubborn" and not released:
             try:
                 await asyncio.sleep(3600)
             except asyncio.CancelledError:  # swallowed: neither its own limit nor the batch's cancels it
                 continue
-        return False
 
-    monkeypatch.setattr(flows.scheduler, "_poll_and_apply", poll_and_apply)
+    monkeypatch.setattr(flows.poll_batch, "_poll_and_apply", poll_and_apply)
 
     async def batch() -> PollsFailed:
         nonlocal released

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import pytest
 from prefect._internal.concurrency.services import _QueueServiceBase
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import PrefectClient, get_client
 
-from flows.single_flight import single_flight
+import flows.slot_lease
+from flows.single_flight import SlotTaken, single_flight
+from flows.slot_lease import SlotLost
 
 
 def _connection() -> str:
@@ -75,3 +78,31 @@ async def test_many_connections_leave_no_service_behind(prefect_api: str) -> Non
             pass
     assert _services() == before
     assert [await _active_slots(c) for c in connections] == [0] * 20
+
+
+async def test_the_lease_is_renewed_while_held_and_a_failed_renewal_stops_the_holder(
+    prefect_api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Renewals come every 0.6 s of a 60 s lease here (the first one then, not on entry); while they go through the
+    slot stays taken, and the first that fails cancels the holder with SlotLost and gives the slot back."""
+    connection, renewals, refuse = _connection(), [], False
+    renew = PrefectClient.renew_concurrency_lease
+
+    async def counted(self: PrefectClient, lease_id: uuid.UUID, lease_duration: float) -> Any:
+        if refuse:
+            raise RuntimeError("the server lost the lease")
+        renewals.append(lease_id)
+        return await renew(self, lease_id=lease_id, lease_duration=lease_duration)
+
+    monkeypatch.setattr(flows.slot_lease, "_RENEW_AT", 0.01)
+    monkeypatch.setattr(PrefectClient, "renew_concurrency_lease", counted)
+    with pytest.raises(SlotLost, match="the server lost the lease"):
+        async with single_flight(connection):
+            while len(renewals) < 2:  # progress: two renewals went through
+                await asyncio.sleep(0.05)
+            with pytest.raises(SlotTaken):
+                async with single_flight(connection, wait_seconds=0):
+                    pass
+            refuse = True
+            await asyncio.Event().wait()  # only the lost lease ends this
+    assert len(set(renewals)) == 1 and await _active_slots(connection) == 0
