@@ -10,12 +10,13 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +34,49 @@ _LOGS: dict[int, Path] = {}
 
 
 def free_port() -> int:
-    """Return a TCP port that was free on 127.0.0.1 a moment ago (bound to port 0, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
+    """Return a TCP port that was free on 127.0.0.1 a moment ago, from outside the kernel's ephemeral range, and
+    never one this process returned before (while the range lasts).
+
+    A port from that range (what binding to port 0 gives) can become any outgoing connection's source port
+    before the server that asked for it binds it: under load, with many loopback connections, a test's app then
+    failed with "address already in use". Ports below the range are given only to a bind that names them; each
+    process walks them in an order of its own, so two processes rarely try the same one, and a port taken is
+    skipped."""
+    for _ in range(1000):
+        port = next(_ports(), None)
+        if port is None:  # every port handed out once: start over (those still in use fail to bind)
+            _shuffled_ports.clear()
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((HOST, port))
+            except OSError:  # taken: the next one
+                continue
+            return port
+    raise ProcessError(f"no free TCP port on {HOST} below the ephemeral range")
+
+
+_FIRST_PORT = 20000  # above the well-known services' ports (PostgreSQL, Redis, Prefect's 4200, ...)
+_shuffled_ports: list[Iterator[int]] = []
+
+
+def _ports() -> Iterator[int]:
+    """This process's walk through the ports from _FIRST_PORT to the ephemeral range, in a random order."""
+    if not _shuffled_ports:
+        low, _ = _ephemeral_range()
+        ports = list(range(_FIRST_PORT, max(low, _FIRST_PORT + 1000)))
+        random.shuffle(ports)
+        _shuffled_ports.append(iter(ports))
+    return _shuffled_ports[0]
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's range of source ports for outgoing connections (Linux; elsewhere its default)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def local_client(**kwargs: Any) -> httpx.Client:
