@@ -22,11 +22,10 @@ from flows.artifacts import publish_delivery_status, publish_rows
 from flows.incremental_import import IncrementalSummary, drain_inbox
 from flows.runtime import ImportRuntime
 from flows.single_flight import SlotTaken, single_flight, take_turn
-from inlet.errors import DeliveryError
 from inlet.settings import Settings
 from inlet.store import Store
 
-__all__ = ["Applied", "BatchApplies", "apply_polled", "fail_on_delivery"]
+__all__ = ["Applied", "BatchApplies", "apply_polled"]
 
 _HELD = "held by another run: its changes wait in the inbox for that run or the next poll"
 _FIGURES = ("inbox_events", "created", "updated", "deleted", "unchanged", "quarantined", "poison_events")
@@ -60,12 +59,6 @@ async def apply_polled(run: ImportRuntime, run_id: str) -> Applied | None:
         except SlotTaken:
             return None
         return Applied(summary, round(time.perf_counter() - asked - drained, 3), round(drained, 3))
-
-
-def fail_on_delivery(summary: IncrementalSummary) -> None:
-    """Raise DeliveryError when the team's app did not take everything the drain wrote (as apply-inbox does)."""
-    if summary.pending_delivery or summary.delivery_error:
-        raise DeliveryError(summary.delivery_error or "the team's app did not take the events; they wait in the outbox")
 
 
 @dataclass

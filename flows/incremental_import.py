@@ -52,7 +52,14 @@ from inlet.store import (
     write_changes,
 )
 
-__all__ = ["IncrementalSummary", "apply_inbox", "apply_stranded", "drain_inbox", "incremental_import"]
+__all__ = [
+    "IncrementalSummary",
+    "apply_inbox",
+    "apply_stranded",
+    "drain_inbox",
+    "fail_on_delivery",
+    "incremental_import",
+]
 
 _FETCH_CONCURRENCY = 8
 _PLAIN_BATCH = 20  # inbox events a drain applies by plain calls, without child task runs
@@ -225,9 +232,15 @@ async def _report(
         await publish_delivery_status(run.engine, run.settings)
     figures = ", ".join(f"{name} {value}" for name, value in summary.model_dump().items())
     get_run_logger().info("incremental import of %s/%s: %s", job.tenant, job.connection, figures)
+    fail_on_delivery(summary)
+    return summary
+
+
+def fail_on_delivery(summary: IncrementalSummary) -> None:
+    """Raise DeliveryError when the team's app did not take everything the drain wrote (the events wait in the
+    outbox; `inlet status` shows the destination's breaker and dead letters)."""
     if summary.pending_delivery or summary.delivery_error:
         raise DeliveryError(summary.delivery_error or "the team's app did not take the events; they wait in the outbox")
-    return summary
 
 
 @task(name="fetch-records", cache_policy=NO_CACHE, persist_result=False)

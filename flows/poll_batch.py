@@ -15,8 +15,9 @@ from prefect.runtime import task_run
 from pydantic import BaseModel, Field
 
 from connectors.errors import NeedsReauth
-from flows.batch_apply import BatchApplies, apply_polled, fail_on_delivery
+from flows.batch_apply import BatchApplies, apply_polled
 from flows.events import emit_changed
+from flows.incremental_import import fail_on_delivery
 from flows.poll_changes import poll
 from flows.runtime import ImportJob, open_runtime
 from flows.task_cache import NEVER_CACHED
